@@ -1,0 +1,515 @@
+//! Schema inference: a [`Node`] collects, per column path, the set of value kinds seen in the
+//! sampled records (and the first example of each kind); [`Node::resolve`] turns the kinds into
+//! an Arrow type. Merging two nodes is a union, so inference over objects, partitions and crawls
+//! is order-independent, and a field seen in any sampled record is never dropped.
+//!
+//! Widening: int ⊔ float = double; RFC 3339 ⊔ naive ISO 8601 = timestamp; anything else that
+//! mixes families (number and string, struct and scalar, timestamp and free text) becomes a
+//! string and is reported as a [`Conflict`] with one example per kind.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
+use serde_json::Value;
+
+/// Arrow field metadata key telling how a timestamp column is written in the source.
+pub const TIMESTAMP_SOURCE: &str = "sluice.timestamp_source";
+
+const MAX_EXAMPLE_CHARS: usize = 80;
+
+/// The kind of one observed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Null,
+    Bool,
+    Int,
+    Float,
+    EpochSeconds,
+    EpochMillis,
+    TimestampTz,
+    TimestampNaive,
+    String,
+    Struct,
+    List,
+}
+
+impl Kind {
+    const ALL: [Kind; 11] = [
+        Kind::Null,
+        Kind::Bool,
+        Kind::Int,
+        Kind::Float,
+        Kind::EpochSeconds,
+        Kind::EpochMillis,
+        Kind::TimestampTz,
+        Kind::TimestampNaive,
+        Kind::String,
+        Kind::Struct,
+        Kind::List,
+    ];
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+
+    /// The catalog's name for the kind, as shown in conflicts.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "boolean",
+            Kind::Int | Kind::EpochSeconds | Kind::EpochMillis => "bigint",
+            Kind::Float => "double",
+            Kind::TimestampTz | Kind::TimestampNaive => "timestamp",
+            Kind::String => "string",
+            Kind::Struct => "struct",
+            Kind::List => "array",
+        }
+    }
+}
+
+/// A column that mixed kinds which cannot widen into one another: it is typed `string`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Conflict {
+    /// Dotted path of the column (`location.alt`, `tags[]`).
+    pub path: String,
+    /// The kinds seen, by catalog type name.
+    pub types: Vec<String>,
+    /// One example value per type name.
+    pub examples: Vec<(String, String)>,
+}
+
+/// Inferred shape of one column path (or of a whole record, as a struct).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Node {
+    kinds: u16,
+    fields: Vec<(String, Node)>,
+    field_index: HashMap<String, usize>,
+    item: Option<Box<Node>>,
+    examples: Vec<(Kind, String)>,
+}
+
+impl Node {
+    /// An empty record shape.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True when nothing was observed.
+    pub fn is_empty(&self) -> bool {
+        self.kinds == 0
+    }
+
+    fn has(&self, kind: Kind) -> bool {
+        self.kinds & kind.bit() != 0
+    }
+
+    /// Top-level field names, in first-seen order.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|(name, _)| name.as_str())
+    }
+
+    fn mark(&mut self, kind: Kind, example: impl FnOnce() -> String) {
+        if !self.has(kind) {
+            self.kinds |= kind.bit();
+            if !matches!(kind, Kind::Null | Kind::Struct | Kind::List) {
+                let mut text = example();
+                if text.chars().count() > MAX_EXAMPLE_CHARS {
+                    text = text.chars().take(MAX_EXAMPLE_CHARS).collect::<String>() + "…";
+                }
+                self.examples.push((kind, text));
+            }
+        }
+    }
+
+    fn field_mut(&mut self, name: &str) -> &mut Node {
+        let index = match self.field_index.get(name) {
+            Some(&index) => index,
+            None => {
+                self.fields.push((name.to_owned(), Node::default()));
+                self.field_index
+                    .insert(name.to_owned(), self.fields.len() - 1);
+                self.fields.len() - 1
+            }
+        };
+        &mut self.fields[index].1
+    }
+
+    /// Observes one record (or value); `name` is the field name, used to detect epoch times.
+    pub fn observe(&mut self, value: &Value, name: &str) {
+        match value {
+            Value::Null => self.mark(Kind::Null, String::new),
+            Value::Bool(b) => self.mark(Kind::Bool, || b.to_string()),
+            Value::Number(number) => {
+                let kind = match number.as_i64() {
+                    Some(int) => epoch_kind(name, int).unwrap_or(Kind::Int),
+                    None => Kind::Float,
+                };
+                self.mark(kind, || number.to_string());
+            }
+            Value::String(text) => self.mark(string_kind(text), || format!("{text:?}")),
+            Value::Array(items) => {
+                self.mark(Kind::List, String::new);
+                let item = self.item.get_or_insert_with(Box::default);
+                for element in items {
+                    item.observe(element, name);
+                }
+            }
+            Value::Object(map) => {
+                self.mark(Kind::Struct, String::new);
+                for (key, field_value) in map {
+                    self.field_mut(key).observe(field_value, key);
+                }
+            }
+        }
+    }
+
+    /// Unions another node into this one.
+    pub fn merge(&mut self, other: &Node) {
+        for (kind, example) in &other.examples {
+            if !self.has(*kind) {
+                self.examples.push((*kind, example.clone()));
+            }
+        }
+        self.kinds |= other.kinds;
+        for (name, child) in &other.fields {
+            self.field_mut(name).merge(child);
+        }
+        if let Some(other_item) = &other.item {
+            self.item.get_or_insert_with(Box::default).merge(other_item);
+        }
+    }
+
+    /// Rebuilds the node that resolves to a stored Arrow field, so that a later crawl merges
+    /// new observations into the table's current schema.
+    pub fn from_field(field: &Field) -> Node {
+        let mut node = Node::default();
+        let source = field.metadata().get(TIMESTAMP_SOURCE).map(String::as_str);
+        match field.data_type() {
+            DataType::Null => node.kinds = Kind::Null.bit(),
+            DataType::Boolean => node.kinds = Kind::Bool.bit(),
+            dt if dt.is_integer() => node.kinds = Kind::Int.bit(),
+            dt if dt.is_floating()
+                || matches!(dt, DataType::Decimal128(..) | DataType::Decimal256(..)) =>
+            {
+                node.kinds = Kind::Float.bit()
+            }
+            DataType::Timestamp(_, tz) => {
+                node.kinds = match source {
+                    Some("epoch_seconds") => Kind::EpochSeconds.bit(),
+                    Some("epoch_millis") => Kind::EpochMillis.bit(),
+                    Some("rfc3339") => Kind::TimestampTz.bit(),
+                    Some("iso8601") if tz.is_some() => {
+                        Kind::TimestampTz.bit() | Kind::TimestampNaive.bit()
+                    }
+                    _ if tz.is_some() => Kind::TimestampTz.bit(),
+                    _ => Kind::TimestampNaive.bit(),
+                }
+            }
+            DataType::Struct(children) => {
+                node.kinds = Kind::Struct.bit();
+                for child in children {
+                    *node.field_mut(child.name()) = Node::from_field(child);
+                }
+            }
+            DataType::List(item) | DataType::LargeList(item) => {
+                node.kinds = Kind::List.bit();
+                node.item = Some(Box::new(Node::from_field(item)));
+            }
+            _ => node.kinds = Kind::String.bit(),
+        }
+        node
+    }
+
+    /// Rebuilds a record node from a stored schema.
+    pub fn from_schema(schema: &Schema) -> Node {
+        let mut node = Node {
+            kinds: Kind::Struct.bit(),
+            ..Node::default()
+        };
+        for field in schema.fields() {
+            *node.field_mut(field.name()) = Node::from_field(field);
+        }
+        node
+    }
+
+    /// Resolves a record node into an Arrow schema and the conflicts found on the way.
+    pub fn resolve_schema(&self) -> (Schema, Vec<Conflict>) {
+        let mut conflicts = Vec::new();
+        let fields: Vec<Field> = self
+            .fields
+            .iter()
+            .map(|(name, child)| child.resolve(name, name, &mut conflicts))
+            .collect();
+        (Schema::new(fields), conflicts)
+    }
+
+    fn resolve(&self, name: &str, path: &str, conflicts: &mut Vec<Conflict>) -> Field {
+        let non_null = self.kinds & !Kind::Null.bit();
+        let field = |data_type| Field::new(name, data_type, true);
+        let only = |kinds: &[Kind]| non_null & !kinds.iter().fold(0, |acc, k| acc | k.bit()) == 0;
+        let timestamp = |tz: bool, source: &str| {
+            let tz: Option<Arc<str>> = tz.then(|| "UTC".into());
+            field(DataType::Timestamp(TimeUnit::Microsecond, tz))
+                .with_metadata(source_metadata(source))
+        };
+        if non_null == 0 {
+            return field(DataType::Null);
+        }
+        if only(&[Kind::Bool]) {
+            return field(DataType::Boolean);
+        }
+        if non_null == Kind::EpochSeconds.bit() {
+            return timestamp(true, "epoch_seconds");
+        }
+        if non_null == Kind::EpochMillis.bit() {
+            return timestamp(true, "epoch_millis");
+        }
+        if only(&[Kind::Int, Kind::EpochSeconds, Kind::EpochMillis]) {
+            return field(DataType::Int64);
+        }
+        if only(&[
+            Kind::Int,
+            Kind::Float,
+            Kind::EpochSeconds,
+            Kind::EpochMillis,
+        ]) {
+            return field(DataType::Float64);
+        }
+        if non_null == Kind::TimestampTz.bit() {
+            return timestamp(true, "rfc3339");
+        }
+        if non_null == Kind::TimestampNaive.bit() {
+            return timestamp(false, "iso8601");
+        }
+        if only(&[Kind::TimestampTz, Kind::TimestampNaive]) {
+            return timestamp(true, "iso8601");
+        }
+        if only(&[Kind::String]) {
+            return field(DataType::Utf8);
+        }
+        if only(&[Kind::Struct]) {
+            let children: Fields = self
+                .fields
+                .iter()
+                .map(|(child_name, child)| {
+                    child.resolve(child_name, &format!("{path}.{child_name}"), conflicts)
+                })
+                .collect();
+            return field(DataType::Struct(children));
+        }
+        if only(&[Kind::List]) {
+            let item = match &self.item {
+                Some(item) => item.resolve("item", &format!("{path}[]"), conflicts),
+                None => Field::new("item", DataType::Null, true),
+            };
+            return field(DataType::List(Arc::new(item)));
+        }
+        conflicts.push(self.conflict(path));
+        field(DataType::Utf8)
+    }
+
+    fn conflict(&self, path: &str) -> Conflict {
+        let mut types: Vec<String> = Vec::new();
+        for kind in Kind::ALL {
+            if kind != Kind::Null && self.has(kind) && !types.iter().any(|t| t == kind.type_name())
+            {
+                types.push(kind.type_name().to_owned());
+            }
+        }
+        let mut examples: Vec<(String, String)> = Vec::new();
+        for (kind, example) in &self.examples {
+            if *kind != Kind::Null && !examples.iter().any(|(t, _)| t == kind.type_name()) {
+                examples.push((kind.type_name().to_owned(), example.clone()));
+            }
+        }
+        examples.sort();
+        Conflict {
+            path: path.to_owned(),
+            types,
+            examples,
+        }
+    }
+}
+
+/// Field metadata recording how a timestamp column is written in the source.
+pub fn source_metadata(source: &str) -> HashMap<String, String> {
+    HashMap::from([(TIMESTAMP_SOURCE.to_owned(), source.to_owned())])
+}
+
+/// Integers in a field whose name says it is a time, and whose magnitude fits, are epoch times.
+fn epoch_kind(name: &str, value: i64) -> Option<Kind> {
+    let lower = name.to_ascii_lowercase();
+    let says_millis = ["_ms", "millis", "_msec"]
+        .iter()
+        .any(|suffix| lower.ends_with(suffix));
+    let says_time = says_millis
+        || lower == "ts"
+        || lower == "time"
+        || lower == "epoch"
+        || [
+            "_ts",
+            "_time",
+            "timestamp",
+            "_epoch",
+            "_at",
+            "_sec",
+            "_seconds",
+            "time_s",
+        ]
+        .iter()
+        .any(|suffix| lower.ends_with(suffix));
+    if !says_time {
+        return None;
+    }
+    let seconds = (1_000_000_000..10_000_000_000).contains(&value);
+    let millis = (1_000_000_000_000..10_000_000_000_000).contains(&value);
+    match (seconds, millis) {
+        (true, _) if !says_millis => Some(Kind::EpochSeconds),
+        (_, true) => Some(Kind::EpochMillis),
+        _ => None,
+    }
+}
+
+/// RFC 3339 (with an offset) or ISO 8601 (naive) timestamps in strings.
+fn string_kind(text: &str) -> Kind {
+    let bytes = text.as_bytes();
+    let looks_like_date = bytes.len() >= 19
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && matches!(bytes[10], b'T' | b't' | b' ');
+    if !looks_like_date {
+        return Kind::String;
+    }
+    if chrono::DateTime::parse_from_rfc3339(text).is_ok() {
+        return Kind::TimestampTz;
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if chrono::NaiveDateTime::parse_from_str(text, format).is_ok() {
+            return Kind::TimestampNaive;
+        }
+    }
+    Kind::String
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn infer(records: &[Value]) -> (Schema, Vec<Conflict>) {
+        let mut node = Node::new();
+        for record in records {
+            node.observe(record, "");
+        }
+        node.resolve_schema()
+    }
+
+    fn types(schema: &Schema) -> Vec<String> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| format!("{}: {}", f.name(), f.data_type()))
+            .collect()
+    }
+
+    #[test]
+    fn ints_widen_to_double_and_fields_are_never_dropped() {
+        let (schema, conflicts) = infer(&[
+            json!({"a": 1}),
+            json!({"a": 2.5, "b": true}),
+            json!({"c": null}),
+        ]);
+        assert_eq!(types(&schema), ["a: Float64", "b: Boolean", "c: Null"]);
+        assert!(conflicts.is_empty());
+    }
+
+    #[test]
+    fn timestamps_are_detected_in_strings_and_epoch_fields() {
+        let (schema, _) = infer(&[json!({
+            "ts": "2024-05-30T00:00:01.123Z",
+            "local": "2024-05-30 10:00:00",
+            "arrivalTimestamp": 1717027201000_i64,
+            "created_at": 1717027201,
+            "count": 1717027201,
+            "name": "2024 was a year"
+        })]);
+        let source = |i: usize| schema.field(i).metadata().get(TIMESTAMP_SOURCE).cloned();
+        assert_eq!(
+            schema.field(0).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
+        assert_eq!(source(0).as_deref(), Some("rfc3339"));
+        assert_eq!(
+            schema.field(1).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
+        assert_eq!(source(2).as_deref(), Some("epoch_millis"));
+        assert_eq!(source(3).as_deref(), Some("epoch_seconds"));
+        assert_eq!(schema.field(4).data_type(), &DataType::Int64);
+        assert_eq!(schema.field(5).data_type(), &DataType::Utf8);
+    }
+
+    #[test]
+    fn conflicts_become_strings_with_examples() {
+        let (schema, conflicts) = infer(&[
+            json!({"t": 1.5, "loc": {"alt": 3}}),
+            json!({"t": "n/a", "loc": {"alt": {"m": 1}}}),
+        ]);
+        assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(conflicts.len(), 2);
+        assert_eq!(conflicts[0].path, "t");
+        assert_eq!(conflicts[0].types, ["double", "string"]);
+        assert_eq!(
+            conflicts[0].examples,
+            [
+                ("double".to_owned(), "1.5".to_owned()),
+                ("string".to_owned(), "\"n/a\"".to_owned())
+            ]
+        );
+        assert_eq!(conflicts[1].path, "loc.alt");
+    }
+
+    #[test]
+    fn nested_structs_and_lists_merge() {
+        let (schema, _) = infer(&[
+            json!({"loc": {"lat": 1}, "tags": ["a"]}),
+            json!({"loc": {"lat": 1.5, "alt": 2}, "tags": []}),
+        ]);
+        assert_eq!(
+            types(&schema),
+            [
+                r#"loc: Struct("lat": Float64, "alt": Int64)"#,
+                r#"tags: List(Utf8)"#
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stored_schema_round_trips_through_a_node() {
+        let (schema, _) = infer(&[json!({
+            "ts": "2024-05-30T00:00:01Z", "e": 1717027201000_i64, "x": [1.5], "s": {"a": "b"}, "n": null
+        })]);
+        let (again, _) = Node::from_schema(&schema).resolve_schema();
+        assert_eq!(schema, again);
+    }
+
+    #[test]
+    fn merging_is_order_independent() {
+        let a = json!({"x": 1, "y": "2024-05-30T00:00:01Z"});
+        let b = json!({"x": 2.0, "y": "2024-05-30T00:00:01"});
+        let (mut left, mut right) = (Node::new(), Node::new());
+        left.observe(&a, "");
+        left.observe(&b, "");
+        right.observe(&b, "");
+        right.observe(&a, "");
+        let (l, _) = left.resolve_schema();
+        let (r, _) = right.resolve_schema();
+        assert_eq!(types(&l), ["x: Float64", "y: Timestamp(µs, \"UTC\")"]);
+        assert_eq!(
+            l.fields().iter().map(|f| f.data_type()).collect::<Vec<_>>(),
+            r.fields().iter().map(|f| f.data_type()).collect::<Vec<_>>()
+        );
+    }
+}

@@ -1,0 +1,629 @@
+//! The Glue-style crawler: turns landed objects under a prefix into catalog tables.
+//!
+//! Decide, then do: [`plan::select`] picks the objects to read, [`sample::analyze`] learns each
+//! object's compression, format, schema and record count (off the async runtime, in parallel),
+//! [`group::group`] sorts them into tables, and one transaction ([`Catalog::commit_crawl`])
+//! records the outcome. A bad object is recorded as failed with its reason; the crawl goes on.
+
+pub mod group;
+pub mod infer;
+pub mod layout;
+pub mod plan;
+mod records;
+pub mod sample;
+pub mod sniff;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::datatypes::{DataType, Field};
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use serde::Serialize;
+use tracing::{info, instrument, warn};
+
+use crate::Result;
+use crate::catalog::schema::{SchemaDiff, diff, encode_schema};
+use crate::catalog::{
+    Catalog, CatalogDbName, CrawlCommit, ObjectWrite, PartitionWrite, SchemaPolicy, TableKind,
+    TableName, TableWrite,
+};
+use crate::lake::{Lake, LakeKey};
+use group::{ExistingTable, GroupingOptions, Member};
+use infer::{Conflict, Node};
+use layout::KeyLayout;
+use plan::ListedObject;
+pub use sample::{ObjectAnalysis, ObjectFailure, SampleOptions};
+use sniff::{Compression, Format};
+
+/// Progress of a crawl, for progress bars.
+#[derive(Debug, Clone)]
+pub enum CrawlProgress {
+    /// The objects to read are known.
+    Planned { objects: usize },
+    /// One object was read.
+    ObjectDone { key: String },
+}
+
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(CrawlProgress) + Send + Sync>;
+
+/// What to crawl and how.
+#[derive(Clone)]
+pub struct CrawlOptions {
+    pub catalog_db: CatalogDbName,
+    /// Key prefix under the lake root (empty: the whole lake).
+    pub prefix: LakeKey,
+    /// Read every object again, not only new and changed ones.
+    pub recrawl: bool,
+    pub sample: SampleOptions,
+    pub grouping: GroupingOptions,
+    /// Schema-change policy of the tables this crawl creates.
+    pub schema_policy: SchemaPolicy,
+    /// Prepended to the names of new tables.
+    pub table_prefix: String,
+    /// Objects read at once.
+    pub concurrency: usize,
+    pub progress: Option<ProgressFn>,
+}
+
+impl CrawlOptions {
+    /// Defaults for a prefix: sampled and verified objects, `update` policy, one object per core
+    /// in flight (twice that, to overlap reads).
+    pub fn new(catalog_db: CatalogDbName, prefix: LakeKey) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            catalog_db,
+            prefix,
+            recrawl: false,
+            sample: SampleOptions::default(),
+            grouping: GroupingOptions::default(),
+            schema_policy: SchemaPolicy::Update,
+            table_prefix: String::new(),
+            concurrency: cores * 2,
+            progress: None,
+        }
+    }
+}
+
+/// A new schema version (or a logged change) of one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableChange {
+    pub table: String,
+    pub version: Option<i64>,
+    pub diff: SchemaDiff,
+}
+
+/// A table split off from the first table at its location.
+#[derive(Debug, Clone, Serialize)]
+pub struct Split {
+    pub table: String,
+    pub location: String,
+    pub reason: String,
+}
+
+/// An object that could not be catalogued.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub key: String,
+    pub reason: String,
+}
+
+/// A type conflict found in a table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableConflict {
+    pub table: String,
+    #[serde(flatten)]
+    pub conflict: Conflict,
+}
+
+/// What a crawl did; stored with the crawl and printed by `sluice crawl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrawlReport {
+    pub crawl_id: i64,
+    pub catalog_db: String,
+    pub prefix: String,
+    pub objects_listed: usize,
+    pub objects_hidden: usize,
+    pub objects_unchanged: usize,
+    pub objects_new: usize,
+    pub objects_changed: usize,
+    pub objects_crawled: usize,
+    pub objects_failed: usize,
+    pub tables_created: Vec<String>,
+    pub tables_updated: Vec<String>,
+    pub schema_versions: Vec<TableChange>,
+    pub logged_changes: Vec<TableChange>,
+    pub splits: Vec<Split>,
+    pub conflicts: Vec<TableConflict>,
+    pub failures: Vec<Failure>,
+    pub partitions: usize,
+    pub records: u64,
+    pub malformed_in_sample: u64,
+    pub bytes_read: u64,
+    pub duration_ms: u64,
+}
+
+/// One object after reading.
+struct Read {
+    object: ListedObject,
+    outcome: std::result::Result<ObjectAnalysis, ObjectFailure>,
+}
+
+/// Crawls `options.prefix` and records what it finds in the catalog.
+#[instrument(skip_all, fields(prefix = %options.prefix, catalog_db = %options.catalog_db))]
+pub async fn crawl(lake: &Lake, catalog: &Catalog, options: &CrawlOptions) -> Result<CrawlReport> {
+    let started = Instant::now();
+    let crawl_id = catalog
+        .begin_crawl(&options.catalog_db, options.prefix.as_str())
+        .await?;
+    match run(lake, catalog, options, crawl_id, started).await {
+        Ok(report) => {
+            info!(
+                crawl = crawl_id,
+                crawled = report.objects_crawled,
+                failed = report.objects_failed,
+                unchanged = report.objects_unchanged,
+                tables_created = report.tables_created.len(),
+                duration_ms = report.duration_ms,
+                "crawl finished"
+            );
+            Ok(report)
+        }
+        Err(err) => {
+            warn!(crawl = crawl_id, error = %err, "crawl failed");
+            let elapsed = started.elapsed().as_millis() as i64;
+            if let Err(record_err) = catalog
+                .fail_crawl(crawl_id, &err.to_string(), elapsed)
+                .await
+            {
+                warn!(crawl = crawl_id, error = %record_err, "could not record the crawl's failure");
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn list(lake: &Lake, prefix: &LakeKey) -> Result<Vec<ListedObject>> {
+    let path = (!prefix.as_str().is_empty()).then(|| lake.path(prefix));
+    let metas: Vec<object_store::ObjectMeta> =
+        lake.store().list(path.as_ref()).try_collect().await?;
+    Ok(metas
+        .into_iter()
+        .map(|meta| ListedObject {
+            key: meta.location.to_string(),
+            size: meta.size,
+            etag: meta.e_tag,
+            last_modified_ms: meta.last_modified.timestamp_millis(),
+        })
+        .collect())
+}
+
+async fn read_object(lake: &Lake, object: ListedObject, sample: SampleOptions) -> Result<Read> {
+    let path = object_store::path::Path::from(object.key.as_str());
+    let bytes = lake.store().get(&path).await?.bytes().await?;
+    let outcome = tokio::task::spawn_blocking(move || {
+        if bytes.starts_with(b"PAR1") {
+            parquet_analysis(bytes)
+        } else {
+            sample::analyze(&bytes, &sample)
+        }
+    })
+    .await?;
+    Ok(Read { object, outcome })
+}
+
+/// A Parquet object: the schema and row count come from its footer.
+fn parquet_analysis(bytes: bytes::Bytes) -> std::result::Result<ObjectAnalysis, ObjectFailure> {
+    let failure = |detail: String| ObjectFailure::Parquet { detail };
+    let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&bytes)
+        .map_err(|e| failure(e.to_string()))?;
+    let file = metadata.file_metadata();
+    let schema =
+        parquet::arrow::parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())
+            .map_err(|e| failure(e.to_string()))?;
+    Ok(ObjectAnalysis {
+        compression: Compression::None,
+        format: Format::Parquet,
+        schema: Node::from_schema(&schema),
+        raw_data_schema: None,
+        sampled_records: 0,
+        malformed_records: 0,
+        malformed_examples: Vec::new(),
+        records: file.num_rows().max(0) as u64,
+        records_exact: true,
+        error_codes: BTreeMap::new(),
+        decompressed_bytes: bytes.len() as u64,
+    })
+}
+
+async fn run(
+    lake: &Lake,
+    catalog: &Catalog,
+    options: &CrawlOptions,
+    crawl_id: i64,
+    started: Instant,
+) -> Result<CrawlReport> {
+    let prefix = options.prefix.as_str();
+    let key_prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    let listed = list(lake, &options.prefix).await?;
+    let objects_listed = listed.len();
+    let known = catalog.known_objects(&key_prefix).await?;
+    let selection = plan::select(listed, &known, &key_prefix, options.recrawl);
+    if let Some(progress) = &options.progress {
+        progress(CrawlProgress::Planned {
+            objects: selection.to_crawl.len(),
+        });
+    }
+
+    let mut reads: Vec<Read> = futures::stream::iter(selection.to_crawl.iter().cloned())
+        .map(|object| read_object(lake, object, options.sample.clone()))
+        .buffer_unordered(options.concurrency.max(1))
+        .inspect_ok(|read| {
+            if let Some(progress) = &options.progress {
+                progress(CrawlProgress::ObjectDone {
+                    key: read.object.key.clone(),
+                });
+            }
+        })
+        .try_collect()
+        .await?;
+    reads.sort_by(|a, b| a.object.key.cmp(&b.object.key));
+
+    let existing_tables = catalog.tables(&options.catalog_db).await?;
+    let existing: Vec<ExistingTable> = existing_tables
+        .iter()
+        .map(|table| ExistingTable {
+            id: table.id,
+            name: table.name.clone(),
+            location: table.location.clone(),
+            envelopes: table.kind == TableKind::FirehoseErrors,
+            format_family: sniff::family_of(&table.format).to_owned(),
+            partition_keys: table
+                .partition_keys
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+            columns: table
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        })
+        .collect();
+
+    let layouts: Vec<KeyLayout> = reads
+        .iter()
+        .map(|read| layout::layout(&read.object.key))
+        .collect();
+    let ok: Vec<usize> = (0..reads.len())
+        .filter(|&i| reads[i].outcome.is_ok())
+        .collect();
+    let members: Vec<Member<'_>> = ok
+        .iter()
+        .map(|&i| {
+            let analysis = reads[i].outcome.as_ref().expect("filtered to successes");
+            Member {
+                layout: &layouts[i],
+                format: analysis.format,
+                schema: &analysis.schema,
+            }
+        })
+        .collect();
+    let base_name = |root: &str, envelopes: bool| {
+        let relative = root
+            .strip_prefix(&key_prefix)
+            .unwrap_or(root)
+            .trim_matches('/');
+        let text = if !relative.is_empty() {
+            relative
+        } else if !root.is_empty() {
+            root.rsplit('/').next().unwrap_or(root)
+        } else {
+            lake.root_name().unwrap_or("landing")
+        };
+        let mut name = TableName::sanitize(&format!("{}{text}", options.table_prefix)).to_string();
+        if envelopes && !name.contains("fail") {
+            name.push_str("_processing_failed");
+        }
+        name
+    };
+    let groups = group::group(&members, &existing, &options.grouping, base_name);
+
+    let mut report = CrawlReport {
+        crawl_id,
+        catalog_db: options.catalog_db.to_string(),
+        prefix: prefix.to_owned(),
+        objects_listed,
+        objects_hidden: selection.hidden,
+        objects_unchanged: selection.unchanged,
+        objects_new: selection.to_crawl.len() - selection.changed,
+        objects_changed: selection.changed,
+        objects_crawled: 0,
+        objects_failed: 0,
+        tables_created: Vec::new(),
+        tables_updated: Vec::new(),
+        schema_versions: Vec::new(),
+        logged_changes: Vec::new(),
+        splits: Vec::new(),
+        conflicts: Vec::new(),
+        failures: Vec::new(),
+        partitions: 0,
+        records: 0,
+        malformed_in_sample: 0,
+        bytes_read: reads.iter().map(|r| r.object.size).sum(),
+        duration_ms: 0,
+    };
+
+    let by_id: HashMap<i64, &crate::catalog::TableInfo> =
+        existing_tables.iter().map(|t| (t.id, t)).collect();
+    let mut tables = Vec::new();
+    for group in &groups {
+        let current = group.existing.and_then(|id| by_id.get(&id).copied());
+        let indices: Vec<usize> = group.members.iter().map(|&m| ok[m]).collect();
+        let analyses: Vec<&ObjectAnalysis> = indices
+            .iter()
+            .map(|&i| reads[i].outcome.as_ref().expect("successes only"))
+            .collect();
+
+        let mut node = current
+            .map(|t| Node::from_schema(&t.schema))
+            .unwrap_or_default();
+        for analysis in &analyses {
+            node.merge(&analysis.schema);
+        }
+        let (schema, conflicts) = node.resolve_schema();
+        let policy = current.map_or(options.schema_policy, |t| t.schema_policy);
+        let (new_version, logged_change) = match current {
+            None => (
+                Some((
+                    schema.clone(),
+                    diff(&arrow::datatypes::Schema::empty(), &schema),
+                )),
+                None,
+            ),
+            Some(table) => {
+                let change = diff(&table.schema, &schema);
+                match (change.is_empty(), policy) {
+                    (true, _) => (None, None),
+                    (false, SchemaPolicy::Update) => (Some((schema.clone(), change)), None),
+                    (false, SchemaPolicy::Log) => (None, Some(change)),
+                }
+            }
+        };
+        match &current {
+            None => report.tables_created.push(group.name.clone()),
+            Some(_) => report.tables_updated.push(group.name.clone()),
+        }
+        if let Some((_, change)) = &new_version {
+            let version = current.map_or(1, |t| t.current_version + 1);
+            report.schema_versions.push(TableChange {
+                table: group.name.clone(),
+                version: Some(version),
+                diff: change.clone(),
+            });
+        }
+        if let Some(change) = &logged_change {
+            report.logged_changes.push(TableChange {
+                table: group.name.clone(),
+                version: None,
+                diff: change.clone(),
+            });
+        }
+        if let Some(reason) = &group.split_reason {
+            report.splits.push(Split {
+                table: group.name.clone(),
+                location: group.location.clone(),
+                reason: reason.clone(),
+            });
+        }
+        report
+            .conflicts
+            .extend(conflicts.iter().map(|c| TableConflict {
+                table: group.name.clone(),
+                conflict: c.clone(),
+            }));
+
+        let mut partitions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut objects = Vec::new();
+        for &i in &indices {
+            let read = &reads[i];
+            let analysis = read.outcome.as_ref().expect("successes only");
+            let layout = &layouts[i];
+            partitions
+                .entry(layout.partition_location.clone())
+                .or_insert_with(|| layout.partition.iter().map(|(_, v)| v.clone()).collect());
+            report.records += analysis.records;
+            report.malformed_in_sample += analysis.malformed_records;
+            objects.push(object_write(
+                &read.object,
+                Ok(analysis),
+                Some(layout.partition_location.clone()),
+            ));
+        }
+        report.partitions += partitions.len();
+        report.objects_crawled += objects.len();
+        let partition_keys =
+            partition_key_fields(current, &layouts, &indices, &group.partition_keys);
+        tables.push(TableWrite {
+            existing_id: group.existing,
+            name: group.name.clone(),
+            location: group.location.clone(),
+            kind: if group.envelopes {
+                TableKind::FirehoseErrors
+            } else {
+                TableKind::Data
+            },
+            format: most_common(analyses.iter().map(|a| a.format.as_str())),
+            compression: most_common(analyses.iter().map(|a| a.compression.as_str())),
+            policy,
+            partition_keys,
+            new_version,
+            logged_change,
+            conflicts,
+            properties: properties(current.map(|t| &t.properties), &analyses),
+            partitions: partitions
+                .into_iter()
+                .map(|(location, values)| PartitionWrite { location, values })
+                .collect(),
+            objects,
+        });
+    }
+
+    let mut failed_objects = Vec::new();
+    for read in &reads {
+        if let Err(failure) = &read.outcome {
+            report.failures.push(Failure {
+                key: read.object.key.clone(),
+                reason: failure.to_string(),
+            });
+            failed_objects.push(object_write(&read.object, Err(failure), None));
+        }
+    }
+    report.objects_failed = failed_objects.len();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+
+    let commit = CrawlCommit {
+        crawl_id,
+        catalog_db: options.catalog_db.clone(),
+        tables,
+        failed_objects,
+        objects_listed: objects_listed as i64,
+        objects_skipped: (selection.unchanged + selection.hidden) as i64,
+        bytes_read: report.bytes_read as i64,
+        duration_ms: report.duration_ms as i64,
+        report: serde_json::to_value(&report).expect("reports serialize"),
+    };
+    catalog.commit_crawl(&commit).await?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn object_write(
+    object: &ListedObject,
+    outcome: std::result::Result<&ObjectAnalysis, &ObjectFailure>,
+    partition_location: Option<String>,
+) -> ObjectWrite {
+    let base = ObjectWrite {
+        key: object.key.clone(),
+        etag: object.etag.clone(),
+        size: object.size as i64,
+        last_modified: object.last_modified_ms,
+        status: "crawled",
+        format: None,
+        compression: None,
+        partition_location,
+        records: 0,
+        records_exact: false,
+        sampled_records: 0,
+        malformed_records: 0,
+        failure_reason: None,
+        error_codes: None,
+    };
+    match outcome {
+        Ok(analysis) => ObjectWrite {
+            format: Some(analysis.format.as_str().to_owned()),
+            compression: Some(analysis.compression.as_str().to_owned()),
+            records: analysis.records as i64,
+            records_exact: analysis.records_exact,
+            sampled_records: analysis.sampled_records as i64,
+            malformed_records: analysis.malformed_records as i64,
+            error_codes: (!analysis.error_codes.is_empty())
+                .then(|| serde_json::to_string(&analysis.error_codes).expect("serializes")),
+            ..base
+        },
+        Err(failure) => ObjectWrite {
+            status: "failed",
+            failure_reason: Some(failure.to_string()),
+            ..base
+        },
+    }
+}
+
+fn most_common<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for value in values {
+        *counts.entry(value).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(v, _)| v.to_owned())
+        .unwrap_or_default()
+}
+
+/// Partition columns are typed by their values: integers when every value is one (Firehose's
+/// year/month/day/hour as `int`), strings otherwise; a column once typed string stays string.
+fn partition_key_fields(
+    current: Option<&crate::catalog::TableInfo>,
+    layouts: &[KeyLayout],
+    indices: &[usize],
+    keys: &[String],
+) -> Vec<Field> {
+    keys.iter()
+        .enumerate()
+        .map(|(position, name)| {
+            let was_string = current
+                .and_then(|t| t.partition_keys.iter().find(|f| f.name() == name))
+                .is_some_and(|f| f.data_type() == &DataType::Utf8);
+            let all_ints = indices
+                .iter()
+                .filter_map(|&i| layouts[i].partition.get(position))
+                .all(|(_, value)| {
+                    !value.is_empty()
+                        && value.bytes().all(|b| b.is_ascii_digit())
+                        && value.len() <= 9
+                });
+            let data_type = if was_string || !all_ints {
+                DataType::Utf8
+            } else {
+                DataType::Int32
+            };
+            Field::new(name, data_type, false)
+        })
+        .collect()
+}
+
+/// Table properties: the CSV dialect, and for Firehose error envelopes the error codes seen
+/// (accumulated over crawls) and the schema of the decoded `rawData`.
+fn properties(
+    current: Option<&serde_json::Value>,
+    analyses: &[&ObjectAnalysis],
+) -> serde_json::Value {
+    let mut properties = current.cloned().unwrap_or_else(|| serde_json::json!({}));
+    if let Some(Format::Csv { delimiter, header }) = analyses.first().map(|a| a.format) {
+        properties["delimiter"] = serde_json::Value::String((delimiter as char).to_string());
+        properties["header"] = serde_json::Value::Bool(header);
+    }
+    let envelopes: Vec<&&ObjectAnalysis> = analyses
+        .iter()
+        .filter(|a| a.format == Format::FirehoseErrors)
+        .collect();
+    if !envelopes.is_empty() {
+        let mut codes: BTreeMap<String, u64> = properties
+            .get("error_codes")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let mut raw = Node::new();
+        for analysis in &envelopes {
+            for (code, count) in &analysis.error_codes {
+                *codes.entry(code.clone()).or_default() += count;
+            }
+            if let Some(schema) = &analysis.raw_data_schema {
+                raw.merge(schema);
+            }
+        }
+        properties["error_codes"] = serde_json::to_value(codes).expect("serializes");
+        let (raw_schema, _) = raw.resolve_schema();
+        properties["raw_data_schema"] =
+            serde_json::from_str(&encode_schema(&raw_schema)).expect("schema json");
+    }
+    properties
+}

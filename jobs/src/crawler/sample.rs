@@ -1,0 +1,575 @@
+//! Sampling one landed object: decompress, sniff the format, parse a bounded sample of records
+//! into a schema [`Node`], then (optionally) read the rest of the stream to prove it is intact
+//! and to count its records. Pure and blocking: the crawler runs it off the async runtime.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use super::infer::Node;
+use super::records;
+use super::sniff::{Compression, Format, JsonFraming, TextFormat, sniff_text};
+
+/// Bounds on how much of each object the crawler reads.
+#[derive(Debug, Clone)]
+pub struct SampleOptions {
+    /// Records parsed per object for inference.
+    pub max_records: usize,
+    /// Decompressed bytes read for the sample.
+    pub max_bytes: usize,
+    /// A record longer than this fails the object (Firehose's own limit is 1,000 KiB).
+    pub max_record_bytes: usize,
+    /// Read every object to its end: detects truncated or corrupt streams and counts records.
+    pub verify: bool,
+}
+
+impl Default for SampleOptions {
+    fn default() -> Self {
+        Self {
+            max_records: 1000,
+            max_bytes: 4 << 20,
+            max_record_bytes: 1_024_000,
+            verify: true,
+        }
+    }
+}
+
+/// Why an object could not be catalogued. The crawl records it on the object and goes on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectFailure {
+    #[error("empty object")]
+    Empty,
+    #[error(
+        "{compression} stream is truncated or corrupt after {offset} decompressed bytes: {detail}"
+    )]
+    Corrupt {
+        compression: Compression,
+        offset: u64,
+        detail: String,
+    },
+    #[error("binary content (a NUL byte at decompressed byte {offset}) in no supported format")]
+    Binary { offset: usize },
+    #[error("invalid UTF-8 at decompressed byte {offset}")]
+    InvalidUtf8 { offset: usize },
+    #[error("record at line {line} is larger than the {limit}-byte record limit")]
+    RecordTooLarge { line: u64, limit: usize },
+    #[error("unrecognised format: not JSON, CSV/TSV, Apache log or Parquet")]
+    Unrecognised,
+    #[error("no record could be parsed; line {line}: {reason}")]
+    NoRecords { line: u64, reason: String },
+    #[error("parquet footer unreadable: {detail}")]
+    Parquet { detail: String },
+}
+
+/// What sampling learnt about one object.
+#[derive(Debug, Clone)]
+pub struct ObjectAnalysis {
+    pub compression: Compression,
+    pub format: Format,
+    /// The record shape seen in the sample.
+    pub schema: Node,
+    /// For Firehose error envelopes: the shape of the decoded `rawData` records.
+    pub raw_data_schema: Option<Node>,
+    pub sampled_records: u64,
+    pub malformed_records: u64,
+    /// The first few malformed records: `line N: reason`.
+    pub malformed_examples: Vec<String>,
+    /// Records in the whole object, counted when `records_exact`, estimated otherwise.
+    pub records: u64,
+    pub records_exact: bool,
+    /// For Firehose error envelopes: records per `errorCode` in the sample.
+    pub error_codes: BTreeMap<String, u64>,
+    pub decompressed_bytes: u64,
+}
+
+/// Samples a whole object held in memory (everything but Parquet, whose footer is read apart).
+pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, ObjectFailure> {
+    if bytes.is_empty() {
+        return Err(ObjectFailure::Empty);
+    }
+    let compression = Compression::sniff(bytes);
+    let mut reader = decompressor(compression, bytes)?;
+    let corrupt = |offset: usize, err: io::Error| ObjectFailure::Corrupt {
+        compression,
+        offset: offset as u64,
+        detail: err.to_string(),
+    };
+
+    let mut sample = Vec::with_capacity(
+        options
+            .max_bytes
+            .min(bytes.len().saturating_mul(8))
+            .min(1 << 20),
+    );
+    let at_end =
+        read_up_to(&mut reader, &mut sample, options.max_bytes).map_err(|(n, e)| corrupt(n, e))?;
+    if sample.iter().all(u8::is_ascii_whitespace) {
+        return Err(ObjectFailure::Empty);
+    }
+    if let Some(offset) = memchr::memchr(0, &sample) {
+        return Err(ObjectFailure::Binary { offset });
+    }
+    let text = match std::str::from_utf8(&sample) {
+        Ok(text) => text,
+        Err(err) if err.error_len().is_none() && !at_end => {
+            std::str::from_utf8(&sample[..err.valid_up_to()]).expect("valid prefix")
+        }
+        Err(err) => {
+            return Err(ObjectFailure::InvalidUtf8 {
+                offset: err.valid_up_to(),
+            });
+        }
+    };
+
+    let text_format = sniff_text(text);
+    let mut sink = Sink::new(options.max_records);
+    let parsed = match text_format {
+        TextFormat::Unrecognised => return Err(ObjectFailure::Unrecognised),
+        TextFormat::Json(framing) => {
+            records::json(text, framing, at_end, options.max_record_bytes, &mut sink)?
+        }
+        TextFormat::ApacheCommon | TextFormat::ApacheCombined => {
+            let combined = text_format == TextFormat::ApacheCombined;
+            records::apache_log(text, combined, at_end, options.max_record_bytes, &mut sink)?
+        }
+        TextFormat::Delimited(delimiter) => records::delimited(text, delimiter, at_end, &mut sink)?,
+    };
+    if sink.sampled == 0 {
+        return Err(match sink.first_malformed.take() {
+            Some((line, reason)) => ObjectFailure::NoRecords { line, reason },
+            None => ObjectFailure::Empty,
+        });
+    }
+
+    let format = match text_format {
+        TextFormat::Json(_) if sink.envelopes => Format::FirehoseErrors,
+        TextFormat::Json(JsonFraming::Lines) => Format::Ndjson,
+        TextFormat::Json(JsonFraming::Concatenated) => Format::ConcatenatedJson,
+        TextFormat::Json(JsonFraming::Array) => Format::JsonArray,
+        TextFormat::ApacheCommon => Format::ApacheCommon,
+        TextFormat::ApacheCombined => Format::ApacheCombined,
+        TextFormat::Delimited(delimiter) => Format::Csv {
+            delimiter,
+            header: parsed.header,
+        },
+        TextFormat::Unrecognised => unreachable!("returned above"),
+    };
+
+    let seen = sink.sampled + sink.malformed;
+    let (records, records_exact, decompressed_bytes) = if at_end && parsed.complete {
+        (seen, true, sample.len() as u64)
+    } else if options.verify {
+        let mut counter = StreamCounter::default();
+        counter.feed(&sample);
+        let mut chunk = vec![0_u8; 256 << 10];
+        loop {
+            match reader.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => counter.feed(&chunk[..n]),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(corrupt(counter.bytes as usize, err)),
+            }
+        }
+        counter.records(format, parsed.header)
+    } else {
+        // Records per parsed byte, scaled to the decompressed size: gzip's trailer tells it (for
+        // a single member), otherwise the share of compressed input the sample took.
+        let total = gzip_size_hint(compression, bytes, sample.len()).unwrap_or_else(|| {
+            sample.len() as f64 / reader.fraction_consumed(bytes.len()).max(1e-9)
+        });
+        let estimate = (seen as f64 * total / parsed.consumed.max(1) as f64).round() as u64;
+        (estimate.max(seen), false, total as u64)
+    };
+
+    Ok(ObjectAnalysis {
+        compression,
+        format,
+        schema: sink.schema,
+        raw_data_schema: sink.envelopes.then_some(sink.raw_data),
+        sampled_records: sink.sampled,
+        malformed_records: sink.malformed,
+        malformed_examples: sink.malformed_examples,
+        records,
+        records_exact,
+        error_codes: sink.error_codes,
+        decompressed_bytes,
+    })
+}
+
+/// The decompressed size a gzip object's trailer (ISIZE) records, when it is plausible.
+fn gzip_size_hint(compression: Compression, bytes: &[u8], sampled: usize) -> Option<f64> {
+    if compression != Compression::Gzip || bytes.len() < 18 {
+        return None;
+    }
+    let trailer: [u8; 4] = bytes[bytes.len() - 4..].try_into().ok()?;
+    let size = u32::from_le_bytes(trailer) as usize;
+    (size >= sampled).then_some(size as f64)
+}
+
+/// A decompressing reader that knows how much compressed input it consumed.
+struct Decompressor<'a> {
+    inner: Box<dyn Read + 'a>,
+    consumed: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl Decompressor<'_> {
+    fn fraction_consumed(&self, total: usize) -> f64 {
+        self.consumed.get() as f64 / total.max(1) as f64
+    }
+}
+
+impl Read for Decompressor<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+struct CountingSlice<'a> {
+    rest: &'a [u8],
+    consumed: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl Read for CountingSlice<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.rest.read(buf)?;
+        self.consumed.set(self.consumed.get() + n);
+        Ok(n)
+    }
+}
+
+fn decompressor(compression: Compression, bytes: &[u8]) -> Result<Decompressor<'_>, ObjectFailure> {
+    let consumed = std::rc::Rc::new(std::cell::Cell::new(0));
+    let input = CountingSlice {
+        rest: bytes,
+        consumed: consumed.clone(),
+    };
+    let corrupt = |detail: String| ObjectFailure::Corrupt {
+        compression,
+        offset: 0,
+        detail,
+    };
+    let inner: Box<dyn Read + '_> = match compression {
+        Compression::None => Box::new(input),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(input).map_err(|e| corrupt(e.to_string()))?)
+        }
+        Compression::Snappy => Box::new(snap::read::FrameDecoder::new(input)),
+        Compression::Zip => {
+            consumed.set(bytes.len());
+            Box::new(io::Cursor::new(unzip_entries(bytes).map_err(corrupt)?))
+        }
+    };
+    Ok(Decompressor { inner, consumed })
+}
+
+/// The files of a zip archive, one after the other, each ending in a line break.
+fn unzip_entries(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut archive = zip::ZipArchive::new(io::Cursor::new(bytes)).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).map_err(|e| e.to_string())?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
+        entry
+            .read_to_end(&mut out)
+            .map_err(|e| format!("{name}: {e}"))?;
+        if out.last().is_some_and(|&b| b != b'\n') {
+            out.push(b'\n');
+        }
+    }
+    Ok(out)
+}
+
+/// Reads until `limit` bytes or the end; returns whether the end was reached.
+fn read_up_to(
+    reader: &mut impl Read,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> Result<bool, (usize, io::Error)> {
+    let mut chunk = vec![0_u8; 64 << 10];
+    while buf.len() < limit {
+        let want = chunk.len().min(limit - buf.len());
+        match reader.read(&mut chunk[..want]) {
+            Ok(0) => return Ok(true),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err((buf.len(), err)),
+        }
+    }
+    // Exactly at the limit: peek one byte to tell a full sample from the end of the stream.
+    match reader.read(&mut chunk[..1]) {
+        Ok(0) => Ok(true),
+        Ok(_) => {
+            buf.push(chunk[0]);
+            Ok(false)
+        }
+        Err(err) => Err((buf.len(), err)),
+    }
+}
+
+/// Counts bytes, non-empty lines and `}{` boundaries over a whole stream, chunk by chunk.
+#[derive(Default)]
+struct StreamCounter {
+    bytes: u64,
+    lines: u64,
+    boundaries: u64,
+    last: Option<u8>,
+}
+
+impl StreamCounter {
+    fn feed(&mut self, chunk: &[u8]) {
+        for position in memchr::memchr_iter(b'\n', chunk) {
+            let before = if position == 0 {
+                self.last
+            } else {
+                Some(chunk[position - 1])
+            };
+            if before.is_some_and(|b| b != b'\n') {
+                self.lines += 1;
+            }
+        }
+        self.boundaries += memchr::memmem::find_iter(chunk, b"}{").count() as u64;
+        if self.last == Some(b'}') && chunk.first() == Some(&b'{') {
+            self.boundaries += 1;
+        }
+        self.bytes += chunk.len() as u64;
+        if let Some(&b) = chunk.last() {
+            self.last = Some(b);
+        }
+    }
+
+    /// (records, exact, decompressed bytes) for the format.
+    fn records(&self, format: Format, header: bool) -> (u64, bool, u64) {
+        let lines = self.lines + u64::from(self.last.is_some_and(|b| b != b'\n'));
+        match format {
+            Format::Ndjson
+            | Format::FirehoseErrors
+            | Format::ApacheCommon
+            | Format::ApacheCombined => (lines, true, self.bytes),
+            Format::Csv { .. } => (lines.saturating_sub(u64::from(header)), false, self.bytes),
+            Format::ConcatenatedJson => (self.boundaries + 1, false, self.bytes),
+            Format::JsonArray | Format::Parquet => (lines.max(1), false, self.bytes),
+        }
+    }
+}
+
+/// Collects parsed records into schema nodes.
+pub(super) struct Sink {
+    max_records: usize,
+    schema: Node,
+    raw_data: Node,
+    envelopes: bool,
+    decided: bool,
+    sampled: u64,
+    malformed: u64,
+    malformed_examples: Vec<String>,
+    first_malformed: Option<(u64, String)>,
+    error_codes: BTreeMap<String, u64>,
+}
+
+impl Sink {
+    fn new(max_records: usize) -> Self {
+        Self {
+            max_records,
+            schema: Node::new(),
+            raw_data: Node::new(),
+            envelopes: false,
+            decided: false,
+            sampled: 0,
+            malformed: 0,
+            malformed_examples: Vec::new(),
+            first_malformed: None,
+            error_codes: BTreeMap::new(),
+        }
+    }
+
+    fn observe_envelope(&mut self, record: &Map<String, Value>) {
+        if let Some(Value::String(code)) = record.get("errorCode") {
+            *self.error_codes.entry(code.clone()).or_default() += 1;
+        }
+        let raw = record
+            .get("rawData")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(raw)
+            && let Ok(value) = serde_json::from_slice::<Value>(&decoded)
+        {
+            self.raw_data.observe(&value, "");
+        }
+    }
+}
+
+impl Sink {
+    pub(super) fn capacity(&self) -> usize {
+        self.max_records
+    }
+
+    pub(super) fn full(&self) -> bool {
+        self.sampled + self.malformed >= self.max_records as u64
+    }
+
+    pub(super) fn record(&mut self, record: Value) {
+        let Value::Object(map) = &record else {
+            unreachable!("records are objects")
+        };
+        if !self.decided {
+            self.decided = true;
+            self.envelopes = map.contains_key("errorCode") && map.contains_key("rawData");
+        }
+        if self.envelopes {
+            self.observe_envelope(map);
+        }
+        self.schema.observe(&record, "");
+        self.sampled += 1;
+    }
+
+    pub(super) fn malformed(&mut self, line: u64, reason: String) {
+        self.malformed += 1;
+        if self.malformed_examples.len() < 5 {
+            self.malformed_examples
+                .push(format!("line {line}: {reason}"));
+        }
+        if self.first_malformed.is_none() {
+            self.first_malformed = Some((line, reason));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn ndjson(n: usize) -> String {
+        (0..n)
+            .map(|i| format!("{{\"i\":{i},\"ts\":\"2024-05-30T00:00:01Z\"}}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn small_objects_are_counted_exactly() {
+        let analysis = analyze(&gzip(ndjson(10).as_bytes()), &SampleOptions::default()).unwrap();
+        assert_eq!(
+            (analysis.compression, analysis.format),
+            (Compression::Gzip, Format::Ndjson)
+        );
+        assert_eq!(
+            (
+                analysis.records,
+                analysis.records_exact,
+                analysis.sampled_records
+            ),
+            (10, true, 10)
+        );
+    }
+
+    #[test]
+    fn large_objects_are_sampled_then_verified_and_counted() {
+        let options = SampleOptions {
+            max_records: 100,
+            max_bytes: 4096,
+            ..SampleOptions::default()
+        };
+        let analysis = analyze(&gzip(ndjson(5000).as_bytes()), &options).unwrap();
+        assert_eq!(analysis.sampled_records, 100);
+        assert_eq!((analysis.records, analysis.records_exact), (5000, true));
+        let unverified = SampleOptions {
+            verify: false,
+            ..options
+        };
+        let estimate = analyze(&gzip(ndjson(5000).as_bytes()), &unverified).unwrap();
+        assert!(!estimate.records_exact);
+        assert!(
+            (1000..20000).contains(&estimate.records),
+            "{}",
+            estimate.records
+        );
+    }
+
+    #[test]
+    fn a_truncated_gzip_fails_the_object_even_past_the_sample() {
+        let options = SampleOptions {
+            max_records: 10,
+            max_bytes: 4096,
+            ..SampleOptions::default()
+        };
+        let full = gzip(ndjson(50_000).as_bytes());
+        let failure = analyze(&full[..full.len() / 2], &options).unwrap_err();
+        assert!(
+            matches!(
+                failure,
+                ObjectFailure::Corrupt {
+                    compression: Compression::Gzip,
+                    ..
+                }
+            ),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn bad_objects_fail_with_a_reason() {
+        let options = SampleOptions::default();
+        assert_eq!(analyze(b"", &options).unwrap_err(), ObjectFailure::Empty);
+        assert_eq!(
+            analyze(&gzip(b""), &options).unwrap_err(),
+            ObjectFailure::Empty
+        );
+        assert!(matches!(
+            analyze(b"\x89PNG\r\n\x1a\n\0\0", &options).unwrap_err(),
+            ObjectFailure::Binary { .. }
+        ));
+        assert_eq!(
+            analyze(b"{\"a\":\"\xff\xfe\"}\n", &options).unwrap_err(),
+            ObjectFailure::InvalidUtf8 { offset: 6 }
+        );
+        let long_line = format!("{{\"a\":\"{}\"}}\n", "x".repeat(10 << 20));
+        assert_eq!(
+            analyze(long_line.as_bytes(), &options).unwrap_err(),
+            ObjectFailure::RecordTooLarge {
+                line: 1,
+                limit: 1_024_000
+            }
+        );
+        let deep = format!("{}{}\n", "{\"a\":".repeat(1000), "}".repeat(1000));
+        let failure = analyze(deep.as_bytes(), &options).unwrap_err();
+        assert!(
+            matches!(&failure, ObjectFailure::NoRecords { line: 1, reason } if reason.contains("recursion")),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn other_compressions_decode() {
+        let data = ndjson(3);
+        let zstd = zstd::encode_all(data.as_bytes(), 3).unwrap();
+        let mut snappy = snap::write::FrameEncoder::new(Vec::new());
+        snappy.write_all(data.as_bytes()).unwrap();
+        let snappy = snappy.into_inner().unwrap();
+        let mut zipped = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        zipped
+            .start_file("a.json", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zipped.write_all(data.as_bytes()).unwrap();
+        let zipped = zipped.finish().unwrap().into_inner();
+        for (bytes, compression) in [
+            (zstd, Compression::Zstd),
+            (snappy, Compression::Snappy),
+            (zipped, Compression::Zip),
+        ] {
+            let analysis = analyze(&bytes, &SampleOptions::default()).unwrap();
+            assert_eq!((analysis.compression, analysis.records), (compression, 3));
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The crate's one error type: variants say what the caller can do about them.
+
+/// Errors of the lake, the catalog and the jobs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The lake URL could not be understood or opened.
+    #[error("invalid lake url {url:?}: {reason}")]
+    InvalidLakeUrl { url: String, reason: String },
+
+    /// A key that would leave the lake root (`..`, an absolute path, an empty segment).
+    #[error("object key {key:?} is not allowed: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+
+    /// The object store failed (network, permissions, a missing object).
+    #[error("lake: {0}")]
+    ObjectStore(#[from] object_store::Error),
+
+    /// The database URL names no supported backend.
+    #[error("unsupported database url {url:?}: expected sqlite:// or postgres://")]
+    UnsupportedDatabase { url: String },
+
+    /// The catalog database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// Applying migrations failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// No table of that name in the catalog database.
+    #[error("table {table:?} not found in catalog database {database:?}")]
+    TableNotFound { database: String, table: String },
+
+    /// No such schema version of a table.
+    #[error("table {table:?} has no schema version {version}")]
+    VersionNotFound { table: String, version: i64 },
+
+    /// A stored document (schema, report) could not be read back.
+    #[error("stored {what} is unreadable: {reason}")]
+    CorruptRecord { what: &'static str, reason: String },
+
+    /// An argument is out of its range (a table name, a generator setting).
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,23 @@
+//! sluice's data jobs.
+//!
+//! Everything that reads or writes data lives here, behind plain async functions that the
+//! `scheduler` crate (CLI, and later the orchestrator's Task resources) calls:
+//!
+//! - [`lake`]: the object store every byte goes through, rooted at one URL (`file://`, `s3://`,
+//!   `memory://`); no key can escape the root.
+//! - [`catalog`]: the Glue-style catalog in SQLite or Postgres (databases, tables, schema versions,
+//!   partitions, objects, crawls), with its migrations.
+//! - [`crawler`]: turns raw Firehose landings into catalog tables: sniffs compression and format,
+//!   infers and merges Arrow schemas, detects partitions and groups compatible objects into tables.
+//! - [`generate`]: writes realistic Firehose landings of an air-quality fleet, deterministic per seed.
+//!
+//! The crate has one error type, [`Error`]. Problems with a single landed object are not errors of
+//! the crawl: they are recorded on the object ([`crawler::ObjectFailure`]) and the crawl goes on.
+
+pub mod catalog;
+pub mod crawler;
+mod error;
+pub mod generate;
+pub mod lake;
+
+pub use error::{Error, Result};

@@ -1,0 +1,211 @@
+//! The command line: a clap derive `Cli` with one subcommand enum; each arm calls one function.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// sluice: batch ETL and model-training workflows over Firehose landings.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (default: ./sluice.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Catalog database URL: sqlite://PATH or postgres://... [default: sqlite://.sluice/sluice.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
+    /// Lake URL: file://DIR, s3://bucket/prefix or memory:// [default: file://./lake]
+    #[arg(long, global = true, value_name = "URL")]
+    pub lake: Option<String>,
+    /// How reports are printed.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// More logging (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Tables for people.
+    Table,
+    /// JSON for programs.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the end-to-end demo in a fresh directory.
+    Demo(DemoArgs),
+    /// Generate test data.
+    #[command(subcommand)]
+    Generate(GenerateCommand),
+    /// Crawl landed objects into the catalog (like an AWS Glue crawler).
+    Crawl(CrawlArgs),
+    /// Look into the catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Manage the database.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Measure sluice against its targets.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the demo's database and lake; must be new or empty.
+    #[arg(long, default_value = "sluice-demo")]
+    pub dir: PathBuf,
+    /// Devices in the fleet.
+    #[arg(long, default_value_t = 20)]
+    pub devices: u32,
+    /// Days of landings.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Write Firehose-style landings of an air-quality fleet into the lake.
+    Landings(LandingsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LandingsArgs {
+    /// Devices in the fleet.
+    #[arg(long, default_value_t = 20)]
+    pub devices: u32,
+    /// Days of landings.
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+    /// Seed: the same seed writes the same objects.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// First day (UTC), YYYY-MM-DD.
+    #[arg(long, default_value = "2024-05-01")]
+    pub start: chrono::NaiveDate,
+    /// Write records back to back (`}{`, Firehose's default) instead of one per line.
+    #[arg(long)]
+    pub concat: bool,
+    /// Key prefix of the delivery stream's objects.
+    #[arg(long, default_value = "landing/telemetry")]
+    pub prefix: String,
+    /// Key prefix of processing-failed envelopes.
+    #[arg(long, default_value = "landing/errors")]
+    pub error_prefix: String,
+    /// Delivery stream name, as in the object names.
+    #[arg(long, default_value = "aq-telemetry")]
+    pub stream: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CrawlArgs {
+    /// Key prefix to crawl, relative to the lake root (empty: the whole lake).
+    #[arg(default_value = "landing")]
+    pub prefix: String,
+    /// Catalog database to register tables in [default: from config, "default"].
+    #[arg(long)]
+    pub catalog: Option<String>,
+    /// Crawl every object again, not only new and changed ones.
+    #[arg(long)]
+    pub recrawl: bool,
+    /// Records sampled per object.
+    #[arg(long)]
+    pub sample_records: Option<usize>,
+    /// Do not read objects to their end (faster; record counts become estimates).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Schema-change policy of new tables.
+    #[arg(long, value_parser = ["update", "log"])]
+    pub schema_policy: Option<String>,
+    /// Prefix for the names of new tables.
+    #[arg(long, default_value = "")]
+    pub table_prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// Catalog database [default: from config, "default"].
+    #[arg(long)]
+    pub catalog: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// List tables.
+    Tables(CatalogArgs),
+    /// Show a table: location, format, partition keys and columns.
+    Show {
+        table: String,
+        #[command(flatten)]
+        args: CatalogArgs,
+    },
+    /// List a table's schema versions.
+    Versions {
+        table: String,
+        #[command(flatten)]
+        args: CatalogArgs,
+    },
+    /// Compare two schema versions of a table.
+    Diff {
+        table: String,
+        from: i64,
+        to: i64,
+        #[command(flatten)]
+        args: CatalogArgs,
+    },
+    /// List a table's partitions.
+    Partitions {
+        table: String,
+        #[command(flatten)]
+        args: CatalogArgs,
+    },
+    /// List crawled objects.
+    Objects {
+        /// Only failed objects, with their reasons.
+        #[arg(long)]
+        failed: bool,
+    },
+    /// List recent crawls.
+    Crawls {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Set what a crawl does when a table's schema changes.
+    SetPolicy {
+        table: String,
+        #[arg(value_parser = ["update", "log"])]
+        policy: String,
+        #[command(flatten)]
+        args: CatalogArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending migrations.
+    Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Crawl a landing directory twice (first crawl, then nothing new) and print the timings.
+    Crawl(BenchCrawlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCrawlArgs {
+    /// Landing directory (e.g. the one ../shared/bench/etl/gen_landing.py writes).
+    #[arg(long)]
+    pub source: PathBuf,
+    /// Repetitions; the best of each is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+}

@@ -1,0 +1,338 @@
+//! `sluice catalog ...`: tables, one table, schema versions and diffs, partitions, objects, crawls.
+
+use jobs::catalog::schema::{SchemaDiff, diff, type_name};
+use jobs::catalog::{Catalog, CatalogDbName, SchemaPolicy, TableInfo};
+use serde_json::{Value, json};
+
+use super::Context;
+use crate::cli::CatalogCommand;
+use crate::output::{Report, bytes, table, time};
+
+pub async fn run(command: &CatalogCommand, context: &Context) -> anyhow::Result<Report> {
+    let catalog = context.catalog().await?;
+    let result = dispatch(command, context, &catalog).await;
+    catalog.close().await;
+    result
+}
+
+async fn dispatch(
+    command: &CatalogCommand,
+    context: &Context,
+    catalog: &Catalog,
+) -> anyhow::Result<Report> {
+    match command {
+        CatalogCommand::Tables(args) => {
+            tables(catalog, &context.catalog_db(args.catalog.as_deref())?).await
+        }
+        CatalogCommand::Show { table, args } => {
+            show(
+                catalog,
+                &context.catalog_db(args.catalog.as_deref())?,
+                table,
+            )
+            .await
+        }
+        CatalogCommand::Versions { table, args } => {
+            versions(
+                catalog,
+                &context.catalog_db(args.catalog.as_deref())?,
+                table,
+            )
+            .await
+        }
+        CatalogCommand::Diff {
+            table,
+            from,
+            to,
+            args,
+        } => {
+            let db = context.catalog_db(args.catalog.as_deref())?;
+            let (old, new) = (
+                catalog.version(&db, table, *from).await?,
+                catalog.version(&db, table, *to).await?,
+            );
+            let changes = diff(&old.schema, &new.schema);
+            Ok(Report::new(
+                json!({"table": table, "from": from, "to": to, "diff": changes}),
+                diff_text(&changes, &format!("{table}: version {from} -> {to}")),
+            ))
+        }
+        CatalogCommand::Partitions { table: name, args } => {
+            let db = context.catalog_db(args.catalog.as_deref())?;
+            let info = catalog.table(&db, name).await?;
+            let partitions = catalog.partitions(&db, name).await?;
+            let keys: Vec<&str> = info
+                .partition_keys
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            let json = partitions
+                .iter()
+                .map(|p| json!({"location": p.location, "values": p.values, "objects": p.object_count, "bytes": p.bytes, "records": p.record_estimate}))
+                .collect::<Vec<_>>();
+            let text = table(
+                ["partition", "location", "objects", "bytes", "records"],
+                partitions.iter().map(|p| {
+                    let values = keys
+                        .iter()
+                        .zip(&p.values)
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    [
+                        values,
+                        p.location.clone(),
+                        p.object_count.to_string(),
+                        bytes(p.bytes),
+                        p.record_estimate.to_string(),
+                    ]
+                }),
+            );
+            Ok(Report::new(
+                json!({"table": name, "partition_keys": keys, "partitions": json}),
+                format!("{text}\n{} partitions", partitions.len()),
+            ))
+        }
+        CatalogCommand::Objects { failed } => {
+            let objects = catalog.objects(*failed).await?;
+            let json: Vec<Value> = objects
+                .iter()
+                .map(|o| json!({"key": o.key, "status": o.status, "table": o.table, "format": o.format, "compression": o.compression,
+                    "size": o.size, "records": o.records, "records_exact": o.records_exact, "malformed_in_sample": o.malformed_records,
+                    "failure_reason": o.failure_reason}))
+                .collect();
+            let text = table(
+                ["key", "status", "table", "format", "records", "reason"],
+                objects.iter().map(|o| {
+                    [
+                        o.key.clone(),
+                        o.status.clone(),
+                        o.table.clone().unwrap_or_default(),
+                        o.format.clone().unwrap_or_default(),
+                        format!("{}{}", o.records, if o.records_exact { "" } else { "~" }),
+                        o.failure_reason.clone().unwrap_or_default(),
+                    ]
+                }),
+            );
+            Ok(Report::new(
+                Value::Array(json),
+                format!("{text}\n{} objects", objects.len()),
+            ))
+        }
+        CatalogCommand::Crawls { limit } => {
+            let crawls = catalog.crawls(*limit).await?;
+            let json: Vec<Value> = crawls
+                .iter()
+                .map(|c| json!({"id": c.id, "catalog": c.catalog_db, "prefix": c.prefix, "status": c.status, "started_at": time(c.started_at),
+                    "listed": c.objects_listed, "crawled": c.objects_crawled, "failed": c.objects_failed, "skipped": c.objects_skipped,
+                    "bytes_read": c.bytes_read, "duration_ms": c.duration_ms, "error": c.error}))
+                .collect();
+            let text = table(
+                [
+                    "id", "started", "prefix", "status", "listed", "crawled", "failed", "skipped",
+                    "ms",
+                ],
+                crawls.iter().map(|c| {
+                    [
+                        c.id.to_string(),
+                        time(c.started_at),
+                        c.prefix.clone(),
+                        c.status.clone(),
+                        c.objects_listed.to_string(),
+                        c.objects_crawled.to_string(),
+                        c.objects_failed.to_string(),
+                        c.objects_skipped.to_string(),
+                        c.duration_ms.to_string(),
+                    ]
+                }),
+            );
+            Ok(Report::new(Value::Array(json), text))
+        }
+        CatalogCommand::SetPolicy {
+            table: name,
+            policy,
+            args,
+        } => {
+            let db = context.catalog_db(args.catalog.as_deref())?;
+            let policy: SchemaPolicy = policy.parse()?;
+            catalog.set_schema_policy(&db, name, policy).await?;
+            Ok(Report::new(
+                json!({"table": name, "schema_policy": policy.as_str()}),
+                format!("table {name}: schema policy {}", policy.as_str()),
+            ))
+        }
+    }
+}
+
+pub async fn tables(catalog: &Catalog, db: &CatalogDbName) -> anyhow::Result<Report> {
+    let tables = catalog.tables(db).await?;
+    let json: Vec<Value> = tables.iter().map(table_json).collect();
+    let text = table(
+        [
+            "table",
+            "kind",
+            "location",
+            "format",
+            "compression",
+            "version",
+            "columns",
+            "partitions",
+            "objects",
+            "bytes",
+            "records",
+        ],
+        tables.iter().map(|t| {
+            [
+                t.name.clone(),
+                t.kind.as_str().to_owned(),
+                t.location.clone(),
+                t.format.clone(),
+                t.compression.clone(),
+                t.current_version.to_string(),
+                t.schema.fields().len().to_string(),
+                t.partitions.to_string(),
+                t.objects.to_string(),
+                bytes(t.bytes),
+                t.records.to_string(),
+            ]
+        }),
+    );
+    Ok(Report::new(
+        Value::Array(json),
+        format!("{text}\n{} tables in catalog database {db}", tables.len()),
+    ))
+}
+
+fn table_json(t: &TableInfo) -> Value {
+    json!({
+        "name": t.name, "catalog": t.catalog_db, "kind": t.kind.as_str(), "location": t.location, "format": t.format,
+        "compression": t.compression, "schema_policy": t.schema_policy.as_str(), "version": t.current_version,
+        "columns": t.schema.fields().iter().map(|f| json!({"name": f.name(), "type": type_name(f.data_type())})).collect::<Vec<_>>(),
+        "partition_keys": t.partition_keys.iter().map(|f| json!({"name": f.name(), "type": type_name(f.data_type())})).collect::<Vec<_>>(),
+        "partitions": t.partitions, "objects": t.objects, "bytes": t.bytes, "records": t.records,
+        "properties": t.properties, "created_at": time(t.created_at), "updated_at": time(t.updated_at),
+    })
+}
+
+pub async fn show(catalog: &Catalog, db: &CatalogDbName, name: &str) -> anyhow::Result<Report> {
+    let info = catalog.table(db, name).await?;
+    let conflicts = catalog.conflicts(db, name).await?;
+    let mut json = table_json(&info);
+    json["conflicts"] = conflicts
+        .iter()
+        .map(
+            |(path, types, examples)| json!({"column": path, "types": types, "examples": examples}),
+        )
+        .collect();
+    let mut text = format!(
+        "table {}.{} ({}) at {}\nformat {} ({}), schema version {} (policy {}), {} objects, {}, {} records in {} partitions\n",
+        info.catalog_db,
+        info.name,
+        info.kind.as_str(),
+        info.location,
+        info.format,
+        info.compression,
+        info.current_version,
+        info.schema_policy.as_str(),
+        info.objects,
+        bytes(info.bytes),
+        info.records,
+        info.partitions
+    );
+    let mut rows: Vec<[String; 3]> = info
+        .schema
+        .fields()
+        .iter()
+        .map(|f| [f.name().clone(), type_name(f.data_type()), String::new()])
+        .collect();
+    rows.extend(info.partition_keys.iter().map(|f| {
+        [
+            f.name().clone(),
+            type_name(f.data_type()),
+            "partition key".to_owned(),
+        ]
+    }));
+    text.push_str(&table(["column", "type", ""], rows));
+    if let Some(codes) = info.properties.get("error_codes") {
+        text.push_str(&format!("\nerror codes: {codes}"));
+    }
+    for (path, types, examples) in &conflicts {
+        text.push_str(&format!(
+            "\nconflict: {path} saw {} ({})",
+            types.join(" and "),
+            examples
+                .iter()
+                .map(|(t, e)| format!("{t}: {e}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(Report::new(json, text))
+}
+
+async fn versions(catalog: &Catalog, db: &CatalogDbName, name: &str) -> anyhow::Result<Report> {
+    let versions = catalog.versions(db, name).await?;
+    let logged = catalog.schema_changes(db, name).await?;
+    let json = json!({
+        "table": name,
+        "versions": versions.iter().map(|v| json!({"version": v.version, "crawl": v.crawl_id, "created_at": time(v.created_at),
+            "columns": v.schema.fields().len(), "diff": v.diff})).collect::<Vec<_>>(),
+        "logged_changes": logged.iter().map(|c| json!({"crawl": c.crawl_id, "against_version": c.version, "created_at": time(c.created_at), "diff": c.diff})).collect::<Vec<_>>(),
+    });
+    let mut text = table(
+        [
+            "version", "created", "crawl", "columns", "added", "widened", "changed", "removed",
+        ],
+        versions.iter().map(|v| {
+            [
+                v.version.to_string(),
+                time(v.created_at),
+                v.crawl_id.map(|c| c.to_string()).unwrap_or_default(),
+                v.schema.fields().len().to_string(),
+                v.diff.added.len().to_string(),
+                v.diff.widened.len().to_string(),
+                v.diff.changed.len().to_string(),
+                v.diff.removed.len().to_string(),
+            ]
+        }),
+    );
+    for change in &logged {
+        text.push('\n');
+        text.push_str(&diff_text(
+            &change.diff,
+            &format!(
+                "logged (not applied) against version {} by crawl {}",
+                change.version, change.crawl_id
+            ),
+        ));
+    }
+    Ok(Report::new(json, text))
+}
+
+fn diff_text(d: &SchemaDiff, title: &str) -> String {
+    let mut lines = vec![title.to_owned()];
+    lines.extend(
+        d.added
+            .iter()
+            .map(|c| format!("  + {} {}", c.column, c.type_name)),
+    );
+    lines.extend(
+        d.removed
+            .iter()
+            .map(|c| format!("  - {} {}", c.column, c.type_name)),
+    );
+    lines.extend(
+        d.widened
+            .iter()
+            .map(|c| format!("  ~ {} {} -> {} (widened)", c.column, c.from, c.to)),
+    );
+    lines.extend(
+        d.changed
+            .iter()
+            .map(|c| format!("  ! {} {} -> {} (changed)", c.column, c.from, c.to)),
+    );
+    if d.is_empty() {
+        lines.push("  (no changes)".into());
+    }
+    lines.join("\n")
+}

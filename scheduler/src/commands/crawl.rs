@@ -1,0 +1,168 @@
+//! `sluice generate landings` and `sluice crawl`.
+
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use jobs::catalog::SchemaPolicy;
+use jobs::crawler::{CrawlOptions, CrawlProgress, CrawlReport, SampleOptions};
+use jobs::generate::{GenerateReport, LandingsSpec, generate_landings};
+use jobs::lake::LakeKey;
+
+use super::Context;
+use crate::cli::{CrawlArgs, LandingsArgs};
+use crate::output::{Report, bytes, table};
+
+pub async fn generate(args: &LandingsArgs, context: &Context) -> anyhow::Result<Report> {
+    let lake = context.lake()?;
+    let spec = LandingsSpec {
+        prefix: LakeKey::parse(&args.prefix)?,
+        error_prefix: LakeKey::parse(&args.error_prefix)?,
+        stream: args.stream.clone(),
+        concat: args.concat,
+        ..LandingsSpec::new(args.devices, args.days, args.seed, args.start)
+    };
+    let report = generate_landings(&lake, &spec).await?;
+    Ok(generate_report(&report, lake.url(), &spec))
+}
+
+pub fn generate_report(report: &GenerateReport, lake: &str, spec: &LandingsSpec) -> Report {
+    let text = format!(
+        "wrote {} objects ({}) of {} records under {lake}/{} ({} malformed, {} late) and {} processing-failed objects ({} envelopes) under {}",
+        report.objects,
+        bytes(report.bytes as i64),
+        report.records,
+        spec.prefix,
+        report.malformed_records,
+        report.late_records,
+        report.error_objects,
+        report.envelopes,
+        spec.error_prefix,
+    );
+    Report::new(serde_json::to_value(report).expect("serializes"), text)
+}
+
+/// Crawl options from the configuration and the flags.
+pub fn crawl_options(args: &CrawlArgs, context: &Context) -> anyhow::Result<CrawlOptions> {
+    let crawler = &context.config.crawler;
+    let mut options = CrawlOptions::new(
+        context.catalog_db(args.catalog.as_deref())?,
+        LakeKey::parse(&args.prefix)?,
+    );
+    options.recrawl = args.recrawl;
+    options.sample = SampleOptions {
+        max_records: args.sample_records.unwrap_or(crawler.sample_records),
+        max_bytes: crawler.sample_bytes,
+        max_record_bytes: crawler.max_record_bytes,
+        verify: crawler.verify && !args.no_verify,
+    };
+    options.grouping.min_column_overlap = crawler.min_column_overlap;
+    options.schema_policy = args
+        .schema_policy
+        .as_deref()
+        .unwrap_or(&crawler.schema_policy)
+        .parse::<SchemaPolicy>()?;
+    options.table_prefix = args.table_prefix.clone();
+    if crawler.concurrency > 0 {
+        options.concurrency = crawler.concurrency;
+    }
+    if context.progress {
+        let bar = ProgressBar::hidden();
+        bar.set_style(
+            ProgressStyle::with_template("crawling {bar:30} {pos}/{len} objects {elapsed}")
+                .expect("valid template"),
+        );
+        options.progress = Some(Arc::new(move |event| match event {
+            CrawlProgress::Planned { objects } => {
+                bar.set_length(objects as u64);
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            CrawlProgress::ObjectDone { .. } => bar.inc(1),
+        }));
+    }
+    Ok(options)
+}
+
+pub async fn crawl(args: &CrawlArgs, context: &Context) -> anyhow::Result<Report> {
+    let (lake, catalog) = (context.lake()?, context.catalog().await?);
+    let options = crawl_options(args, context)?;
+    let report = jobs::crawler::crawl(&lake, &catalog, &options).await;
+    catalog.close().await;
+    Ok(crawl_report(&report?))
+}
+
+pub fn crawl_report(report: &CrawlReport) -> Report {
+    let mut text = format!(
+        "crawl {} of {:?}: {} listed, {} new, {} changed, {} unchanged; {} crawled, {} failed; {} records in {} partitions; {} ms\n",
+        report.crawl_id,
+        report.prefix,
+        report.objects_listed,
+        report.objects_new,
+        report.objects_changed,
+        report.objects_unchanged,
+        report.objects_crawled,
+        report.objects_failed,
+        report.records,
+        report.partitions,
+        report.duration_ms,
+    );
+    for table_name in &report.tables_created {
+        text.push_str(&format!("created table {table_name}\n"));
+    }
+    for change in &report.schema_versions {
+        let d = &change.diff;
+        if change.version.is_some_and(|v| v > 1) {
+            text.push_str(&format!(
+                "table {} schema version {}: {} added, {} widened, {} changed, {} removed\n",
+                change.table,
+                change.version.unwrap_or_default(),
+                d.added.len(),
+                d.widened.len(),
+                d.changed.len(),
+                d.removed.len()
+            ));
+        }
+    }
+    for change in &report.logged_changes {
+        text.push_str(&format!(
+            "table {} schema change logged (policy log): {} added, {} widened\n",
+            change.table,
+            change.diff.added.len(),
+            change.diff.widened.len()
+        ));
+    }
+    for split in &report.splits {
+        text.push_str(&format!(
+            "table {} split from {}: {}\n",
+            split.table, split.location, split.reason
+        ));
+    }
+    for conflict in &report.conflicts {
+        text.push_str(&format!(
+            "conflict in {}.{}: {} -> string ({})\n",
+            conflict.table,
+            conflict.conflict.path,
+            conflict.conflict.types.join(" vs "),
+            conflict
+                .conflict
+                .examples
+                .iter()
+                .map(|(t, e)| format!("{t}: {e}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !report.failures.is_empty() {
+        text.push_str(&table(
+            ["failed object", "reason"],
+            report
+                .failures
+                .iter()
+                .map(|f| [f.key.clone(), f.reason.clone()]),
+        ));
+        text.push('\n');
+    }
+    Report::new(
+        serde_json::to_value(report).expect("serializes"),
+        text.trim_end().to_owned(),
+    )
+}

@@ -1,0 +1,79 @@
+//! One function per subcommand. Each opens what it needs from the configuration, calls the
+//! library, and returns a [`Report`].
+
+mod bench;
+mod catalog;
+mod crawl;
+mod demo;
+
+use std::io::IsTerminal;
+
+use anyhow::Context as _;
+use jobs::catalog::{Catalog, CatalogDbName, ConnectOptions};
+use jobs::lake::Lake;
+
+use crate::cli::{BenchCommand, Cli, Command, DbCommand, GenerateCommand};
+use crate::config::Config;
+use crate::output::Report;
+
+/// What every command gets: the configuration and how to talk to the person at the terminal.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub config: Config,
+    /// Draw progress bars (stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Context {
+    /// A context for a configuration; progress bars when stderr is a terminal.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            progress: std::io::stderr().is_terminal(),
+        }
+    }
+
+    async fn catalog(&self) -> anyhow::Result<Catalog> {
+        Catalog::connect(&self.config.database, &ConnectOptions::default())
+            .await
+            .with_context(|| format!("cannot open catalog database {}", self.config.database))
+    }
+
+    fn lake(&self) -> anyhow::Result<Lake> {
+        Ok(Lake::open(&self.config.lake, &self.config.s3_options())?)
+    }
+
+    fn catalog_db(&self, flag: Option<&str>) -> anyhow::Result<CatalogDbName> {
+        Ok(CatalogDbName::parse(flag.unwrap_or(&self.config.catalog))?)
+    }
+}
+
+/// Runs the command the CLI names.
+pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
+    match &cli.command {
+        Command::Demo(args) => demo::run(args, context).await,
+        Command::Generate(GenerateCommand::Landings(args)) => crawl::generate(args, context).await,
+        Command::Crawl(args) => crawl::crawl(args, context).await,
+        Command::Catalog(command) => catalog::run(command, context).await,
+        Command::Db(DbCommand::Migrate) => {
+            let catalog = Catalog::connect(
+                &context.config.database,
+                &ConnectOptions {
+                    migrate: false,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            let applied = catalog.migrate().await?;
+            catalog.close().await;
+            Ok(Report::new(
+                serde_json::json!({"database": context.config.database, "applied": applied}),
+                format!(
+                    "{applied} migration(s) applied to {}",
+                    context.config.database
+                ),
+            ))
+        }
+        Command::Bench(BenchCommand::Crawl(args)) => bench::crawl(args).await,
+    }
+}

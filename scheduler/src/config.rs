@@ -1,0 +1,155 @@
+//! sluice's one configuration: built-in defaults, then `sluice.toml` (or `--config FILE`), then
+//! `SLUICE_*` environment variables (`SLUICE_S3__ENDPOINT` for nested keys), then the global
+//! flags. It is loaded once in the binary and passed down explicitly.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://PATH` or `postgres://...`.
+    pub database: String,
+    /// `file://DIR`, `s3://bucket/prefix` or `memory://`.
+    pub lake: String,
+    /// The catalog database (Glue's database) tables are registered in.
+    pub catalog: String,
+    pub s3: S3Config,
+    pub crawler: CrawlerConfig,
+}
+
+/// S3 settings; unset ones fall back to the usual `AWS_*` variables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub allow_http: bool,
+}
+
+/// Crawler settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlerConfig {
+    /// Records sampled per object.
+    pub sample_records: usize,
+    /// Decompressed bytes read per object for the sample.
+    pub sample_bytes: usize,
+    /// Records longer than this fail their object.
+    pub max_record_bytes: usize,
+    /// Read every object to its end (integrity and exact record counts).
+    pub verify: bool,
+    /// Column overlap for two schemas to share a table.
+    pub min_column_overlap: f64,
+    /// Schema-change policy of new tables: `update` or `log`.
+    pub schema_policy: String,
+    /// Objects read at once (0: twice the cores).
+    pub concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let sample = jobs::crawler::SampleOptions::default();
+        Self {
+            database: "sqlite://.sluice/sluice.db".into(),
+            lake: "file://./lake".into(),
+            catalog: "default".into(),
+            s3: S3Config::default(),
+            crawler: CrawlerConfig {
+                sample_records: sample.max_records,
+                sample_bytes: sample.max_bytes,
+                max_record_bytes: sample.max_record_bytes,
+                verify: sample.verify,
+                min_column_overlap: jobs::crawler::group::GroupingOptions::default()
+                    .min_column_overlap,
+                schema_policy: "update".into(),
+                concurrency: 0,
+            },
+        }
+    }
+}
+
+/// Values given on the command line, applied last.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lake: Option<String>,
+}
+
+impl Config {
+    /// Loads the layers. A `--config` file must exist; `./sluice.toml` is read when present.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.is_file(), "config file {} not found", path.display());
+                figment = figment.merge(Toml::file(path));
+            }
+            None => {
+                let default = PathBuf::from("sluice.toml");
+                if default.is_file() {
+                    figment = figment.merge(Toml::file(default));
+                }
+            }
+        }
+        figment = figment
+            .merge(Env::prefixed("SLUICE_").split("__"))
+            .merge(Serialized::defaults(overrides));
+        figment.extract().context("invalid configuration")
+    }
+
+    /// The lake's S3 options.
+    pub fn s3_options(&self) -> jobs::lake::S3Options {
+        jobs::lake::S3Options {
+            endpoint: self.s3.endpoint.clone(),
+            region: self.s3.region.clone(),
+            access_key_id: self.s3.access_key_id.clone(),
+            secret_access_key: self.s3.secret_access_key.clone(),
+            allow_http: self.s3.allow_http,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "sluice.toml",
+                "lake = \"file://from-file\"\ncatalog = \"prod\"\n[crawler]\nsample_records = 10\n",
+            )?;
+            jail.set_env("SLUICE_CATALOG", "from_env");
+            jail.set_env("SLUICE_S3__ENDPOINT", "http://127.0.0.1:9000");
+            let config = Config::load(
+                None,
+                &Overrides {
+                    database: Some("postgres://x".into()),
+                    lake: None,
+                },
+            )
+            .unwrap();
+            assert_eq!(config.lake, "file://from-file");
+            assert_eq!(config.catalog, "from_env");
+            assert_eq!(config.database, "postgres://x");
+            assert_eq!(config.crawler.sample_records, 10);
+            assert_eq!(config.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+            jail.create_file("bad.toml", "nope = 1\n")?;
+            let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("nope"), "{err:#}");
+            assert!(Config::load(Some(Path::new("missing.toml")), &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+}
