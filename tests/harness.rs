@@ -1,1 +1,128 @@
+//! The integration tests' shared harness: a fresh catalog database per test (a SQLite file in a
+//! temporary directory, or a new database on the Postgres server), lakes, landed objects made by
+//! hand, and the real `sluice` binary.
+//!
+//! Real components are required, never skipped: Postgres at `SLUICE_TEST_POSTGRES`
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`) and, for S3 tests, the S3-compatible
+//! server `scripts/test.sh` starts (`SLUICE_TEST_S3_ENDPOINT`). A missing one fails the test
+//! with a message that says how to provide it.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use jobs::catalog::{Catalog, ConnectOptions};
+use jobs::lake::{Lake, LakeKey};
+
+/// The catalog backends every catalog test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty catalog database for one test.
+pub struct TestDb {
+    pub url: String,
+    pub catalog: Catalog,
+    /// Keeps the SQLite file alive for the test.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The Postgres server tests use.
+pub fn postgres_admin_url() -> String {
+    std::env::var("SLUICE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDb {
+    /// A new database on the backend, migrated.
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}/catalog.db", dir.path().display());
+                let catalog = Catalog::connect(&url, &ConnectOptions::default())
+                    .await
+                    .expect("sqlite catalog");
+                Self {
+                    url,
+                    catalog,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("sluice_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.unwrap_or_else(|err| {
+                    panic!(
+                        "Postgres is required for the catalog tests and is not reachable at {admin}: {err}. \
+                         Start it (scripts/test.sh does) or set SLUICE_TEST_POSTGRES."
+                    )
+                });
+                sqlx::Executor::execute(
+                    &mut conn,
+                    sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+                )
+                .await
+                .expect("create test database");
+                let url = match admin.rsplit_once('/') {
+                    Some((server, _)) => format!("{server}/{name}"),
+                    None => panic!("SLUICE_TEST_POSTGRES must end in /DATABASE: {admin}"),
+                };
+                let catalog = Catalog::connect(&url, &ConnectOptions::default())
+                    .await
+                    .expect("postgres catalog");
+                Self {
+                    url,
+                    catalog,
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+/// Writes an object into a lake.
+pub async fn put(lake: &Lake, key: &str, body: impl Into<bytes::Bytes>) {
+    lake.put(&LakeKey::parse(key).expect("valid key"), body.into())
+        .await
+        .expect("put object");
+}
+
+/// GZIP of some bytes.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).expect("in memory");
+    encoder.finish().expect("in memory")
+}
+
+/// The `sluice` binary built beside this test binary (scripts/test.sh builds it first).
+pub fn sluice_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let binary = profile_dir.join("sluice");
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it with `cargo build -p scheduler --bin sluice` (scripts/test.sh does)",
+        binary.display()
+    );
+    binary
+}
+
+/// Runs `sluice` with arguments in a directory; returns (exit success, stdout, stderr).
+pub fn run_sluice(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(sluice_binary())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run sluice");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -102,7 +102,12 @@ impl Config {
             }
         }
         figment = figment
-            .merge(Env::prefixed("SLUICE_").split("__"))
+            // SLUICE_TEST_* belong to the test harness, not to the configuration.
+            .merge(
+                Env::prefixed("SLUICE_")
+                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+                    .split("__"),
+            )
             .merge(Serialized::defaults(overrides));
         figment.extract().context("invalid configuration")
     }
@@ -132,6 +137,7 @@ mod tests {
             )?;
             jail.set_env("SLUICE_CATALOG", "from_env");
             jail.set_env("SLUICE_S3__ENDPOINT", "http://127.0.0.1:9000");
+            jail.set_env("SLUICE_TEST_POSTGRES", "postgres://harness");
             let config = Config::load(
                 None,
                 &Overrides {

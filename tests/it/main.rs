@@ -1,1 +1,7 @@
+//! sluice's integration tests: one binary, one module per area, the harness in `tests/harness.rs`.
 
+mod catalog_backends;
+mod cli;
+mod crawler_bad_input;
+mod crawler_formats;
+mod s3_lake;

@@ -123,7 +123,7 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
         }
     };
 
-    let text_format = sniff_text(text);
+    let text_format = sniff_text(text, at_end);
     let mut sink = Sink::new(options.max_records);
     let parsed = match text_format {
         TextFormat::Unrecognised => return Err(ObjectFailure::Unrecognised),

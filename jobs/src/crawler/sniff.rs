@@ -156,8 +156,9 @@ pub enum TextFormat {
     Unrecognised,
 }
 
-/// Decides the text format from the sample's first lines.
-pub fn sniff_text(text: &str) -> TextFormat {
+/// Decides the text format from the sample's first lines; `at_end` says the sample holds the
+/// whole object (otherwise its last line may be cut short and is not judged).
+pub fn sniff_text(text: &str, at_end: bool) -> TextFormat {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     match trimmed.as_bytes().first() {
         Some(b'[') => return TextFormat::Json(JsonFraming::Array),
@@ -170,7 +171,7 @@ pub fn sniff_text(text: &str) -> TextFormat {
         .take(20)
         .collect();
     // The last line of a bounded sample may be cut short: judge by the complete ones.
-    let judged = if lines.len() > 1 {
+    let judged = if lines.len() > 1 && !at_end {
         &lines[..lines.len() - 1]
     } else {
         &lines[..]
@@ -190,18 +191,29 @@ pub fn sniff_text(text: &str) -> TextFormat {
 }
 
 /// NDJSON when the first record is followed by a line break, concatenated when `}{` follow.
+/// When the first record itself is malformed, a `}{` inside the first line decides.
 fn json_framing(text: &str) -> JsonFraming {
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
-    if let Some(Ok(_)) = stream.next() {
-        let rest = &text[stream.byte_offset()..];
-        let gap_end = rest
-            .find(|c: char| !c.is_whitespace())
-            .unwrap_or(rest.len());
-        if !rest[..gap_end].contains('\n') && rest[gap_end..].starts_with('{') {
-            return JsonFraming::Concatenated;
+    match stream.next() {
+        Some(Ok(_)) => {
+            let rest = &text[stream.byte_offset()..];
+            let gap_end = rest
+                .find(|c: char| !c.is_whitespace())
+                .unwrap_or(rest.len());
+            if !rest[..gap_end].contains('\n') && rest[gap_end..].starts_with('{') {
+                return JsonFraming::Concatenated;
+            }
+            JsonFraming::Lines
+        }
+        _ => {
+            let first_line = text.split('\n').next().unwrap_or(text);
+            if memchr::memmem::find(first_line.as_bytes(), b"}{").is_some() {
+                JsonFraming::Concatenated
+            } else {
+                JsonFraming::Lines
+            }
         }
     }
-    JsonFraming::Lines
 }
 
 /// A delimiter that splits every judged line into the same number (> 1) of fields.
@@ -214,11 +226,13 @@ fn delimiter(lines: &[&str]) -> Option<u8> {
             .has_headers(false)
             .flexible(true)
             .from_reader(text.as_bytes());
-        let counts: Vec<usize> = reader
+        let Ok(counts) = reader
             .records()
-            .map_while(Result::ok)
-            .map(|r| r.len())
-            .collect();
+            .map(|record| record.map(|r| r.len()))
+            .collect::<Result<Vec<usize>, _>>()
+        else {
+            continue; // unbalanced quotes and the like: not this delimiter
+        };
         let Some(&first) = counts.first() else {
             continue;
         };
@@ -251,7 +265,7 @@ mod tests {
     #[test]
     fn text_formats_are_sniffed_from_content() {
         let check =
-            |text: &str, expect: TextFormat| assert_eq!(sniff_text(text), expect, "{text:?}");
+            |text: &str, expect: TextFormat| assert_eq!(sniff_text(text, true), expect, "{text:?}");
         check(
             "{\"a\":1}\n{\"a\":2}\n",
             TextFormat::Json(JsonFraming::Lines),
@@ -265,6 +279,14 @@ mod tests {
             TextFormat::Json(JsonFraming::Concatenated),
         );
         check("{\"a\":1}", TextFormat::Json(JsonFraming::Lines));
+        check(
+            "{\"a\":NaN}{\"a\":2}",
+            TextFormat::Json(JsonFraming::Concatenated),
+        );
+        check(
+            "{\"a\":NaN}\n{\"a\":2}\n",
+            TextFormat::Json(JsonFraming::Lines),
+        );
         check("\u{feff} [{\"a\":1}]", TextFormat::Json(JsonFraming::Array));
         check("a,b,c\n1,2,3\n4,5,6\n", TextFormat::Delimited(b','));
         check("a\tb\n1\t2\n", TextFormat::Delimited(b'\t'));
@@ -280,6 +302,15 @@ mod tests {
         check(
             "just some prose\nwith no structure\n",
             TextFormat::Unrecognised,
+        );
+        check(
+            "dear diary,\ntoday the sensor broke\n",
+            TextFormat::Unrecognised,
+        );
+        // A bounded sample's last line may be cut: only complete lines are judged.
+        assert_eq!(
+            sniff_text("a,b\n1,2\n3", false),
+            TextFormat::Delimited(b',')
         );
     }
 }
