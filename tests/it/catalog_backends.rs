@@ -247,6 +247,59 @@ async fn schema_versions_diffs_and_the_log_policy(backend: Backend) {
     assert!(versions[2].schema.field_with_name("c").is_ok());
 }
 
+async fn daily_crawls_version_the_firmware_upgrade(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let lake = Lake::in_memory();
+    // Over 6 days, firmware 2.0 (and its `noise_db` field) reaches the devices from day 3.
+    let spec = LandingsSpec::new(
+        3,
+        6,
+        3,
+        chrono::NaiveDate::from_ymd_opt(2024, 5, 1).unwrap(),
+    );
+    generate_landings(&lake, &spec).await.unwrap();
+    let first = crawl_ok(&lake, &db, "landing/telemetry/2024/05/01").await;
+    assert_eq!(first.tables_created, ["telemetry"]);
+    let table = db.catalog.table(&default_db(), "telemetry").await.unwrap();
+    assert!(table.schema.field_with_name("noise_db").is_err());
+    let mut versions_seen = Vec::new();
+    for day in 2..=6 {
+        let report = crawl_ok(&lake, &db, &format!("landing/telemetry/2024/05/0{day}")).await;
+        assert!(
+            report.objects_crawled > 0 && report.tables_created.is_empty(),
+            "{report:?}"
+        );
+        versions_seen.extend(
+            report
+                .schema_versions
+                .iter()
+                .map(|v| (day, v.version, v.diff.added.clone())),
+        );
+    }
+    assert_eq!(
+        versions_seen.len(),
+        1,
+        "one new version, the day the new field landed: {versions_seen:?}"
+    );
+    let (_, version, added) = &versions_seen[0];
+    assert_eq!(*version, Some(2));
+    assert_eq!(
+        added
+            .iter()
+            .map(|c| format!("{} {}", c.column, c.type_name))
+            .collect::<Vec<_>>(),
+        ["noise_db double"]
+    );
+    // The rest of the landing prefix: the error envelopes, and day 6's late arrivals that landed
+    // in day 7's arrival folder; they join telemetry without a new version.
+    let rest = crawl_ok(&lake, &db, "landing").await;
+    assert_eq!(rest.tables_created, ["errors_processing_failed"]);
+    assert_eq!(rest.tables_updated, ["telemetry"]);
+    assert!(rest.schema_versions.iter().all(|v| v.table != "telemetry"), "{:?}", rest.schema_versions);
+    let partitions = db.catalog.partitions(&default_db(), "telemetry").await.unwrap();
+    assert_eq!(partitions.last().unwrap().values[..3], ["2024", "05", "07"]);
+}
+
 async fn changed_objects_are_recrawled_and_counted_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let lake = Lake::in_memory();
@@ -347,6 +400,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     generated_landings_become_tables,
+    daily_crawls_version_the_firmware_upgrade,
     schema_versions_diffs_and_the_log_policy,
     changed_objects_are_recrawled_and_counted_once,
     conflicts_are_recorded_with_examples,
