@@ -12,7 +12,7 @@ pub enum Error {
     InvalidKey { key: String, reason: &'static str },
 
     /// The object store failed (network, permissions, a missing object).
-    #[error("lake: {0}")]
+    #[error(transparent)]
     ObjectStore(#[from] object_store::Error),
 
     /// The database URL names no supported backend.
@@ -20,11 +20,11 @@ pub enum Error {
     UnsupportedDatabase { url: String },
 
     /// The catalog database failed.
-    #[error("database: {0}")]
+    #[error(transparent)]
     Database(#[from] sqlx::Error),
 
     /// Applying migrations failed.
-    #[error("database migration: {0}")]
+    #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
 
     /// No table of that name in the catalog database.
@@ -43,8 +43,19 @@ pub enum Error {
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
 
+    /// A conversion's counts do not add up: nothing was committed.
+    #[error(
+        "conversion of {object} does not reconcile: {read} read, {written} written, {quarantined} quarantined"
+    )]
+    Reconciliation {
+        object: String,
+        read: u64,
+        written: u64,
+        quarantined: u64,
+    },
+
     /// A blocking task panicked or was cancelled.
-    #[error("background task failed: {0}")]
+    #[error(transparent)]
     Join(#[from] tokio::task::JoinError),
 }
 

@@ -15,6 +15,7 @@
 //! the crawl: they are recorded on the object ([`crawler::ObjectFailure`]) and the crawl goes on.
 
 pub mod catalog;
+pub mod convert;
 pub mod crawler;
 mod error;
 pub mod generate;

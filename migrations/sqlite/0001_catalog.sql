@@ -78,7 +78,7 @@ CREATE TABLE partitions (
     object_count    BIGINT NOT NULL DEFAULT 0,
     bytes           BIGINT NOT NULL DEFAULT 0,
     record_estimate BIGINT NOT NULL DEFAULT 0,
-    crawl_id        BIGINT NOT NULL REFERENCES crawls (id),
+    crawl_id        BIGINT REFERENCES crawls (id),  -- NULL for partitions of curated tables
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL,
     UNIQUE (table_id, location)

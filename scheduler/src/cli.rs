@@ -17,6 +17,9 @@ pub struct Cli {
     /// Lake URL: file://DIR, s3://bucket/prefix or memory:// [default: file://./lake]
     #[arg(long, global = true, value_name = "URL")]
     pub lake: Option<String>,
+    /// Lake for curated Parquet and quarantine [default: the lake]
+    #[arg(long, global = true, value_name = "URL")]
+    pub curated_lake: Option<String>,
     /// How reports are printed.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -45,6 +48,10 @@ pub enum Command {
     Generate(GenerateCommand),
     /// Crawl landed objects into the catalog (like an AWS Glue crawler).
     Crawl(CrawlArgs),
+    /// Convert a crawled table's new objects to partitioned Parquet (like AWS Glue ETL).
+    Convert(ConvertArgs),
+    /// Finish interrupted conversions and delete what no committed run owns.
+    Vacuum(VacuumArgs),
     /// Look into the catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -128,6 +135,43 @@ pub struct CrawlArgs {
     /// Prefix for the names of new tables.
     #[arg(long, default_value = "")]
     pub table_prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The crawled table.
+    pub table: String,
+    /// Curated prefix in the curated lake; files go under DEST/TABLE/.
+    #[arg(long, default_value = "curated")]
+    pub dest: String,
+    /// Partition columns: year,month,day (default) or year,month,day,hour.
+    #[arg(long, default_value = "year,month,day", value_parser = ["year,month,day", "year,month,day,hour"])]
+    pub partition_by: String,
+    /// Event-time column [default: the table's `ts`-like timestamp column].
+    #[arg(long)]
+    pub event_time: Option<String>,
+    /// Show what would be converted, and convert nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Convert every object again, replacing the table's files atomically.
+    #[arg(long)]
+    pub reprocess: bool,
+    /// Target size of output files, in MiB.
+    #[arg(long, default_value_t = 128)]
+    pub target_file_mib: u64,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = 131_072)]
+    pub row_group_rows: usize,
+    /// Catalog database [default: from config, "default"].
+    #[arg(long)]
+    pub catalog: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Leave runs younger than this alone (they may still be running elsewhere).
+    #[arg(long, default_value_t = 60)]
+    pub grace_minutes: i64,
 }
 
 #[derive(Debug, Args)]

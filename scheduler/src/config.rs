@@ -17,6 +17,8 @@ pub struct Config {
     pub database: String,
     /// `file://DIR`, `s3://bucket/prefix` or `memory://`.
     pub lake: String,
+    /// Where curated Parquet and quarantine go (default: the lake).
+    pub curated_lake: Option<String>,
     /// The catalog database (Glue's database) tables are registered in.
     pub catalog: String,
     pub s3: S3Config,
@@ -60,6 +62,7 @@ impl Default for Config {
         Self {
             database: "sqlite://.sluice/sluice.db".into(),
             lake: "file://./lake".into(),
+            curated_lake: None,
             catalog: "default".into(),
             s3: S3Config::default(),
             crawler: CrawlerConfig {
@@ -83,6 +86,8 @@ pub struct Overrides {
     pub database: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lake: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curated_lake: Option<String>,
 }
 
 impl Config {

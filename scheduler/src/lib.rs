@@ -19,6 +19,7 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
         &Overrides {
             database: cli.database.clone(),
             lake: cli.lake.clone(),
+            curated_lake: cli.curated_lake.clone(),
         },
     )
 }

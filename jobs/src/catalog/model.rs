@@ -119,6 +119,8 @@ impl FromStr for SchemaPolicy {
 pub enum TableKind {
     Data,
     FirehoseErrors,
+    /// Parquet written by conversion.
+    Curated,
 }
 
 impl TableKind {
@@ -126,14 +128,15 @@ impl TableKind {
         match self {
             TableKind::Data => "data",
             TableKind::FirehoseErrors => "firehose_errors",
+            TableKind::Curated => "curated",
         }
     }
 
     pub(crate) fn parse(text: &str) -> Self {
-        if text == "firehose_errors" {
-            TableKind::FirehoseErrors
-        } else {
-            TableKind::Data
+        match text {
+            "firehose_errors" => TableKind::FirehoseErrors,
+            "curated" => TableKind::Curated,
+            _ => TableKind::Data,
         }
     }
 }

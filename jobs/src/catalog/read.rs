@@ -21,9 +21,12 @@ macro_rules! select_tables {
             "SELECT t.id, t.catalog_db, t.name, t.location, t.kind, t.format, t.compression, ",
             "t.schema_policy, t.current_version, t.partition_keys, t.properties, t.created_at, t.updated_at, v.schema, ",
             "(SELECT COUNT(*) FROM partitions p WHERE p.table_id = t.id) AS partition_count, ",
-            "(SELECT COUNT(*) FROM objects o WHERE o.table_id = t.id) AS object_count, ",
-            "CAST(COALESCE((SELECT SUM(o.size) FROM objects o WHERE o.table_id = t.id), 0) AS BIGINT) AS bytes, ",
-            "CAST(COALESCE((SELECT SUM(o.records) FROM objects o WHERE o.table_id = t.id), 0) AS BIGINT) AS records ",
+            "(SELECT COUNT(*) FROM objects o WHERE o.table_id = t.id) ",
+            "+ (SELECT COUNT(*) FROM curated_files f WHERE f.curated_table_id = t.id AND f.state <> 'removed') AS object_count, ",
+            "CAST(COALESCE((SELECT SUM(o.size) FROM objects o WHERE o.table_id = t.id), 0) ",
+            "+ COALESCE((SELECT SUM(f.bytes) FROM curated_files f WHERE f.curated_table_id = t.id AND f.state <> 'removed'), 0) AS BIGINT) AS bytes, ",
+            "CAST(COALESCE((SELECT SUM(o.records) FROM objects o WHERE o.table_id = t.id), 0) ",
+            "+ COALESCE((SELECT SUM(f.rows) FROM curated_files f WHERE f.curated_table_id = t.id AND f.state <> 'removed'), 0) AS BIGINT) AS records ",
             "FROM catalog_tables t JOIN schema_versions v ON v.table_id = t.id AND v.version = t.current_version ",
             $where
         )

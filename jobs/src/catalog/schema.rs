@@ -403,7 +403,7 @@ mod tests {
     fn stored_schemas_round_trip() {
         let ts = Field::new(
             "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
             true,
         )
         .with_metadata(source_metadata("rfc3339"));

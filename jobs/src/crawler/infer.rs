@@ -13,6 +13,9 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 use serde_json::Value;
 
+/// The time zone of zone-aware timestamps: UTC, as an offset.
+pub const UTC: &str = "+00:00";
+
 /// Arrow field metadata key telling how a timestamp column is written in the source.
 pub const TIMESTAMP_SOURCE: &str = "sluice.timestamp_source";
 
@@ -249,7 +252,8 @@ impl Node {
         let field = |data_type| Field::new(name, data_type, true);
         let only = |kinds: &[Kind]| non_null & !kinds.iter().fold(0, |acc, k| acc | k.bit()) == 0;
         let timestamp = |tz: bool, source: &str| {
-            let tz: Option<Arc<str>> = tz.then(|| "UTC".into());
+            // An offset, not the zone name "UTC": the same instant, readable without a zone database.
+            let tz: Option<Arc<str>> = tz.then(|| UTC.into());
             field(DataType::Timestamp(TimeUnit::Microsecond, tz))
                 .with_metadata(source_metadata(source))
         };
@@ -438,7 +442,7 @@ mod tests {
         let source = |i: usize| schema.field(i).metadata().get(TIMESTAMP_SOURCE).cloned();
         assert_eq!(
             schema.field(0).data_type(),
-            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            &DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
         );
         assert_eq!(source(0).as_deref(), Some("rfc3339"));
         assert_eq!(
@@ -506,7 +510,7 @@ mod tests {
         right.observe(&a, "");
         let (l, _) = left.resolve_schema();
         let (r, _) = right.resolve_schema();
-        assert_eq!(types(&l), ["x: Float64", "y: Timestamp(µs, \"UTC\")"]);
+        assert_eq!(types(&l), ["x: Float64", "y: Timestamp(µs, \"+00:00\")"]);
         assert_eq!(
             l.fields().iter().map(|f| f.data_type()).collect::<Vec<_>>(),
             r.fields().iter().map(|f| f.data_type()).collect::<Vec<_>>()

@@ -320,7 +320,10 @@ async fn run(
     let base_name = |root: &str, envelopes: bool| {
         // Named after the path below the crawl prefix; a root at or above the prefix (a crawl of
         // one day's folder, say) is named after its last segment.
-        let relative = root.strip_prefix(&key_prefix).unwrap_or_default().trim_matches('/');
+        let relative = root
+            .strip_prefix(&key_prefix)
+            .unwrap_or_default()
+            .trim_matches('/');
         let text = if !relative.is_empty() {
             relative
         } else if !root.is_empty() {

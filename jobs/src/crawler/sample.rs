@@ -198,6 +198,24 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
     })
 }
 
+/// Decompresses a whole object (for conversion, which reads every record).
+pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, ObjectFailure> {
+    if bytes.is_empty() {
+        return Err(ObjectFailure::Empty);
+    }
+    let compression = Compression::sniff(bytes);
+    let mut reader = decompressor(compression, bytes)?;
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(6));
+    reader
+        .read_to_end(&mut out)
+        .map_err(|err| ObjectFailure::Corrupt {
+            compression,
+            offset: out.len() as u64,
+            detail: err.to_string(),
+        })?;
+    Ok(out)
+}
+
 /// The decompressed size a gzip object's trailer (ISIZE) records, when it is plausible.
 fn gzip_size_hint(compression: Compression, bytes: &[u8], sampled: usize) -> Option<f64> {
     if compression != Compression::Gzip || bytes.len() < 18 {

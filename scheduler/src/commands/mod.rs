@@ -3,6 +3,7 @@
 
 mod bench;
 mod catalog;
+mod convert;
 mod crawl;
 mod demo;
 
@@ -43,6 +44,14 @@ impl Context {
         Ok(Lake::open(&self.config.lake, &self.config.s3_options())?)
     }
 
+    /// The curated lake: its own URL, or the lake itself.
+    fn curated_lake(&self, lake: &Lake) -> anyhow::Result<Lake> {
+        match &self.config.curated_lake {
+            Some(url) => Ok(Lake::open(url, &self.config.s3_options())?),
+            None => Ok(lake.clone()),
+        }
+    }
+
     fn catalog_db(&self, flag: Option<&str>) -> anyhow::Result<CatalogDbName> {
         Ok(CatalogDbName::parse(flag.unwrap_or(&self.config.catalog))?)
     }
@@ -54,6 +63,8 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Demo(args) => demo::run(args, context).await,
         Command::Generate(GenerateCommand::Landings(args)) => crawl::generate(args, context).await,
         Command::Crawl(args) => crawl::crawl(args, context).await,
+        Command::Convert(args) => convert::convert(args, context).await,
+        Command::Vacuum(args) => convert::vacuum(args, context).await,
         Command::Catalog(command) => catalog::run(command, context).await,
         Command::Db(DbCommand::Migrate) => {
             let catalog = Catalog::connect(

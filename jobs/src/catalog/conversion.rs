@@ -1,0 +1,477 @@
+//! Conversion's records: runs, the manifest of curated files, lineage, and bookmarks.
+//!
+//! The commit point of a run is [`Catalog::commit_conversion`]: in one transaction it registers
+//! the curated table and its partitions, the files (state `staged`), which sources fed them, and a
+//! bookmark per source. A bookmark's primary key (table, source) makes a second conversion of the
+//! same object fail to commit. After the commit the files are moved into place and marked
+//! `published`; a run that stopped in between is finished by [`Catalog::unpublished_files`].
+
+use arrow::datatypes::{Field, Schema};
+use sqlx::Row;
+
+use super::model::{CatalogDbName, TableKind};
+use super::schema::{SchemaDiff, encode_fields, encode_schema};
+use super::{Catalog, now_ms};
+use crate::Result;
+
+/// A landed object waiting for conversion.
+#[derive(Debug, Clone)]
+pub struct SourceObject {
+    pub key: String,
+    pub size: i64,
+    pub last_modified: i64,
+}
+
+/// The curated table a run registers or updates.
+#[derive(Debug, Clone)]
+pub struct CuratedTableWrite {
+    pub existing_id: Option<i64>,
+    pub name: String,
+    pub location: String,
+    pub partition_keys: Vec<Field>,
+    /// New schema versions, in order (version number, schema, diff against the one before).
+    pub new_versions: Vec<(i64, Schema, SchemaDiff)>,
+}
+
+/// One output file of a run.
+#[derive(Debug, Clone)]
+pub struct FileWrite {
+    pub path: String,
+    pub staging_path: String,
+    pub partition_location: String,
+    pub partition_values: Vec<String>,
+    pub rows: i64,
+    pub bytes: i64,
+    pub schema_version: i64,
+    /// Rows per source object.
+    pub sources: Vec<(String, i64)>,
+}
+
+/// Reconciliation of one source object: read = written + quarantined.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Bookmark {
+    pub source_key: String,
+    pub records_read: i64,
+    pub records_written: i64,
+    pub records_quarantined: i64,
+    pub quarantine_path: Option<String>,
+}
+
+/// Everything a run commits at once.
+#[derive(Debug, Clone)]
+pub struct ConversionCommit {
+    pub run_id: i64,
+    pub catalog_db: CatalogDbName,
+    pub source_table_id: i64,
+    /// Columns the run found that the landing table lacked: its new version (policy `update`).
+    pub source_version: Option<(Schema, SchemaDiff)>,
+    pub curated: CuratedTableWrite,
+    pub files: Vec<FileWrite>,
+    pub bookmarks: Vec<Bookmark>,
+    /// Replace every earlier file and bookmark of the table (`--reprocess`).
+    pub replace: bool,
+    pub duration_ms: i64,
+    pub report: serde_json::Value,
+}
+
+/// A curated file as the manifest knows it.
+#[derive(Debug, Clone)]
+pub struct CuratedFile {
+    pub id: i64,
+    pub run_id: i64,
+    pub path: String,
+    pub staging_path: String,
+    pub partition_values: Vec<String>,
+    pub rows: i64,
+    pub bytes: i64,
+    pub schema_version: i64,
+    pub state: String,
+}
+
+/// A run that started and never committed (crashed or failed): its staging and quarantine
+/// prefixes hold nothing anyone may read.
+#[derive(Debug, Clone)]
+pub struct AbandonedRun {
+    pub id: i64,
+    pub table: String,
+    pub dest: String,
+}
+
+fn file_of(row: &sqlx::any::AnyRow) -> Result<CuratedFile> {
+    let values: String = row.try_get("partition_values")?;
+    Ok(CuratedFile {
+        id: row.try_get("id")?,
+        run_id: row.try_get("run_id")?,
+        path: row.try_get("path")?,
+        staging_path: row.try_get("staging_path")?,
+        partition_values: serde_json::from_str(&values).unwrap_or_default(),
+        rows: row.try_get("rows")?,
+        bytes: row.try_get("bytes")?,
+        schema_version: row.try_get("schema_version")?,
+        state: row.try_get("state")?,
+    })
+}
+
+impl Catalog {
+    /// Records the start of a conversion run; returns its id.
+    pub async fn begin_conversion(&self, table_id: i64, dest: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "INSERT INTO conversion_runs (table_id, status, dest, started_at) VALUES ($1, 'running', $2, $3) RETURNING id",
+        )
+        .bind(table_id)
+        .bind(dest)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Records a run that failed before its commit.
+    pub async fn fail_conversion(&self, run_id: i64, error: &str, duration_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE conversion_runs SET status = 'failed', error = $1, finished_at = $2, duration_ms = $3 \
+             WHERE id = $4 AND status = 'running'",
+        )
+        .bind(error)
+        .bind(now_ms())
+        .bind(duration_ms)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Objects of a table not yet converted (all of them with `all`), by key. Objects the crawler
+    /// failed under the table's location are included: their records are quarantined, not lost.
+    pub async fn pending_sources(
+        &self,
+        table_id: i64,
+        location: &str,
+        all: bool,
+    ) -> Result<Vec<SourceObject>> {
+        let pattern = format!(
+            "{}/%",
+            location
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let rows = sqlx::query(
+            "SELECT o.key, o.size, o.last_modified FROM objects o \
+             WHERE (o.table_id = $1 OR (o.status = 'failed' AND o.key LIKE $2 ESCAPE '\\')) \
+             AND ($3 = 1 OR NOT EXISTS (SELECT 1 FROM converted_objects c WHERE c.table_id = $1 AND c.source_key = o.key)) \
+             ORDER BY o.key",
+        )
+        .bind(table_id)
+        .bind(pattern)
+        .bind(i64::from(all))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SourceObject {
+                    key: row.try_get("key")?,
+                    size: row.try_get("size")?,
+                    last_modified: row.try_get("last_modified")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The commit point of a run; see the module doc.
+    pub async fn commit_conversion(&self, commit: &ConversionCommit) -> Result<i64> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let curated = &commit.curated;
+        let partition_keys = encode_fields(curated.partition_keys.iter());
+        let current_version = curated.new_versions.last().map(|(v, _, _)| *v);
+        let curated_id = match curated.existing_id {
+            Some(id) => {
+                sqlx::query("UPDATE catalog_tables SET current_version = COALESCE($1, current_version), updated_at = $2 WHERE id = $3")
+                    .bind(current_version)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            None => {
+                sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO catalog_tables (catalog_db, name, location, kind, format, compression, schema_policy, \
+                     current_version, partition_keys, properties, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'parquet', 'zstd', 'update', $5, $6, $7, $8, $8) RETURNING id",
+                )
+                .bind(commit.catalog_db.as_str())
+                .bind(&curated.name)
+                .bind(&curated.location)
+                .bind(TableKind::Curated.as_str())
+                .bind(current_version.unwrap_or(1))
+                .bind(&partition_keys)
+                .bind(serde_json::json!({"source_table_id": commit.source_table_id}).to_string())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        for (version, schema, diff) in &curated.new_versions {
+            sqlx::query("INSERT INTO schema_versions (table_id, version, schema, diff, crawl_id, created_at) VALUES ($1, $2, $3, $4, NULL, $5)")
+                .bind(curated_id)
+                .bind(version)
+                .bind(encode_schema(schema))
+                .bind(serde_json::to_string(diff).expect("diffs serialize"))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some((schema, diff)) = &commit.source_version {
+            sqlx::query(
+                "INSERT INTO schema_versions (table_id, version, schema, diff, crawl_id, created_at) \
+                 SELECT id, current_version + 1, $1, $2, NULL, $3 FROM catalog_tables WHERE id = $4",
+            )
+            .bind(encode_schema(schema))
+            .bind(serde_json::to_string(diff).expect("diffs serialize"))
+            .bind(now)
+            .bind(commit.source_table_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE catalog_tables SET current_version = current_version + 1, updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(commit.source_table_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if commit.replace {
+            sqlx::query("UPDATE curated_files SET state = 'removed' WHERE curated_table_id = $1 AND state <> 'removed'")
+                .bind(curated_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM converted_objects WHERE table_id = $1")
+                .bind(commit.source_table_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for file in &commit.files {
+            let partition_id: i64 = sqlx::query(
+                "INSERT INTO partitions (table_id, location, partition_values, crawl_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, NULL, $4, $4) \
+                 ON CONFLICT (table_id, location) DO UPDATE SET updated_at = excluded.updated_at RETURNING id",
+            )
+            .bind(curated_id)
+            .bind(&file.partition_location)
+            .bind(serde_json::to_string(&file.partition_values).expect("serializes"))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("id")?;
+            let file_id: i64 = sqlx::query_scalar(
+                "INSERT INTO curated_files (run_id, curated_table_id, path, staging_path, partition_id, rows, bytes, \
+                 schema_version, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'staged', $9) RETURNING id",
+            )
+            .bind(commit.run_id)
+            .bind(curated_id)
+            .bind(&file.path)
+            .bind(&file.staging_path)
+            .bind(partition_id)
+            .bind(file.rows)
+            .bind(file.bytes)
+            .bind(file.schema_version)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            for (source, rows) in &file.sources {
+                sqlx::query(
+                    "INSERT INTO file_sources (file_id, source_key, rows) VALUES ($1, $2, $3)",
+                )
+                .bind(file_id)
+                .bind(source)
+                .bind(rows)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for bookmark in &commit.bookmarks {
+            sqlx::query(
+                "INSERT INTO converted_objects (table_id, source_key, run_id, records_read, records_written, \
+                 records_quarantined, quarantine_path, converted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(commit.source_table_id)
+            .bind(&bookmark.source_key)
+            .bind(commit.run_id)
+            .bind(bookmark.records_read)
+            .bind(bookmark.records_written)
+            .bind(bookmark.records_quarantined)
+            .bind(&bookmark.quarantine_path)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE partitions SET \
+             object_count = (SELECT COUNT(*) FROM curated_files f WHERE f.partition_id = partitions.id AND f.state <> 'removed'), \
+             bytes = (SELECT COALESCE(SUM(f.bytes), 0) FROM curated_files f WHERE f.partition_id = partitions.id AND f.state <> 'removed'), \
+             record_estimate = (SELECT COALESCE(SUM(f.rows), 0) FROM curated_files f WHERE f.partition_id = partitions.id AND f.state <> 'removed') \
+             WHERE table_id = $1",
+        )
+        .bind(curated_id)
+        .execute(&mut *tx)
+        .await?;
+        let read: i64 = commit.bookmarks.iter().map(|b| b.records_read).sum();
+        let written: i64 = commit.bookmarks.iter().map(|b| b.records_written).sum();
+        let quarantined: i64 = commit.bookmarks.iter().map(|b| b.records_quarantined).sum();
+        let result = sqlx::query(
+            "UPDATE conversion_runs SET status = 'committed', curated_table_id = $1, sources = $2, records_read = $3, \
+             records_written = $4, records_quarantined = $5, files = $6, bytes_written = $7, duration_ms = $8, report = $9 \
+             WHERE id = $10 AND status = 'running'",
+        )
+        .bind(curated_id)
+        .bind(commit.bookmarks.len() as i64)
+        .bind(read)
+        .bind(written)
+        .bind(quarantined)
+        .bind(commit.files.len() as i64)
+        .bind(commit.files.iter().map(|f| f.bytes).sum::<i64>())
+        .bind(commit.duration_ms)
+        .bind(commit.report.to_string())
+        .bind(commit.run_id)
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() != 1 {
+            return Err(crate::Error::InvalidArgument {
+                field: "conversion run",
+                reason: format!("run {} is no longer running", commit.run_id),
+            });
+        }
+        tx.commit().await?;
+        Ok(curated_id)
+    }
+
+    /// Files of committed runs still waiting to be moved into place.
+    pub async fn unpublished_files(
+        &self,
+        curated_table_id: Option<i64>,
+    ) -> Result<Vec<CuratedFile>> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.run_id, f.path, f.staging_path, f.rows, f.bytes, f.schema_version, f.state, p.partition_values \
+             FROM curated_files f JOIN partitions p ON p.id = f.partition_id \
+             WHERE f.state = 'staged' AND ($1 IS NULL OR f.curated_table_id = $1) ORDER BY f.id",
+        )
+        .bind(curated_table_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(file_of).collect()
+    }
+
+    /// Marks files moved into place, and runs whose every file is, published.
+    pub async fn mark_published(&self, file_ids: &[i64]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in file_ids {
+            sqlx::query(
+                "UPDATE curated_files SET state = 'published' WHERE id = $1 AND state = 'staged'",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE conversion_runs SET status = 'published', finished_at = $1 WHERE status = 'committed' \
+             AND NOT EXISTS (SELECT 1 FROM curated_files f WHERE f.run_id = conversion_runs.id AND f.state = 'staged')",
+        )
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The files of a curated table readers may read, by path.
+    pub async fn curated_files(&self, curated_table_id: i64) -> Result<Vec<CuratedFile>> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.run_id, f.path, f.staging_path, f.rows, f.bytes, f.schema_version, f.state, p.partition_values \
+             FROM curated_files f JOIN partitions p ON p.id = f.partition_id \
+             WHERE f.curated_table_id = $1 AND f.state = 'published' ORDER BY f.path",
+        )
+        .bind(curated_table_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(file_of).collect()
+    }
+
+    /// Files replaced by a reprocess or compaction that may still exist in the lake.
+    pub async fn removed_files(&self) -> Result<Vec<CuratedFile>> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.run_id, f.path, f.staging_path, f.rows, f.bytes, f.schema_version, f.state, p.partition_values \
+             FROM curated_files f JOIN partitions p ON p.id = f.partition_id WHERE f.state = 'removed' ORDER BY f.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(file_of).collect()
+    }
+
+    /// Forgets files whose objects were deleted from the lake.
+    pub async fn purge_files(&self, file_ids: &[i64]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in file_ids {
+            sqlx::query("DELETE FROM file_sources WHERE file_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM curated_files WHERE id = $1 AND state = 'removed'")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Runs that never committed and started before `before_ms`.
+    pub async fn abandoned_runs(&self, before_ms: i64) -> Result<Vec<AbandonedRun>> {
+        let rows = sqlx::query(
+            "SELECT r.id, t.name, r.dest FROM conversion_runs r JOIN catalog_tables t ON t.id = r.table_id \
+             WHERE r.status IN ('running', 'failed') AND r.started_at < $1 ORDER BY r.id",
+        )
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AbandonedRun {
+                    id: row.try_get("id")?,
+                    table: row.try_get("name")?,
+                    dest: row.try_get("dest")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks abandoned runs cleaned, so vacuum does not visit them again.
+    pub async fn mark_vacuumed(&self, run_id: i64) -> Result<()> {
+        sqlx::query("UPDATE conversion_runs SET status = 'vacuumed', finished_at = COALESCE(finished_at, $1) WHERE id = $2 AND status IN ('running', 'failed')")
+            .bind(now_ms())
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Per-source reconciliation of a table's conversions, by source.
+    pub async fn bookmarks(&self, table_id: i64) -> Result<Vec<Bookmark>> {
+        let rows = sqlx::query(
+            "SELECT source_key, records_read, records_written, records_quarantined, quarantine_path \
+             FROM converted_objects WHERE table_id = $1 ORDER BY source_key",
+        )
+        .bind(table_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Bookmark {
+                    source_key: row.try_get("source_key")?,
+                    records_read: row.try_get("records_read")?,
+                    records_written: row.try_get("records_written")?,
+                    records_quarantined: row.try_get("records_quarantined")?,
+                    quarantine_path: row.try_get("quarantine_path")?,
+                })
+            })
+            .collect()
+    }
+}

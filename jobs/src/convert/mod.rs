@@ -1,0 +1,427 @@
+//! Conversion, as Glue ETL: a crawled table's landed objects become Hive-partitioned zstd
+//! Parquet, `<dest>/<table>/year=YYYY/month=MM/day=DD/part-<uuid>.parquet`, partitioned by event
+//! time, exactly once, with every record either written or quarantined.
+//!
+//! Decide, then do: the sources are the table's objects without a bookmark; [`pipeline`] decodes
+//! and writes them into the run's staging prefix; the run reconciles every source (read = written
+//! + quarantined) and commits files, lineage and bookmarks in one transaction
+//! ([`Catalog::commit_conversion`]); then [`publish`] moves the files into place. A run stopped at
+//! any point is harmless: before the commit nothing it wrote is visible (vacuum removes it), after
+//! it the next run or vacuum finishes the move.
+
+pub mod decode;
+pub mod partition;
+mod pipeline;
+pub mod publish;
+mod write;
+
+use std::time::Instant;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::Serialize;
+use tracing::{info, instrument, warn};
+
+use crate::catalog::conversion::{Bookmark, ConversionCommit, CuratedTableWrite, FileWrite};
+use crate::catalog::schema::diff;
+use crate::catalog::{Catalog, CatalogDbName, SchemaPolicy, TableInfo, TableKind};
+use crate::lake::{Lake, LakeKey};
+use crate::{Error, Result};
+pub use partition::Granularity;
+pub use publish::{VacuumReport, vacuum};
+pub use write::FileOptions;
+
+/// Where a run stops on purpose (fault injection, to prove exactly-once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailPoint {
+    /// Files staged, nothing committed.
+    BeforeCommit,
+    /// Committed, nothing moved into place.
+    AfterCommit,
+    /// Committed, one file moved into place.
+    MidPublish,
+}
+
+/// What to convert and how.
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    pub catalog_db: CatalogDbName,
+    pub table: String,
+    /// Curated prefix: files go under `<dest>/<table>/`.
+    pub dest: LakeKey,
+    pub granularity: Granularity,
+    /// The event-time column (default: the table's first timestamp column, `ts`-like names first).
+    pub event_time: Option<String>,
+    /// Plan only: report what would be converted.
+    pub dry_run: bool,
+    /// Convert every object again and replace the table's files atomically.
+    pub reprocess: bool,
+    pub files: FileOptions,
+    /// Objects decoded at once.
+    pub concurrency: usize,
+    pub fail_at: Option<FailPoint>,
+}
+
+impl ConvertOptions {
+    pub fn new(catalog_db: CatalogDbName, table: &str) -> Self {
+        Self {
+            catalog_db,
+            table: table.to_owned(),
+            dest: LakeKey::parse("curated").expect("valid key"),
+            granularity: Granularity::Day,
+            event_time: None,
+            dry_run: false,
+            reprocess: false,
+            files: FileOptions::default(),
+            concurrency: std::thread::available_parallelism().map_or(2, usize::from),
+            fail_at: None,
+        }
+    }
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvertReport {
+    pub run_id: Option<i64>,
+    pub table: String,
+    pub curated_table: String,
+    pub dry_run: bool,
+    pub sources: usize,
+    pub source_bytes: i64,
+    pub records_read: u64,
+    pub records_written: u64,
+    pub records_quarantined: u64,
+    /// Objects that could not be read at all (corrupt, not JSON), with why.
+    pub unreadable: Vec<(String, String)>,
+    /// Every source reconciled: read = written + quarantined.
+    pub reconciled: bool,
+    pub files: Vec<String>,
+    pub bytes_written: i64,
+    pub partitions: Vec<String>,
+    pub event_time: Option<String>,
+    pub schema_version: Option<i64>,
+    pub new_columns: Vec<String>,
+    pub quarantine: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// Chooses the event-time column: as configured, else `ts`-like names, else the first timestamp.
+fn event_column(schema: &Schema, configured: Option<&str>) -> Result<Option<String>> {
+    if let Some(name) = configured {
+        return match schema.field_with_name(name) {
+            Ok(field) if matches!(field.data_type(), DataType::Timestamp(..)) => {
+                Ok(Some(name.to_owned()))
+            }
+            _ => Err(Error::InvalidArgument {
+                field: "event time",
+                reason: format!("{name:?} is not a timestamp column of the table"),
+            }),
+        };
+    }
+    let timestamps: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| matches!(f.data_type(), DataType::Timestamp(..)))
+        .map(|f| f.name().as_str())
+        .collect();
+    let preferred = ["ts", "event_time", "timestamp", "time", "event_ts"];
+    Ok(preferred
+        .iter()
+        .find(|p| timestamps.contains(p))
+        .or(timestamps.first())
+        .map(|s| (*s).to_owned()))
+}
+
+/// Converts a table's new landed objects; see the module doc.
+#[instrument(skip_all, fields(table = %options.table))]
+pub async fn convert(
+    source_lake: &Lake,
+    curated_lake: &Lake,
+    catalog: &Catalog,
+    options: &ConvertOptions,
+) -> Result<ConvertReport> {
+    let started = Instant::now();
+    let table = catalog.table(&options.catalog_db, &options.table).await?;
+    if table.kind == TableKind::Curated {
+        return Err(Error::InvalidArgument {
+            field: "table",
+            reason: format!("{} is already a curated table", table.name),
+        });
+    }
+    let curated_name = format!("{}_curated", table.name);
+    let curated = match catalog.table(&options.catalog_db, &curated_name).await {
+        Ok(curated) => Some(curated),
+        Err(Error::TableNotFound { .. }) => None,
+        Err(err) => return Err(err),
+    };
+    if let Some(curated) = &curated {
+        let stranded = catalog.unpublished_files(Some(curated.id)).await?;
+        if !stranded.is_empty() {
+            warn!(
+                files = stranded.len(),
+                "finishing the publish of an earlier run"
+            );
+            publish::publish(curated_lake, catalog, &stranded, None).await?;
+        }
+    }
+    let sources = catalog
+        .pending_sources(table.id, &table.location, options.reprocess)
+        .await?;
+    let event_time = event_column(&table.schema, options.event_time.as_deref())?;
+    let location = options.dest.join(&table.name)?;
+    let mut report = ConvertReport {
+        run_id: None,
+        table: table.name.clone(),
+        curated_table: curated_name.clone(),
+        dry_run: options.dry_run,
+        sources: sources.len(),
+        source_bytes: sources.iter().map(|s| s.size).sum(),
+        records_read: 0,
+        records_written: 0,
+        records_quarantined: 0,
+        unreadable: Vec::new(),
+        reconciled: true,
+        files: Vec::new(),
+        bytes_written: 0,
+        partitions: Vec::new(),
+        event_time: event_time.clone(),
+        schema_version: curated.as_ref().map(|c| c.current_version),
+        new_columns: Vec::new(),
+        quarantine: None,
+        duration_ms: 0,
+    };
+    if options.dry_run || sources.is_empty() {
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+
+    let run_id = catalog
+        .begin_conversion(table.id, location.as_str())
+        .await?;
+    report.run_id = Some(run_id);
+    match run(
+        source_lake,
+        curated_lake,
+        catalog,
+        options,
+        &table,
+        curated.as_ref(),
+        &sources,
+        event_time,
+        run_id,
+        &mut report,
+        started,
+    )
+    .await
+    {
+        Ok(()) => {
+            info!(
+                run = run_id,
+                read = report.records_read,
+                written = report.records_written,
+                quarantined = report.records_quarantined,
+                files = report.files.len(),
+                duration_ms = report.duration_ms,
+                "conversion finished"
+            );
+            Ok(report)
+        }
+        Err(err) => {
+            warn!(run = run_id, error = %err, "conversion failed");
+            catalog
+                .fail_conversion(
+                    run_id,
+                    &err.to_string(),
+                    started.elapsed().as_millis() as i64,
+                )
+                .await?;
+            Err(err)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    source_lake: &Lake,
+    curated_lake: &Lake,
+    catalog: &Catalog,
+    options: &ConvertOptions,
+    table: &TableInfo,
+    curated: Option<&TableInfo>,
+    sources: &[crate::catalog::conversion::SourceObject],
+    event_time: Option<String>,
+    run_id: i64,
+    report: &mut ConvertReport,
+    started: Instant,
+) -> Result<()> {
+    let location = options.dest.join(&table.name)?;
+    let schema: SchemaRef = std::sync::Arc::new(table.schema.clone());
+    let (base_version, schema_is_new) = match curated {
+        Some(c) if c.schema.fields() == schema.fields() => (c.current_version, false),
+        Some(c) => (c.current_version + 1, true),
+        None => (1, true),
+    };
+    let spec = pipeline::PipelineSpec {
+        schema: schema.clone(),
+        event_column: event_time,
+        granularity: options.granularity,
+        allow_new_fields: table.schema_policy == SchemaPolicy::Update,
+        files: options.files.clone(),
+        concurrency: options.concurrency,
+        base_version,
+        staging: location.join(&format!("_staging/run={run_id}"))?,
+    };
+    let output = pipeline::run(source_lake, curated_lake, sources, &spec).await?;
+
+    // Reconcile every source: read = written + quarantined, and the files hold what was written.
+    let mut from_files: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for (file, _) in &output.files {
+        for (source, rows) in &file.sources {
+            *from_files.entry(source.as_str()).or_default() += rows;
+        }
+    }
+    let quarantine_key = LakeKey::parse(&format!(
+        "quarantine/{}/run={run_id}/quarantine.ndjson",
+        table.name
+    ))?;
+    let mut quarantine_lines = String::new();
+    let mut bookmarks = Vec::with_capacity(output.sources.len());
+    for (key, outcome) in &output.sources {
+        let quarantined = outcome.quarantined.len() as u64;
+        let in_files = from_files.get(key.as_str()).copied().unwrap_or(0);
+        if outcome.read != outcome.written + quarantined || in_files != outcome.written {
+            report.reconciled = false;
+            return Err(Error::Reconciliation {
+                object: key.clone(),
+                read: outcome.read,
+                written: in_files,
+                quarantined,
+            });
+        }
+        for entry in &outcome.quarantined {
+            quarantine_lines.push_str(&serde_json::to_string(entry).expect("serializes"));
+            quarantine_lines.push('\n');
+        }
+        if let Some(reason) = &outcome.unreadable {
+            report.unreadable.push((key.clone(), reason.clone()));
+            let entry = serde_json::json!({"source_key": key, "line": null, "byte_offset": null, "reason": format!("object unreadable: {reason}"), "record": null});
+            quarantine_lines.push_str(&entry.to_string());
+            quarantine_lines.push('\n');
+        }
+        report.records_read += outcome.read;
+        report.records_written += outcome.written;
+        report.records_quarantined += quarantined;
+        let has_quarantine = quarantined > 0 || outcome.unreadable.is_some();
+        bookmarks.push(Bookmark {
+            source_key: key.clone(),
+            records_read: outcome.read as i64,
+            records_written: outcome.written as i64,
+            records_quarantined: quarantined as i64,
+            quarantine_path: has_quarantine.then(|| quarantine_key.to_string()),
+        });
+    }
+    if !quarantine_lines.is_empty() {
+        curated_lake
+            .put(&quarantine_key, bytes::Bytes::from(quarantine_lines))
+            .await?;
+        report.quarantine = Some(quarantine_key.to_string());
+    }
+
+    // The curated table's new schema versions, and the landing table's discovered columns.
+    let mut new_versions = Vec::new();
+    let mut previous = curated
+        .map(|c| c.schema.clone())
+        .unwrap_or_else(Schema::empty);
+    for (index, schema) in output.schemas.iter().enumerate() {
+        if index == 0 && !schema_is_new {
+            continue;
+        }
+        let version = base_version + index as i64;
+        new_versions.push((version, schema.as_ref().clone(), diff(&previous, schema)));
+        previous = schema.as_ref().clone();
+    }
+    let widest = output.schemas.last().expect("the table's schema");
+    let source_version = (widest.fields() != schema.fields()).then(|| {
+        let change = diff(&table.schema, widest);
+        report.new_columns = change.added.iter().map(|c| c.column.clone()).collect();
+        (widest.as_ref().clone(), change)
+    });
+    let partition_keys: Vec<Field> = options
+        .granularity
+        .keys()
+        .iter()
+        .map(|k| Field::new(*k, DataType::Int32, false))
+        .collect();
+    let files: Vec<FileWrite> = output
+        .files
+        .iter()
+        .map(|(file, staging)| {
+            let partition_location = format!("{}/{}", location, file.partition.path());
+            FileWrite {
+                path: format!("{partition_location}/{}", file.name),
+                staging_path: staging.to_string(),
+                partition_location,
+                partition_values: file.partition.values(),
+                rows: file.rows as i64,
+                bytes: file.bytes as i64,
+                schema_version: file.schema_version,
+                sources: file
+                    .sources
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v as i64))
+                    .collect(),
+            }
+        })
+        .collect();
+    report.files = files.iter().map(|f| f.path.clone()).collect();
+    report.bytes_written = files.iter().map(|f| f.bytes).sum();
+    report.partitions = files
+        .iter()
+        .map(|f| f.partition_location.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    report.schema_version = new_versions
+        .last()
+        .map(|(v, _, _)| *v)
+        .or(report.schema_version);
+    if options.fail_at == Some(FailPoint::BeforeCommit) {
+        return Err(Error::InvalidArgument {
+            field: "fail point",
+            reason: "stopped before the commit".into(),
+        });
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    let commit = ConversionCommit {
+        run_id,
+        catalog_db: options.catalog_db.clone(),
+        source_table_id: table.id,
+        source_version,
+        curated: CuratedTableWrite {
+            existing_id: curated.map(|c| c.id),
+            name: report.curated_table.clone(),
+            location: location.to_string(),
+            partition_keys,
+            new_versions,
+        },
+        files,
+        bookmarks,
+        replace: options.reprocess,
+        duration_ms: report.duration_ms as i64,
+        report: serde_json::to_value(&*report).expect("serializes"),
+    };
+    let curated_id = catalog.commit_conversion(&commit).await?;
+    if options.fail_at == Some(FailPoint::AfterCommit) {
+        return Err(Error::InvalidArgument {
+            field: "fail point",
+            reason: "stopped after the commit".into(),
+        });
+    }
+    let staged = catalog.unpublished_files(Some(curated_id)).await?;
+    let stop = (options.fail_at == Some(FailPoint::MidPublish)).then_some(1);
+    publish::publish(curated_lake, catalog, &staged, stop).await?;
+    if options.reprocess {
+        vacuum(curated_lake, catalog, i64::MAX / 2).await?;
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Output files: one open Parquet writer per partition, spooled to a local temporary directory
+//! (bounded memory whatever the lake), rolled at the target size or when the schema grows, and
+//! uploaded into the run's staging prefix when finished.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::PathBuf;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use super::partition::PartitionKey;
+
+/// File-shape settings.
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    /// A file is finished once it reaches about this many bytes.
+    pub target_file_bytes: u64,
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        Self {
+            target_file_bytes: 128 << 20,
+            row_group_rows: 128 * 1024,
+            zstd_level: 1,
+        }
+    }
+}
+
+/// A finished file, in the spool, waiting for upload.
+#[derive(Debug)]
+pub struct SpooledFile {
+    pub partition: PartitionKey,
+    pub local: PathBuf,
+    pub name: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub schema_version: i64,
+    /// Rows per source object.
+    pub sources: BTreeMap<String, u64>,
+}
+
+struct OpenFile {
+    writer: ArrowWriter<File>,
+    local: PathBuf,
+    name: String,
+    schema: SchemaRef,
+    schema_version: i64,
+    rows: u64,
+    sources: BTreeMap<String, u64>,
+}
+
+/// The open writers of a run.
+pub struct Writers {
+    spool: tempfile::TempDir,
+    options: FileOptions,
+    open: HashMap<PartitionKey, OpenFile>,
+}
+
+impl Writers {
+    pub fn new(options: FileOptions) -> std::io::Result<Self> {
+        Ok(Self {
+            spool: tempfile::Builder::new().prefix("sluice-spool-").tempdir()?,
+            options,
+            open: HashMap::new(),
+        })
+    }
+
+    fn properties(&self, schema_version: i64) -> WriterProperties {
+        WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(self.options.zstd_level).unwrap_or_default(),
+            ))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(self.options.row_group_rows))
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                "sluice.schema_version".to_owned(),
+                schema_version.to_string(),
+            )]))
+            .build()
+    }
+
+    /// Appends rows of one source to a partition; returns files that became finished.
+    pub fn write(
+        &mut self,
+        partition: PartitionKey,
+        batch: &RecordBatch,
+        schema_version: i64,
+        source: &str,
+    ) -> Result<Vec<SpooledFile>, parquet::errors::ParquetError> {
+        let mut finished = Vec::new();
+        let stale = self
+            .open
+            .get(&partition)
+            .is_some_and(|f| f.schema != batch.schema());
+        if stale {
+            finished.push(self.finish(partition)?);
+        }
+        if !self.open.contains_key(&partition) {
+            let name = format!("part-{}.parquet", uuid::Uuid::new_v4());
+            let local = self.spool.path().join(&name);
+            let writer = ArrowWriter::try_new(
+                File::create(&local)?,
+                batch.schema(),
+                Some(self.properties(schema_version)),
+            )?;
+            self.open.insert(
+                partition,
+                OpenFile {
+                    writer,
+                    local,
+                    name,
+                    schema: batch.schema(),
+                    schema_version,
+                    rows: 0,
+                    sources: BTreeMap::new(),
+                },
+            );
+        }
+        let file = self.open.get_mut(&partition).expect("opened above");
+        file.writer.write(batch)?;
+        file.rows += batch.num_rows() as u64;
+        *file.sources.entry(source.to_owned()).or_default() += batch.num_rows() as u64;
+        if file.writer.bytes_written() as u64 + file.writer.in_progress_size() as u64
+            >= self.options.target_file_bytes
+        {
+            finished.push(self.finish(partition)?);
+        }
+        Ok(finished)
+    }
+
+    fn finish(
+        &mut self,
+        partition: PartitionKey,
+    ) -> Result<SpooledFile, parquet::errors::ParquetError> {
+        let file = self.open.remove(&partition).expect("an open file");
+        file.writer.close()?;
+        let bytes = std::fs::metadata(&file.local)?.len();
+        Ok(SpooledFile {
+            partition,
+            local: file.local,
+            name: file.name,
+            rows: file.rows,
+            bytes,
+            schema_version: file.schema_version,
+            sources: file.sources,
+        })
+    }
+
+    /// Finishes every open file.
+    pub fn finish_all(&mut self) -> Result<Vec<SpooledFile>, parquet::errors::ParquetError> {
+        let mut keys: Vec<PartitionKey> = self.open.keys().copied().collect();
+        keys.sort();
+        keys.into_iter().map(|key| self.finish(key)).collect()
+    }
+}

@@ -1,0 +1,126 @@
+//! `sluice convert` and `sluice vacuum`.
+
+use jobs::convert::{ConvertOptions, ConvertReport, FileOptions, Granularity};
+use jobs::lake::LakeKey;
+use serde_json::json;
+
+use super::Context;
+use crate::cli::{ConvertArgs, VacuumArgs};
+use crate::output::{Report, bytes, table};
+
+pub fn convert_options(args: &ConvertArgs, context: &Context) -> anyhow::Result<ConvertOptions> {
+    let mut options =
+        ConvertOptions::new(context.catalog_db(args.catalog.as_deref())?, &args.table);
+    options.dest = LakeKey::parse(&args.dest)?;
+    options.granularity = if args.partition_by.ends_with("hour") {
+        Granularity::Hour
+    } else {
+        Granularity::Day
+    };
+    options.event_time = args.event_time.clone();
+    options.dry_run = args.dry_run;
+    options.reprocess = args.reprocess;
+    options.files = FileOptions {
+        target_file_bytes: args.target_file_mib << 20,
+        row_group_rows: args.row_group_rows,
+        ..FileOptions::default()
+    };
+    Ok(options)
+}
+
+pub async fn convert(args: &ConvertArgs, context: &Context) -> anyhow::Result<Report> {
+    let lake = context.lake()?;
+    let curated_lake = context.curated_lake(&lake)?;
+    let catalog = context.catalog().await?;
+    let result = jobs::convert::convert(
+        &lake,
+        &curated_lake,
+        &catalog,
+        &convert_options(args, context)?,
+    )
+    .await;
+    catalog.close().await;
+    Ok(convert_report(&result?))
+}
+
+pub fn convert_report(report: &ConvertReport) -> Report {
+    let verb = if report.dry_run {
+        "would convert"
+    } else {
+        "converted"
+    };
+    let mut text = if report.sources == 0 {
+        format!("{}: nothing new to convert", report.table)
+    } else if report.dry_run {
+        format!(
+            "{}: {verb} {} objects ({}) into {}",
+            report.table,
+            report.sources,
+            bytes(report.source_bytes),
+            report.curated_table
+        )
+    } else {
+        format!(
+            "{}: run {} {verb} {} objects ({}) into {}: {} files ({}) in {} partitions, event time {}, schema version {}, {} ms\n{}",
+            report.table,
+            report.run_id.unwrap_or_default(),
+            report.sources,
+            bytes(report.source_bytes),
+            report.curated_table,
+            report.files.len(),
+            bytes(report.bytes_written),
+            report.partitions.len(),
+            report
+                .event_time
+                .as_deref()
+                .unwrap_or("none (arrival time)"),
+            report.schema_version.unwrap_or_default(),
+            report.duration_ms,
+            table(
+                ["records read", "written", "quarantined", "reconciled"],
+                [[
+                    report.records_read.to_string(),
+                    report.records_written.to_string(),
+                    report.records_quarantined.to_string(),
+                    if report.reconciled {
+                        "yes: read = written + quarantined".to_owned()
+                    } else {
+                        "NO".to_owned()
+                    }
+                ]]
+            )
+        )
+    };
+    if !report.new_columns.is_empty() {
+        text.push_str(&format!(
+            "\nnew columns found beyond the crawl's sample: {}",
+            report.new_columns.join(", ")
+        ));
+    }
+    if let Some(quarantine) = &report.quarantine {
+        text.push_str(&format!(
+            "\nquarantined records, with their source, line and reason: {quarantine}"
+        ));
+    }
+    for (key, reason) in &report.unreadable {
+        text.push_str(&format!("\nunreadable object {key}: {reason}"));
+    }
+    Report::new(serde_json::to_value(report).expect("serializes"), text)
+}
+
+pub async fn vacuum(args: &VacuumArgs, context: &Context) -> anyhow::Result<Report> {
+    let lake = context.lake()?;
+    let curated_lake = context.curated_lake(&lake)?;
+    let catalog = context.catalog().await?;
+    let result = jobs::convert::vacuum(&curated_lake, &catalog, args.grace_minutes * 60_000).await;
+    catalog.close().await;
+    let report = result?;
+    let text = format!(
+        "published {} stranded files; cleaned {} abandoned runs ({} objects); deleted {} replaced files",
+        report.files_published,
+        report.runs_cleaned.len(),
+        report.objects_deleted,
+        report.replaced_files_deleted
+    );
+    Ok(Report::new(json!(report), text))
+}
