@@ -147,7 +147,7 @@ mod tests {
                 None,
                 &Overrides {
                     database: Some("postgres://x".into()),
-                    lake: None,
+                    ..Overrides::default()
                 },
             )
             .unwrap();

@@ -393,20 +393,7 @@ async fn migrations_are_idempotent(backend: Backend) {
     assert_eq!(again.migrate().await.unwrap(), 0);
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(tests::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(tests::Backend::Postgres).await })*
-        }
-    };
-}
-
-on_both_backends!(
+tests::on_both_backends!(
     generated_landings_become_tables,
     daily_crawls_version_the_firmware_upgrade,
     schema_versions_diffs_and_the_log_policy,

@@ -2,6 +2,7 @@
 
 mod catalog_backends;
 mod cli;
+mod convert;
 mod crawler_bad_input;
 mod crawler_formats;
 mod s3_lake;
