@@ -62,20 +62,22 @@ pub fn split_records(text: &[u8]) -> Result<Vec<RecordSpan>, String> {
     let mut spans = Vec::new();
     match framing {
         JsonFraming::Lines => {
-            let mut offset = 0;
+            let mut start = 0;
             let mut line = 0;
-            for piece in text.split(|&b| b == b'\n') {
+            let ends = memchr::memchr_iter(b'\n', text).chain(std::iter::once(text.len()));
+            for end in ends {
                 line += 1;
+                let piece = &text[start..end];
                 let trimmed = piece.trim_ascii();
                 if !trimmed.is_empty() {
-                    let start = offset + (trimmed.as_ptr() as usize - piece.as_ptr() as usize);
+                    let offset = start + (trimmed.as_ptr() as usize - piece.as_ptr() as usize);
                     spans.push(RecordSpan {
                         line,
-                        offset: start,
+                        offset,
                         len: trimmed.len(),
                     });
                 }
-                offset += piece.len() + 1;
+                start = end + 1;
             }
         }
         JsonFraming::Concatenated | JsonFraming::Array => {
@@ -216,20 +218,25 @@ fn to_output(batch: RecordBatch, schema: &SchemaRef, scaled: &[(usize, i64)]) ->
     RecordBatch::try_new(schema.clone(), columns).expect("columns match the schema")
 }
 
-fn decode(records: &[&[u8]], read: &SchemaRef) -> Result<Option<RecordBatch>, String> {
+/// Decodes `count` records that lie back to back in `text` (whitespace between them only).
+fn decode(text: &[u8], count: usize, read: &SchemaRef) -> Result<Option<RecordBatch>, String> {
     let mut decoder = ReaderBuilder::new(read.clone())
         .with_strict_mode(true)
         .with_coerce_primitive(true)
-        .with_batch_size(records.len().max(1))
+        .with_batch_size(count.max(1))
         .build_decoder()
         .map_err(|e| e.to_string())?;
-    for record in records {
-        let consumed = decoder.decode(record).map_err(|e| e.to_string())?;
-        if consumed != record.len() {
-            return Err("record did not end where expected".into());
-        }
+    let consumed = decoder.decode(text).map_err(|e| e.to_string())?;
+    if !text[consumed..].trim_ascii().is_empty() {
+        return Err("more values than records".into());
     }
-    decoder.flush().map_err(|e| e.to_string())
+    let batch = decoder.flush().map_err(|e| e.to_string())?;
+    match &batch {
+        Some(batch) if batch.num_rows() != count => {
+            Err(format!("{} values for {count} records", batch.num_rows()))
+        }
+        _ => Ok(batch),
+    }
 }
 
 /// `base` with the fields of `extra` it lacks appended, recursively into structs; fields of `base`
@@ -273,17 +280,21 @@ pub fn decode_object(
         let mut batches = Vec::new();
         let mut quarantined = Vec::new();
         for chunk in spans.chunks(CHUNK_RECORDS) {
+            let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
+            // Back-to-back records decode in one call; JSON arrays (commas between records) and
+            // chunks with a bad record go record by record.
+            let contiguous = &text[first.offset..last.offset + last.len];
+            if let Ok(Some(batch)) = decode(contiguous, chunk.len(), &read) {
+                batches.push(to_output(batch, &schema, &scaled));
+                continue;
+            }
             let records: Vec<&[u8]> = chunk
                 .iter()
                 .map(|s| &text[s.offset..s.offset + s.len])
                 .collect();
-            if let Ok(Some(batch)) = decode(&records, &read) {
-                batches.push(to_output(batch, &schema, &scaled));
-                continue;
-            }
             let mut unknown = Node::new();
             for (span, record) in chunk.iter().zip(&records) {
-                match decode(&[record], &read) {
+                match decode(record, 1, &read) {
                     Ok(Some(batch)) => batches.push(to_output(batch, &schema, &scaled)),
                     Ok(None) => {}
                     Err(reason) => {

@@ -7,11 +7,12 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Fields, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::partition::PartitionKey;
 
@@ -57,6 +58,25 @@ struct OpenFile {
     sources: BTreeMap<String, u64>,
 }
 
+/// Paths of the text leaf columns, as Parquet names them (`location.site`, `tags.list.element`).
+fn text_leaves(fields: &Fields, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    for field in fields {
+        prefix.push(field.name().clone());
+        match field.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => out.push(prefix.clone()),
+            DataType::Struct(children) => text_leaves(children, prefix, out),
+            DataType::List(item) | DataType::LargeList(item) => {
+                prefix.push("list".to_owned());
+                let element = Fields::from(vec![item.as_ref().clone().with_name("element")]);
+                text_leaves(&element, prefix, out);
+                prefix.pop();
+            }
+            _ => {}
+        }
+        prefix.pop();
+    }
+}
+
 /// The open writers of a run.
 pub struct Writers {
     spool: tempfile::TempDir,
@@ -73,8 +93,16 @@ impl Writers {
         })
     }
 
-    fn properties(&self, schema_version: i64) -> WriterProperties {
-        WriterProperties::builder()
+    /// Zstd, page statistics, the schema version; dictionaries only for text columns, where
+    /// repeats are likely (hashing millions of distinct numbers buys nothing).
+    fn properties(&self, schema: &Schema, schema_version: i64) -> WriterProperties {
+        let mut builder = WriterProperties::builder().set_dictionary_enabled(false);
+        let mut text_columns = Vec::new();
+        text_leaves(schema.fields(), &mut Vec::new(), &mut text_columns);
+        for path in text_columns {
+            builder = builder.set_column_dictionary_enabled(ColumnPath::new(path), true);
+        }
+        builder
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(self.options.zstd_level).unwrap_or_default(),
             ))
@@ -109,7 +137,7 @@ impl Writers {
             let writer = ArrowWriter::try_new(
                 File::create(&local)?,
                 batch.schema(),
-                Some(self.properties(schema_version)),
+                Some(self.properties(&batch.schema(), schema_version)),
             )?;
             self.open.insert(
                 partition,

@@ -1,16 +1,18 @@
 //! `sluice demo`: the main job on embedded defaults in a fresh directory. For now it generates a
-//! month of landings of an air-quality fleet, crawls them and shows the catalog; it grows with
-//! every capability.
+//! month of landings of an air-quality fleet, crawls them, converts them to curated Parquet with
+//! the reconciliation, and shows the catalog; it grows with every capability.
 
 use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use jobs::convert::ConvertOptions;
 use jobs::generate::{LandingsSpec, generate_landings};
 use serde_json::json;
 
 use super::Context;
 use super::catalog::{show, tables};
+use super::convert::convert_report;
 use super::crawl::{crawl_options, crawl_report, generate_report};
 use crate::cli::{CrawlArgs, DemoArgs};
 use crate::output::Report;
@@ -76,6 +78,27 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     let recrawl =
         jobs::crawler::crawl(&lake, &catalog, &crawl_options(&crawl_args, &demo)?).await?;
     let db = demo.catalog_db(None)?;
+
+    step("converting telemetry to event-time partitioned Parquet (curated/telemetry)");
+    let converted = jobs::convert::convert(
+        &lake,
+        &lake,
+        &catalog,
+        &ConvertOptions::new(db.clone(), "telemetry"),
+    )
+    .await?;
+    let conversion = convert_report(&converted);
+    step(&conversion.text);
+    step("converting again: every object is converted once");
+    let again = jobs::convert::convert(
+        &lake,
+        &lake,
+        &catalog,
+        &ConvertOptions::new(db.clone(), "telemetry"),
+    )
+    .await?;
+    step(&convert_report(&again).text);
+
     let listing = tables(&catalog, &db).await?;
     let telemetry = show(&catalog, &db, "telemetry").await?;
     catalog.close().await;
@@ -86,6 +109,8 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
          sluice --database {db_url} catalog versions telemetry\n  \
          sluice --database {db_url} catalog partitions telemetry\n  \
          sluice --database {db_url} catalog objects --failed\n  \
+         sluice --database {db_url} catalog partitions telemetry_curated\n  \
+         duckdb -c \"SELECT count(*) FROM read_parquet('{dir}/lake/curated/telemetry/**/*.parquet', hive_partitioning=true)\"\n  \
          sluice --database {db_url} --lake {lake_url} crawl landing --output json",
         recrawl.objects_crawled,
         recrawl.objects_unchanged,
@@ -94,11 +119,12 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
         telemetry.text,
         db_url = demo.config.database,
         lake_url = demo.config.lake,
+        dir = dir.display(),
     );
     Ok(Report::new(
         json!({
             "dir": dir, "database": demo.config.database, "lake": demo.config.lake,
-            "generated": generated.json, "crawl": crawled.json,
+            "generated": generated.json, "crawl": crawled.json, "convert": conversion.json,
             "recrawl": {"crawled": recrawl.objects_crawled, "unchanged": recrawl.objects_unchanged, "duration_ms": recrawl.duration_ms},
             "tables": listing.json, "telemetry": telemetry.json, "seconds": elapsed,
         }),
