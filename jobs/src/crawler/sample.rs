@@ -84,6 +84,9 @@ pub struct ObjectAnalysis {
     pub decompressed_bytes: u64,
 }
 
+/// Decompressed bytes of the first look at an object.
+const INITIAL_SAMPLE_BYTES: usize = 256 << 10;
+
 /// Samples a whole object held in memory (everything but Parquet, whose footer is read apart).
 pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, ObjectFailure> {
     if bytes.is_empty() {
@@ -97,45 +100,67 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
         detail: err.to_string(),
     };
 
-    let mut sample = Vec::with_capacity(
-        options
-            .max_bytes
-            .min(bytes.len().saturating_mul(8))
-            .min(1 << 20),
-    );
-    let at_end =
-        read_up_to(&mut reader, &mut sample, options.max_bytes).map_err(|(n, e)| corrupt(n, e))?;
-    if sample.iter().all(u8::is_ascii_whitespace) {
-        return Err(ObjectFailure::Empty);
-    }
-    if let Some(offset) = memchr::memchr(0, &sample) {
-        return Err(ObjectFailure::Binary { offset });
-    }
-    let text = match std::str::from_utf8(&sample) {
-        Ok(text) => text,
-        Err(err) if err.error_len().is_none() && !at_end => {
-            std::str::from_utf8(&sample[..err.valid_up_to()]).expect("valid prefix")
+    // The sample grows (256 KiB, then 4× at a time, up to `max_bytes`) only while it holds fewer
+    // records than wanted: most objects need a fraction of the byte budget.
+    let mut sample = Vec::with_capacity(INITIAL_SAMPLE_BYTES.min(options.max_bytes));
+    let mut target = INITIAL_SAMPLE_BYTES.min(options.max_bytes);
+    let (at_end, text_format, mut sink, parsed) = loop {
+        let at_end =
+            read_up_to(&mut reader, &mut sample, target).map_err(|(n, e)| corrupt(n, e))?;
+        if let Some(offset) = memchr::memchr(0, &sample) {
+            return Err(ObjectFailure::Binary { offset });
         }
-        Err(err) => {
-            return Err(ObjectFailure::InvalidUtf8 {
-                offset: err.valid_up_to(),
-            });
+        let text = match std::str::from_utf8(&sample) {
+            Ok(text) => text,
+            Err(err) if err.error_len().is_none() && !at_end => {
+                std::str::from_utf8(&sample[..err.valid_up_to()]).expect("valid prefix")
+            }
+            Err(err) => {
+                return Err(ObjectFailure::InvalidUtf8 {
+                    offset: err.valid_up_to(),
+                });
+            }
+        };
+        let blank = text.trim().is_empty();
+        if blank && at_end {
+            return Err(ObjectFailure::Empty);
         }
+        let text_format = sniff_text(text, at_end);
+        let mut sink = Sink::new(options.max_records);
+        let parsed = match text_format {
+            TextFormat::Unrecognised
+                if !at_end
+                    && !blank
+                    && sample.len() < options.max_bytes
+                    && !text.contains('\n') =>
+            {
+                // Not even one complete line yet: read more before judging.
+                records::Parsed {
+                    complete: false,
+                    header: false,
+                    consumed: 0,
+                }
+            }
+            TextFormat::Unrecognised => return Err(ObjectFailure::Unrecognised),
+            TextFormat::Json(framing) => {
+                records::json(text, framing, at_end, options.max_record_bytes, &mut sink)?
+            }
+            TextFormat::ApacheCommon | TextFormat::ApacheCombined => {
+                let combined = text_format == TextFormat::ApacheCombined;
+                records::apache_log(text, combined, at_end, options.max_record_bytes, &mut sink)?
+            }
+            TextFormat::Delimited(delimiter) => {
+                records::delimited(text, delimiter, at_end, &mut sink)?
+            }
+        };
+        if at_end || sink.full() || sample.len() >= options.max_bytes {
+            break (at_end, text_format, sink, parsed);
+        }
+        target = target.saturating_mul(4).min(options.max_bytes);
     };
-
-    let text_format = sniff_text(text, at_end);
-    let mut sink = Sink::new(options.max_records);
-    let parsed = match text_format {
-        TextFormat::Unrecognised => return Err(ObjectFailure::Unrecognised),
-        TextFormat::Json(framing) => {
-            records::json(text, framing, at_end, options.max_record_bytes, &mut sink)?
-        }
-        TextFormat::ApacheCommon | TextFormat::ApacheCombined => {
-            let combined = text_format == TextFormat::ApacheCombined;
-            records::apache_log(text, combined, at_end, options.max_record_bytes, &mut sink)?
-        }
-        TextFormat::Delimited(delimiter) => records::delimited(text, delimiter, at_end, &mut sink)?,
-    };
+    if text_format == TextFormat::Unrecognised {
+        return Err(ObjectFailure::Unrecognised);
+    }
     if sink.sampled == 0 {
         return Err(match sink.first_malformed.take() {
             Some((line, reason)) => ObjectFailure::NoRecords { line, reason },
