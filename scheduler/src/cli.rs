@@ -50,6 +50,8 @@ pub enum Command {
     Crawl(CrawlArgs),
     /// Convert a crawled table's new objects to partitioned Parquet (like AWS Glue ETL).
     Convert(ConvertArgs),
+    /// Merge the small files of each partition of a curated table, atomically.
+    Compact(CompactArgs),
     /// Finish interrupted conversions and delete what no committed run owns.
     Vacuum(VacuumArgs),
     /// Look into the catalog.
@@ -162,6 +164,18 @@ pub struct ConvertArgs {
     /// Rows per Parquet row group.
     #[arg(long, default_value_t = 131_072)]
     pub row_group_rows: usize,
+    /// Catalog database [default: from config, "default"].
+    #[arg(long)]
+    pub catalog: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// The crawled table, or its curated table.
+    pub table: String,
+    /// Files of a partition are merged up to about this size, in MiB.
+    #[arg(long, default_value_t = 128)]
+    pub target_file_mib: u64,
     /// Catalog database [default: from config, "default"].
     #[arg(long)]
     pub catalog: Option<String>,

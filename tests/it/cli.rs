@@ -22,6 +22,9 @@ fn every_command_has_help() {
         &["catalog", "set-policy"],
         &["db", "migrate"],
         &["bench", "crawl"],
+        &["convert"],
+        &["compact"],
+        &["vacuum"],
     ];
     for command in commands {
         let mut args = command.to_vec();

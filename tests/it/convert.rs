@@ -419,4 +419,72 @@ tests::on_both_backends!(
     reconciliation_on_ndjson_and_concatenated_landings,
     late_fields_conflicts_and_schema_versions,
     reprocess_replaces_files_atomically_and_dry_run_writes_nothing,
+    compaction_merges_small_files_and_keeps_every_row,
 );
+
+async fn compaction_merges_small_files_and_keeps_every_row(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let lake = Lake::in_memory();
+    landed(&lake, &db, false).await;
+    // Tiny files: every batch closes its file.
+    let converted = convert_table(&lake, &db, "telemetry", |o| o.files.target_file_bytes = 1)
+        .await
+        .unwrap();
+    assert!(
+        converted.files.len() > converted.partitions.len(),
+        "{} files",
+        converted.files.len()
+    );
+    let rows_before = unique_rows(&lake).await;
+    let table = db.catalog.table(&db_name(), "telemetry").await.unwrap();
+    let options = jobs::convert::CompactOptions {
+        catalog_db: db_name(),
+        table: "telemetry".into(),
+        files: Default::default(),
+    };
+    let report = jobs::convert::compact(&lake, &db.catalog, &options)
+        .await
+        .unwrap();
+    assert_eq!(report.files_before, converted.files.len());
+    assert_eq!(
+        report.files_after,
+        converted.partitions.len(),
+        "one file per partition"
+    );
+    assert_eq!(report.rows as usize, rows_before);
+    assert_eq!(unique_rows(&lake).await, rows_before, "every row, once");
+    let visible: HashSet<String> = visible_batches(&lake, "curated/telemetry")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        visible.len(),
+        converted.partitions.len(),
+        "the replaced files are deleted"
+    );
+    // Lineage survives: each source's rows across the new files equal what it wrote.
+    let curated = db
+        .catalog
+        .table(&db_name(), "telemetry_curated")
+        .await
+        .unwrap();
+    let mut per_source: std::collections::HashMap<String, i64> = Default::default();
+    for file in db.catalog.curated_files(curated.id).await.unwrap() {
+        for (source, rows) in db.catalog.file_sources(file.id).await.unwrap() {
+            *per_source.entry(source).or_default() += rows;
+        }
+    }
+    for bookmark in db.catalog.bookmarks(table.id).await.unwrap() {
+        assert_eq!(
+            per_source.get(&bookmark.source_key).copied().unwrap_or(0),
+            bookmark.records_written,
+            "{}",
+            bookmark.source_key
+        );
+    }
+    let again = jobs::convert::compact(&lake, &db.catalog, &options)
+        .await
+        .unwrap();
+    assert_eq!(again.files_before, 0, "nothing left to compact");
+}

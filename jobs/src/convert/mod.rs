@@ -9,6 +9,7 @@
 //! any point is harmless: before the commit nothing it wrote is visible (vacuum removes it), after
 //! it the next run or vacuum finishes the move.
 
+pub mod compact;
 pub mod decode;
 pub mod partition;
 mod pipeline;
@@ -26,6 +27,7 @@ use crate::catalog::schema::diff;
 use crate::catalog::{Catalog, CatalogDbName, SchemaPolicy, TableInfo, TableKind};
 use crate::lake::{Lake, LakeKey};
 use crate::{Error, Result};
+pub use compact::{CompactOptions, CompactReport, compact};
 pub use partition::Granularity;
 pub use publish::{VacuumReport, vacuum};
 pub use write::FileOptions;

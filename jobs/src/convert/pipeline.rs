@@ -84,7 +84,7 @@ fn fallback_partition(source: &SourceObject, granularity: Granularity) -> Partit
 }
 
 /// Pads a batch with null columns up to a wider schema of the same columns plus new ones.
-fn widen(batch: &RecordBatch, schema: &SchemaRef) -> Option<RecordBatch> {
+pub(super) fn widen(batch: &RecordBatch, schema: &SchemaRef) -> Option<RecordBatch> {
     let columns = schema
         .fields()
         .iter()
@@ -101,7 +101,7 @@ fn widen(batch: &RecordBatch, schema: &SchemaRef) -> Option<RecordBatch> {
     RecordBatch::try_new(schema.clone(), columns).ok()
 }
 
-async fn upload(lake: &Lake, file: &SpooledFile, key: &LakeKey) -> Result<()> {
+pub(super) async fn upload(lake: &Lake, file: &SpooledFile, key: &LakeKey) -> Result<()> {
     const PART: usize = 8 << 20;
     let path = lake.path(key);
     if file.bytes as usize <= PART {

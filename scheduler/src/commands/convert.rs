@@ -5,7 +5,7 @@ use jobs::lake::LakeKey;
 use serde_json::json;
 
 use super::Context;
-use crate::cli::{ConvertArgs, VacuumArgs};
+use crate::cli::{CompactArgs, ConvertArgs, VacuumArgs};
 use crate::output::{Report, bytes, table};
 
 pub fn convert_options(args: &ConvertArgs, context: &Context) -> anyhow::Result<ConvertOptions> {
@@ -106,6 +106,39 @@ pub fn convert_report(report: &ConvertReport) -> Report {
         text.push_str(&format!("\nunreadable object {key}: {reason}"));
     }
     Report::new(serde_json::to_value(report).expect("serializes"), text)
+}
+
+pub async fn compact(args: &CompactArgs, context: &Context) -> anyhow::Result<Report> {
+    let lake = context.lake()?;
+    let curated_lake = context.curated_lake(&lake)?;
+    let catalog = context.catalog().await?;
+    let options = jobs::convert::CompactOptions {
+        catalog_db: context.catalog_db(args.catalog.as_deref())?,
+        table: args.table.clone(),
+        files: FileOptions {
+            target_file_bytes: args.target_file_mib << 20,
+            ..FileOptions::default()
+        },
+    };
+    let result = jobs::convert::compact(&curated_lake, &catalog, &options).await;
+    catalog.close().await;
+    let report = result?;
+    let text = if report.files_before == 0 {
+        format!("{}: nothing to compact", report.table)
+    } else {
+        format!(
+            "{}: {} files ({}) merged into {} ({}) in {} partitions; {} rows kept; {} ms",
+            report.table,
+            report.files_before,
+            bytes(report.bytes_before),
+            report.files_after,
+            bytes(report.bytes_after),
+            report.partitions_compacted,
+            report.rows,
+            report.duration_ms
+        )
+    };
+    Ok(Report::new(json!(report), text))
 }
 
 pub async fn vacuum(args: &VacuumArgs, context: &Context) -> anyhow::Result<Report> {

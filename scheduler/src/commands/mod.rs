@@ -64,6 +64,7 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Generate(GenerateCommand::Landings(args)) => crawl::generate(args, context).await,
         Command::Crawl(args) => crawl::crawl(args, context).await,
         Command::Convert(args) => convert::convert(args, context).await,
+        Command::Compact(args) => convert::compact(args, context).await,
         Command::Vacuum(args) => convert::vacuum(args, context).await,
         Command::Catalog(command) => catalog::run(command, context).await,
         Command::Db(DbCommand::Migrate) => {
