@@ -236,6 +236,18 @@ pub enum CatalogCommand {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Set (or clear) the mapping conversion applies to a table: rename, cast, drop, flatten.
+    SetMapping {
+        table: String,
+        /// JSON file: {"flatten": true, "drop": [..], "cast": {"col": "double"}, "rename": {"old": "new"}}
+        #[arg(required_unless_present = "clear")]
+        file: Option<std::path::PathBuf>,
+        /// Remove the mapping: structs stay structs, columns keep their names and types.
+        #[arg(long)]
+        clear: bool,
+        #[command(flatten)]
+        args: CatalogArgs,
+    },
     /// Set what a crawl does when a table's schema changes.
     SetPolicy {
         table: String,

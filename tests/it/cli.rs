@@ -20,6 +20,7 @@ fn every_command_has_help() {
         &["catalog", "objects"],
         &["catalog", "crawls"],
         &["catalog", "set-policy"],
+        &["catalog", "set-mapping"],
         &["db", "migrate"],
         &["bench", "crawl"],
         &["convert"],

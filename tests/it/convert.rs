@@ -420,6 +420,7 @@ tests::on_both_backends!(
     late_fields_conflicts_and_schema_versions,
     reprocess_replaces_files_atomically_and_dry_run_writes_nothing,
     compaction_merges_small_files_and_keeps_every_row,
+    a_mapping_flattens_renames_drops_and_casts,
 );
 
 async fn compaction_merges_small_files_and_keeps_every_row(backend: Backend) {
@@ -487,4 +488,87 @@ async fn compaction_merges_small_files_and_keeps_every_row(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(again.files_before, 0, "nothing left to compact");
+}
+
+async fn a_mapping_flattens_renames_drops_and_casts(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let lake = Lake::in_memory();
+    put(
+        &lake,
+        "m/2024/05/30/00/a.json",
+        "{\"id\":\"1\",\"ts\":\"2024-05-30T00:00:01Z\",\"loc\":{\"lat\":1.5,\"site\":\"s1\"},\"fw\":\"1.0\"}\n\
+         {\"id\":\"x7\",\"ts\":\"2024-05-30T00:00:02Z\",\"loc\":{\"lat\":2.5,\"site\":\"s2\"},\"fw\":\"1.0\"}\n\
+         {\"id\":\"3\",\"ts\":\"2024-05-30T00:00:03Z\",\"loc\":null,\"fw\":\"1.0\"}\n",
+    )
+    .await;
+    crawl(
+        &lake,
+        &db.catalog,
+        &CrawlOptions::new(db_name(), LakeKey::parse("m").unwrap()),
+    )
+    .await
+    .unwrap();
+    let mapping = serde_json::json!({"flatten": true, "drop": ["fw"], "cast": {"id": "bigint"}, "rename": {"ts": "event_time", "loc_lat": "lat"}});
+    db.catalog
+        .set_table_property(&db_name(), "m", "mapping", Some(mapping))
+        .await
+        .unwrap();
+    let report = convert_table(&lake, &db, "m", |_| {}).await.unwrap();
+    assert_eq!(
+        (
+            report.records_read,
+            report.records_written,
+            report.records_quarantined
+        ),
+        (3, 2, 1)
+    );
+    let quarantine = lake
+        .get(&LakeKey::parse(report.quarantine.as_deref().unwrap()).unwrap())
+        .await
+        .unwrap();
+    let entry: serde_json::Value =
+        serde_json::from_slice(quarantine.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(entry["line"], 2);
+    assert_eq!(
+        entry["reason"],
+        "cannot cast column id value \"x7\" to bigint"
+    );
+    let batches = visible_batches(&lake, "curated/m").await;
+    let schema = batches[0].1.schema();
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "id:Int64",
+            "event_time:Timestamp(µs, \"+00:00\")",
+            "lat:Float64",
+            "loc_site:Utf8"
+        ]
+    );
+    let lat = batches[0].1.column_by_name("lat").unwrap();
+    assert_eq!(
+        lat.null_count(),
+        1,
+        "a null struct makes its flattened columns null"
+    );
+    let curated = db.catalog.table(&db_name(), "m_curated").await.unwrap();
+    assert_eq!(
+        curated.schema.fields().len(),
+        4,
+        "the curated table's schema is the mapped one"
+    );
+    let partitions = db
+        .catalog
+        .partitions(&db_name(), "m_curated")
+        .await
+        .unwrap();
+    assert_eq!(
+        partitions[0].values,
+        ["2024", "05", "30"],
+        "the renamed event time still partitions"
+    );
 }

@@ -302,6 +302,33 @@ impl Catalog {
             .collect()
     }
 
+    /// Sets (or, with `None`, removes) one property of a table.
+    pub async fn set_table_property(
+        &self,
+        db: &CatalogDbName,
+        name: &str,
+        key: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<()> {
+        let table = self.table(db, name).await?;
+        let mut properties = table.properties;
+        match value {
+            Some(value) => properties[key] = value,
+            None => {
+                if let Some(map) = properties.as_object_mut() {
+                    map.remove(key);
+                }
+            }
+        }
+        sqlx::query("UPDATE catalog_tables SET properties = $1, updated_at = $2 WHERE id = $3")
+            .bind(properties.to_string())
+            .bind(now_ms())
+            .bind(table.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Sets a table's schema-change policy.
     pub async fn set_schema_policy(
         &self,

@@ -46,6 +46,36 @@ pub struct Decoded {
     pub schema: SchemaRef,
     pub quarantined: Vec<Quarantined>,
     pub records_read: u64,
+    /// The records of the object, and for each batch the record each row came from.
+    pub spans: Vec<RecordSpan>,
+    pub row_spans: Vec<Vec<u32>>,
+}
+
+impl Decoded {
+    /// Applies a table's mapping to every batch; rows that cannot be cast are quarantined.
+    pub fn apply_mapping(
+        &mut self,
+        mapping: &super::mapping::Mapping,
+        text: &[u8],
+        source_key: &str,
+    ) -> crate::Result<()> {
+        for (batch, rows) in self.batches.iter_mut().zip(&self.row_spans) {
+            let mapped = mapping.apply(batch)?;
+            for (row, reason) in mapped.rejected {
+                let span = self.spans[rows[row] as usize];
+                self.quarantined.push(Quarantined {
+                    source_key: source_key.to_owned(),
+                    line: span.line,
+                    byte_offset: span.offset,
+                    reason,
+                    record: String::from_utf8_lossy(&text[span.offset..span.offset + span.len])
+                        .into_owned(),
+                });
+            }
+            *batch = mapped.batch;
+        }
+        Ok(())
+    }
 }
 
 /// Splits JSON text into records: one per line, back to back (`}{`) or array elements.
@@ -278,14 +308,17 @@ pub fn decode_object(
     'attempt: loop {
         let (read, scaled) = read_schema(&schema);
         let mut batches = Vec::new();
+        let mut row_spans: Vec<Vec<u32>> = Vec::new();
         let mut quarantined = Vec::new();
-        for chunk in spans.chunks(CHUNK_RECORDS) {
+        for (chunk_index, chunk) in spans.chunks(CHUNK_RECORDS).enumerate() {
+            let chunk_start = (chunk_index * CHUNK_RECORDS) as u32;
             let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
             // Back-to-back records decode in one call; JSON arrays (commas between records) and
             // chunks with a bad record go record by record.
             let contiguous = &text[first.offset..last.offset + last.len];
             if let Ok(Some(batch)) = decode(contiguous, chunk.len(), &read) {
                 batches.push(to_output(batch, &schema, &scaled));
+                row_spans.push((chunk_start..chunk_start + chunk.len() as u32).collect());
                 continue;
             }
             let records: Vec<&[u8]> = chunk
@@ -293,9 +326,12 @@ pub fn decode_object(
                 .map(|s| &text[s.offset..s.offset + s.len])
                 .collect();
             let mut unknown = Node::new();
-            for (span, record) in chunk.iter().zip(&records) {
+            for (index, (span, record)) in chunk.iter().zip(&records).enumerate() {
                 match decode(record, 1, &read) {
-                    Ok(Some(batch)) => batches.push(to_output(batch, &schema, &scaled)),
+                    Ok(Some(batch)) => {
+                        batches.push(to_output(batch, &schema, &scaled));
+                        row_spans.push(vec![chunk_start + index as u32]);
+                    }
                     Ok(None) => {}
                     Err(reason) => {
                         let mut reason = reason;
@@ -341,6 +377,8 @@ pub fn decode_object(
             schema,
             quarantined,
             records_read: spans.len() as u64,
+            spans,
+            row_spans,
         });
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod compact;
 pub mod decode;
+pub mod mapping;
 pub mod partition;
 mod pipeline;
 pub mod publish;
@@ -131,6 +132,20 @@ fn event_column(schema: &Schema, configured: Option<&str>) -> Result<Option<Stri
         .find(|p| timestamps.contains(p))
         .or(timestamps.first())
         .map(|s| (*s).to_owned()))
+}
+
+/// The table's mapping (catalog property `mapping`), checked against its schema.
+fn table_mapping(table: &TableInfo) -> Result<Option<mapping::Mapping>> {
+    let Some(value) = table.properties.get("mapping").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let mapping: mapping::Mapping =
+        serde_json::from_value(value.clone()).map_err(|e| Error::InvalidArgument {
+            field: "mapping",
+            reason: format!("table {}: {e}", table.name),
+        })?;
+    mapping.validate(&table.schema)?;
+    Ok(Some(mapping))
 }
 
 /// Converts a table's new landed objects; see the module doc.
@@ -257,8 +272,22 @@ async fn run(
 ) -> Result<()> {
     let location = options.dest.join(&table.name)?;
     let schema: SchemaRef = std::sync::Arc::new(table.schema.clone());
+    let mapping = table_mapping(table)?;
+    // What the curated files hold: the table's schema through its mapping.
+    let output_schema = |schema: &SchemaRef| -> Result<SchemaRef> {
+        match &mapping {
+            Some(mapping) => mapping.schema(schema),
+            None => Ok(schema.clone()),
+        }
+    };
+    let event_time = event_time.and_then(|name| match &mapping {
+        Some(mapping) if mapping.drop.contains(&name) => None,
+        Some(mapping) => Some(mapping.rename.get(&name).cloned().unwrap_or(name)),
+        None => Some(name),
+    });
+    let first_output = output_schema(&schema)?;
     let (base_version, schema_is_new) = match curated {
-        Some(c) if c.schema.fields() == schema.fields() => (c.current_version, false),
+        Some(c) if c.schema.fields() == first_output.fields() => (c.current_version, false),
         Some(c) => (c.current_version + 1, true),
         None => (1, true),
     };
@@ -267,6 +296,7 @@ async fn run(
         event_column: event_time,
         granularity: options.granularity,
         allow_new_fields: table.schema_policy == SchemaPolicy::Update,
+        mapping: mapping.clone(),
         files: options.files.clone(),
         concurrency: options.concurrency,
         base_version,
@@ -338,7 +368,8 @@ async fn run(
             continue;
         }
         let version = base_version + index as i64;
-        new_versions.push((version, schema.as_ref().clone(), diff(&previous, schema)));
+        let schema = output_schema(schema)?;
+        new_versions.push((version, schema.as_ref().clone(), diff(&previous, &schema)));
         previous = schema.as_ref().clone();
     }
     let widest = output.schemas.last().expect("the table's schema");

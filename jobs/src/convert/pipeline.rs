@@ -26,6 +26,8 @@ pub struct PipelineSpec {
     pub event_column: Option<String>,
     pub granularity: Granularity,
     pub allow_new_fields: bool,
+    /// The table's mapping, applied to every batch (the event column is named as it comes out).
+    pub mapping: Option<super::mapping::Mapping>,
     pub files: FileOptions,
     pub concurrency: usize,
     /// The curated table's schema version of `schema`; later schemas of the run count up from it.
@@ -214,12 +216,19 @@ pub async fn run(
         .map(|source| {
             let schema = latest.lock().expect("not poisoned").clone();
             let allow_new_fields = spec.allow_new_fields;
+            let mapping = spec.mapping.clone();
             async move {
                 let bytes = source_lake.get(&LakeKey::parse(&source.key)?).await?;
                 let key = source.key.clone();
                 let result = tokio::task::spawn_blocking(move || {
                     let text = decompress(&bytes).map_err(|failure| failure.to_string())?;
-                    decode_object(&text, &key, &schema, allow_new_fields)
+                    let mut object = decode_object(&text, &key, &schema, allow_new_fields)?;
+                    if let Some(mapping) = &mapping {
+                        object
+                            .apply_mapping(mapping, &text, &key)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok(object)
                 })
                 .await?;
                 Ok::<_, Error>((source, result))
@@ -234,7 +243,7 @@ pub async fn run(
             Ok(object) => {
                 outcome.read = object.records_read;
                 outcome.quarantined = object.quarantined;
-                let mut schema = object.schema.clone();
+                let schema = object.schema.clone();
                 let current = schemas.last().expect("one schema").clone();
                 if schema.fields() != current.fields() {
                     let merged = Schema::new(super::decode::merge_add_only(
@@ -248,22 +257,33 @@ pub async fn run(
                     }
                 }
                 let target = schemas.last().expect("one schema").clone();
-                let event_column = spec
-                    .event_column
-                    .as_deref()
-                    .and_then(|name| target.index_of(name).ok());
+                // Batches are widened to the run's widest schema (as it comes out of the mapping)
+                // so that one partition's file does not roll at every narrower object.
+                let target_out = match &spec.mapping {
+                    Some(mapping) => mapping.schema(&target).ok(),
+                    None => Some(target.clone()),
+                };
                 let fallback = fallback_partition(&source, spec.granularity);
                 let source_name: Arc<str> = Arc::from(source.key.as_str());
                 for batch in object.batches {
-                    let batch = widen(&batch, &target).unwrap_or(batch);
-                    schema = batch.schema();
-                    let version_index = schemas
-                        .iter()
-                        .position(|s| s.fields() == schema.fields())
-                        .unwrap_or_else(|| {
-                            schemas.push(schema.clone());
-                            schemas.len() - 1
-                        });
+                    let (batch, version_index) =
+                        match target_out.as_ref().and_then(|t| widen(&batch, t)) {
+                            Some(widened) => (widened, schemas.len() - 1),
+                            None => {
+                                let index = schemas
+                                    .iter()
+                                    .position(|s| s.fields() == schema.fields())
+                                    .unwrap_or_else(|| {
+                                        schemas.push(schema.clone());
+                                        schemas.len() - 1
+                                    });
+                                (batch, index)
+                            }
+                        };
+                    let event_column = spec
+                        .event_column
+                        .as_deref()
+                        .and_then(|name| batch.schema().index_of(name).ok());
                     outcome.written += batch.num_rows() as u64;
                     for (partition, rows) in
                         split_by_partition(&batch, event_column, spec.granularity, fallback)

@@ -1,7 +1,9 @@
 //! `sluice catalog ...`: tables, one table, schema versions and diffs, partitions, objects, crawls.
 
+use anyhow::Context as _;
 use jobs::catalog::schema::{SchemaDiff, diff, type_name};
 use jobs::catalog::{Catalog, CatalogDbName, SchemaPolicy, TableInfo};
+use jobs::convert::mapping::Mapping;
 use serde_json::{Value, json};
 
 use super::Context;
@@ -147,6 +149,37 @@ async fn dispatch(
                 }),
             );
             Ok(Report::new(Value::Array(json), text))
+        }
+        CatalogCommand::SetMapping {
+            table: name,
+            file,
+            clear,
+            args,
+        } => {
+            let db = context.catalog_db(args.catalog.as_deref())?;
+            let mapping = match (file, clear) {
+                (_, true) => None,
+                (Some(path), false) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let mapping: Mapping = serde_json::from_str(&text)
+                        .with_context(|| format!("invalid mapping in {}", path.display()))?;
+                    mapping.validate(&catalog.table(&db, name).await?.schema)?;
+                    Some(mapping)
+                }
+                (None, false) => anyhow::bail!("give a mapping file or --clear"),
+            };
+            let value = mapping
+                .as_ref()
+                .map(|m| serde_json::to_value(m).expect("serializes"));
+            catalog
+                .set_table_property(&db, name, "mapping", value.clone())
+                .await?;
+            let text = match &mapping {
+                Some(_) => format!("table {name}: mapping set; the next conversion applies it"),
+                None => format!("table {name}: mapping cleared"),
+            };
+            Ok(Report::new(json!({"table": name, "mapping": value}), text))
         }
         CatalogCommand::SetPolicy {
             table: name,
