@@ -8,15 +8,13 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, new_null_array};
 use arrow::datatypes::{Schema, SchemaRef};
-use futures::StreamExt;
 use object_store::{ObjectStoreExt, PutPayload};
-use tokio::sync::mpsc;
 
 use super::decode::{Quarantined, decode_object};
 use super::partition::{Granularity, PartitionKey, split_by_partition};
 use super::write::{FileOptions, SpooledFile, Writers};
 use crate::catalog::conversion::SourceObject;
-use crate::crawler::sample::decompress;
+use crate::crawler::sample::decompress_into;
 use crate::lake::{Lake, LakeKey};
 use crate::{Error, Result};
 
@@ -52,15 +50,6 @@ pub struct PipelineOutput {
     pub sources: BTreeMap<String, SourceOutcome>,
     /// Every schema rows were written with, oldest first (the first is the table's).
     pub schemas: Vec<SchemaRef>,
-}
-
-enum Message {
-    Rows {
-        partition: PartitionKey,
-        batch: RecordBatch,
-        version_index: usize,
-        source: Arc<str>,
-    },
 }
 
 /// The arrival partition of an object: its Firehose folders, or its modification time.
@@ -152,134 +141,133 @@ impl FromIo for object_store::Error {
     }
 }
 
-/// Runs the pipeline over `sources`.
-pub async fn run(
+/// The run's schemas (pre-mapping), shared by the workers: the first is the table's, each later
+/// one adds columns that decoding found.
+struct Schemas {
+    all: Vec<SchemaRef>,
+}
+
+impl Schemas {
+    /// Records an object's schema; returns the widest schema (for widening batches).
+    fn merge(&mut self, object: &SchemaRef) -> SchemaRef {
+        let current = self.all.last().expect("the table's schema").clone();
+        if object.fields() != current.fields() {
+            let merged = Schema::new(super::decode::merge_add_only(
+                current.fields(),
+                object.fields(),
+            ));
+            if merged.fields() != current.fields() {
+                self.all.push(Arc::new(merged));
+            }
+        }
+        self.all.last().expect("one schema").clone()
+    }
+
+    fn index_of(&mut self, schema: &SchemaRef) -> usize {
+        self.all
+            .iter()
+            .position(|s| s.fields() == schema.fields())
+            .unwrap_or_else(|| {
+                self.all.push(schema.clone());
+                self.all.len() - 1
+            })
+    }
+}
+
+/// What every worker shares.
+struct Shared<'a> {
+    spec: &'a PipelineSpec,
+    queue: std::sync::Mutex<std::collections::VecDeque<SourceObject>>,
+    schemas: std::sync::Mutex<Schemas>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+/// One worker: takes sources off the queue until it is empty, and does everything for each
+/// (fetch, decompress, decode, map, route, encode, upload) into writers of its own, so that the
+/// CPU-heavy encoding runs on every core.
+fn worker(
+    shared: &Shared<'_>,
     source_lake: &Lake,
     curated_lake: &Lake,
-    sources: &[SourceObject],
-    spec: &PipelineSpec,
-) -> Result<PipelineOutput> {
-    let (sender, mut receiver) = mpsc::channel::<Message>(spec.concurrency.max(1) * 4);
-    let handle = tokio::runtime::Handle::current();
-    let writer_lake = curated_lake.clone();
-    let staging = spec.staging.clone();
-    let files = spec.files.clone();
-    let base_version = spec.base_version;
-    // The writer thread: owns the open files; versions are indices into the run's schemas.
-    let writer = tokio::task::spawn_blocking(move || -> Result<Vec<(SpooledFile, LakeKey)>> {
-        let mut writers = Writers::new(files).map_err(object_store::Error::from_io)?;
-        let mut uploaded = Vec::new();
-        let ship = |finished: Vec<SpooledFile>,
-                    uploaded: &mut Vec<(SpooledFile, LakeKey)>|
-         -> Result<()> {
+    handle: &tokio::runtime::Handle,
+) -> Result<(Vec<(SpooledFile, LakeKey)>, Vec<(String, SourceOutcome)>)> {
+    use std::sync::atomic::Ordering;
+    let spec = shared.spec;
+    let parquet = |e: parquet::errors::ParquetError| Error::InvalidArgument {
+        field: "parquet output",
+        reason: e.to_string(),
+    };
+    let mut writers = Writers::new(spec.files.clone()).map_err(object_store::Error::from_io)?;
+    let mut uploaded = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut text = Vec::new();
+    let ship =
+        |finished: Vec<SpooledFile>, uploaded: &mut Vec<(SpooledFile, LakeKey)>| -> Result<()> {
             for file in finished {
-                let key = staging.join(&format!("{}/{}", file.partition.path(), file.name))?;
-                handle.block_on(upload(&writer_lake, &file, &key))?;
+                let key = spec
+                    .staging
+                    .join(&format!("{}/{}", file.partition.path(), file.name))?;
+                handle.block_on(upload(curated_lake, &file, &key))?;
                 std::fs::remove_file(&file.local).ok();
                 uploaded.push((file, key));
             }
             Ok(())
         };
-        while let Some(Message::Rows {
-            partition,
-            batch,
-            version_index,
-            source,
-        }) = receiver.blocking_recv()
-        {
-            let finished = writers
-                .write(
-                    partition,
-                    &batch,
-                    base_version + version_index as i64,
-                    &source,
-                )
-                .map_err(|e| Error::InvalidArgument {
-                    field: "parquet output",
-                    reason: e.to_string(),
-                })?;
-            ship(finished, &mut uploaded)?;
+    loop {
+        if shared.failed.load(Ordering::Relaxed) {
+            break;
         }
-        let rest = writers.finish_all().map_err(|e| Error::InvalidArgument {
-            field: "parquet output",
-            reason: e.to_string(),
-        })?;
-        ship(rest, &mut uploaded)?;
-        Ok(uploaded)
-    });
-
-    let mut schemas: Vec<SchemaRef> = vec![spec.schema.clone()];
-    // New decodes start from the widest schema seen so far.
-    let latest = std::sync::Mutex::new(spec.schema.clone());
-    let mut outcomes = BTreeMap::new();
-    let mut decoded = futures::stream::iter(sources.iter().cloned())
-        .map(|source| {
-            let schema = latest.lock().expect("not poisoned").clone();
-            let allow_new_fields = spec.allow_new_fields;
-            let mapping = spec.mapping.clone();
-            async move {
-                let bytes = source_lake.get(&LakeKey::parse(&source.key)?).await?;
-                let key = source.key.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    let text = decompress(&bytes).map_err(|failure| failure.to_string())?;
-                    let mut object = decode_object(&text, &key, &schema, allow_new_fields)?;
-                    if let Some(mapping) = &mapping {
-                        object
-                            .apply_mapping(mapping, &text, &key)
-                            .map_err(|e| e.to_string())?;
-                    }
-                    Ok(object)
-                })
-                .await?;
-                Ok::<_, Error>((source, result))
-            }
-        })
-        .buffered(spec.concurrency.max(1));
-    while let Some(item) = decoded.next().await {
-        let (source, result) = item?;
+        let Some(source) = shared.queue.lock().expect("not poisoned").pop_front() else {
+            break;
+        };
+        let bytes = handle.block_on(source_lake.get(&LakeKey::parse(&source.key)?))?;
+        let latest = shared
+            .schemas
+            .lock()
+            .expect("not poisoned")
+            .all
+            .last()
+            .expect("one schema")
+            .clone();
+        let decoded = decompress_into(&bytes, &mut text)
+            .map_err(|failure| failure.to_string())
+            .and_then(|()| {
+                let mut object = decode_object(&text, &source.key, &latest, spec.allow_new_fields)?;
+                if let Some(mapping) = &spec.mapping {
+                    object
+                        .apply_mapping(mapping, &text, &source.key)
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(object)
+            });
         let mut outcome = SourceOutcome::default();
-        match result {
+        match decoded {
             Err(reason) => outcome.unreadable = Some(reason),
             Ok(object) => {
                 outcome.read = object.records_read;
                 outcome.quarantined = object.quarantined;
-                let schema = object.schema.clone();
-                let current = schemas.last().expect("one schema").clone();
-                if schema.fields() != current.fields() {
-                    let merged = Schema::new(super::decode::merge_add_only(
-                        current.fields(),
-                        schema.fields(),
-                    ));
-                    if merged.fields() != current.fields() {
-                        let merged = Arc::new(merged);
-                        *latest.lock().expect("not poisoned") = merged.clone();
-                        schemas.push(merged);
-                    }
-                }
-                let target = schemas.last().expect("one schema").clone();
+                let (target, object_index) = {
+                    let mut schemas = shared.schemas.lock().expect("not poisoned");
+                    let target = schemas.merge(&object.schema);
+                    (target, schemas.index_of(&object.schema))
+                };
+                let target_index = shared
+                    .schemas
+                    .lock()
+                    .expect("not poisoned")
+                    .index_of(&target);
                 // Batches are widened to the run's widest schema (as it comes out of the mapping)
-                // so that one partition's file does not roll at every narrower object.
+                // so that a partition's file does not roll at every narrower object.
                 let target_out = match &spec.mapping {
                     Some(mapping) => mapping.schema(&target).ok(),
                     None => Some(target.clone()),
                 };
                 let fallback = fallback_partition(&source, spec.granularity);
-                let source_name: Arc<str> = Arc::from(source.key.as_str());
                 for batch in object.batches {
-                    let (batch, version_index) =
-                        match target_out.as_ref().and_then(|t| widen(&batch, t)) {
-                            Some(widened) => (widened, schemas.len() - 1),
-                            None => {
-                                let index = schemas
-                                    .iter()
-                                    .position(|s| s.fields() == schema.fields())
-                                    .unwrap_or_else(|| {
-                                        schemas.push(schema.clone());
-                                        schemas.len() - 1
-                                    });
-                                (batch, index)
-                            }
-                        };
+                    let (batch, index) = match target_out.as_ref().and_then(|t| widen(&batch, t)) {
+                        Some(widened) => (widened, target_index),
+                        None => (batch, object_index),
+                    };
                     let event_column = spec
                         .event_column
                         .as_deref()
@@ -288,24 +276,73 @@ pub async fn run(
                     for (partition, rows) in
                         split_by_partition(&batch, event_column, spec.granularity, fallback)
                     {
-                        let message = Message::Rows {
-                            partition,
-                            batch: rows,
-                            version_index,
-                            source: source_name.clone(),
-                        };
-                        if sender.send(message).await.is_err() {
-                            break; // the writer failed: its error is returned below
-                        }
+                        let finished = writers
+                            .write(
+                                partition,
+                                &rows,
+                                spec.base_version + index as i64,
+                                &source.key,
+                            )
+                            .map_err(parquet)?;
+                        ship(finished, &mut uploaded)?;
                     }
                 }
             }
         }
-        outcomes.insert(source.key.clone(), outcome);
+        outcomes.push((source.key.clone(), outcome));
     }
-    drop(decoded);
-    drop(sender);
-    let files = writer.await??;
+    let rest = writers.finish_all().map_err(parquet)?;
+    ship(rest, &mut uploaded)?;
+    Ok((uploaded, outcomes))
+}
+
+/// Runs the pipeline over `sources` on `spec.concurrency` workers.
+pub async fn run(
+    source_lake: &Lake,
+    curated_lake: &Lake,
+    sources: &[SourceObject],
+    spec: &PipelineSpec,
+) -> Result<PipelineOutput> {
+    let shared = Shared {
+        spec,
+        queue: std::sync::Mutex::new(sources.iter().cloned().collect()),
+        schemas: std::sync::Mutex::new(Schemas {
+            all: vec![spec.schema.clone()],
+        }),
+        failed: std::sync::atomic::AtomicBool::new(false),
+    };
+    let handle = tokio::runtime::Handle::current();
+    // Scoped threads may borrow the spec and lakes; each blocks on I/O through the runtime's
+    // handle, and none runs on the runtime's own threads.
+    let results = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..spec.concurrency.max(1))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let result = worker(&shared, source_lake, curated_lake, &handle);
+                        if result.is_err() {
+                            shared
+                                .failed
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        result
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a conversion worker panicked"))
+                .collect::<Vec<_>>()
+        })
+    });
+    let mut files = Vec::new();
+    let mut outcomes = BTreeMap::new();
+    for result in results {
+        let (uploaded, sources) = result?;
+        files.extend(uploaded);
+        outcomes.extend(sources);
+    }
+    let schemas = shared.schemas.into_inner().expect("not poisoned").all;
     Ok(PipelineOutput {
         files,
         sources: outcomes,

@@ -224,21 +224,24 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
 }
 
 /// Decompresses a whole object (for conversion, which reads every record).
-pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, ObjectFailure> {
+/// Decompresses a whole object into `out` (cleared first; reusing one buffer across objects
+/// spares the allocator and the kernel a fresh multi-megabyte buffer per object).
+pub fn decompress_into(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), ObjectFailure> {
+    out.clear();
     if bytes.is_empty() {
         return Err(ObjectFailure::Empty);
     }
     let compression = Compression::sniff(bytes);
     let mut reader = decompressor(compression, bytes)?;
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(6));
+    out.reserve(bytes.len().saturating_mul(6));
     reader
-        .read_to_end(&mut out)
+        .read_to_end(out)
         .map_err(|err| ObjectFailure::Corrupt {
             compression,
             offset: out.len() as u64,
             detail: err.to_string(),
         })?;
-    Ok(out)
+    Ok(())
 }
 
 /// The decompressed size a gzip object's trailer (ISIZE) records, when it is plausible.
