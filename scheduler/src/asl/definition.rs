@@ -1,0 +1,667 @@
+//! Parsing and validating a definition: raw JSON becomes a typed [`StateMachine`] in one
+//! function, or a [`ValidationError`] naming the JSON pointer of the offending field.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::choice::{Choice, parse_rule};
+
+/// A definition that breaks a rule of the language.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pointer}: {message}")]
+pub struct ValidationError {
+    /// JSON pointer of the offending field (`/States/Load/Next`).
+    pub pointer: String,
+    pub message: String,
+}
+
+/// `InputPath`, `OutputPath`, `ResultPath` and `ItemsPath`: absent (default `$`), null, or a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathField {
+    Default,
+    Null,
+    Path(String),
+}
+
+/// A Retry rule, with AWS's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retrier {
+    pub error_equals: Vec<String>,
+    pub interval_seconds: f64,
+    pub max_attempts: u32,
+    pub backoff_rate: f64,
+    pub max_delay_seconds: Option<f64>,
+    pub full_jitter: bool,
+}
+
+/// A Catch rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catcher {
+    pub error_equals: Vec<String>,
+    pub next: String,
+    pub result_path: PathField,
+    pub assign: Option<Value>,
+}
+
+/// What a state does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Pass {
+        result: Option<Value>,
+    },
+    Task {
+        resource: String,
+        timeout_seconds: Option<f64>,
+        heartbeat_seconds: Option<f64>,
+    },
+    Choice {
+        choices: Vec<Choice>,
+        default: Option<String>,
+    },
+    Wait {
+        seconds: Option<f64>,
+        timestamp: Option<String>,
+        seconds_path: Option<String>,
+        timestamp_path: Option<String>,
+    },
+    Succeed,
+    Fail {
+        error: Option<String>,
+        cause: Option<String>,
+        error_path: Option<String>,
+        cause_path: Option<String>,
+    },
+    Parallel {
+        branches: Vec<StateMachine>,
+    },
+    Map {
+        processor: Box<StateMachine>,
+        items_path: PathField,
+        item_selector: Option<Value>,
+        max_concurrency: u32,
+        max_concurrency_path: Option<String>,
+        tolerated_failure_percentage: Option<f64>,
+        tolerated_failure_count: Option<u64>,
+    },
+}
+
+impl Kind {
+    /// The `Type` name, as history events use it (`Pass`, `Task`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Kind::Pass { .. } => "Pass",
+            Kind::Task { .. } => "Task",
+            Kind::Choice { .. } => "Choice",
+            Kind::Wait { .. } => "Wait",
+            Kind::Succeed => "Succeed",
+            Kind::Fail { .. } => "Fail",
+            Kind::Parallel { .. } => "Parallel",
+            Kind::Map { .. } => "Map",
+        }
+    }
+}
+
+/// One state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    pub name: String,
+    pub kind: Kind,
+    /// None for terminal states (`End`, Succeed, Fail) and Choice.
+    pub next: Option<String>,
+    pub input_path: PathField,
+    pub output_path: PathField,
+    pub result_path: PathField,
+    pub parameters: Option<Value>,
+    pub result_selector: Option<Value>,
+    pub assign: Option<Value>,
+    pub retry: Vec<Retrier>,
+    pub catch: Vec<Catcher>,
+}
+
+/// A validated state machine (or Parallel branch, or Map item processor).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateMachine {
+    pub start_at: String,
+    pub states: HashMap<String, State>,
+    pub timeout_seconds: Option<f64>,
+}
+
+impl StateMachine {
+    /// Parses and validates a definition.
+    pub fn parse(definition: &Value) -> Result<Self, ValidationError> {
+        parse_machine(definition, "")
+    }
+}
+
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    pointer: &'a str,
+}
+
+impl Fields<'_> {
+    fn error(&self, field: &str, message: impl Into<String>) -> ValidationError {
+        let pointer = if field.is_empty() {
+            self.pointer.to_owned()
+        } else {
+            format!("{}/{field}", self.pointer)
+        };
+        ValidationError {
+            pointer,
+            message: message.into(),
+        }
+    }
+
+    fn string(&self, field: &str) -> Result<Option<String>, ValidationError> {
+        match self.map.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.error(field, "must be a string")),
+        }
+    }
+
+    fn number(&self, field: &str) -> Result<Option<f64>, ValidationError> {
+        match self.map.get(field) {
+            None => Ok(None),
+            Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f >= 0.0) => Ok(n.as_f64()),
+            Some(_) => Err(self.error(field, "must be a non-negative number")),
+        }
+    }
+
+    fn path(&self, field: &str) -> Result<PathField, ValidationError> {
+        match self.map.get(field) {
+            None => Ok(PathField::Default),
+            Some(Value::Null) => Ok(PathField::Null),
+            Some(Value::String(s)) if s.starts_with('$') => Ok(PathField::Path(s.clone())),
+            Some(_) => Err(self.error(field, "must be null or a path starting with '$'")),
+        }
+    }
+
+    fn only(&self, allowed: &[&str]) -> Result<(), ValidationError> {
+        for key in self.map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                return Err(self.error(key, "is not a field of this state type"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn error_equals(value: &Value, pointer: &str) -> Result<Vec<String>, ValidationError> {
+    let error = |message: &str| ValidationError {
+        pointer: format!("{pointer}/ErrorEquals"),
+        message: message.to_owned(),
+    };
+    let names: Vec<String> = value
+        .get("ErrorEquals")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| error("is a non-empty array of error names"))?
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| error("holds strings"))
+        })
+        .collect::<Result<_, _>>()?;
+    if names.iter().any(|n| n == "States.ALL") && names.len() > 1 {
+        return Err(error("States.ALL must appear alone"));
+    }
+    Ok(names)
+}
+
+fn parse_machine(value: &Value, pointer: &str) -> Result<StateMachine, ValidationError> {
+    let root = value.as_object().ok_or_else(|| ValidationError {
+        pointer: pointer.to_owned(),
+        message: "a state machine is an object".into(),
+    })?;
+    let fields = Fields { map: root, pointer };
+    let start_at = fields
+        .string("StartAt")?
+        .ok_or_else(|| fields.error("StartAt", "is required"))?;
+    let states_value = root
+        .get("States")
+        .and_then(Value::as_object)
+        .ok_or_else(|| fields.error("States", "is a required object"))?;
+    if states_value.is_empty() {
+        return Err(fields.error("States", "has at least one state"));
+    }
+    let mut states = HashMap::new();
+    for (name, state) in states_value {
+        let state_pointer = format!(
+            "{pointer}/States/{}",
+            name.replace('~', "~0").replace('/', "~1")
+        );
+        if name.chars().count() > 80 {
+            return Err(ValidationError {
+                pointer: state_pointer,
+                message: "state names have at most 80 characters".into(),
+            });
+        }
+        states.insert(name.clone(), parse_state(name, state, &state_pointer)?);
+    }
+    if !states.contains_key(&start_at) {
+        return Err(fields.error("StartAt", format!("names no state: {start_at:?}")));
+    }
+    for state in states.values() {
+        let state_pointer = format!("{pointer}/States/{}", state.name);
+        let mut targets: Vec<(String, &String)> = Vec::new();
+        if let Some(next) = &state.next {
+            targets.push((format!("{state_pointer}/Next"), next));
+        }
+        if let Kind::Choice { choices, default } = &state.kind {
+            targets.extend(
+                choices
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (format!("{state_pointer}/Choices/{i}/Next"), &c.next)),
+            );
+            targets.extend(
+                default
+                    .iter()
+                    .map(|d| (format!("{state_pointer}/Default"), d)),
+            );
+        }
+        targets.extend(
+            state
+                .catch
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("{state_pointer}/Catch/{i}/Next"), &c.next)),
+        );
+        for (target_pointer, target) in targets {
+            if !states.contains_key(target) {
+                return Err(ValidationError {
+                    pointer: target_pointer,
+                    message: format!("names no state: {target:?}"),
+                });
+            }
+        }
+    }
+    let timeout_seconds = fields.number("TimeoutSeconds")?;
+    Ok(StateMachine {
+        start_at,
+        states,
+        timeout_seconds,
+    })
+}
+
+const COMMON: &[&str] = &[
+    "Type",
+    "Comment",
+    "Next",
+    "End",
+    "InputPath",
+    "OutputPath",
+    "Assign",
+    "QueryLanguage",
+];
+
+fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, ValidationError> {
+    let map = value.as_object().ok_or_else(|| ValidationError {
+        pointer: pointer.to_owned(),
+        message: "a state is an object".into(),
+    })?;
+    let fields = Fields { map, pointer };
+    let type_name = fields
+        .string("Type")?
+        .ok_or_else(|| fields.error("Type", "is required"))?;
+    let mut allowed: Vec<&str> = COMMON.to_vec();
+    let terminal = matches!(type_name.as_str(), "Succeed" | "Fail" | "Choice");
+    let kind = match type_name.as_str() {
+        "Pass" => {
+            allowed.extend(["Result", "ResultPath", "Parameters"]);
+            Kind::Pass {
+                result: map.get("Result").cloned(),
+            }
+        }
+        "Task" => {
+            allowed.extend([
+                "Resource",
+                "Parameters",
+                "ResultSelector",
+                "ResultPath",
+                "Retry",
+                "Catch",
+                "TimeoutSeconds",
+                "HeartbeatSeconds",
+                "TimeoutSecondsPath",
+                "HeartbeatSecondsPath",
+                "Credentials",
+                "Arguments",
+                "Output",
+            ]);
+            let resource = fields
+                .string("Resource")?
+                .ok_or_else(|| fields.error("Resource", "is required"))?;
+            let timeout_seconds = fields.number("TimeoutSeconds")?;
+            let heartbeat_seconds = fields.number("HeartbeatSeconds")?;
+            if let (Some(timeout), Some(heartbeat)) = (timeout_seconds, heartbeat_seconds)
+                && heartbeat >= timeout
+            {
+                return Err(fields.error("HeartbeatSeconds", "must be smaller than TimeoutSeconds"));
+            }
+            Kind::Task {
+                resource,
+                timeout_seconds,
+                heartbeat_seconds,
+            }
+        }
+        "Choice" => {
+            allowed.extend(["Choices", "Default"]);
+            let items = map
+                .get("Choices")
+                .and_then(Value::as_array)
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| fields.error("Choices", "is a non-empty array"))?;
+            let mut choices = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let rule_pointer = format!("{pointer}/Choices/{i}");
+                let next =
+                    item.get("Next")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| ValidationError {
+                            pointer: format!("{rule_pointer}/Next"),
+                            message: "a choice names its Next state".into(),
+                        })?;
+                choices.push(Choice {
+                    rule: parse_rule(item, &rule_pointer)?,
+                    next: next.to_owned(),
+                    assign: item.get("Assign").cloned(),
+                });
+            }
+            Kind::Choice {
+                choices,
+                default: fields.string("Default")?,
+            }
+        }
+        "Wait" => {
+            allowed.extend(["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]);
+            let kind = Kind::Wait {
+                seconds: fields.number("Seconds")?,
+                timestamp: fields.string("Timestamp")?,
+                seconds_path: fields.string("SecondsPath")?,
+                timestamp_path: fields.string("TimestampPath")?,
+            };
+            let given = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
+                .iter()
+                .filter(|k| map.contains_key(**k))
+                .count();
+            if given != 1 {
+                return Err(fields.error("", "a Wait state has exactly one of Seconds, Timestamp, SecondsPath, TimestampPath"));
+            }
+            if let Kind::Wait {
+                timestamp: Some(t), ..
+            } = &kind
+                && chrono::DateTime::parse_from_rfc3339(t).is_err()
+            {
+                return Err(fields.error("Timestamp", "is an RFC 3339 timestamp"));
+            }
+            kind
+        }
+        "Succeed" => Kind::Succeed,
+        "Fail" => {
+            allowed = vec![
+                "Type",
+                "Comment",
+                "Error",
+                "Cause",
+                "ErrorPath",
+                "CausePath",
+                "QueryLanguage",
+            ];
+            Kind::Fail {
+                error: fields.string("Error")?,
+                cause: fields.string("Cause")?,
+                error_path: fields.string("ErrorPath")?,
+                cause_path: fields.string("CausePath")?,
+            }
+        }
+        "Parallel" => {
+            allowed.extend([
+                "Branches",
+                "Parameters",
+                "ResultSelector",
+                "ResultPath",
+                "Retry",
+                "Catch",
+                "Arguments",
+                "Output",
+            ]);
+            let branches = map
+                .get("Branches")
+                .and_then(Value::as_array)
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| fields.error("Branches", "is a non-empty array"))?;
+            Kind::Parallel {
+                branches: branches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| parse_machine(b, &format!("{pointer}/Branches/{i}")))
+                    .collect::<Result<_, _>>()?,
+            }
+        }
+        "Map" => {
+            allowed.extend([
+                "ItemProcessor",
+                "Iterator",
+                "ItemsPath",
+                "ItemSelector",
+                "Parameters",
+                "MaxConcurrency",
+                "ResultSelector",
+                "ResultPath",
+                "Retry",
+                "Catch",
+                "ToleratedFailurePercentage",
+                "ToleratedFailureCount",
+                "Label",
+                "Items",
+                "ItemReader",
+                "ItemBatcher",
+                "ResultWriter",
+                "MaxConcurrencyPath",
+                "ToleratedFailurePercentagePath",
+                "ToleratedFailureCountPath",
+                "Output",
+            ]);
+            let (key, processor) = match (map.get("ItemProcessor"), map.get("Iterator")) {
+                (Some(p), _) => ("ItemProcessor", p),
+                (None, Some(p)) => ("Iterator", p),
+                (None, None) => return Err(fields.error("ItemProcessor", "is required")),
+            };
+            let percentage = fields.number("ToleratedFailurePercentage")?;
+            if percentage.is_some_and(|p| p > 100.0) {
+                return Err(fields.error("ToleratedFailurePercentage", "is between 0 and 100"));
+            }
+            Kind::Map {
+                processor: Box::new(parse_machine(processor, &format!("{pointer}/{key}"))?),
+                items_path: fields.path("ItemsPath")?,
+                item_selector: map
+                    .get("ItemSelector")
+                    .or_else(|| map.get("Parameters"))
+                    .cloned(),
+                max_concurrency: fields.number("MaxConcurrency")?.unwrap_or(0.0) as u32,
+                max_concurrency_path: fields.string("MaxConcurrencyPath")?,
+                tolerated_failure_percentage: percentage,
+                tolerated_failure_count: fields.number("ToleratedFailureCount")?.map(|c| c as u64),
+            }
+        }
+        other => return Err(fields.error("Type", format!("unknown state type {other:?}"))),
+    };
+    fields.only(&allowed)?;
+    let end = map.get("End").and_then(Value::as_bool).unwrap_or(false);
+    let next = fields.string("Next")?;
+    if terminal {
+        if next.is_some() || map.contains_key("End") {
+            return Err(fields.error(
+                if next.is_some() { "Next" } else { "End" },
+                format!("a {type_name} state has neither Next nor End"),
+            ));
+        }
+    } else if next.is_some() == end {
+        return Err(fields.error("Next", "a state has exactly one of Next and End: true"));
+    }
+    let mut retry = Vec::new();
+    for (i, item) in map
+        .get("Retry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let retry_pointer = format!("{pointer}/Retry/{i}");
+        let f = Fields {
+            map: item.as_object().ok_or_else(|| ValidationError {
+                pointer: retry_pointer.clone(),
+                message: "a retrier is an object".into(),
+            })?,
+            pointer: &retry_pointer,
+        };
+        let backoff_rate = f.number("BackoffRate")?.unwrap_or(2.0);
+        if backoff_rate < 1.0 {
+            return Err(f.error("BackoffRate", "is at least 1.0"));
+        }
+        retry.push(Retrier {
+            error_equals: error_equals(item, &retry_pointer)?,
+            interval_seconds: f.number("IntervalSeconds")?.unwrap_or(1.0),
+            max_attempts: f.number("MaxAttempts")?.unwrap_or(3.0) as u32,
+            backoff_rate,
+            max_delay_seconds: f.number("MaxDelaySeconds")?,
+            full_jitter: f.string("JitterStrategy")?.as_deref() == Some("FULL"),
+        });
+    }
+    let mut catch = Vec::new();
+    for (i, item) in map
+        .get("Catch")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let catch_pointer = format!("{pointer}/Catch/{i}");
+        let f = Fields {
+            map: item.as_object().ok_or_else(|| ValidationError {
+                pointer: catch_pointer.clone(),
+                message: "a catcher is an object".into(),
+            })?,
+            pointer: &catch_pointer,
+        };
+        catch.push(Catcher {
+            error_equals: error_equals(item, &catch_pointer)?,
+            next: f
+                .string("Next")?
+                .ok_or_else(|| f.error("Next", "is required"))?,
+            result_path: f.path("ResultPath")?,
+            assign: item.get("Assign").cloned(),
+        });
+    }
+    for (list, field) in [
+        (
+            retry.iter().map(|r| &r.error_equals).collect::<Vec<_>>(),
+            "Retry",
+        ),
+        (
+            catch.iter().map(|c| &c.error_equals).collect::<Vec<_>>(),
+            "Catch",
+        ),
+    ] {
+        if let Some(position) = list
+            .iter()
+            .position(|names| names.iter().any(|n| n == "States.ALL"))
+            && position + 1 != list.len()
+        {
+            return Err(fields.error(
+                &format!("{field}/{position}/ErrorEquals"),
+                "States.ALL must be in the last rule",
+            ));
+        }
+    }
+    Ok(State {
+        name: name.to_owned(),
+        kind,
+        next,
+        input_path: fields.path("InputPath")?,
+        output_path: fields.path("OutputPath")?,
+        result_path: fields.path("ResultPath")?,
+        parameters: map.get("Parameters").cloned(),
+        result_selector: map.get("ResultSelector").cloned(),
+        assign: map.get("Assign").cloned(),
+        retry,
+        catch,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn error_of(definition: Value) -> String {
+        StateMachine::parse(&definition).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn valid_definitions_parse() {
+        let machine = StateMachine::parse(&json!({
+            "StartAt": "A",
+            "States": {
+                "A": {"Type": "Task", "Resource": "sluice:echo", "Retry": [{"ErrorEquals": ["States.ALL"]}], "Next": "B"},
+                "B": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": true, "Next": "C"}], "Default": "D"},
+                "C": {"Type": "Succeed"},
+                "D": {"Type": "Fail", "Error": "E"}
+            }
+        }))
+        .unwrap();
+        let retrier = &machine.states["A"].retry[0];
+        assert_eq!(
+            (
+                retrier.interval_seconds,
+                retrier.max_attempts,
+                retrier.backoff_rate
+            ),
+            (1.0, 3, 2.0)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_json_pointer() {
+        assert_eq!(
+            error_of(json!({"StartAt": "X", "States": {"A": {"Type": "Succeed"}}})),
+            "/StartAt: names no state: \"X\""
+        );
+        assert_eq!(
+            error_of(json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nope"}}})),
+            "/States/A/Next: names no state: \"Nope\""
+        );
+        assert_eq!(
+            error_of(json!({"StartAt": "A", "States": {"A": {"Type": "Pass"}}})),
+            "/States/A/Next: a state has exactly one of Next and End: true"
+        );
+        assert_eq!(
+            error_of(
+                json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true, "Resource": "x"}}})
+            ),
+            "/States/A/Resource: is not a field of this state type"
+        );
+        assert_eq!(
+            error_of(
+                json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "r", "End": true,
+                "Retry": [{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["X"]}]}}})
+            ),
+            "/States/A/Retry/0/ErrorEquals: States.ALL must be in the last rule"
+        );
+        assert_eq!(
+            error_of(
+                json!({"StartAt": "A", "States": {"A": {"Type": "Wait", "Seconds": 1, "Timestamp": "2024-01-01T00:00:00Z", "End": true}}})
+            ),
+            "/States/A: a Wait state has exactly one of Seconds, Timestamp, SecondsPath, TimestampPath"
+        );
+        assert_eq!(
+            error_of(
+                json!({"StartAt": "A", "States": {"A": {"Type": "Parallel", "End": true, "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass"}}}]}}})
+            ),
+            "/States/A/Branches/0/States/B/Next: a state has exactly one of Next and End: true"
+        );
+    }
+}

@@ -1,0 +1,764 @@
+//! Running an execution: states in order, with their input and output processing, Retry and
+//! Catch, Parallel branches and Map iterations, producing the execution's history.
+//!
+//! Tasks run through an injected [`TaskRunner`] and time through a [`Clock`], so the same logic
+//! serves tests (a virtual clock, no sleeping) and the durable executor.
+
+use serde_json::{Map, Value, json};
+
+use super::Failure;
+use super::choice::evaluate;
+use super::definition::{Catcher, Kind, PathField, Retrier, State, StateMachine};
+use super::paths::{Scope, expression_value, payload, query, set};
+
+/// Runs a Task state's resource (`sluice:echo`, `sluice:crawl`, ...) on its effective input.
+pub trait TaskRunner {
+    fn run(&mut self, resource: &str, input: &Value) -> Result<Value, Failure>;
+}
+
+/// The built-in test resources: `sluice:echo` returns its input, `sluice:fail` fails with the
+/// `Error` and `Cause` its input names.
+pub struct TestTasks;
+
+impl TaskRunner for TestTasks {
+    fn run(&mut self, resource: &str, input: &Value) -> Result<Value, Failure> {
+        match resource {
+            "sluice:echo" => Ok(input.clone()),
+            "sluice:fail" => Err(Failure::new(
+                input
+                    .get("Error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Sluice.Failed"),
+                input.get("Cause").and_then(Value::as_str).unwrap_or(""),
+            )),
+            other => Err(Failure::new(
+                "States.TaskFailed",
+                format!("unknown resource {other}"),
+            )),
+        }
+    }
+}
+
+/// Time, in milliseconds since the epoch: waits and retry delays advance it.
+pub trait Clock {
+    fn now_ms(&self) -> i64;
+    fn sleep_ms(&mut self, ms: i64);
+}
+
+/// A clock that only moves when told to (tests and the conformance corpus).
+#[derive(Debug, Clone)]
+pub struct VirtualClock {
+    pub now_ms: i64,
+    /// Every sleep, in order (retry backoff checks).
+    pub sleeps: Vec<i64>,
+}
+
+impl VirtualClock {
+    pub fn starting_at(now_ms: i64) -> Self {
+        Self {
+            now_ms,
+            sleeps: Vec::new(),
+        }
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    fn sleep_ms(&mut self, ms: i64) {
+        self.sleeps.push(ms);
+        self.now_ms += ms.max(0);
+    }
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Succeeded,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed => "FAILED",
+        }
+    }
+}
+
+/// One history event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: String,
+    pub state: Option<String>,
+    pub details: Value,
+}
+
+/// A finished execution.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Status,
+    pub output: Option<Value>,
+    pub failure: Option<Failure>,
+    pub events: Vec<Event>,
+}
+
+/// Names an execution: what `$$.Execution` and `$$.StateMachine` show.
+#[derive(Debug, Clone)]
+pub struct ExecutionInfo {
+    pub name: String,
+    pub state_machine: String,
+}
+
+/// The most a state's output may weigh, as in Step Functions.
+const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
+struct Runner<'a> {
+    tasks: &'a mut dyn TaskRunner,
+    clock: &'a mut dyn Clock,
+    events: Vec<Event>,
+    info: &'a ExecutionInfo,
+    input: Value,
+    start_time: String,
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    })
+}
+
+/// Runs an execution of `machine` on `input` to its end.
+pub fn run(
+    machine: &StateMachine,
+    input: Value,
+    info: &ExecutionInfo,
+    tasks: &mut dyn TaskRunner,
+    clock: &mut dyn Clock,
+) -> Outcome {
+    let start_time = iso(clock.now_ms());
+    let mut runner = Runner {
+        tasks,
+        clock,
+        events: Vec::new(),
+        info,
+        input: input.clone(),
+        start_time,
+    };
+    runner.event("ExecutionStarted", None, json!({"input": input}));
+    let mut variables = Map::new();
+    let result = runner.machine(machine, input, &mut variables, None);
+    let (status, output, failure) = match result {
+        Ok(output) => {
+            runner.event("ExecutionSucceeded", None, json!({"output": output}));
+            (Status::Succeeded, Some(output), None)
+        }
+        Err(failure) => {
+            runner.event(
+                "ExecutionFailed",
+                None,
+                json!({"error": failure.error, "cause": failure.cause}),
+            );
+            (Status::Failed, None, Some(failure))
+        }
+    };
+    Outcome {
+        status,
+        output,
+        failure,
+        events: runner.events,
+    }
+}
+
+fn matches(names: &[String], error: &str) -> bool {
+    names.iter().any(|n| {
+        n == error
+            || (n == "States.ALL" && error != "States.Runtime")
+            || (n == "States.TaskFailed" && !error.starts_with("States."))
+    })
+}
+
+/// The effective input of a state: `InputPath`, then `Parameters` (or `ItemSelector`).
+fn path_input(field: &PathField, raw: &Value, scope: Scope<'_>) -> Result<Value, Failure> {
+    match field {
+        PathField::Default => Ok(raw.clone()),
+        PathField::Null => Ok(json!({})),
+        PathField::Path(path) => query(path, raw, scope),
+    }
+}
+
+fn output_of(field: &PathField, value: Value, scope: Scope<'_>) -> Result<Value, Failure> {
+    match field {
+        PathField::Default => Ok(value),
+        PathField::Null => Ok(json!({})),
+        PathField::Path(path) => query(path, &value, scope).map_err(|_| {
+            let bracketed: String = path
+                .trim_start_matches('$')
+                .split('.')
+                .filter(|s| !s.is_empty())
+                .map(|s| format!("['{s}']"))
+                .collect();
+            Failure::runtime(format!(
+                "Invalid path '{path}' : No results for path: ${bracketed}"
+            ))
+        }),
+    }
+}
+
+fn place_result(field: &PathField, raw: &Value, result: Value) -> Result<Value, Failure> {
+    match field {
+        PathField::Default => Ok(result),
+        PathField::Null => Ok(raw.clone()),
+        PathField::Path(path) => set(path, raw.clone(), result),
+    }
+}
+
+/// A retrier's delay before attempt `attempt` (1-based), in milliseconds.
+pub fn retry_delay_ms(retrier: &Retrier, attempt: u32) -> i64 {
+    let mut delay =
+        retrier.interval_seconds * retrier.backoff_rate.powi(attempt.saturating_sub(1) as i32);
+    if let Some(max) = retrier.max_delay_seconds {
+        delay = delay.min(max);
+    }
+    if retrier.full_jitter {
+        delay = rand::random::<f64>() * delay;
+    }
+    (delay * 1000.0).round() as i64
+}
+
+impl Runner<'_> {
+    fn event(&mut self, kind: &str, state: Option<&str>, details: Value) {
+        self.events.push(Event {
+            kind: kind.to_owned(),
+            state: state.map(str::to_owned),
+            details,
+        });
+    }
+
+    fn context(
+        &self,
+        state: &str,
+        entered: &str,
+        retry_count: Option<u32>,
+        map_item: Option<&(usize, Value)>,
+    ) -> Value {
+        let mut context = json!({
+            "Execution": {
+                "Id": format!("arn:sluice:states:local:000000000000:execution:{}:{}", self.info.state_machine, self.info.name),
+                "Input": self.input,
+                "Name": self.info.name,
+                "StartTime": self.start_time,
+                "RoleArn": "arn:sluice:role:sluice",
+                "RedriveCount": 0,
+            },
+            "State": {"EnteredTime": entered, "Name": state},
+            "StateMachine": {"Id": format!("arn:sluice:states:local:000000000000:stateMachine:{}", self.info.state_machine), "Name": self.info.state_machine},
+        });
+        if let Some(count) = retry_count {
+            context["State"]["RetryCount"] = json!(count);
+        }
+        if let Some((index, value)) = map_item {
+            context["Map"] = json!({"Item": {"Index": index, "Value": value}});
+        }
+        context
+    }
+
+    fn machine(
+        &mut self,
+        machine: &StateMachine,
+        input: Value,
+        variables: &mut Map<String, Value>,
+        map_item: Option<&(usize, Value)>,
+    ) -> Result<Value, Failure> {
+        let mut current = machine.start_at.clone();
+        let mut raw = input;
+        loop {
+            let state = &machine.states[&current];
+            match self.state(state, raw, variables, map_item)? {
+                (output, Some(next)) => {
+                    raw = output;
+                    current = next;
+                }
+                (output, None) => return Ok(output),
+            }
+        }
+    }
+
+    /// Runs one state; returns its output and the next state (None: the machine ends).
+    fn state(
+        &mut self,
+        state: &State,
+        raw: Value,
+        variables: &mut Map<String, Value>,
+        map_item: Option<&(usize, Value)>,
+    ) -> Result<(Value, Option<String>), Failure> {
+        let type_name = state.kind.type_name();
+        let name = state.name.as_str();
+        let entered = iso(self.clock.now_ms());
+        self.event(
+            &format!("{type_name}StateEntered"),
+            Some(name),
+            json!({"input": raw}),
+        );
+        let entered_id = self.events.len();
+        let retryable = matches!(
+            state.kind,
+            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. }
+        );
+        let context = self.context(name, &entered, retryable.then_some(0), map_item);
+        let exited = format!("{type_name}StateExited");
+        let outcome = self.body(state, &raw, variables, &context, map_item, entered_id);
+        match outcome {
+            Ok(Step::Next(output, next, assign_from)) => {
+                if output.to_string().len() > MAX_PAYLOAD_BYTES {
+                    return Err(Failure::new(
+                        "States.DataLimitExceeded",
+                        format!(
+                            "The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."
+                        ),
+                    ));
+                }
+                if let Some(assign) = &state.assign {
+                    let values = payload(
+                        assign,
+                        &assign_from,
+                        Scope {
+                            context: &context,
+                            variables,
+                        },
+                    )?;
+                    if let Value::Object(values) = values {
+                        variables.extend(values);
+                    }
+                }
+                if !matches!(state.kind, Kind::Fail { .. }) {
+                    self.event(&exited, Some(name), json!({"output": output}));
+                }
+                Ok((output, next))
+            }
+            Ok(Step::Caught(output, catcher)) => {
+                if let Some(assign) = &catcher.assign {
+                    if let Value::Object(values) = payload(
+                        assign,
+                        &output,
+                        Scope {
+                            context: &context,
+                            variables,
+                        },
+                    )? {
+                        variables.extend(values);
+                    }
+                }
+                self.event(&exited, Some(name), json!({"output": output}));
+                Ok((output, Some(catcher.next.clone())))
+            }
+            // Runtime errors name the state and the event that entered it, as Step Functions does.
+            Err(failure)
+                if failure.error == "States.Runtime"
+                    && !failure.cause.starts_with("An error occurred") =>
+            {
+                Err(Failure::runtime(format!(
+                    "An error occurred while executing the state '{name}' (entered at the event id #{entered_id}). {}",
+                    failure.cause
+                )))
+            }
+            Err(failure) => Err(failure),
+        }
+    }
+
+    /// What a state produced before its exit event.
+    fn body(
+        &mut self,
+        state: &State,
+        raw: &Value,
+        variables: &mut Map<String, Value>,
+        context: &Value,
+        map_item: Option<&(usize, Value)>,
+        entered_id: usize,
+    ) -> Result<Step, Failure> {
+        let scope = Scope { context, variables };
+        let at = |message: String| {
+            Failure::runtime(format!(
+                "An error occurred while executing the state '{}' (entered at the event id #{entered_id}). {message}",
+                state.name
+            ))
+        };
+        match &state.kind {
+            Kind::Pass { result } => {
+                let input = path_input(&state.input_path, raw, scope)?;
+                let input = match &state.parameters {
+                    Some(parameters) => payload(parameters, &input, scope)?,
+                    None => input,
+                };
+                let result = result.clone().unwrap_or(input);
+                let output = output_of(
+                    &state.output_path,
+                    place_result(&state.result_path, raw, result.clone())?,
+                    scope,
+                )?;
+                Ok(Step::Next(output, state.next.clone(), result))
+            }
+            Kind::Succeed => {
+                let input = path_input(&state.input_path, raw, scope)?;
+                let output = output_of(&state.output_path, input, scope)?;
+                Ok(Step::Next(output.clone(), None, output))
+            }
+            Kind::Fail {
+                error,
+                cause,
+                error_path,
+                cause_path,
+            } => {
+                let pick = |literal: &Option<String>,
+                            path: &Option<String>,
+                            field: &str|
+                 -> Result<String, Failure> {
+                    Ok(match (literal, path) {
+                        (Some(text), _) => text.clone(),
+                        (None, Some(path)) => match expression_value(path, raw, scope).map_err(|failure| {
+                            if failure.cause.starts_with("The JSONPath") {
+                                Failure::runtime(format!("The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{raw}'"))
+                            } else {
+                                failure
+                            }
+                        })? {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        },
+                        (None, None) => String::new(),
+                    })
+                };
+                Err(Failure::new(
+                    pick(error, error_path, "ErrorPath")?,
+                    pick(cause, cause_path, "CausePath")?,
+                ))
+            }
+            Kind::Wait {
+                seconds,
+                timestamp,
+                seconds_path,
+                timestamp_path,
+            } => {
+                let input = path_input(&state.input_path, raw, scope)?;
+                let until = match (seconds, timestamp, seconds_path, timestamp_path) {
+                    (Some(s), ..) => self.clock.now_ms() + (s * 1000.0) as i64,
+                    (_, Some(t), ..) => {
+                        parse_time(t).ok_or_else(|| at(format!("invalid Timestamp {t}")))?
+                    }
+                    (_, _, Some(path), _) => {
+                        let value = query(path, &input, scope)
+                            .map_err(|_| at(format!("The SecondsPath parameter does not reference an input value: {path}")))?;
+                        let seconds = value.as_i64().ok_or_else(|| {
+                            at(format!("The SecondsPath parameter cannot be parsed as a long value: {path} == {value}"))
+                        })?;
+                        if seconds < 0 {
+                            return Err(at(format!(
+                                "The SecondsPath parameter references a negative value: {path} == {value}"
+                            )));
+                        }
+                        self.clock.now_ms() + seconds * 1000
+                    }
+                    (_, _, _, Some(path)) => {
+                        let value = query(path, &input, scope)
+                            .map_err(|_| at(format!("The TimestampPath parameter does not reference an input value: {path}")))?;
+                        let text = value
+                            .as_str()
+                            .map_or_else(|| value.to_string(), str::to_owned);
+                        parse_time(&text).ok_or_else(|| {
+                            at(format!(
+                                "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {path} == {text}"
+                            ))
+                        })?
+                    }
+                    _ => self.clock.now_ms(),
+                };
+                let wait = until - self.clock.now_ms();
+                if wait > 0 {
+                    self.clock.sleep_ms(wait);
+                }
+                let output = output_of(&state.output_path, input, scope)?;
+                Ok(Step::Next(output.clone(), state.next.clone(), output))
+            }
+            Kind::Choice { choices, default } => {
+                let input = path_input(&state.input_path, raw, scope)?;
+                let mut next = None;
+                for choice in choices {
+                    if evaluate(&choice.rule, &input, scope)? {
+                        next = Some(choice.next.clone());
+                        if let Some(assign) = &choice.assign
+                            && let Value::Object(values) = payload(assign, &input, scope)?
+                        {
+                            variables.extend(values);
+                        }
+                        break;
+                    }
+                }
+                let scope = Scope { context, variables };
+                let next = next.or_else(|| default.clone()).ok_or_else(|| {
+                    Failure::new(
+                        "States.NoChoiceMatched",
+                        format!(
+                            "no choice rule matched and there is no Default in state {}",
+                            state.name
+                        ),
+                    )
+                })?;
+                let output = output_of(&state.output_path, input, scope)?;
+                Ok(Step::Next(output.clone(), Some(next), output))
+            }
+            Kind::Map {
+                max_concurrency_path: Some(path),
+                ..
+            } => {
+                let input = path_input(&state.input_path, raw, scope)?;
+                let value = query(path, &input, scope).map_err(|_| {
+                    at(format!(
+                        "The MaxConcurrencyPath field does not reference an input value: {path}"
+                    ))
+                })?;
+                let integer = value
+                    .as_u64()
+                    .or_else(|| value.as_str().and_then(|s| s.parse::<u64>().ok()));
+                if integer.is_none() {
+                    let shown = value
+                        .as_str()
+                        .map_or_else(|| value.to_string(), str::to_owned);
+                    return Err(at(format!(
+                        "The MaxConcurrencyPath field refers to value \"{shown}\" which is not a valid integer: {path}"
+                    )));
+                }
+                self.with_retries(state, raw, variables, context, map_item)
+            }
+            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
+                self.with_retries(state, raw, variables, context, map_item)
+            }
+        }
+    }
+
+    /// Task, Parallel and Map: the work, with Retry and Catch around it.
+    fn with_retries(
+        &mut self,
+        state: &State,
+        raw: &Value,
+        variables: &mut Map<String, Value>,
+        context: &Value,
+        map_item: Option<&(usize, Value)>,
+    ) -> Result<Step, Failure> {
+        let mut attempts = vec![0_u32; state.retry.len()];
+        loop {
+            let scope = Scope { context, variables };
+            let result = path_input(&state.input_path, raw, scope)
+                .and_then(|input| self.work(state, &input, variables, context, map_item));
+            let failure = match result {
+                Ok(result) => {
+                    let scope = Scope { context, variables };
+                    let result = match &state.result_selector {
+                        Some(selector) => payload(selector, &result, scope)?,
+                        None => result,
+                    };
+                    let output = output_of(
+                        &state.output_path,
+                        place_result(&state.result_path, raw, result.clone())?,
+                        scope,
+                    )?;
+                    return Ok(Step::Next(output, state.next.clone(), result));
+                }
+                Err(failure) => failure,
+            };
+            if let Some(index) = state
+                .retry
+                .iter()
+                .position(|r| matches(&r.error_equals, &failure.error))
+            {
+                let retrier = &state.retry[index];
+                if attempts[index] < retrier.max_attempts {
+                    attempts[index] += 1;
+                    self.clock
+                        .sleep_ms(retry_delay_ms(retrier, attempts[index]));
+                    continue;
+                }
+            }
+            // Parallel and Map record their failure once it leaves the state (not per attempt).
+            if matches!(state.kind, Kind::Parallel { .. } | Kind::Map { .. }) {
+                self.event(
+                    &format!("{}StateFailed", state.kind.type_name()),
+                    Some(&state.name),
+                    json!({"error": failure.error, "cause": failure.cause}),
+                );
+            }
+            if let Some(catcher) = state
+                .catch
+                .iter()
+                .find(|c| matches(&c.error_equals, &failure.error))
+            {
+                let error_output = json!({"Error": failure.error, "Cause": failure.cause});
+                let output = place_result(&catcher.result_path, raw, error_output)?;
+                return Ok(Step::Caught(output, catcher.clone()));
+            }
+            return Err(failure);
+        }
+    }
+
+    fn work(
+        &mut self,
+        state: &State,
+        input: &Value,
+        variables: &mut Map<String, Value>,
+        context: &Value,
+        map_item: Option<&(usize, Value)>,
+    ) -> Result<Value, Failure> {
+        let scope = Scope { context, variables };
+        let name = state.name.as_str();
+        match &state.kind {
+            Kind::Task { resource, .. } => {
+                let parameters = match &state.parameters {
+                    Some(parameters) => payload(parameters, input, scope)?,
+                    None => input.clone(),
+                };
+                self.event(
+                    "LambdaFunctionScheduled",
+                    Some(name),
+                    json!({"resource": resource, "input": parameters}),
+                );
+                self.event("LambdaFunctionStarted", Some(name), json!({}));
+                match self.tasks.run(resource, &parameters) {
+                    Ok(output) => {
+                        self.event(
+                            "LambdaFunctionSucceeded",
+                            Some(name),
+                            json!({"output": output}),
+                        );
+                        Ok(output)
+                    }
+                    Err(failure) => {
+                        self.event(
+                            "LambdaFunctionFailed",
+                            Some(name),
+                            json!({"error": failure.error, "cause": failure.cause}),
+                        );
+                        Err(failure)
+                    }
+                }
+            }
+            Kind::Parallel { branches } => {
+                let input = match &state.parameters {
+                    Some(parameters) => payload(parameters, input, scope)?,
+                    None => input.clone(),
+                };
+                self.event("ParallelStateStarted", Some(name), json!({}));
+                let mut outputs = Vec::with_capacity(branches.len());
+                for branch in branches {
+                    let mut branch_variables = variables.clone();
+                    match self.machine(branch, input.clone(), &mut branch_variables, map_item) {
+                        Ok(output) => outputs.push(output),
+                        Err(failure) => return Err(failure),
+                    }
+                }
+                Ok(Value::Array(outputs))
+            }
+            Kind::Map {
+                processor,
+                items_path,
+                item_selector,
+                tolerated_failure_percentage,
+                tolerated_failure_count,
+                ..
+            } => {
+                let items = match items_path {
+                    PathField::Default | PathField::Null => input.clone(),
+                    PathField::Path(path) => query(path, input, scope)?,
+                };
+                let items = items.as_array().cloned().ok_or_else(|| {
+                    Failure::runtime(format!("Map items are not an array: {items}"))
+                })?;
+                self.event(
+                    "MapStateStarted",
+                    Some(name),
+                    json!({"length": items.len()}),
+                );
+                let mut outputs = Vec::with_capacity(items.len());
+                let mut failures = 0_u64;
+                let mut last_failure = None;
+                for (index, item) in items.iter().enumerate() {
+                    let map_item = (index, item.clone());
+                    let item_context =
+                        self.context(name, &iso(self.clock.now_ms()), Some(0), Some(&map_item));
+                    let item_input = match item_selector {
+                        Some(selector) => payload(
+                            selector,
+                            input,
+                            Scope {
+                                context: &item_context,
+                                variables,
+                            },
+                        )?,
+                        None => item.clone(),
+                    };
+                    self.event("MapIterationStarted", Some(name), json!({"index": index}));
+                    let mut item_variables = variables.clone();
+                    match self.machine(processor, item_input, &mut item_variables, Some(&map_item))
+                    {
+                        Ok(output) => {
+                            self.event(
+                                "MapIterationSucceeded",
+                                Some(name),
+                                json!({"index": index}),
+                            );
+                            outputs.push(output);
+                        }
+                        Err(failure) => {
+                            self.event("MapIterationFailed", Some(name), json!({"index": index}));
+                            failures += 1;
+                            outputs.push(json!({"Error": failure.error, "Cause": failure.cause}));
+                            let tolerated = tolerated_failure_count.is_some_and(|c| failures <= c)
+                                || tolerated_failure_percentage.is_some_and(|p| {
+                                    failures as f64 * 100.0 <= p * items.len() as f64
+                                });
+                            if !tolerated {
+                                last_failure = Some(failure);
+                                break;
+                            }
+                        }
+                    }
+                }
+                if let Some(failure) = last_failure {
+                    let failure = if tolerated_failure_count.is_some()
+                        || tolerated_failure_percentage.is_some()
+                    {
+                        Failure::new(
+                            "States.ExceedToleratedFailureThreshold",
+                            "The specified tolerated failure threshold was exceeded",
+                        )
+                    } else {
+                        failure
+                    };
+                    return Err(failure);
+                }
+                self.event("MapStateSucceeded", Some(name), json!({}));
+                Ok(Value::Array(outputs))
+            }
+            _ => unreachable!("only Task, Parallel and Map do work"),
+        }
+    }
+}
+
+/// What a state's body produced.
+enum Step {
+    /// The output, the next state, and what `Assign` sees as `$`.
+    Next(Value, Option<String>, Value),
+    /// A Catch rule caught a failure: the output and the rule.
+    Caught(Value, Catcher),
+}
+
+/// An ISO-8601 extended offset date-time (`2024-05-30T00:00:00Z`): a `T`, and an offset.
+fn parse_time(text: &str) -> Option<i64> {
+    if text.as_bytes().get(10).is_some_and(|b| *b != b'T') {
+        return None;
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
