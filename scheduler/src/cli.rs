@@ -54,6 +54,9 @@ pub enum Command {
     Compact(CompactArgs),
     /// Finish interrupted conversions and delete what no committed run owns.
     Vacuum(VacuumArgs),
+    /// Workflows in Amazon States Language.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
     /// Look into the catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -186,6 +189,33 @@ pub struct VacuumArgs {
     /// Leave runs younger than this alone (they may still be running elsewhere).
     #[arg(long, default_value_t = 60)]
     pub grace_minutes: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Check a definition: errors name the JSON pointer of the offending field.
+    Validate(WorkflowValidateArgs),
+    /// Run a definition to its end in this process and print its outcome and history.
+    Run(WorkflowRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowValidateArgs {
+    /// The definition (ASL JSON).
+    pub definition: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowRunArgs {
+    /// The definition (ASL JSON).
+    #[arg(long)]
+    pub definition: PathBuf,
+    /// The execution's input (JSON) [default: {}].
+    #[arg(long)]
+    pub input: Option<String>,
+    /// The execution's name [default: a UUID].
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]

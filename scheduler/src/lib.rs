@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod output;
+pub mod tasks;
 
 use cli::{Cli, OutputFormat};
 use config::{Config, Overrides};

@@ -26,6 +26,9 @@ fn every_command_has_help() {
         &["convert"],
         &["compact"],
         &["vacuum"],
+        &["workflow"],
+        &["workflow", "validate"],
+        &["workflow", "run"],
     ];
     for command in commands {
         let mut args = command.to_vec();
@@ -166,5 +169,121 @@ fn failures_exit_non_zero_with_one_line_naming_what_failed() {
     check(
         &["demo", "--dir", "used"],
         "demo directory used is not empty",
+    );
+}
+
+#[test]
+fn workflows_validate_and_run_jobs_as_task_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = format!(
+        "{}/../scheduler/workflows/ingest.asl.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (ok, stdout, _) = run_sluice(dir.path(), &["workflow", "validate", &ingest]);
+    assert!(ok && stdout.contains("valid, 5 states"), "{stdout}");
+    let (ok, _, stderr) = run_sluice(
+        dir.path(),
+        &["generate", "landings", "--devices", "2", "--days", "1"],
+    );
+    assert!(ok, "{stderr}");
+    let input = r#"{"prefix": "landing", "table": "telemetry"}"#;
+    let (ok, stdout, stderr) = run_sluice(
+        dir.path(),
+        &[
+            "workflow",
+            "run",
+            "--definition",
+            &ingest,
+            "--input",
+            input,
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outcome["status"], "SUCCEEDED", "{outcome}");
+    let output = &outcome["output"];
+    assert!(output["crawl"]["crawled"].as_u64().unwrap() > 0);
+    assert_eq!(
+        output["convert"]["read"].as_u64().unwrap(),
+        output["convert"]["written"].as_u64().unwrap()
+            + output["convert"]["quarantined"].as_u64().unwrap()
+    );
+    let events: Vec<&str> = outcome["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events[..3],
+        [
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "LambdaFunctionScheduled"
+        ]
+    );
+    assert!(
+        events.contains(&"ChoiceStateEntered") && events.last() == Some(&"ExecutionSucceeded"),
+        "{events:?}"
+    );
+
+    // Nothing new the second time: the Choice goes to NothingNew.
+    let (ok, stdout, _) = run_sluice(
+        dir.path(),
+        &[
+            "workflow",
+            "run",
+            "--definition",
+            &ingest,
+            "--input",
+            input,
+            "--output",
+            "json",
+        ],
+    );
+    let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        ok && again["status"] == "SUCCEEDED" && again["output"].get("convert").is_none(),
+        "{again}"
+    );
+    // A job's error is an ASL error name that Catch sees.
+    let missing = r#"{"prefix": "landing", "table": "nope"}"#;
+    std::fs::write(
+        dir.path().join("lake/landing/telemetry/new.json"),
+        "{\"device_id\":\"x\",\"ts\":\"2024-05-01T00:00:00Z\"}\n",
+    )
+    .unwrap();
+    let (_, stdout, _) = run_sluice(
+        dir.path(),
+        &[
+            "workflow",
+            "run",
+            "--definition",
+            &ingest,
+            "--input",
+            missing,
+            "--output",
+            "json",
+        ],
+    );
+    let failed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (failed["status"].as_str(), failed["error"].as_str()),
+        (Some("FAILED"), Some("Sluice.TableNotFound")),
+        "{failed}"
+    );
+
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}"#,
+    )
+    .unwrap();
+    let (ok, _, stderr) = run_sluice(dir.path(), &["workflow", "validate", "bad.json"]);
+    assert!(
+        !ok && stderr
+            .contains("bad.json is not a valid workflow: /States/A/Next: names no state: \"B\""),
+        "{stderr}"
     );
 }

@@ -45,6 +45,19 @@ pub trait Clock {
     fn sleep_ms(&mut self, ms: i64);
 }
 
+/// The wall clock: waits and retry delays really sleep.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    fn sleep_ms(&mut self, ms: i64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms.max(0) as u64));
+    }
+}
+
 /// A clock that only moves when told to (tests and the conformance corpus).
 #[derive(Debug, Clone)]
 pub struct VirtualClock {

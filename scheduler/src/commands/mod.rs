@@ -6,6 +6,7 @@ mod catalog;
 mod convert;
 mod crawl;
 mod demo;
+mod workflow;
 
 use std::io::IsTerminal;
 
@@ -13,7 +14,7 @@ use anyhow::Context as _;
 use jobs::catalog::{Catalog, CatalogDbName, ConnectOptions};
 use jobs::lake::Lake;
 
-use crate::cli::{BenchCommand, Cli, Command, DbCommand, GenerateCommand};
+use crate::cli::{BenchCommand, Cli, Command, DbCommand, GenerateCommand, WorkflowCommand};
 use crate::config::Config;
 use crate::output::Report;
 
@@ -34,25 +35,25 @@ impl Context {
         }
     }
 
-    async fn catalog(&self) -> anyhow::Result<Catalog> {
+    pub(crate) async fn catalog(&self) -> anyhow::Result<Catalog> {
         Catalog::connect(&self.config.database, &ConnectOptions::default())
             .await
             .with_context(|| format!("cannot open catalog database {}", self.config.database))
     }
 
-    fn lake(&self) -> anyhow::Result<Lake> {
+    pub(crate) fn lake(&self) -> anyhow::Result<Lake> {
         Ok(Lake::open(&self.config.lake, &self.config.s3_options())?)
     }
 
     /// The curated lake: its own URL, or the lake itself.
-    fn curated_lake(&self, lake: &Lake) -> anyhow::Result<Lake> {
+    pub(crate) fn curated_lake(&self, lake: &Lake) -> anyhow::Result<Lake> {
         match &self.config.curated_lake {
             Some(url) => Ok(Lake::open(url, &self.config.s3_options())?),
             None => Ok(lake.clone()),
         }
     }
 
-    fn catalog_db(&self, flag: Option<&str>) -> anyhow::Result<CatalogDbName> {
+    pub(crate) fn catalog_db(&self, flag: Option<&str>) -> anyhow::Result<CatalogDbName> {
         Ok(CatalogDbName::parse(flag.unwrap_or(&self.config.catalog))?)
     }
 }
@@ -66,6 +67,8 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Convert(args) => convert::convert(args, context).await,
         Command::Compact(args) => convert::compact(args, context).await,
         Command::Vacuum(args) => convert::vacuum(args, context).await,
+        Command::Workflow(WorkflowCommand::Validate(args)) => workflow::validate(args),
+        Command::Workflow(WorkflowCommand::Run(args)) => workflow::run(args, context).await,
         Command::Catalog(command) => catalog::run(command, context).await,
         Command::Db(DbCommand::Migrate) => {
             let catalog = Catalog::connect(

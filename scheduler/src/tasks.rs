@@ -1,0 +1,163 @@
+//! Task resources: the jobs a workflow's Task states run, as `sluice:<job>`, in one closed enum.
+//! Each job is a plain async function of its JSON input; its report is the task's output, and
+//! its errors become ASL error names (`Sluice.TableNotFound`, `Sluice.Reconciliation`, ...) that
+//! Retry and Catch match.
+
+use serde_json::{Value, json};
+
+use crate::asl::Failure;
+use crate::asl::run::TaskRunner;
+use crate::commands::Context;
+
+/// The built-in jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Returns its input (tests, plumbing).
+    Echo,
+    /// Fails with the `Error` and `Cause` of its input (tests).
+    Fail,
+    /// `{"prefix": "landing", "catalog"?, "recrawl"?}` → the crawl report.
+    Crawl,
+    /// `{"table": "telemetry", "catalog"?, "dest"?, "reprocess"?}` → the conversion report.
+    Convert,
+    /// `{"table": "telemetry", "catalog"?}` → the compaction report.
+    Compact,
+}
+
+impl Job {
+    /// The job a Task resource names.
+    pub fn from_resource(resource: &str) -> Option<Self> {
+        Some(match resource.strip_prefix("sluice:")? {
+            "echo" => Job::Echo,
+            "fail" => Job::Fail,
+            "crawl" => Job::Crawl,
+            "convert" => Job::Convert,
+            "compact" => Job::Compact,
+            _ => return None,
+        })
+    }
+}
+
+/// The ASL error name of a job's error.
+fn failure(err: &jobs::Error) -> Failure {
+    let name = match err {
+        jobs::Error::TableNotFound { .. } => "Sluice.TableNotFound",
+        jobs::Error::Reconciliation { .. } => "Sluice.Reconciliation",
+        jobs::Error::InvalidArgument { .. } | jobs::Error::InvalidKey { .. } => {
+            "Sluice.InvalidInput"
+        }
+        jobs::Error::ObjectStore(_) | jobs::Error::Database(_) => "Sluice.Unavailable",
+        _ => "States.TaskFailed",
+    };
+    Failure::new(name, err.to_string())
+}
+
+fn field<'a>(input: &'a Value, name: &str) -> Result<&'a str, Failure> {
+    input.get(name).and_then(Value::as_str).ok_or_else(|| {
+        Failure::new(
+            "Sluice.InvalidInput",
+            format!("the task input needs a string field {name:?}: {input}"),
+        )
+    })
+}
+
+/// Runs one job on its input.
+pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Failure> {
+    let invalid = |err: anyhow::Error| Failure::new("Sluice.InvalidInput", format!("{err:#}"));
+    let unavailable = |err: anyhow::Error| Failure::new("Sluice.Unavailable", format!("{err:#}"));
+    let catalog_db = |input: &Value| {
+        context
+            .catalog_db(input.get("catalog").and_then(Value::as_str))
+            .map_err(invalid)
+    };
+    match job {
+        Job::Echo => Ok(input.clone()),
+        Job::Fail => Err(Failure::new(
+            input
+                .get("Error")
+                .and_then(Value::as_str)
+                .unwrap_or("Sluice.Failed"),
+            input
+                .get("Cause")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )),
+        Job::Crawl => {
+            let prefix = jobs::lake::LakeKey::parse(
+                input
+                    .get("prefix")
+                    .and_then(Value::as_str)
+                    .unwrap_or("landing"),
+            )
+            .map_err(|e| failure(&e))?;
+            let mut options = jobs::crawler::CrawlOptions::new(catalog_db(input)?, prefix);
+            options.recrawl = input
+                .get("recrawl")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let (lake, catalog) = (
+                context.lake().map_err(invalid)?,
+                context.catalog().await.map_err(unavailable)?,
+            );
+            let report = jobs::crawler::crawl(&lake, &catalog, &options)
+                .await
+                .map_err(|e| failure(&e));
+            catalog.close().await;
+            Ok(serde_json::to_value(report?).expect("reports serialize"))
+        }
+        Job::Convert => {
+            let mut options =
+                jobs::convert::ConvertOptions::new(catalog_db(input)?, field(input, "table")?);
+            if let Some(dest) = input.get("dest").and_then(Value::as_str) {
+                options.dest = jobs::lake::LakeKey::parse(dest).map_err(|e| failure(&e))?;
+            }
+            options.reprocess = input
+                .get("reprocess")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let lake = context.lake().map_err(invalid)?;
+            let curated_lake = context.curated_lake(&lake).map_err(invalid)?;
+            let catalog = context.catalog().await.map_err(unavailable)?;
+            let report = jobs::convert::convert(&lake, &curated_lake, &catalog, &options)
+                .await
+                .map_err(|e| failure(&e));
+            catalog.close().await;
+            Ok(serde_json::to_value(report?).expect("reports serialize"))
+        }
+        Job::Compact => {
+            let options = jobs::convert::CompactOptions {
+                catalog_db: catalog_db(input)?,
+                table: field(input, "table")?.to_owned(),
+                files: jobs::convert::FileOptions::default(),
+            };
+            let lake = context.lake().map_err(invalid)?;
+            let curated_lake = context.curated_lake(&lake).map_err(invalid)?;
+            let catalog = context.catalog().await.map_err(unavailable)?;
+            let report = jobs::convert::compact(&curated_lake, &catalog, &options)
+                .await
+                .map_err(|e| failure(&e));
+            catalog.close().await;
+            Ok(json!(report?))
+        }
+    }
+}
+
+/// Runs Task states in-process: each job on the runtime, from the interpreter's blocking thread.
+pub struct InProcess<'a> {
+    pub context: &'a Context,
+    pub handle: tokio::runtime::Handle,
+}
+
+impl TaskRunner for InProcess<'_> {
+    fn run(&mut self, resource: &str, input: &Value) -> Result<Value, Failure> {
+        let job = Job::from_resource(resource).ok_or_else(|| {
+            Failure::new(
+                "States.TaskFailed",
+                format!(
+                    "unknown resource {resource:?}: sluice:echo, fail, crawl, convert or compact"
+                ),
+            )
+        })?;
+        self.handle.block_on(run(job, input, self.context))
+    }
+}
