@@ -112,6 +112,50 @@ fn file_of(row: &sqlx::any::AnyRow) -> Result<CuratedFile> {
     })
 }
 
+/// A staged curated file's manifest row; returns its id.
+pub(super) async fn insert_curated_file(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run_id: i64,
+    curated_table_id: i64,
+    partition_id: i64,
+    file: &FileWrite,
+    now: i64,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO curated_files (run_id, curated_table_id, path, staging_path, partition_id, rows, bytes, \
+         schema_version, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'staged', $9) RETURNING id",
+    )
+    .bind(run_id)
+    .bind(curated_table_id)
+    .bind(&file.path)
+    .bind(&file.staging_path)
+    .bind(partition_id)
+    .bind(file.rows)
+    .bind(file.bytes)
+    .bind(file.schema_version)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// A curated table's partition figures, derived from its live files (never accumulated).
+pub(super) async fn refresh_curated_partitions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    curated_table_id: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE partitions SET \
+         object_count = (SELECT COUNT(*) FROM curated_files f WHERE f.partition_id = partitions.id AND f.state <> 'removed'), \
+         bytes = (SELECT COALESCE(SUM(f.bytes), 0) FROM curated_files f WHERE f.partition_id = partitions.id AND f.state <> 'removed'), \
+         record_estimate = (SELECT COALESCE(SUM(f.rows), 0) FROM curated_files f WHERE f.partition_id = partitions.id AND f.state <> 'removed') \
+         WHERE table_id = $1",
+    )
+    .bind(curated_table_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Catalog {
     /// Records the start of a conversion run; returns its id.
     pub async fn begin_conversion(&self, table_id: i64, dest: &str) -> Result<i64> {
@@ -262,21 +306,9 @@ impl Catalog {
             .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
-            let file_id: i64 = sqlx::query_scalar(
-                "INSERT INTO curated_files (run_id, curated_table_id, path, staging_path, partition_id, rows, bytes, \
-                 schema_version, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'staged', $9) RETURNING id",
-            )
-            .bind(commit.run_id)
-            .bind(curated_id)
-            .bind(&file.path)
-            .bind(&file.staging_path)
-            .bind(partition_id)
-            .bind(file.rows)
-            .bind(file.bytes)
-            .bind(file.schema_version)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
+            let file_id =
+                insert_curated_file(&mut tx, commit.run_id, curated_id, partition_id, file, now)
+                    .await?;
             for (source, rows) in &file.sources {
                 sqlx::query(
                     "INSERT INTO file_sources (file_id, source_key, rows) VALUES ($1, $2, $3)",
@@ -304,16 +336,7 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "UPDATE partitions SET \
-             object_count = (SELECT COUNT(*) FROM curated_files f WHERE f.partition_id = partitions.id AND f.state <> 'removed'), \
-             bytes = (SELECT COALESCE(SUM(f.bytes), 0) FROM curated_files f WHERE f.partition_id = partitions.id AND f.state <> 'removed'), \
-             record_estimate = (SELECT COALESCE(SUM(f.rows), 0) FROM curated_files f WHERE f.partition_id = partitions.id AND f.state <> 'removed') \
-             WHERE table_id = $1",
-        )
-        .bind(curated_id)
-        .execute(&mut *tx)
-        .await?;
+        refresh_curated_partitions(&mut tx, curated_id).await?;
         let read: i64 = commit.bookmarks.iter().map(|b| b.records_read).sum();
         let written: i64 = commit.bookmarks.iter().map(|b| b.records_written).sum();
         let quarantined: i64 = commit.bookmarks.iter().map(|b| b.records_quarantined).sum();
@@ -472,100 +495,6 @@ impl Catalog {
                     quarantine_path: row.try_get("quarantine_path")?,
                 })
             })
-            .collect()
-    }
-}
-
-impl Catalog {
-    /// The commit point of a compaction: the new files (staged), their lineage (the union of the
-    /// replaced files'), and the replaced files marked removed, in one transaction.
-    pub async fn commit_compaction(
-        &self,
-        run_id: i64,
-        curated_table_id: i64,
-        files: &[(FileWrite, Vec<i64>)],
-    ) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        for (file, replaced) in files {
-            let partition_id: i64 = sqlx::query_scalar(
-                "SELECT id FROM partitions WHERE table_id = $1 AND location = $2",
-            )
-            .bind(curated_table_id)
-            .bind(&file.partition_location)
-            .fetch_one(&mut *tx)
-            .await?;
-            let file_id: i64 = sqlx::query_scalar(
-                "INSERT INTO curated_files (run_id, curated_table_id, path, staging_path, partition_id, rows, bytes, \
-                 schema_version, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'staged', $9) RETURNING id",
-            )
-            .bind(run_id)
-            .bind(curated_table_id)
-            .bind(&file.path)
-            .bind(&file.staging_path)
-            .bind(partition_id)
-            .bind(file.rows)
-            .bind(file.bytes)
-            .bind(file.schema_version)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            for old in replaced {
-                sqlx::query(
-                    "INSERT INTO file_sources (file_id, source_key, rows) SELECT $1, source_key, rows FROM file_sources \
-                     WHERE file_id = $2 ON CONFLICT (file_id, source_key) DO UPDATE SET rows = file_sources.rows + excluded.rows",
-                )
-                .bind(file_id)
-                .bind(old)
-                .execute(&mut *tx)
-                .await?;
-                let marked = sqlx::query("UPDATE curated_files SET state = 'removed' WHERE id = $1 AND state = 'published'")
-                    .bind(old)
-                    .execute(&mut *tx)
-                    .await?;
-                if marked.rows_affected() != 1 {
-                    return Err(crate::Error::InvalidArgument {
-                        field: "compaction",
-                        reason: format!(
-                            "file {old} changed while compacting; nothing was committed"
-                        ),
-                    });
-                }
-            }
-        }
-        sqlx::query(
-            "UPDATE partitions SET \
-             object_count = (SELECT COUNT(*) FROM curated_files f WHERE f.partition_id = partitions.id AND f.state <> 'removed'), \
-             bytes = (SELECT COALESCE(SUM(f.bytes), 0) FROM curated_files f WHERE f.partition_id = partitions.id AND f.state <> 'removed') \
-             WHERE table_id = $1",
-        )
-        .bind(curated_table_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE conversion_runs SET status = 'committed', curated_table_id = $1, files = $2, \
-             bytes_written = $3 WHERE id = $4 AND status = 'running'",
-        )
-        .bind(curated_table_id)
-        .bind(files.len() as i64)
-        .bind(files.iter().map(|(f, _)| f.bytes).sum::<i64>())
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Rows per source object in a curated file (lineage).
-    pub async fn file_sources(&self, file_id: i64) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT source_key, rows FROM file_sources WHERE file_id = $1 ORDER BY source_key",
-        )
-        .bind(file_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("source_key")?, row.try_get("rows")?)))
             .collect()
     }
 }

@@ -7,6 +7,7 @@
 //! Writes of a crawl happen in one transaction ([`Catalog::commit_crawl`]): a crawl is either
 //! recorded whole or not at all.
 
+mod compaction;
 pub mod conversion;
 mod model;
 mod read;

@@ -10,6 +10,7 @@ pub mod infer;
 pub mod layout;
 pub mod plan;
 mod records;
+mod report;
 pub mod sample;
 pub mod sniff;
 
@@ -20,20 +21,20 @@ use std::time::Instant;
 use arrow::datatypes::{DataType, Field};
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
-use serde::Serialize;
 use tracing::{info, instrument, warn};
 
 use crate::Result;
-use crate::catalog::schema::{SchemaDiff, diff, encode_schema};
+use crate::catalog::schema::{diff, encode_schema};
 use crate::catalog::{
     Catalog, CatalogDbName, CrawlCommit, ObjectWrite, PartitionWrite, SchemaPolicy, TableKind,
     TableName, TableWrite,
 };
 use crate::lake::{Lake, LakeKey};
 use group::{ExistingTable, GroupingOptions, Member};
-use infer::{Conflict, Node};
+use infer::Node;
 use layout::KeyLayout;
 use plan::ListedObject;
+pub use report::{CrawlReport, Failure, Split, TableChange, TableConflict};
 pub use sample::{ObjectAnalysis, ObjectFailure, SampleOptions};
 use sniff::{Compression, Format};
 
@@ -85,64 +86,6 @@ impl CrawlOptions {
             progress: None,
         }
     }
-}
-
-/// A new schema version (or a logged change) of one table.
-#[derive(Debug, Clone, Serialize)]
-pub struct TableChange {
-    pub table: String,
-    pub version: Option<i64>,
-    pub diff: SchemaDiff,
-}
-
-/// A table split off from the first table at its location.
-#[derive(Debug, Clone, Serialize)]
-pub struct Split {
-    pub table: String,
-    pub location: String,
-    pub reason: String,
-}
-
-/// An object that could not be catalogued.
-#[derive(Debug, Clone, Serialize)]
-pub struct Failure {
-    pub key: String,
-    pub reason: String,
-}
-
-/// A type conflict found in a table.
-#[derive(Debug, Clone, Serialize)]
-pub struct TableConflict {
-    pub table: String,
-    #[serde(flatten)]
-    pub conflict: Conflict,
-}
-
-/// What a crawl did; stored with the crawl and printed by `sluice crawl`.
-#[derive(Debug, Clone, Serialize)]
-pub struct CrawlReport {
-    pub crawl_id: i64,
-    pub catalog_db: String,
-    pub prefix: String,
-    pub objects_listed: usize,
-    pub objects_hidden: usize,
-    pub objects_unchanged: usize,
-    pub objects_new: usize,
-    pub objects_changed: usize,
-    pub objects_crawled: usize,
-    pub objects_failed: usize,
-    pub tables_created: Vec<String>,
-    pub tables_updated: Vec<String>,
-    pub schema_versions: Vec<TableChange>,
-    pub logged_changes: Vec<TableChange>,
-    pub splits: Vec<Split>,
-    pub conflicts: Vec<TableConflict>,
-    pub failures: Vec<Failure>,
-    pub partitions: usize,
-    pub records: u64,
-    pub malformed_in_sample: u64,
-    pub bytes_read: u64,
-    pub duration_ms: u64,
 }
 
 /// One object after reading.

@@ -14,9 +14,11 @@
 
 pub mod choice;
 pub mod definition;
+mod fanout;
 pub mod intrinsics;
 pub mod paths;
 pub mod run;
+pub mod runtime;
 
 /// An ASL error raised while running: a name Retry/Catch can match, and a cause.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,81 +10,7 @@ use super::Failure;
 use super::choice::evaluate;
 use super::definition::{Catcher, Kind, PathField, Retrier, State, StateMachine};
 use super::paths::{Scope, expression_value, payload, query, set};
-
-/// Runs a Task state's resource (`sluice:echo`, `sluice:crawl`, ...) on its effective input.
-pub trait TaskRunner {
-    fn run(&mut self, resource: &str, input: &Value) -> Result<Value, Failure>;
-}
-
-/// The built-in test resources: `sluice:echo` returns its input, `sluice:fail` fails with the
-/// `Error` and `Cause` its input names.
-pub struct TestTasks;
-
-impl TaskRunner for TestTasks {
-    fn run(&mut self, resource: &str, input: &Value) -> Result<Value, Failure> {
-        match resource {
-            "sluice:echo" => Ok(input.clone()),
-            "sluice:fail" => Err(Failure::new(
-                input
-                    .get("Error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Sluice.Failed"),
-                input.get("Cause").and_then(Value::as_str).unwrap_or(""),
-            )),
-            other => Err(Failure::new(
-                "States.TaskFailed",
-                format!("unknown resource {other}"),
-            )),
-        }
-    }
-}
-
-/// Time, in milliseconds since the epoch: waits and retry delays advance it.
-pub trait Clock {
-    fn now_ms(&self) -> i64;
-    fn sleep_ms(&mut self, ms: i64);
-}
-
-/// The wall clock: waits and retry delays really sleep.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
-    }
-
-    fn sleep_ms(&mut self, ms: i64) {
-        std::thread::sleep(std::time::Duration::from_millis(ms.max(0) as u64));
-    }
-}
-
-/// A clock that only moves when told to (tests and the conformance corpus).
-#[derive(Debug, Clone)]
-pub struct VirtualClock {
-    pub now_ms: i64,
-    /// Every sleep, in order (retry backoff checks).
-    pub sleeps: Vec<i64>,
-}
-
-impl VirtualClock {
-    pub fn starting_at(now_ms: i64) -> Self {
-        Self {
-            now_ms,
-            sleeps: Vec::new(),
-        }
-    }
-}
-
-impl Clock for VirtualClock {
-    fn now_ms(&self) -> i64 {
-        self.now_ms
-    }
-
-    fn sleep_ms(&mut self, ms: i64) {
-        self.sleeps.push(ms);
-        self.now_ms += ms.max(0);
-    }
-}
+pub use super::runtime::{Clock, SystemClock, TaskRunner, TestTasks, VirtualClock};
 
 /// How an execution ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,16 +55,16 @@ pub struct ExecutionInfo {
 /// The most a state's output may weigh, as in Step Functions.
 const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
-struct Runner<'a> {
+pub(super) struct Runner<'a> {
     tasks: &'a mut dyn TaskRunner,
-    clock: &'a mut dyn Clock,
+    pub(super) clock: &'a mut dyn Clock,
     events: Vec<Event>,
     info: &'a ExecutionInfo,
     input: Value,
     start_time: String,
 }
 
-fn iso(ms: i64) -> String {
+pub(super) fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| {
         t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     })
@@ -243,7 +169,7 @@ pub fn retry_delay_ms(retrier: &Retrier, attempt: u32) -> i64 {
 }
 
 impl Runner<'_> {
-    fn event(&mut self, kind: &str, state: Option<&str>, details: Value) {
+    pub(super) fn event(&mut self, kind: &str, state: Option<&str>, details: Value) {
         self.events.push(Event {
             kind: kind.to_owned(),
             state: state.map(str::to_owned),
@@ -251,7 +177,7 @@ impl Runner<'_> {
         });
     }
 
-    fn context(
+    pub(super) fn context(
         &self,
         state: &str,
         entered: &str,
@@ -279,7 +205,7 @@ impl Runner<'_> {
         context
     }
 
-    fn machine(
+    pub(super) fn machine(
         &mut self,
         machine: &StateMachine,
         input: Value,
@@ -657,102 +583,9 @@ impl Runner<'_> {
                 }
             }
             Kind::Parallel { branches } => {
-                let input = match &state.parameters {
-                    Some(parameters) => payload(parameters, input, scope)?,
-                    None => input.clone(),
-                };
-                self.event("ParallelStateStarted", Some(name), json!({}));
-                let mut outputs = Vec::with_capacity(branches.len());
-                for branch in branches {
-                    let mut branch_variables = variables.clone();
-                    match self.machine(branch, input.clone(), &mut branch_variables, map_item) {
-                        Ok(output) => outputs.push(output),
-                        Err(failure) => return Err(failure),
-                    }
-                }
-                Ok(Value::Array(outputs))
+                self.parallel(state, branches, input, variables, context, map_item)
             }
-            Kind::Map {
-                processor,
-                items_path,
-                item_selector,
-                tolerated_failure_percentage,
-                tolerated_failure_count,
-                ..
-            } => {
-                let items = match items_path {
-                    PathField::Default | PathField::Null => input.clone(),
-                    PathField::Path(path) => query(path, input, scope)?,
-                };
-                let items = items.as_array().cloned().ok_or_else(|| {
-                    Failure::runtime(format!("Map items are not an array: {items}"))
-                })?;
-                self.event(
-                    "MapStateStarted",
-                    Some(name),
-                    json!({"length": items.len()}),
-                );
-                let mut outputs = Vec::with_capacity(items.len());
-                let mut failures = 0_u64;
-                let mut last_failure = None;
-                for (index, item) in items.iter().enumerate() {
-                    let map_item = (index, item.clone());
-                    let item_context =
-                        self.context(name, &iso(self.clock.now_ms()), Some(0), Some(&map_item));
-                    let item_input = match item_selector {
-                        Some(selector) => payload(
-                            selector,
-                            input,
-                            Scope {
-                                context: &item_context,
-                                variables,
-                            },
-                        )?,
-                        None => item.clone(),
-                    };
-                    self.event("MapIterationStarted", Some(name), json!({"index": index}));
-                    let mut item_variables = variables.clone();
-                    match self.machine(processor, item_input, &mut item_variables, Some(&map_item))
-                    {
-                        Ok(output) => {
-                            self.event(
-                                "MapIterationSucceeded",
-                                Some(name),
-                                json!({"index": index}),
-                            );
-                            outputs.push(output);
-                        }
-                        Err(failure) => {
-                            self.event("MapIterationFailed", Some(name), json!({"index": index}));
-                            failures += 1;
-                            outputs.push(json!({"Error": failure.error, "Cause": failure.cause}));
-                            let tolerated = tolerated_failure_count.is_some_and(|c| failures <= c)
-                                || tolerated_failure_percentage.is_some_and(|p| {
-                                    failures as f64 * 100.0 <= p * items.len() as f64
-                                });
-                            if !tolerated {
-                                last_failure = Some(failure);
-                                break;
-                            }
-                        }
-                    }
-                }
-                if let Some(failure) = last_failure {
-                    let failure = if tolerated_failure_count.is_some()
-                        || tolerated_failure_percentage.is_some()
-                    {
-                        Failure::new(
-                            "States.ExceedToleratedFailureThreshold",
-                            "The specified tolerated failure threshold was exceeded",
-                        )
-                    } else {
-                        failure
-                    };
-                    return Err(failure);
-                }
-                self.event("MapStateSucceeded", Some(name), json!({}));
-                Ok(Value::Array(outputs))
-            }
+            Kind::Map { .. } => self.map(state, input, variables, context),
             _ => unreachable!("only Task, Parallel and Map do work"),
         }
     }

@@ -1,0 +1,64 @@
+//! What a crawl reports: stored with the crawl (JSON) and printed by `sluice crawl`.
+
+use serde::Serialize;
+
+use super::infer::Conflict;
+use crate::catalog::schema::SchemaDiff;
+
+/// A new schema version (or a logged change) of one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableChange {
+    pub table: String,
+    pub version: Option<i64>,
+    pub diff: SchemaDiff,
+}
+
+/// A table split off from the first table at its location.
+#[derive(Debug, Clone, Serialize)]
+pub struct Split {
+    pub table: String,
+    pub location: String,
+    pub reason: String,
+}
+
+/// An object that could not be catalogued.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub key: String,
+    pub reason: String,
+}
+
+/// A type conflict found in a table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableConflict {
+    pub table: String,
+    #[serde(flatten)]
+    pub conflict: Conflict,
+}
+
+/// What a crawl did; stored with the crawl and printed by `sluice crawl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrawlReport {
+    pub crawl_id: i64,
+    pub catalog_db: String,
+    pub prefix: String,
+    pub objects_listed: usize,
+    pub objects_hidden: usize,
+    pub objects_unchanged: usize,
+    pub objects_new: usize,
+    pub objects_changed: usize,
+    pub objects_crawled: usize,
+    pub objects_failed: usize,
+    pub tables_created: Vec<String>,
+    pub tables_updated: Vec<String>,
+    pub schema_versions: Vec<TableChange>,
+    pub logged_changes: Vec<TableChange>,
+    pub splits: Vec<Split>,
+    pub conflicts: Vec<TableConflict>,
+    pub failures: Vec<Failure>,
+    pub partitions: usize,
+    pub records: u64,
+    pub malformed_in_sample: u64,
+    pub bytes_read: u64,
+    pub duration_ms: u64,
+}
