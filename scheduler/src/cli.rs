@@ -54,6 +54,8 @@ pub enum Command {
     Compact(CompactArgs),
     /// Finish interrupted conversions and delete what no committed run owns.
     Vacuum(VacuumArgs),
+    /// Run workflow steps from the queue until SIGTERM (scale-out: one per process or machine).
+    Worker(WorkerArgs),
     /// Workflows in Amazon States Language.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
@@ -197,6 +199,60 @@ pub enum WorkflowCommand {
     Validate(WorkflowValidateArgs),
     /// Run a definition to its end in this process and print its outcome and history.
     Run(WorkflowRunArgs),
+    /// Store a workflow (a new version when it exists).
+    Create(WorkflowCreateArgs),
+    /// Store a new version of a workflow; running executions keep theirs.
+    Update(WorkflowCreateArgs),
+    /// List workflows and recent executions.
+    List,
+    /// Start a durable execution of a stored workflow.
+    Start(WorkflowStartArgs),
+    /// Show an execution.
+    Describe(ExecutionArgs),
+    /// Show an execution's history.
+    History(ExecutionArgs),
+    /// Stop a running execution.
+    Stop(ExecutionArgs),
+    /// Run a failed execution again from the state it failed in, with the workflow's latest version.
+    Redrive(ExecutionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowCreateArgs {
+    pub name: String,
+    /// The definition (ASL JSON).
+    #[arg(long)]
+    pub definition: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowStartArgs {
+    pub workflow: String,
+    /// The execution's input (JSON) [default: {}].
+    #[arg(long)]
+    pub input: Option<String>,
+    /// The execution's name: starting twice with one name starts it once [default: a UUID].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Run an embedded worker until the execution ends.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutionArgs {
+    /// The execution's id.
+    pub execution: String,
+    /// (redrive) Run an embedded worker until the execution ends.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The worker's name [default: worker-<uuid>].
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]

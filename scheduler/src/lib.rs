@@ -8,6 +8,7 @@ pub mod asl;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod orchestrator;
 pub mod output;
 pub mod tasks;
 

@@ -29,6 +29,10 @@ fn every_command_has_help() {
         &["workflow"],
         &["workflow", "validate"],
         &["workflow", "run"],
+        &["workflow", "create"],
+        &["workflow", "start"],
+        &["workflow", "redrive"],
+        &["worker"],
     ];
     for command in commands {
         let mut args = command.to_vec();
@@ -284,6 +288,149 @@ fn workflows_validate_and_run_jobs_as_task_states() {
     assert!(
         !ok && stderr
             .contains("bad.json is not a valid workflow: /States/A/Next: names no state: \"B\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn durable_workflows_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = r#"{"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Result": 1, "ResultPath": "$.a", "Next": "B"},
+        "B": {"Type": "Task", "Resource": "sluice:echo", "End": true}}}"#;
+    std::fs::write(dir.path().join("flow.json"), flow).unwrap();
+    let (ok, stdout, stderr) = run_sluice(
+        dir.path(),
+        &["workflow", "create", "flow", "--definition", "flow.json"],
+    );
+    assert!(
+        ok && stdout.contains("workflow flow version 1"),
+        "{stdout}{stderr}"
+    );
+
+    let start = [
+        "workflow",
+        "start",
+        "flow",
+        "--input",
+        r#"{"x": 1}"#,
+        "--name",
+        "first",
+        "--wait",
+        "--output",
+        "json",
+    ];
+    let (ok, stdout, stderr) = run_sluice(dir.path(), &start);
+    assert!(ok, "{stderr}");
+    let execution: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (execution["status"].as_str(), &execution["output"]),
+        (Some("SUCCEEDED"), &serde_json::json!({"x": 1, "a": 1}))
+    );
+    let id = execution["id"].as_str().unwrap().to_owned();
+    let (_, again, _) = run_sluice(dir.path(), &start);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&again).unwrap()["id"],
+        id.as_str(),
+        "one execution per name"
+    );
+    let (ok, stdout, _) = run_sluice(
+        dir.path(),
+        &["workflow", "history", &id, "--output", "json"],
+    );
+    let kinds: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&stdout)
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        ok && kinds.first().map(String::as_str) == Some("ExecutionStarted")
+            && kinds.last().map(String::as_str) == Some("ExecutionSucceeded"),
+        "{kinds:?}"
+    );
+
+    // Fail, fix the definition, redrive from the failed state.
+    std::fs::write(
+        dir.path().join("broken.json"),
+        flow.replace("sluice:echo", "sluice:fail"),
+    )
+    .unwrap();
+    run_sluice(
+        dir.path(),
+        &["workflow", "create", "flaky", "--definition", "broken.json"],
+    );
+    let (_, stdout, _) = run_sluice(
+        dir.path(),
+        &["workflow", "start", "flaky", "--wait", "--output", "json"],
+    );
+    let failed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (failed["status"].as_str(), failed["state"].as_str()),
+        (Some("FAILED"), Some("B")),
+        "{failed}"
+    );
+    run_sluice(
+        dir.path(),
+        &["workflow", "update", "flaky", "--definition", "flow.json"],
+    );
+    let (ok, stdout, stderr) = run_sluice(
+        dir.path(),
+        &[
+            "workflow",
+            "redrive",
+            failed["id"].as_str().unwrap(),
+            "--wait",
+            "--output",
+            "json",
+        ],
+    );
+    let redriven: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
+    assert!(
+        ok && redriven["status"] == "SUCCEEDED" && redriven["redrive_count"] == 1,
+        "{stdout}{stderr}"
+    );
+
+    // A separate worker process runs what is started without --wait, and stops on SIGTERM.
+    let mut worker = std::process::Command::new(tests::sluice_binary())
+        .args(["worker"])
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    let (_, stdout, _) = run_sluice(
+        dir.path(),
+        &["workflow", "start", "flow", "--output", "json"],
+    );
+    let id = serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        let (_, stdout, _) = run_sluice(
+            dir.path(),
+            &["workflow", "describe", &id, "--output", "json"],
+        );
+        let status = serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if status != "RUNNING" || std::time::Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(status, "SUCCEEDED");
+    std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        worker.wait().unwrap().success(),
+        "the worker stops cleanly on SIGTERM"
+    );
+    let (ok, _, stderr) = run_sluice(dir.path(), &["workflow", "describe", "nope"]);
+    assert!(
+        !ok && stderr.contains("execution \"nope\" not found"),
         "{stderr}"
     );
 }

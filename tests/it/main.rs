@@ -6,4 +6,5 @@ mod cli;
 mod convert;
 mod crawler_bad_input;
 mod crawler_formats;
+mod orchestrator;
 mod s3_lake;

@@ -112,6 +112,63 @@ pub fn run(
     }
 }
 
+/// Where an execution stands between two states (the durable executor's position).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    /// The execution's own input (`$$.Execution.Input`) and start time.
+    pub execution_input: Value,
+    pub started_at_ms: i64,
+    pub state: String,
+    pub input: Value,
+    pub variables: Map<String, Value>,
+}
+
+/// What running one state did: its events, and its output with the next state (None: the
+/// execution ends), or the failure that ends the execution.
+pub struct StateStep {
+    pub events: Vec<Event>,
+    pub result: Result<(Value, Option<String>), Failure>,
+    pub variables: Map<String, Value>,
+}
+
+/// Runs one top-level state of `machine` from `position` (the durable executor's unit of work).
+pub fn run_state(
+    machine: &StateMachine,
+    position: &Position,
+    info: &ExecutionInfo,
+    tasks: &mut dyn TaskRunner,
+    clock: &mut dyn Clock,
+) -> StateStep {
+    let state = match machine.states.get(&position.state) {
+        Some(state) => state,
+        None => {
+            return StateStep {
+                events: Vec::new(),
+                result: Err(Failure::runtime(format!(
+                    "the workflow has no state {:?}",
+                    position.state
+                ))),
+                variables: position.variables.clone(),
+            };
+        }
+    };
+    let mut runner = Runner {
+        tasks,
+        clock,
+        events: Vec::new(),
+        info,
+        input: position.execution_input.clone(),
+        start_time: iso(position.started_at_ms),
+    };
+    let mut variables = position.variables.clone();
+    let result = runner.state(state, position.input.clone(), &mut variables, None);
+    StateStep {
+        events: runner.events,
+        result,
+        variables,
+    }
+}
+
 fn matches(names: &[String], error: &str) -> bool {
     names.iter().any(|n| {
         n == error

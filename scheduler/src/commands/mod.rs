@@ -6,6 +6,7 @@ mod catalog;
 mod convert;
 mod crawl;
 mod demo;
+mod executions;
 mod workflow;
 
 use std::io::IsTerminal;
@@ -69,6 +70,22 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Vacuum(args) => convert::vacuum(args, context).await,
         Command::Workflow(WorkflowCommand::Validate(args)) => workflow::validate(args),
         Command::Workflow(WorkflowCommand::Run(args)) => workflow::run(args, context).await,
+        Command::Workflow(WorkflowCommand::Create(args) | WorkflowCommand::Update(args)) => {
+            executions::create(args, context).await
+        }
+        Command::Workflow(WorkflowCommand::List) => executions::list(context).await,
+        Command::Workflow(WorkflowCommand::Start(args)) => executions::start(args, context).await,
+        Command::Workflow(WorkflowCommand::Describe(args)) => {
+            executions::describe(args, context).await
+        }
+        Command::Workflow(WorkflowCommand::History(args)) => {
+            executions::history(args, context).await
+        }
+        Command::Workflow(WorkflowCommand::Stop(args)) => executions::stop(args, context).await,
+        Command::Workflow(WorkflowCommand::Redrive(args)) => {
+            executions::redrive(args, context).await
+        }
+        Command::Worker(args) => executions::worker(args, context).await,
         Command::Catalog(command) => catalog::run(command, context).await,
         Command::Db(DbCommand::Migrate) => {
             let catalog = Catalog::connect(

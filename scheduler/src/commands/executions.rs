@@ -1,0 +1,245 @@
+//! Durable executions from the command line: `sluice workflow create|list|start|describe|history|
+//! stop|redrive` and `sluice worker`. `start --wait` and `redrive --wait` run an embedded worker
+//! until the execution ends, so nothing else needs to be running.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use super::Context;
+use crate::asl::definition::StateMachine;
+use crate::cli::{ExecutionArgs, WorkerArgs, WorkflowCreateArgs, WorkflowStartArgs};
+use crate::orchestrator::engine::{Engine, Next};
+use crate::orchestrator::queue::Queue;
+use crate::orchestrator::store::{self, Execution};
+use crate::output::{Report, table, time};
+
+async fn engine(context: &Context) -> anyhow::Result<(Engine, jobs::catalog::Catalog)> {
+    let catalog = context.catalog().await?;
+    Ok((
+        Engine {
+            context: context.clone(),
+            pool: catalog.pool().clone(),
+        },
+        catalog,
+    ))
+}
+
+fn execution_json(e: &Execution) -> Value {
+    json!({"id": e.id, "workflow": e.workflow, "name": e.name, "version": e.version, "status": e.status, "state": e.state,
+           "input": e.input, "output": e.output, "error": e.error, "cause": e.cause, "redrive_count": e.redrive_count,
+           "started_at": time(e.started_at), "stopped_at": e.stopped_at.map(time)})
+}
+
+fn execution_text(e: &Execution) -> String {
+    let mut text = format!(
+        "execution {} ({}) of {} v{}: {}",
+        e.id, e.name, e.workflow, e.version, e.status
+    );
+    match (e.status.as_str(), &e.output) {
+        ("SUCCEEDED", Some(output)) => text.push_str(&format!("\noutput: {output}")),
+        ("FAILED", _) => text.push_str(&format!(
+            "\nfailed in state {}: {}: {}",
+            e.state,
+            e.error.as_deref().unwrap_or(""),
+            e.cause.as_deref().unwrap_or("")
+        )),
+        ("RUNNING", _) => text.push_str(&format!("\nat state {}", e.state)),
+        _ => {}
+    }
+    text
+}
+
+pub async fn create(args: &WorkflowCreateArgs, context: &Context) -> anyhow::Result<Report> {
+    let text = std::fs::read_to_string(&args.definition)
+        .with_context(|| format!("cannot read {}", args.definition.display()))?;
+    let definition: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", args.definition.display()))?;
+    StateMachine::parse(&definition)
+        .with_context(|| format!("{} is not a valid workflow", args.definition.display()))?;
+    let (engine, catalog) = engine(context).await?;
+    let version = store::put_workflow(&engine.pool, &args.name, &definition).await;
+    catalog.close().await;
+    let version = version?;
+    Ok(Report::new(
+        json!({"workflow": args.name, "version": version}),
+        format!("workflow {} version {version}", args.name),
+    ))
+}
+
+pub async fn list(context: &Context) -> anyhow::Result<Report> {
+    let (engine, catalog) = engine(context).await?;
+    let workflows = store::workflows(&engine.pool).await;
+    let executions = store::executions(&engine.pool, None, 20).await;
+    catalog.close().await;
+    let (workflows, executions) = (workflows?, executions?);
+    let text = format!(
+        "{}\n{}",
+        table(
+            ["workflow", "version", "updated"],
+            workflows
+                .iter()
+                .map(|(n, v, u)| [n.clone(), v.to_string(), time(*u)])
+        ),
+        table(
+            [
+                "execution",
+                "name",
+                "workflow",
+                "status",
+                "state",
+                "started"
+            ],
+            executions.iter().map(|e| [
+                e.id.clone(),
+                e.name.clone(),
+                e.workflow.clone(),
+                e.status.clone(),
+                e.state.clone(),
+                time(e.started_at)
+            ])
+        )
+    );
+    Ok(Report::new(
+        json!({"workflows": workflows.iter().map(|(n, v, _)| json!({"name": n, "version": v})).collect::<Vec<_>>(),
+               "executions": executions.iter().map(execution_json).collect::<Vec<_>>()}),
+        text,
+    ))
+}
+
+/// Runs an embedded worker until the execution leaves RUNNING.
+async fn wait_for(engine: &Engine, queue: Queue, id: &str) -> anyhow::Result<Execution> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(queue.work(
+        engine.clone(),
+        format!("embedded-{}", uuid::Uuid::new_v4()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let execution = loop {
+        let execution = store::execution(&engine.pool, id).await?;
+        if execution.status != "RUNNING" {
+            break execution;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = stop.send(());
+    worker.await??;
+    Ok(execution)
+}
+
+pub async fn start(args: &WorkflowStartArgs, context: &Context) -> anyhow::Result<Report> {
+    let input: Value = match &args.input {
+        Some(text) => serde_json::from_str(text).context("--input is not JSON")?,
+        None => json!({}),
+    };
+    let (engine, catalog) = engine(context).await?;
+    let queue = Queue::open(&context.config.database).await?;
+    let (execution, first) = engine
+        .start(&args.workflow, input, args.name.clone())
+        .await?;
+    if let Some(first) = &first {
+        queue.push(first).await?;
+    }
+    let execution = if args.wait {
+        wait_for(&engine, queue, &execution.id).await?
+    } else {
+        execution
+    };
+    catalog.close().await;
+    Ok(Report::new(
+        execution_json(&execution),
+        execution_text(&execution),
+    ))
+}
+
+pub async fn describe(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
+    let (engine, catalog) = engine(context).await?;
+    let execution = store::execution(&engine.pool, &args.execution).await;
+    catalog.close().await;
+    let execution = execution?;
+    Ok(Report::new(
+        execution_json(&execution),
+        execution_text(&execution),
+    ))
+}
+
+pub async fn history(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
+    let (engine, catalog) = engine(context).await?;
+    let events = store::history(&engine.pool, &args.execution).await;
+    catalog.close().await;
+    let events = events?;
+    let json: Vec<Value> = events.iter().map(|e| json!({"id": e.seq + 1, "type": e.kind, "state": e.state, "details": e.details, "timestamp": time(e.at)})).collect();
+    let text = table(
+        ["id", "time", "event", "state"],
+        events.iter().map(|e| {
+            [
+                (e.seq + 1).to_string(),
+                time(e.at),
+                e.kind.clone(),
+                e.state.clone().unwrap_or_default(),
+            ]
+        }),
+    );
+    Ok(Report::new(Value::Array(json), text))
+}
+
+pub async fn stop(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
+    let (engine, catalog) = engine(context).await?;
+    let result = engine.stop(&args.execution).await;
+    catalog.close().await;
+    result?;
+    Ok(Report::new(
+        json!({"execution": args.execution, "status": "ABORTED"}),
+        format!("execution {} stopped", args.execution),
+    ))
+}
+
+pub async fn redrive(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
+    let (engine, catalog) = engine(context).await?;
+    let queue = Queue::open(&context.config.database).await?;
+    let next: Next = engine.redrive(&args.execution).await?;
+    queue.push(&next).await?;
+    let execution = if args.wait {
+        wait_for(&engine, queue, &args.execution).await?
+    } else {
+        store::execution(&engine.pool, &args.execution).await?
+    };
+    catalog.close().await;
+    Ok(Report::new(
+        execution_json(&execution),
+        execution_text(&execution),
+    ))
+}
+
+/// `sluice worker`: runs steps until SIGTERM or Ctrl-C, then finishes the step in hand.
+pub async fn worker(args: &WorkerArgs, context: &Context) -> anyhow::Result<Report> {
+    let (engine, catalog) = engine(context).await?;
+    let queue = Queue::open(&context.config.database).await?;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("worker-{}", uuid::Uuid::new_v4()));
+    let shutdown = async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    queue.work(engine, name.clone(), shutdown).await?;
+    catalog.close().await;
+    Ok(Report::new(
+        json!({"worker": name, "stopped": true}),
+        format!("worker {name} stopped"),
+    ))
+}

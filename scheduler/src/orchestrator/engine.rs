@@ -1,0 +1,214 @@
+//! Starting, advancing, stopping and redriving executions. [`Engine::advance`] is one step:
+//! decide (run the state with the interpreter), then commit, then say what runs next.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Error;
+use super::store::{self, Execution, StepUpdate};
+use crate::asl::definition::{Kind, StateMachine};
+use crate::asl::run::{ExecutionInfo, Position, SystemClock, VirtualClock, run_state};
+use crate::commands::Context;
+use crate::tasks::InProcess;
+
+/// The queue's payload: run step `step` of an execution. A persisted format: fields are only added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepTask {
+    pub execution: String,
+    pub step: i64,
+}
+
+/// What to enqueue after a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Next {
+    pub task: StepTask,
+    pub delay: Duration,
+}
+
+/// What drives executions: the catalog's pool and what the jobs need.
+#[derive(Clone)]
+pub struct Engine {
+    pub context: Context,
+    pub pool: sqlx::AnyPool,
+}
+
+impl Engine {
+    /// Starts an execution of a workflow's latest version (idempotent by name); returns it and
+    /// the first step to enqueue (None when it already existed).
+    pub async fn start(
+        &self,
+        workflow: &str,
+        input: Value,
+        name: Option<String>,
+    ) -> Result<(Execution, Option<Next>), Error> {
+        let (version, definition) = store::workflow(&self.pool, workflow, None).await?;
+        let machine = StateMachine::parse(&definition)?;
+        let name = name.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let (execution, created) = store::insert_execution(
+            &self.pool,
+            workflow,
+            version,
+            &name,
+            &input,
+            &machine.start_at,
+        )
+        .await?;
+        let next = created.then(|| Next {
+            task: StepTask {
+                execution: execution.id.clone(),
+                step: 0,
+            },
+            delay: Duration::ZERO,
+        });
+        Ok((execution, next))
+    }
+
+    /// Runs one step; returns what to enqueue next (None: the execution ended, or the task was
+    /// a duplicate or stale).
+    pub async fn advance(&self, task: &StepTask) -> Result<Option<Next>, Error> {
+        let execution = store::execution(&self.pool, &task.execution).await?;
+        if execution.status != "RUNNING" || execution.step != task.step {
+            return Ok(None);
+        }
+        let (_, definition) =
+            store::workflow(&self.pool, &execution.workflow, Some(execution.version)).await?;
+        let machine = StateMachine::parse(&definition)?;
+        let position = Position {
+            execution_input: execution.input.clone(),
+            started_at_ms: execution.started_at,
+            state: execution.state.clone(),
+            input: execution.state_input.clone(),
+            variables: execution.variables.clone(),
+        };
+        let info = ExecutionInfo {
+            name: execution.name.clone(),
+            state_machine: execution.workflow.clone(),
+        };
+        let is_wait = machine
+            .states
+            .get(&execution.state)
+            .is_some_and(|s| matches!(s.kind, Kind::Wait { .. }));
+        let context = self.context.clone();
+        let handle = tokio::runtime::Handle::current();
+        let entered_at = execution.entered_at;
+        let (step, waited_until) = tokio::task::spawn_blocking(move || {
+            let mut tasks = InProcess {
+                context: &context,
+                handle,
+            };
+            if is_wait {
+                // A Wait runs on a clock frozen at its entry: its end is known without sleeping.
+                let mut clock = VirtualClock::starting_at(entered_at);
+                let step = run_state(&machine, &position, &info, &mut tasks, &mut clock);
+                (step, Some(clock.now_ms))
+            } else {
+                (
+                    run_state(&machine, &position, &info, &mut tasks, &mut SystemClock),
+                    None,
+                )
+            }
+        })
+        .await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        if let Some(until) = waited_until
+            && until > now
+        {
+            let delay = Duration::from_millis((until - now) as u64);
+            return Ok(Some(Next {
+                task: task.clone(),
+                delay,
+            }));
+        }
+        let mut events = step.events;
+        let update = match step.result {
+            Ok((output, Some(next))) => StepUpdate::Advance {
+                state: next,
+                input: output,
+                variables: step.variables,
+            },
+            Ok((output, None)) => {
+                events.push(crate::asl::run::Event {
+                    kind: "ExecutionSucceeded".into(),
+                    state: None,
+                    details: serde_json::json!({"output": output}),
+                });
+                StepUpdate::Succeed {
+                    output,
+                    variables: step.variables,
+                }
+            }
+            Err(failure) => {
+                events.push(crate::asl::run::Event {
+                    kind: "ExecutionFailed".into(),
+                    state: None,
+                    details: serde_json::json!({"error": failure.error, "cause": failure.cause}),
+                });
+                StepUpdate::Fail {
+                    failure,
+                    variables: step.variables,
+                }
+            }
+        };
+        let continues = matches!(update, StepUpdate::Advance { .. });
+        let committed =
+            store::commit_step(&self.pool, &task.execution, task.step, &events, update).await?;
+        Ok((committed && continues).then(|| Next {
+            task: StepTask {
+                execution: task.execution.clone(),
+                step: task.step + 1,
+            },
+            delay: Duration::ZERO,
+        }))
+    }
+
+    /// Stops a running execution.
+    pub async fn stop(&self, id: &str) -> Result<(), Error> {
+        if !store::abort(&self.pool, id).await? {
+            let execution = store::execution(&self.pool, id).await?;
+            return Err(Error::WrongStatus {
+                id: id.to_owned(),
+                status: execution.status,
+                action: "stop",
+                needed: "RUNNING",
+            });
+        }
+        Ok(())
+    }
+
+    /// Redrives a failed execution from its failed state with the workflow's latest version.
+    pub async fn redrive(&self, id: &str) -> Result<Next, Error> {
+        let execution = store::execution(&self.pool, id).await?;
+        let (version, definition) = store::workflow(&self.pool, &execution.workflow, None).await?;
+        StateMachine::parse(&definition)?;
+        match store::redrive(&self.pool, id, version).await? {
+            Some(step) => Ok(Next {
+                task: StepTask {
+                    execution: id.to_owned(),
+                    step,
+                },
+                delay: Duration::ZERO,
+            }),
+            None => Err(Error::WrongStatus {
+                id: id.to_owned(),
+                status: execution.status,
+                action: "redrive",
+                needed: "FAILED",
+            }),
+        }
+    }
+
+    /// Steps of running executions that have not moved for `stall`: to enqueue again.
+    pub async fn sweep(&self, stall: Duration) -> Result<Vec<Next>, Error> {
+        let before = chrono::Utc::now().timestamp_millis() - stall.as_millis() as i64;
+        Ok(store::stalled(&self.pool, before)
+            .await?
+            .into_iter()
+            .map(|(execution, step)| Next {
+                task: StepTask { execution, step },
+                delay: Duration::ZERO,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,40 @@
+//! The orchestrator: durable executions of ASL workflows.
+//!
+//! An execution advances one top-level state per step. A step is an apalis task
+//! `{execution, step}`: the worker runs the state with the ASL interpreter, then commits its
+//! history events and the execution's new position in one transaction guarded by the step
+//! number ([`store::commit_step`]), and enqueues the next step. A duplicate delivery finds the
+//! step already taken and does nothing; a worker that dies mid-step leaves the position where it
+//! was, and the step runs again (jobs are idempotent: conversion by its bookmarks, the crawl by
+//! its etags). A Wait state is a step enqueued to run at the time it ends, never a sleep. Should
+//! the process stop between a commit and its enqueue, [`engine::Engine::sweep`] re-enqueues
+//! executions that have not moved.
+//!
+//! Not yet durable inside a state: Retry delays sleep in the worker, and Parallel and Map run
+//! their branches and iterations within one step.
+
+pub mod engine;
+pub mod queue;
+pub mod store;
+
+/// Errors of the orchestrator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("invalid workflow: {0}")]
+    Definition(#[from] crate::asl::definition::ValidationError),
+    #[error("execution {id} is {status}: {action} needs it {needed}")]
+    WrongStatus {
+        id: String,
+        status: String,
+        action: &'static str,
+        needed: &'static str,
+    },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("task queue: {0}")]
+    Queue(String),
+    #[error(transparent)]
+    Join(#[from] tokio::task::JoinError),
+}

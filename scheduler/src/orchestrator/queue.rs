@@ -1,0 +1,150 @@
+//! The durable task queue: apalis's SQLite or Postgres storage of [`StepTask`]s, in the catalog's
+//! database. apalis's own tables keep their migrations in `_apalis_migrations`, apart from sluice's.
+//! Its retries are not used for ASL retries: a step that errors is logged and left to the sweep.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+use tracing::{info, warn};
+
+use super::Error;
+use super::engine::{Engine, Next, StepTask};
+
+/// How often a worker looks for stalled executions, and how long one may stall.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+const STALL: Duration = Duration::from_secs(120);
+
+/// The queue, on the backend of the catalog's database.
+#[derive(Clone)]
+pub enum Queue {
+    Sqlite(SqliteStorage<StepTask>),
+    Postgres(PostgresStorage<StepTask>),
+}
+
+fn queue_error(err: impl std::fmt::Display) -> Error {
+    Error::Queue(err.to_string())
+}
+
+impl Queue {
+    /// Opens the queue in the database at `url`, creating its tables.
+    pub async fn open(url: &str) -> Result<Self, Error> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let options = path
+                .split('?')
+                .next()
+                .unwrap_or(path)
+                .parse::<std::path::PathBuf>()
+                .map(|file| {
+                    sqlx::sqlite::SqliteConnectOptions::new()
+                        .filename(file)
+                        .create_if_missing(true)
+                        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+                        .busy_timeout(Duration::from_secs(10))
+                })
+                .map_err(queue_error)?;
+            let pool = sqlx::SqlitePool::connect_with(options).await?;
+            let mut migrator = SqliteStorage::<()>::migrations();
+            migrator.dangerous_set_table_name("_apalis_migrations");
+            migrator.run(&pool).await.map_err(queue_error)?;
+            Ok(Queue::Sqlite(SqliteStorage::new(&pool)))
+        } else {
+            let pool = sqlx::PgPool::connect(url).await?;
+            let mut migrator = PostgresStorage::<()>::migrations();
+            migrator.dangerous_set_table_name("_apalis_migrations");
+            migrator.run(&pool).await.map_err(queue_error)?;
+            Ok(Queue::Postgres(PostgresStorage::new(&pool)))
+        }
+    }
+
+    /// Enqueues a step; the key makes a second push of the same step and redrive a no-op.
+    pub async fn push(&self, next: &Next) -> Result<(), Error> {
+        let key = format!(
+            "{}:{}:{}",
+            next.task.execution,
+            next.task.step,
+            chrono::Utc::now().timestamp_millis() / 60_000
+        );
+        let task = TaskBuilder::new(next.task.clone())
+            .idempotency_key(key)
+            .run_after(next.delay)
+            .build();
+        match self.clone() {
+            Queue::Sqlite(mut storage) => storage.push_task(task).await.map_err(queue_error),
+            Queue::Postgres(mut storage) => storage.push_task(task).await.map_err(queue_error),
+        }
+    }
+
+    /// Runs a worker until `shutdown` resolves, with a sweep for stalled executions beside it.
+    pub async fn work(
+        self,
+        engine: Engine,
+        name: String,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let state = Arc::new((engine.clone(), self.clone()));
+        let sweeper = {
+            let (engine, queue) = (engine, self.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SWEEP_EVERY).await;
+                    match engine.sweep(STALL).await {
+                        Ok(stalled) => {
+                            for next in stalled {
+                                if let Err(err) = queue.push(&next).await {
+                                    warn!(execution = %next.task.execution, error = %err, "could not re-enqueue a stalled step");
+                                }
+                            }
+                        }
+                        Err(err) => warn!(error = %err, "sweep failed"),
+                    }
+                }
+            })
+        };
+        let signal = async move {
+            shutdown.await;
+            Ok::<(), std::io::Error>(())
+        };
+        let result = match self {
+            Queue::Sqlite(storage) => {
+                WorkerBuilder::new(name.as_str())
+                    .backend(storage)
+                    .data(state)
+                    .build(step)
+                    .run_until(signal)
+                    .await
+            }
+            Queue::Postgres(storage) => {
+                WorkerBuilder::new(name.as_str())
+                    .backend(storage)
+                    .data(state)
+                    .build(step)
+                    .run_until(signal)
+                    .await
+            }
+        };
+        sweeper.abort();
+        result.map_err(queue_error)
+    }
+}
+
+/// The apalis handler: one step, then the next step enqueued. A thin adapter over the engine.
+async fn step(task: StepTask, state: Data<Arc<(Engine, Queue)>>) -> Result<(), BoxDynError> {
+    let (engine, queue) = state.as_ref();
+    match engine.advance(&task).await {
+        Ok(Some(next)) => queue
+            .push(&next)
+            .await
+            .map_err(|e| Box::new(e) as BoxDynError),
+        Ok(None) => Ok(()),
+        Err(err) => {
+            warn!(execution = %task.execution, step = task.step, error = %err, "step failed; the sweep will retry it");
+            Ok(())
+        }
+    }?;
+    info!(execution = %task.execution, step = task.step, "step done");
+    Ok(())
+}

@@ -1,0 +1,455 @@
+//! The orchestrator's tables: workflows with their versions, executions and their history.
+//! Queries go through the catalog's pool, the same on SQLite and Postgres.
+
+use serde_json::{Map, Value};
+use sqlx::{AnyPool, Row};
+
+use super::Error;
+use crate::asl::Failure;
+use crate::asl::run::Event;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// An execution as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    pub id: String,
+    pub workflow: String,
+    pub name: String,
+    pub version: i64,
+    pub status: String,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// The state the execution is at, or failed in.
+    pub state: String,
+    pub state_input: Value,
+    pub variables: Map<String, Value>,
+    pub entered_at: i64,
+    pub step: i64,
+    pub redrive_count: i64,
+    pub started_at: i64,
+    pub stopped_at: Option<i64>,
+}
+
+/// One stored history event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub kind: String,
+    pub state: Option<String>,
+    pub details: Value,
+    pub at: i64,
+}
+
+/// How a step moves an execution.
+pub enum StepUpdate {
+    /// On to `state` with `input`.
+    Advance {
+        state: String,
+        input: Value,
+        variables: Map<String, Value>,
+    },
+    Succeed {
+        output: Value,
+        variables: Map<String, Value>,
+    },
+    /// The execution fails in its current state (kept, for redrive).
+    Fail {
+        failure: Failure,
+        variables: Map<String, Value>,
+    },
+}
+
+/// The execution query, then its WHERE clause.
+macro_rules! select_executions {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, workflow, name, version, status, input, output, error, cause, state, state_input, ",
+            "variables, entered_at, step, redrive_count, started_at, stopped_at FROM executions ",
+            $rest
+        )
+    };
+}
+
+fn execution_of(row: &sqlx::any::AnyRow) -> Result<Execution, Error> {
+    Ok(Execution {
+        id: row.try_get("id")?,
+        workflow: row.try_get("workflow")?,
+        name: row.try_get("name")?,
+        version: row.try_get("version")?,
+        status: row.try_get("status")?,
+        input: json_of(&row.try_get::<String, _>("input")?),
+        output: row
+            .try_get::<Option<String>, _>("output")?
+            .map(|t| json_of(&t)),
+        error: row.try_get("error")?,
+        cause: row.try_get("cause")?,
+        state: row.try_get("state")?,
+        state_input: json_of(&row.try_get::<String, _>("state_input")?),
+        variables: match json_of(&row.try_get::<String, _>("variables")?) {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        },
+        entered_at: row.try_get("entered_at")?,
+        step: row.try_get("step")?,
+        redrive_count: row.try_get("redrive_count")?,
+        started_at: row.try_get("started_at")?,
+        stopped_at: row.try_get("stopped_at")?,
+    })
+}
+
+/// Stores a workflow's definition as its next version; returns the version.
+pub async fn put_workflow(pool: &AnyPool, name: &str, definition: &Value) -> Result<i64, Error> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT version FROM workflows WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let version = current.unwrap_or(0) + 1;
+    if current.is_some() {
+        sqlx::query("UPDATE workflows SET version = $1, updated_at = $2 WHERE name = $3")
+            .bind(version)
+            .bind(now)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO workflows (name, version, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("INSERT INTO workflow_versions (name, version, definition, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(name)
+        .bind(version)
+        .bind(definition.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+/// A workflow's definition: the given version, or the latest.
+pub async fn workflow(
+    pool: &AnyPool,
+    name: &str,
+    version: Option<i64>,
+) -> Result<(i64, Value), Error> {
+    let row = sqlx::query(
+        "SELECT v.version, v.definition FROM workflow_versions v JOIN workflows w ON w.name = v.name \
+         WHERE v.name = $1 AND v.version = COALESCE($2, w.version)",
+    )
+    .bind(name)
+    .bind(version)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| Error::NotFound { what: "workflow", id: name.to_owned() })?;
+    Ok((
+        row.try_get("version")?,
+        json_of(&row.try_get::<String, _>("definition")?),
+    ))
+}
+
+/// Every workflow: (name, latest version, updated at).
+pub async fn workflows(pool: &AnyPool) -> Result<Vec<(String, i64, i64)>, Error> {
+    let rows = sqlx::query("SELECT name, version, updated_at FROM workflows ORDER BY name")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("name")?,
+                r.try_get("version")?,
+                r.try_get("updated_at")?,
+            ))
+        })
+        .collect()
+}
+
+/// Records a new execution, with its ExecutionStarted event; an execution of the same name is
+/// returned instead (starting twice is idempotent). The flag says whether this call created it.
+pub async fn insert_execution(
+    pool: &AnyPool,
+    workflow: &str,
+    version: i64,
+    name: &str,
+    input: &Value,
+    start_at: &str,
+) -> Result<(Execution, bool), Error> {
+    let now = now_ms();
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO executions (id, workflow, name, version, status, input, state, state_input, variables, entered_at, step, \
+         started_at, updated_at) VALUES ($1, $2, $3, $4, 'RUNNING', $5, $6, $5, '{}', $7, 0, $7, $7) \
+         ON CONFLICT (workflow, name) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(workflow)
+    .bind(name)
+    .bind(version)
+    .bind(input.to_string())
+    .bind(start_at)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        insert_events(
+            &mut tx,
+            &id,
+            0,
+            &[Event {
+                kind: "ExecutionStarted".into(),
+                state: None,
+                details: serde_json::json!({"input": input}),
+            }],
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    let row = sqlx::query(select_executions!("WHERE workflow = $1 AND name = $2"))
+        .bind(workflow)
+        .bind(name)
+        .fetch_one(pool)
+        .await?;
+    Ok((execution_of(&row)?, inserted))
+}
+
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    first_seq: i64,
+    events: &[Event],
+    now: i64,
+) -> Result<(), Error> {
+    for (offset, event) in events.iter().enumerate() {
+        sqlx::query("INSERT INTO execution_events (execution_id, seq, kind, state, details, at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(id)
+            .bind(first_seq + offset as i64)
+            .bind(&event.kind)
+            .bind(&event.state)
+            .bind(event.details.to_string())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// An execution by id.
+pub async fn execution(pool: &AnyPool, id: &str) -> Result<Execution, Error> {
+    let row = sqlx::query(select_executions!("WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: "execution",
+            id: id.to_owned(),
+        })?;
+    execution_of(&row)
+}
+
+/// Recent executions, newest first, optionally of one workflow.
+pub async fn executions(
+    pool: &AnyPool,
+    workflow: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Execution>, Error> {
+    let rows = sqlx::query(select_executions!(
+        "WHERE ($1 IS NULL OR workflow = $1) ORDER BY started_at DESC, id LIMIT $2"
+    ))
+    .bind(workflow)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(execution_of).collect()
+}
+
+/// An execution's history, in order.
+pub async fn history(pool: &AnyPool, id: &str) -> Result<Vec<StoredEvent>, Error> {
+    let rows = sqlx::query("SELECT seq, kind, state, details, at FROM execution_events WHERE execution_id = $1 ORDER BY seq")
+        .bind(id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredEvent {
+                seq: r.try_get("seq")?,
+                kind: r.try_get("kind")?,
+                state: r.try_get("state")?,
+                details: json_of(&r.try_get::<String, _>("details")?),
+                at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}
+
+/// Commits one step: its events and the execution's new position, in one transaction, only if
+/// the execution is still running at `step` (a duplicate delivery commits nothing: false).
+pub async fn commit_step(
+    pool: &AnyPool,
+    id: &str,
+    step: i64,
+    events: &[Event],
+    update: StepUpdate,
+) -> Result<bool, Error> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let result = match &update {
+        StepUpdate::Advance { state, input, variables } => sqlx::query(
+            "UPDATE executions SET state = $1, state_input = $2, variables = $3, entered_at = $4, step = step + 1, updated_at = $4 \
+             WHERE id = $5 AND step = $6 AND status = 'RUNNING'",
+        )
+        .bind(state)
+        .bind(input.to_string())
+        .bind(Value::Object(variables.clone()).to_string())
+        .bind(now)
+        .bind(id)
+        .bind(step)
+        .execute(&mut *tx)
+        .await?,
+        StepUpdate::Succeed { output, variables } => sqlx::query(
+            "UPDATE executions SET status = 'SUCCEEDED', output = $1, variables = $2, stopped_at = $3, step = step + 1, updated_at = $3 \
+             WHERE id = $4 AND step = $5 AND status = 'RUNNING'",
+        )
+        .bind(output.to_string())
+        .bind(Value::Object(variables.clone()).to_string())
+        .bind(now)
+        .bind(id)
+        .bind(step)
+        .execute(&mut *tx)
+        .await?,
+        StepUpdate::Fail { failure, variables } => sqlx::query(
+            "UPDATE executions SET status = 'FAILED', error = $1, cause = $2, variables = $3, stopped_at = $4, step = step + 1, \
+             updated_at = $4 WHERE id = $5 AND step = $6 AND status = 'RUNNING'",
+        )
+        .bind(&failure.error)
+        .bind(&failure.cause)
+        .bind(Value::Object(variables.clone()).to_string())
+        .bind(now)
+        .bind(id)
+        .bind(step)
+        .execute(&mut *tx)
+        .await?,
+    };
+    if result.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let next_seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), -1) + 1 FROM execution_events WHERE execution_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    insert_events(&mut tx, id, next_seq, events, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Stops a running execution (ABORTED); false when it was not running.
+pub async fn abort(pool: &AnyPool, id: &str) -> Result<bool, Error> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let stopped = sqlx::query("UPDATE executions SET status = 'ABORTED', stopped_at = $1, step = step + 1, updated_at = $1 WHERE id = $2 AND status = 'RUNNING'")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if stopped {
+        let next_seq: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), -1) + 1 FROM execution_events WHERE execution_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_events(
+            &mut tx,
+            id,
+            next_seq,
+            &[Event {
+                kind: "ExecutionAborted".into(),
+                state: None,
+                details: serde_json::json!({}),
+            }],
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(stopped)
+}
+
+/// Redrives a failed execution from the state it failed in, with the workflow's latest version;
+/// returns the step to run, or None when it had not failed.
+pub async fn redrive(pool: &AnyPool, id: &str, version: i64) -> Result<Option<i64>, Error> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let redriven = sqlx::query(
+        "UPDATE executions SET status = 'RUNNING', version = $1, error = NULL, cause = NULL, stopped_at = NULL, \
+         redrive_count = redrive_count + 1, entered_at = $2, step = step + 1, updated_at = $2 WHERE id = $3 AND status = 'FAILED'",
+    )
+    .bind(version)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !redriven {
+        return Ok(None);
+    }
+    let step: i64 = sqlx::query_scalar("SELECT step FROM executions WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let next_seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), -1) + 1 FROM execution_events WHERE execution_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    insert_events(
+        &mut tx,
+        id,
+        next_seq,
+        &[Event {
+            kind: "ExecutionRedriven".into(),
+            state: None,
+            details: serde_json::json!({"version": version}),
+        }],
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(step))
+}
+
+/// Running executions whose position has not moved since `before_ms`: (id, step).
+pub async fn stalled(pool: &AnyPool, before_ms: i64) -> Result<Vec<(String, i64)>, Error> {
+    let rows = sqlx::query("SELECT id, step FROM executions WHERE status = 'RUNNING' AND updated_at < $1 ORDER BY updated_at")
+        .bind(before_ms)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("step")?)))
+        .collect()
+}

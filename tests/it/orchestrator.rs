@@ -1,0 +1,243 @@
+//! Durable executions, on SQLite and Postgres: steps driven one by one (duplicates harmless), the
+//! same history as the in-process interpreter, Waits as scheduled steps, redrive with an edited
+//! definition, stop, idempotent start, and a real apalis worker running an execution to its end.
+
+use std::time::Duration;
+
+use scheduler::asl::definition::StateMachine;
+use scheduler::asl::run::{ExecutionInfo, TestTasks, VirtualClock, run};
+use scheduler::commands::Context;
+use scheduler::config::Config;
+use scheduler::orchestrator::engine::{Engine, Next};
+use scheduler::orchestrator::queue::Queue;
+use scheduler::orchestrator::store;
+use serde_json::{Value, json};
+use tests::{Backend, TestDb};
+
+fn engine(db: &TestDb) -> Engine {
+    let config = Config {
+        database: db.url.clone(),
+        lake: "memory://".into(),
+        ..Config::default()
+    };
+    Engine {
+        context: Context {
+            config,
+            progress: false,
+        },
+        pool: db.catalog.pool().clone(),
+    }
+}
+
+fn definition() -> Value {
+    json!({
+        "StartAt": "Prepare",
+        "States": {
+            "Prepare": {"Type": "Pass", "Result": {"n": 3}, "ResultPath": "$.job", "Next": "Echo"},
+            "Echo": {"Type": "Task", "Resource": "sluice:echo", "Parameters": {"n.$": "$.job.n"}, "ResultPath": "$.echoed", "Next": "Big"},
+            "Big": {"Type": "Choice", "Choices": [{"Variable": "$.echoed.n", "NumericGreaterThan": 2, "Next": "Pause"}], "Default": "Done"},
+            "Pause": {"Type": "Wait", "Timestamp": "2020-01-01T00:00:00Z", "Next": "Done"},
+            "Done": {"Type": "Succeed"}
+        }
+    })
+}
+
+/// Runs steps until the execution ends; returns how many ran.
+async fn drive(engine: &Engine, first: Next) -> usize {
+    let mut next = Some(first);
+    let mut steps = 0;
+    while let Some(current) = next {
+        assert_eq!(current.delay, Duration::ZERO, "no step here waits");
+        next = engine.advance(&current.task).await.unwrap();
+        steps += 1;
+        assert!(steps < 50, "runaway execution");
+    }
+    steps
+}
+
+async fn executions_advance_step_by_step_with_the_interpreters_history(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let engine = engine(&db);
+    assert_eq!(
+        store::put_workflow(&engine.pool, "flow", &definition())
+            .await
+            .unwrap(),
+        1
+    );
+    let (execution, first) = engine
+        .start("flow", json!({"x": 1}), Some("run-1".into()))
+        .await
+        .unwrap();
+    let first = first.expect("a new execution has a first step");
+    // A second start with the same name returns the same execution and enqueues nothing.
+    let (again, none) = engine
+        .start("flow", json!({"x": 2}), Some("run-1".into()))
+        .await
+        .unwrap();
+    assert_eq!((again.id.as_str(), none), (execution.id.as_str(), None));
+
+    // Delivering a step twice: the duplicate finds the step taken and changes nothing.
+    let second = engine
+        .advance(&first.task)
+        .await
+        .unwrap()
+        .expect("more steps");
+    assert_eq!(engine.advance(&first.task).await.unwrap(), None);
+    assert_eq!(drive(&engine, second).await, 4);
+
+    let done = store::execution(&engine.pool, &execution.id).await.unwrap();
+    assert_eq!(done.status, "SUCCEEDED");
+    let machine = StateMachine::parse(&definition()).unwrap();
+    let info = ExecutionInfo {
+        name: "run-1".into(),
+        state_machine: "flow".into(),
+    };
+    let reference = run(
+        &machine,
+        json!({"x": 1}),
+        &info,
+        &mut TestTasks,
+        &mut VirtualClock::starting_at(0),
+    );
+    assert_eq!(done.output, reference.output);
+    let stored: Vec<String> = store::history(&engine.pool, &execution.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    let expected: Vec<String> = reference.events.into_iter().map(|e| e.kind).collect();
+    assert_eq!(stored, expected, "the durable history is the interpreter's");
+}
+
+async fn a_wait_is_a_scheduled_step_not_a_sleep(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let engine = engine(&db);
+    let flow = json!({"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 3600, "End": true}}});
+    store::put_workflow(&engine.pool, "nap", &flow)
+        .await
+        .unwrap();
+    let (execution, first) = engine.start("nap", json!({}), None).await.unwrap();
+    let next = engine
+        .advance(&first.unwrap().task)
+        .await
+        .unwrap()
+        .expect("the wait is rescheduled");
+    assert_eq!(next.task.step, 0, "the same step, later");
+    assert!(
+        next.delay > Duration::from_secs(3590) && next.delay <= Duration::from_secs(3600),
+        "{:?}",
+        next.delay
+    );
+    let waiting = store::execution(&engine.pool, &execution.id).await.unwrap();
+    assert_eq!(
+        (waiting.status.as_str(), waiting.state.as_str()),
+        ("RUNNING", "Nap")
+    );
+    engine.stop(&execution.id).await.unwrap();
+    assert_eq!(
+        engine.advance(&next.task).await.unwrap(),
+        None,
+        "a stopped execution takes no step"
+    );
+    let stopped = store::execution(&engine.pool, &execution.id).await.unwrap();
+    assert_eq!(stopped.status, "ABORTED");
+    assert!(engine.stop(&execution.id).await.is_err());
+}
+
+async fn redrive_runs_the_fixed_definition_from_the_failed_state(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let engine = engine(&db);
+    let broken = json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Result": "a", "ResultPath": "$.a", "Next": "B"},
+        "B": {"Type": "Task", "Resource": "sluice:fail", "Parameters": {"Error": "Boom", "Cause": "broken"}, "Next": "C"},
+        "C": {"Type": "Pass", "Result": "c", "ResultPath": "$.c", "End": true}}});
+    store::put_workflow(&engine.pool, "fix", &broken)
+        .await
+        .unwrap();
+    let (execution, first) = engine.start("fix", json!({}), None).await.unwrap();
+    drive(&engine, first.unwrap()).await;
+    let failed = store::execution(&engine.pool, &execution.id).await.unwrap();
+    assert_eq!(
+        (
+            failed.status.as_str(),
+            failed.error.as_deref(),
+            failed.state.as_str()
+        ),
+        ("FAILED", Some("Boom"), "B")
+    );
+    assert!(engine.redrive("nope").await.is_err());
+
+    let mut fixed = broken.clone();
+    fixed["States"]["B"] =
+        json!({"Type": "Task", "Resource": "sluice:echo", "ResultPath": "$.b", "Next": "C"});
+    assert_eq!(
+        store::put_workflow(&engine.pool, "fix", &fixed)
+            .await
+            .unwrap(),
+        2
+    );
+    let next = engine.redrive(&execution.id).await.unwrap();
+    drive(&engine, next).await;
+    let done = store::execution(&engine.pool, &execution.id).await.unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.redrive_count, done.version),
+        ("SUCCEEDED", 1, 2)
+    );
+    assert_eq!(done.output.unwrap()["c"], "c");
+    let kinds: Vec<String> = store::history(&engine.pool, &execution.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    let redriven = kinds
+        .iter()
+        .position(|k| k == "ExecutionRedriven")
+        .expect("a redrive event");
+    assert_eq!(kinds[redriven - 1], "ExecutionFailed");
+    assert_eq!(
+        kinds[redriven + 1],
+        "TaskStateEntered",
+        "the failed state runs again"
+    );
+    assert!(
+        engine.redrive(&execution.id).await.is_err(),
+        "only a failed execution is redriven"
+    );
+}
+
+async fn an_apalis_worker_runs_an_execution_to_its_end(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let engine = engine(&db);
+    store::put_workflow(&engine.pool, "flow", &definition())
+        .await
+        .unwrap();
+    let queue = Queue::open(&db.url).await.unwrap();
+    let (execution, first) = engine.start("flow", json!({}), None).await.unwrap();
+    queue.push(&first.unwrap()).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        queue.work(engine.clone(), "test-worker".into(), async move {
+            let _ = stopped.await;
+        }),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let current = store::execution(&engine.pool, &execution.id).await.unwrap();
+        if current.status != "RUNNING" || std::time::Instant::now() > deadline {
+            break current.status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = stop.send(());
+    worker.await.unwrap().unwrap();
+    assert_eq!(status, "SUCCEEDED");
+}
+
+tests::on_both_backends!(
+    executions_advance_step_by_step_with_the_interpreters_history,
+    a_wait_is_a_scheduled_step_not_a_sleep,
+    redrive_runs_the_fixed_definition_from_the_failed_state,
+    an_apalis_worker_runs_an_execution_to_its_end,
+);
