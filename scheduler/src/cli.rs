@@ -354,6 +354,24 @@ pub enum DbCommand {
 pub enum BenchCommand {
     /// Crawl a landing directory twice (first crawl, then nothing new) and print the timings.
     Crawl(BenchCrawlArgs),
+    /// 40 sequential echo tasks as a durable execution on SQLite and Postgres (and Prefect).
+    Orchestrator(BenchOrchestratorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchOrchestratorArgs {
+    /// Timed executions per database (after a warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub runs: u32,
+    /// Postgres server (a database is created there and dropped after).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub postgres: String,
+    /// Python with Prefect 3, to run the peer in the same run (scripts/bench-orchestrator.sh sets it up).
+    #[arg(long, requires = "prefect_script")]
+    pub prefect_python: Option<PathBuf>,
+    /// The peer's script (../shared/bench/orchestrator/prefect_chain.py).
+    #[arg(long)]
+    pub prefect_script: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

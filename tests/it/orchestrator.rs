@@ -20,13 +20,13 @@ fn engine(db: &TestDb) -> Engine {
         lake: "memory://".into(),
         ..Config::default()
     };
-    Engine {
-        context: Context {
+    Engine::new(
+        Context {
             config,
             progress: false,
         },
-        pool: db.catalog.pool().clone(),
-    }
+        db.catalog.pool().clone(),
+    )
 }
 
 fn definition() -> Value {

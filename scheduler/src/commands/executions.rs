@@ -18,10 +18,7 @@ use crate::output::{Report, table, time};
 async fn engine(context: &Context) -> anyhow::Result<(Engine, jobs::catalog::Catalog)> {
     let catalog = context.catalog().await?;
     Ok((
-        Engine {
-            context: context.clone(),
-            pool: catalog.pool().clone(),
-        },
+        Engine::new(context.clone(), catalog.pool().clone()),
         catalog,
     ))
 }

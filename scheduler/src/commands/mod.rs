@@ -2,6 +2,7 @@
 //! library, and returns a [`Report`].
 
 mod bench;
+mod bench_orchestrator;
 mod catalog;
 mod convert;
 mod crawl;
@@ -107,5 +108,6 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
             ))
         }
         Command::Bench(BenchCommand::Crawl(args)) => bench::crawl(args).await,
+        Command::Bench(BenchCommand::Orchestrator(args)) => bench_orchestrator::run(args).await,
     }
 }

@@ -27,14 +27,46 @@ pub struct Next {
     pub delay: Duration,
 }
 
+/// Parsed definitions by (workflow, version): versions never change once stored.
+type Definitions = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<(String, i64), std::sync::Arc<StateMachine>>>,
+>;
+
 /// What drives executions: the catalog's pool and what the jobs need.
 #[derive(Clone)]
 pub struct Engine {
     pub context: Context,
     pub pool: sqlx::AnyPool,
+    definitions: Definitions,
 }
 
 impl Engine {
+    pub fn new(context: Context, pool: sqlx::AnyPool) -> Self {
+        Self {
+            context,
+            pool,
+            definitions: Definitions::default(),
+        }
+    }
+
+    async fn machine(
+        &self,
+        workflow: &str,
+        version: i64,
+    ) -> Result<std::sync::Arc<StateMachine>, Error> {
+        let key = (workflow.to_owned(), version);
+        if let Some(machine) = self.definitions.lock().expect("not poisoned").get(&key) {
+            return Ok(machine.clone());
+        }
+        let (_, definition) = store::workflow(&self.pool, workflow, Some(version)).await?;
+        let machine = std::sync::Arc::new(StateMachine::parse(&definition)?);
+        self.definitions
+            .lock()
+            .expect("not poisoned")
+            .insert(key, machine.clone());
+        Ok(machine)
+    }
+
     /// Starts an execution of a workflow's latest version (idempotent by name); returns it and
     /// the first step to enqueue (None when it already existed).
     pub async fn start(
@@ -72,9 +104,7 @@ impl Engine {
         if execution.status != "RUNNING" || execution.step != task.step {
             return Ok(None);
         }
-        let (_, definition) =
-            store::workflow(&self.pool, &execution.workflow, Some(execution.version)).await?;
-        let machine = StateMachine::parse(&definition)?;
+        let machine = self.machine(&execution.workflow, execution.version).await?;
         let position = Position {
             execution_input: execution.input.clone(),
             started_at_ms: execution.started_at,

@@ -13,6 +13,14 @@ use tracing::{info, warn};
 use super::Error;
 use super::engine::{Engine, Next, StepTask};
 
+/// The queue's name, and apalis's liveness settings, set explicitly: a worker beats every 5 s and
+/// is taken for dead (its task handed to another worker) after 3 missed beats.
+const QUEUE: &str = "sluice-steps";
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const MISSED_HEARTBEATS: usize = 3;
+/// How often an idle worker looks for steps: a started execution waits at most this long.
+const POLL: Duration = Duration::from_millis(20);
+
 /// How often a worker looks for stalled executions, and how long one may stall.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const STALL: Duration = Duration::from_secs(120);
@@ -50,13 +58,27 @@ impl Queue {
             let mut migrator = SqliteStorage::<()>::migrations();
             migrator.dangerous_set_table_name("_apalis_migrations");
             migrator.run(&pool).await.map_err(queue_error)?;
-            Ok(Queue::Sqlite(SqliteStorage::new(&pool)))
+            let config = apalis_sqlite::Config {
+                heartbeat_interval: HEARTBEAT,
+                missed_heartbeats: MISSED_HEARTBEATS,
+                queue: apalis_sqlite::Config::default().queue(QUEUE).queue,
+                ..apalis_sqlite::Config::default()
+            };
+            Ok(Queue::Sqlite(SqliteStorage::new(&pool).with_config(config)))
         } else {
             let pool = sqlx::PgPool::connect(url).await?;
             let mut migrator = PostgresStorage::<()>::migrations();
             migrator.dangerous_set_table_name("_apalis_migrations");
             migrator.run(&pool).await.map_err(queue_error)?;
-            Ok(Queue::Postgres(PostgresStorage::new(&pool)))
+            let config = apalis_postgres::Config {
+                heartbeat_interval: HEARTBEAT,
+                missed_heartbeats: MISSED_HEARTBEATS,
+                queue: apalis_postgres::Config::default().queue(QUEUE).queue,
+                ..apalis_postgres::Config::default()
+            };
+            Ok(Queue::Postgres(
+                PostgresStorage::new(&pool).with_config(config),
+            ))
         }
     }
 
@@ -111,7 +133,7 @@ impl Queue {
         let result = match self {
             Queue::Sqlite(storage) => {
                 WorkerBuilder::new(name.as_str())
-                    .backend(storage)
+                    .backend(storage.poll_with_interval(POLL))
                     .data(state)
                     .build(step)
                     .run_until(signal)
@@ -119,7 +141,7 @@ impl Queue {
             }
             Queue::Postgres(storage) => {
                 WorkerBuilder::new(name.as_str())
-                    .backend(storage)
+                    .backend(storage.poll_with_interval(POLL))
                     .data(state)
                     .build(step)
                     .run_until(signal)
@@ -131,20 +153,40 @@ impl Queue {
     }
 }
 
-/// The apalis handler: one step, then the next step enqueued. A thin adapter over the engine.
+/// Steps one delivery may run back to back before handing the execution back to the queue.
+const MAX_INLINE_STEPS: usize = 1000;
+
+/// The apalis handler, a thin adapter over the engine: runs the step, and the steps after it
+/// while none has to wait (each is committed before the next runs, so this is as durable as
+/// enqueueing each one); a step that waits, or the thousandth, goes back to the queue.
 async fn step(task: StepTask, state: Data<Arc<(Engine, Queue)>>) -> Result<(), BoxDynError> {
     let (engine, queue) = state.as_ref();
-    match engine.advance(&task).await {
-        Ok(Some(next)) => queue
-            .push(&next)
-            .await
-            .map_err(|e| Box::new(e) as BoxDynError),
-        Ok(None) => Ok(()),
-        Err(err) => {
-            warn!(execution = %task.execution, step = task.step, error = %err, "step failed; the sweep will retry it");
-            Ok(())
+    let mut current = task;
+    for _ in 0..MAX_INLINE_STEPS {
+        match engine.advance(&current).await {
+            Ok(Some(next)) if next.delay.is_zero() => current = next.task,
+            Ok(Some(next)) => {
+                return queue
+                    .push(&next)
+                    .await
+                    .map_err(|e| Box::new(e) as BoxDynError);
+            }
+            Ok(None) => {
+                info!(execution = %current.execution, step = current.step, "execution step done");
+                return Ok(());
+            }
+            Err(err) => {
+                warn!(execution = %current.execution, step = current.step, error = %err, "step failed; the sweep will retry it");
+                return Ok(());
+            }
         }
-    }?;
-    info!(execution = %task.execution, step = task.step, "step done");
-    Ok(())
+    }
+    let next = Next {
+        task: current,
+        delay: Duration::ZERO,
+    };
+    queue
+        .push(&next)
+        .await
+        .map_err(|e| Box::new(e) as BoxDynError)
 }
