@@ -22,6 +22,9 @@ pub enum Job {
     Convert,
     /// `{"table": "telemetry", "catalog"?}` → the compaction report.
     Compact,
+    /// Plumbing: `{"seconds": 2, "started"?: path, "effect"?: path}` waits; a `started` file is
+    /// created as it begins and a line appended to `effect` as it ends (worker-failover tests).
+    Sleep,
 }
 
 impl Job {
@@ -33,6 +36,7 @@ impl Job {
             "crawl" => Job::Crawl,
             "convert" => Job::Convert,
             "compact" => Job::Compact,
+            "sleep" => Job::Sleep,
             _ => return None,
         })
     }
@@ -82,6 +86,24 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
                 .and_then(Value::as_str)
                 .unwrap_or_default(),
         )),
+        Job::Sleep => {
+            let seconds = input.get("seconds").and_then(Value::as_f64).unwrap_or(1.0);
+            let io = |e: std::io::Error| Failure::new("States.TaskFailed", e.to_string());
+            if let Some(path) = input.get("started").and_then(Value::as_str) {
+                std::fs::write(path, b"started\n").map_err(io)?;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs_f64(seconds.max(0.0))).await;
+            if let Some(path) = input.get("effect").and_then(Value::as_str) {
+                use std::io::Write;
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(io)?;
+                writeln!(file, "done").map_err(io)?;
+            }
+            Ok(input.clone())
+        }
         Job::Crawl => {
             let prefix = jobs::lake::LakeKey::parse(
                 input
@@ -154,7 +176,7 @@ impl TaskRunner for InProcess<'_> {
             Failure::new(
                 "States.TaskFailed",
                 format!(
-                    "unknown resource {resource:?}: sluice:echo, fail, crawl, convert or compact"
+                    "unknown resource {resource:?}: sluice:echo, fail, sleep, crawl, convert or compact"
                 ),
             )
         })?;

@@ -434,3 +434,88 @@ fn durable_workflows_from_the_command_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_worker_killed_mid_task_is_replaced_and_the_effect_happens_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    let effect = dir.path().join("effect");
+    let flow = serde_json::json!({"StartAt": "Slow", "States": {
+        "Slow": {"Type": "Task", "Resource": "sluice:sleep", "End": true,
+                 "Parameters": {"seconds": 4, "started": started, "effect": effect}}}});
+    std::fs::write(dir.path().join("slow.json"), flow.to_string()).unwrap();
+    run_sluice(
+        dir.path(),
+        &["workflow", "create", "slow", "--definition", "slow.json"],
+    );
+    // Workers are killed when the test ends, whatever happens.
+    struct Worker(std::process::Child);
+    impl Drop for Worker {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let spawn_worker = || {
+        Worker(
+            std::process::Command::new(tests::sluice_binary())
+                .arg("worker")
+                .current_dir(dir.path())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut first = spawn_worker();
+    let (_, stdout, _) = run_sluice(
+        dir.path(),
+        &["workflow", "start", "slow", "--output", "json"],
+    );
+    let id = serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    first.0.kill().unwrap(); // SIGKILL, mid-task
+    first.0.wait().unwrap();
+    assert!(
+        !effect.exists(),
+        "the killed attempt never reached its effect"
+    );
+    let mut second = spawn_worker();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        let (_, stdout, _) = run_sluice(
+            dir.path(),
+            &["workflow", "describe", &id, "--output", "json"],
+        );
+        let status = serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if status != "RUNNING" || std::time::Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    std::process::Command::new("kill")
+        .args(["-TERM", &second.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        second.0.wait().unwrap().success(),
+        "the second worker stops cleanly on SIGTERM"
+    );
+    assert_eq!(status, "SUCCEEDED", "another worker finished the execution");
+    assert_eq!(
+        std::fs::read_to_string(&effect).unwrap(),
+        "done\n",
+        "the effect happened once"
+    );
+}

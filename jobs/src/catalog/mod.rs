@@ -137,7 +137,18 @@ impl Catalog {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         let before: i64 = self.applied_migrations().await.unwrap_or(0);
-        migrator.run(&self.pool).await?;
+        // Several processes starting on a new database migrate at once; the losers retry.
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => break,
+                Err(_) if attempt < 10 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
         let after = self.applied_migrations().await?;
         Ok((after - before).max(0) as usize)
     }

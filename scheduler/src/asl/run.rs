@@ -665,3 +665,75 @@ fn parse_time(text: &str) -> Option<i64> {
         .ok()
         .map(|t| t.timestamp_millis())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn execute(definition: Value, input: Value) -> (Outcome, VirtualClock) {
+        let machine = StateMachine::parse(&definition).unwrap();
+        let info = ExecutionInfo {
+            name: "t".into(),
+            state_machine: "t".into(),
+        };
+        let mut clock = VirtualClock::starting_at(0);
+        let outcome = run(&machine, input, &info, &mut TestTasks, &mut clock);
+        (outcome, clock)
+    }
+
+    #[test]
+    fn retries_back_off_as_configured_with_a_counter_per_retrier() {
+        let definition = json!({"StartAt": "T", "States": {"T": {
+            "Type": "Task", "Resource": "sluice:fail", "Parameters": {"Error": "Flaky", "Cause": "again"},
+            "Retry": [
+                {"ErrorEquals": ["Other"], "MaxAttempts": 5},
+                {"ErrorEquals": ["Flaky"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 3, "MaxDelaySeconds": 3}
+            ],
+            "End": true}}});
+        let (outcome, clock) = execute(definition, json!({}));
+        assert_eq!(outcome.failure.unwrap().error, "Flaky");
+        assert_eq!(
+            clock.sleeps,
+            [1000, 2000, 3000],
+            "1 s, then ×2, capped at MaxDelaySeconds"
+        );
+        let attempts = outcome
+            .events
+            .iter()
+            .filter(|e| e.kind == "LambdaFunctionScheduled")
+            .count();
+        assert_eq!(attempts, 4, "the first try and three retries");
+    }
+
+    #[test]
+    fn map_tolerates_failures_up_to_its_threshold() {
+        let map = |tolerated: Value| {
+            let mut definition = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemProcessor": {"StartAt": "C", "States": {
+                "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericLessThan": 0, "Next": "Bad"}], "Default": "Ok"},
+                "Bad": {"Type": "Fail", "Error": "Negative"},
+                "Ok": {"Type": "Succeed"}}}, "End": true}}});
+            if let Value::Object(extra) = tolerated {
+                definition["States"]["M"]
+                    .as_object_mut()
+                    .unwrap()
+                    .extend(extra);
+            }
+            definition
+        };
+        let items = json!([1, -1, 2, -2]);
+        let (strict, _) = execute(map(json!({})), items.clone());
+        assert_eq!(strict.failure.unwrap().error, "Negative");
+        let (tolerant, _) = execute(map(json!({"ToleratedFailureCount": 2})), items.clone());
+        assert_eq!(tolerant.status, Status::Succeeded);
+        assert_eq!(
+            tolerant.output.unwrap()[1]["Error"],
+            "Negative",
+            "a failed item's output is its error"
+        );
+        let (exceeded, _) = execute(map(json!({"ToleratedFailurePercentage": 25})), items);
+        assert_eq!(
+            exceeded.failure.unwrap().error,
+            "States.ExceedToleratedFailureThreshold"
+        );
+    }
+}

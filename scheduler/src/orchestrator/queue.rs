@@ -25,6 +25,27 @@ const POLL: Duration = Duration::from_millis(20);
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const STALL: Duration = Duration::from_secs(120);
 
+/// Runs apalis's migrations; processes starting together on a new database retry.
+async fn migrate<DB: sqlx::Database>(
+    migrator: &sqlx::migrate::Migrator,
+    pool: &sqlx::Pool<DB>,
+) -> Result<(), Error>
+where
+    <DB as sqlx::Database>::Connection: sqlx::migrate::Migrate,
+{
+    let mut attempt = 0;
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(_) if attempt < 10 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            Err(err) => return Err(queue_error(err)),
+        }
+    }
+}
+
 /// The queue, on the backend of the catalog's database.
 #[derive(Clone)]
 pub enum Queue {
@@ -57,7 +78,7 @@ impl Queue {
             let pool = sqlx::SqlitePool::connect_with(options).await?;
             let mut migrator = SqliteStorage::<()>::migrations();
             migrator.dangerous_set_table_name("_apalis_migrations");
-            migrator.run(&pool).await.map_err(queue_error)?;
+            migrate(&migrator, &pool).await?;
             let config = apalis_sqlite::Config {
                 heartbeat_interval: HEARTBEAT,
                 missed_heartbeats: MISSED_HEARTBEATS,
@@ -69,7 +90,7 @@ impl Queue {
             let pool = sqlx::PgPool::connect(url).await?;
             let mut migrator = PostgresStorage::<()>::migrations();
             migrator.dangerous_set_table_name("_apalis_migrations");
-            migrator.run(&pool).await.map_err(queue_error)?;
+            migrate(&migrator, &pool).await?;
             let config = apalis_postgres::Config {
                 heartbeat_interval: HEARTBEAT,
                 missed_heartbeats: MISSED_HEARTBEATS,
