@@ -56,6 +56,11 @@ pub enum Command {
     Vacuum(VacuumArgs),
     /// Run workflow steps from the queue until SIGTERM (scale-out: one per process or machine).
     Worker(WorkerArgs),
+    /// Run the scheduler and a worker in one process until SIGTERM (the embedded default).
+    Server(WorkerArgs),
+    /// Cron schedules of workflows.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Workflows in Amazon States Language.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
@@ -246,6 +251,59 @@ pub struct ExecutionArgs {
     /// (redrive) Run an embedded worker until the execution ends.
     #[arg(long)]
     pub wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Schedule a workflow.
+    Create(ScheduleCreateArgs),
+    /// List schedules.
+    List,
+    /// Stop firing a schedule's ticks.
+    Pause { name: String },
+    /// Fire a paused schedule's ticks again (missed ones follow its catch-up policy).
+    Resume { name: String },
+    /// Delete a schedule (its executions stay).
+    Delete { name: String },
+    /// Start an execution for each tick in a time range not yet fired.
+    Backfill(ScheduleBackfillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleCreateArgs {
+    pub name: String,
+    /// Cron expression: 5 fields (minute hour day month weekday), or 6 with seconds first.
+    #[arg(long)]
+    pub cron: String,
+    /// IANA time zone of the expression.
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    /// The workflow to start.
+    #[arg(long)]
+    pub workflow: String,
+    /// The executions' input (JSON).
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Ticks missed while no scheduler ran: skip them, start the latest, or start all within --window.
+    #[arg(long, default_value = "skip", value_parser = ["skip", "latest", "all"])]
+    pub catchup: String,
+    /// How far back missed ticks are caught up (30s, 10m, 6h, 2d).
+    #[arg(long, default_value = "1d")]
+    pub window: String,
+    /// A tick while the previous execution runs: skip it, buffer one, or allow.
+    #[arg(long, default_value = "skip", value_parser = ["skip", "buffer-one", "allow"])]
+    pub overlap: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleBackfillArgs {
+    pub name: String,
+    /// First tick time (RFC 3339).
+    #[arg(long)]
+    pub from: String,
+    /// Last tick time (RFC 3339).
+    #[arg(long)]
+    pub to: String,
 }
 
 #[derive(Debug, Args)]

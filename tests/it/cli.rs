@@ -33,6 +33,10 @@ fn every_command_has_help() {
         &["workflow", "start"],
         &["workflow", "redrive"],
         &["worker"],
+        &["server"],
+        &["schedule"],
+        &["schedule", "create"],
+        &["schedule", "backfill"],
     ];
     for command in commands {
         let mut args = command.to_vec();
@@ -518,4 +522,102 @@ fn a_worker_killed_mid_task_is_replaced_and_the_effect_happens_once() {
         "done\n",
         "the effect happened once"
     );
+}
+
+#[test]
+fn a_server_fires_schedules_and_runs_their_executions() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tick.json"),
+        r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#,
+    )
+    .unwrap();
+    run_sluice(
+        dir.path(),
+        &["workflow", "create", "tick", "--definition", "tick.json"],
+    );
+    let create = [
+        "schedule",
+        "create",
+        "often",
+        "--cron",
+        "* * * * * *",
+        "--tz",
+        "Europe/Madrid",
+        "--workflow",
+        "tick",
+        "--overlap",
+        "allow",
+        "--input",
+        r#"{"k": 1}"#,
+    ];
+    let (ok, stdout, stderr) = run_sluice(dir.path(), &create);
+    assert!(
+        ok && stdout.contains("schedule often created"),
+        "{stdout}{stderr}"
+    );
+    let (ok, _, stderr) = run_sluice(
+        dir.path(),
+        &[
+            "schedule",
+            "create",
+            "bad",
+            "--cron",
+            "0 2 * * *",
+            "--tz",
+            "Nowhere/Land",
+            "--workflow",
+            "tick",
+        ],
+    );
+    assert!(
+        !ok && stderr.contains("time zone \"Nowhere/Land\""),
+        "{stderr}"
+    );
+
+    let mut server = std::process::Command::new(tests::sluice_binary())
+        .arg("server")
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let succeeded = loop {
+        let (_, stdout, _) = run_sluice(dir.path(), &["workflow", "list", "--output", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
+        let done = list["executions"].as_array().map_or(0, |e| {
+            e.iter().filter(|x| x["status"] == "SUCCEEDED").count()
+        });
+        if done >= 2 || std::time::Instant::now() > deadline {
+            break (done, list);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        server.wait().unwrap().success(),
+        "the server stops cleanly on SIGTERM"
+    );
+    assert!(succeeded.0 >= 2, "{}", succeeded.1);
+    let names: Vec<&str> = succeeded.1["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.iter().all(|n| n.starts_with("often@")),
+        "executions are named after their ticks: {names:?}"
+    );
+    let (ok, stdout, _) = run_sluice(dir.path(), &["schedule", "pause", "often"]);
+    assert!(ok && stdout.contains("paused"));
+    let (ok, stdout, _) = run_sluice(dir.path(), &["schedule", "list"]);
+    assert!(
+        ok && stdout.contains("Europe/Madrid") && stdout.contains("true"),
+        "{stdout}"
+    );
+    let (ok, _, _) = run_sluice(dir.path(), &["schedule", "delete", "often"]);
+    assert!(ok);
 }

@@ -8,3 +8,4 @@ mod crawler_bad_input;
 mod crawler_formats;
 mod orchestrator;
 mod s3_lake;
+mod schedules;

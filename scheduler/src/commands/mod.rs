@@ -8,6 +8,7 @@ mod convert;
 mod crawl;
 mod demo;
 mod executions;
+mod schedules;
 mod workflow;
 
 use std::io::IsTerminal;
@@ -87,6 +88,8 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
             executions::redrive(args, context).await
         }
         Command::Worker(args) => executions::worker(args, context).await,
+        Command::Server(args) => schedules::server(args, context).await,
+        Command::Schedule(command) => schedules::run(command, context).await,
         Command::Catalog(command) => catalog::run(command, context).await,
         Command::Db(DbCommand::Migrate) => {
             let catalog = Catalog::connect(

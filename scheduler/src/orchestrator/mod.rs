@@ -15,6 +15,7 @@
 
 pub mod engine;
 pub mod queue;
+pub mod schedules;
 pub mod store;
 
 /// Errors of the orchestrator.
@@ -37,4 +38,6 @@ pub enum Error {
     Queue(String),
     #[error(transparent)]
     Join(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Invalid(String),
 }

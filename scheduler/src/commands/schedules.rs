@@ -1,0 +1,161 @@
+//! `sluice schedule ...` and `sluice server` (the scheduler loop beside a worker).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::Context;
+use crate::cli::{ScheduleBackfillArgs, ScheduleCommand, ScheduleCreateArgs, WorkerArgs};
+use crate::orchestrator::engine::Engine;
+use crate::orchestrator::queue::Queue;
+use crate::orchestrator::schedules::{self, Schedule};
+use crate::output::{Report, table, time};
+
+fn parse_time(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("{text:?} is not an RFC 3339 time"))?
+        .with_timezone(&Utc))
+}
+
+fn parse_window(text: &str) -> anyhow::Result<i64> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = number
+        .parse()
+        .with_context(|| format!("window {text:?}: a number and s, m, h or d"))?;
+    Ok(n * match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => anyhow::bail!("window {text:?}: unknown unit {other:?}"),
+    })
+}
+
+pub async fn run(command: &ScheduleCommand, context: &Context) -> anyhow::Result<Report> {
+    let catalog = context.catalog().await?;
+    let engine = Engine::new(context.clone(), catalog.pool().clone());
+    let result = dispatch(command, context, &engine).await;
+    catalog.close().await;
+    result
+}
+
+async fn dispatch(
+    command: &ScheduleCommand,
+    context: &Context,
+    engine: &Engine,
+) -> anyhow::Result<Report> {
+    let pool = &engine.pool;
+    match command {
+        ScheduleCommand::Create(args) => create(args, engine).await,
+        ScheduleCommand::List => {
+            let list = schedules::list(pool).await?;
+            let text = table(
+                [
+                    "schedule",
+                    "cron",
+                    "zone",
+                    "workflow",
+                    "catch-up",
+                    "overlap",
+                    "paused",
+                    "last tick",
+                ],
+                list.iter().map(|s| {
+                    [
+                        s.name.clone(),
+                        s.cron.clone(),
+                        s.timezone.clone(),
+                        s.workflow.clone(),
+                        s.catchup.clone(),
+                        s.overlap.clone(),
+                        s.paused.to_string(),
+                        time(s.last_tick),
+                    ]
+                }),
+            );
+            let json: Vec<Value> = list.iter().map(|s| json!({"name": s.name, "cron": s.cron, "timezone": s.timezone, "workflow": s.workflow,
+                "input": s.input, "catchup": s.catchup, "window_seconds": s.window_seconds, "overlap": s.overlap, "paused": s.paused, "last_tick": time(s.last_tick)})).collect();
+            Ok(Report::new(Value::Array(json), text))
+        }
+        ScheduleCommand::Pause { name } | ScheduleCommand::Resume { name } => {
+            let paused = matches!(command, ScheduleCommand::Pause { .. });
+            schedules::set_paused(pool, name, paused).await?;
+            Ok(Report::new(
+                json!({"schedule": name, "paused": paused}),
+                format!(
+                    "schedule {name} {}",
+                    if paused { "paused" } else { "resumed" }
+                ),
+            ))
+        }
+        ScheduleCommand::Delete { name } => {
+            schedules::delete(pool, name).await?;
+            Ok(Report::new(
+                json!({"schedule": name, "deleted": true}),
+                format!("schedule {name} deleted"),
+            ))
+        }
+        ScheduleCommand::Backfill(ScheduleBackfillArgs { name, from, to }) => {
+            let queue = Queue::open(&context.config.database).await?;
+            let started =
+                schedules::backfill(engine, &queue, name, parse_time(from)?, parse_time(to)?)
+                    .await?;
+            Ok(Report::new(
+                json!({"schedule": name, "started": started}),
+                format!("schedule {name}: {} executions started", started.len()),
+            ))
+        }
+    }
+}
+
+async fn create(args: &ScheduleCreateArgs, engine: &Engine) -> anyhow::Result<Report> {
+    let input: Value = match &args.input {
+        Some(text) => serde_json::from_str(text).context("--input is not JSON")?,
+        None => json!({}),
+    };
+    let schedule = Schedule {
+        name: args.name.clone(),
+        cron: args.cron.clone(),
+        timezone: args.tz.clone(),
+        workflow: args.workflow.clone(),
+        input,
+        catchup: args.catchup.clone(),
+        window_seconds: parse_window(&args.window)?,
+        overlap: args.overlap.clone(),
+        paused: false,
+        last_tick: 0,
+    };
+    schedules::create(&engine.pool, &schedule, Utc::now()).await?;
+    Ok(Report::new(
+        json!({"schedule": schedule.name, "cron": schedule.cron, "timezone": schedule.timezone}),
+        format!("schedule {} created", schedule.name),
+    ))
+}
+
+/// `sluice server`: the scheduler loop (once a second) beside a worker, until SIGTERM.
+pub async fn server(args: &WorkerArgs, context: &Context) -> anyhow::Result<Report> {
+    let catalog = context.catalog().await?;
+    let engine = Engine::new(context.clone(), catalog.pool().clone());
+    let queue = Queue::open(&context.config.database).await?;
+    let scheduler = {
+        let (engine, queue) = (engine.clone(), queue.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                if let Err(err) = schedules::fire_due(&engine, &queue, Utc::now()).await {
+                    tracing::warn!(error = %err, "scheduler pass failed");
+                }
+            }
+        })
+    };
+    let report = super::executions::worker(args, context).await;
+    scheduler.abort();
+    catalog.close().await;
+    report
+}
