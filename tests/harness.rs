@@ -127,6 +127,23 @@ pub fn run_sluice(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Polls `sluice workflow describe` until the execution leaves RUNNING or `timeout` passes;
+/// returns its last status.
+pub fn wait_for_execution(dir: &Path, id: &str, timeout: std::time::Duration) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let (_, stdout, _) = run_sluice(dir, &["workflow", "describe", id, "--output", "json"]);
+        let status = serde_json::from_str::<serde_json::Value>(&stdout).map_or_else(
+            |_| String::new(),
+            |v| v["status"].as_str().unwrap_or_default().to_owned(),
+        );
+        if status != "RUNNING" || std::time::Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Defines, for each named `async fn case(backend: Backend)`, a test on SQLite and one on Postgres.
 #[macro_export]
 macro_rules! on_both_backends {

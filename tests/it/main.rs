@@ -3,6 +3,7 @@
 mod asl_conformance;
 mod catalog_backends;
 mod cli;
+mod cli_workflows;
 mod convert;
 mod crawler_bad_input;
 mod crawler_formats;

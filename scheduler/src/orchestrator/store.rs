@@ -232,6 +232,22 @@ pub async fn insert_execution(
     Ok((execution_of(&row)?, inserted))
 }
 
+/// Appends events after the execution's last one.
+async fn append_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    events: &[Event],
+    now: i64,
+) -> Result<(), Error> {
+    let next_seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), -1) + 1 FROM execution_events WHERE execution_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    insert_events(tx, id, next_seq, events, now).await
+}
+
 async fn insert_events(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
@@ -352,13 +368,7 @@ pub async fn commit_step(
     if result.rows_affected() != 1 {
         return Ok(false);
     }
-    let next_seq: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(seq), -1) + 1 FROM execution_events WHERE execution_id = $1",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    insert_events(&mut tx, id, next_seq, events, now).await?;
+    append_events(&mut tx, id, events, now).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -375,16 +385,9 @@ pub async fn abort(pool: &AnyPool, id: &str) -> Result<bool, Error> {
         .rows_affected()
         == 1;
     if stopped {
-        let next_seq: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(seq), -1) + 1 FROM execution_events WHERE execution_id = $1",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        insert_events(
+        append_events(
             &mut tx,
             id,
-            next_seq,
             &[Event {
                 kind: "ExecutionAborted".into(),
                 state: None,
@@ -421,16 +424,9 @@ pub async fn redrive(pool: &AnyPool, id: &str, version: i64) -> Result<Option<i6
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-    let next_seq: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(seq), -1) + 1 FROM execution_events WHERE execution_id = $1",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    insert_events(
+    append_events(
         &mut tx,
         id,
-        next_seq,
         &[Event {
             kind: "ExecutionRedriven".into(),
             state: None,
