@@ -56,8 +56,8 @@ pub enum Command {
     Vacuum(VacuumArgs),
     /// Run workflow steps from the queue until SIGTERM (scale-out: one per process or machine).
     Worker(WorkerArgs),
-    /// Run the scheduler and a worker in one process until SIGTERM (the embedded default).
-    Server(WorkerArgs),
+    /// Run the HTTP API, the scheduler and a worker in one process until SIGTERM.
+    Server(ServerArgs),
     /// Cron schedules of workflows.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -304,6 +304,15 @@ pub struct ScheduleBackfillArgs {
     /// Last tick time (RFC 3339).
     #[arg(long)]
     pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address of the HTTP API [default: from config, 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,15 @@ pub struct Config {
     pub catalog: String,
     pub s3: S3Config,
     pub crawler: CrawlerConfig,
+    pub api: ApiConfig,
+}
+
+/// The HTTP API of `sluice server`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    pub listen: String,
 }
 
 /// S3 settings; unset ones fall back to the usual `AWS_*` variables.
@@ -65,6 +74,9 @@ impl Default for Config {
             curated_lake: None,
             catalog: "default".into(),
             s3: S3Config::default(),
+            api: ApiConfig {
+                listen: "127.0.0.1:8080".into(),
+            },
             crawler: CrawlerConfig {
                 sample_records: sample.max_records,
                 sample_bytes: sample.max_bytes,

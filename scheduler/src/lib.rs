@@ -4,6 +4,7 @@
 //! tracing, calls [`commands::execute`] and prints the [`output::Report`]. Tests call the same
 //! functions in-process. Later issues add the orchestrator, workers, cron and the HTTP API here.
 
+pub mod api;
 pub mod asl;
 pub mod cli;
 pub mod commands;

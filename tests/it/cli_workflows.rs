@@ -371,7 +371,7 @@ fn a_server_fires_schedules_and_runs_their_executions() {
     );
 
     let mut server = std::process::Command::new(tests::sluice_binary())
-        .arg("server")
+        .args(["server", "--listen", "127.0.0.1:0"])
         .current_dir(dir.path())
         .spawn()
         .unwrap();

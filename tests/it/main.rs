@@ -1,5 +1,6 @@
 //! sluice's integration tests: one binary, one module per area, the harness in `tests/harness.rs`.
 
+mod api;
 mod asl_conformance;
 mod catalog_backends;
 mod cli;

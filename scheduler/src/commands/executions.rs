@@ -12,7 +12,7 @@ use crate::asl::definition::StateMachine;
 use crate::cli::{ExecutionArgs, WorkerArgs, WorkflowCreateArgs, WorkflowStartArgs};
 use crate::orchestrator::engine::{Engine, Next};
 use crate::orchestrator::queue::Queue;
-use crate::orchestrator::store::{self, Execution};
+use crate::orchestrator::store::{self, Execution, execution_json};
 use crate::output::{Report, table, time};
 
 async fn engine(context: &Context) -> anyhow::Result<(Engine, jobs::catalog::Catalog)> {
@@ -21,12 +21,6 @@ async fn engine(context: &Context) -> anyhow::Result<(Engine, jobs::catalog::Cat
         Engine::new(context.clone(), catalog.pool().clone()),
         catalog,
     ))
-}
-
-fn execution_json(e: &Execution) -> Value {
-    json!({"id": e.id, "workflow": e.workflow, "name": e.name, "version": e.version, "status": e.status, "state": e.state,
-           "input": e.input, "output": e.output, "error": e.error, "cause": e.cause, "redrive_count": e.redrive_count,
-           "started_at": time(e.started_at), "stopped_at": e.stopped_at.map(time)})
 }
 
 fn execution_text(e: &Execution) -> String {
@@ -211,6 +205,21 @@ pub async fn redrive(args: &ExecutionArgs, context: &Context) -> anyhow::Result<
     ))
 }
 
+/// Resolves on SIGTERM or Ctrl-C.
+pub(super) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// `sluice worker`: runs steps until SIGTERM or Ctrl-C, then finishes the step in hand.
 pub async fn worker(args: &WorkerArgs, context: &Context) -> anyhow::Result<Report> {
     let (engine, catalog) = engine(context).await?;
@@ -219,21 +228,7 @@ pub async fn worker(args: &WorkerArgs, context: &Context) -> anyhow::Result<Repo
         .name
         .clone()
         .unwrap_or_else(|| format!("worker-{}", uuid::Uuid::new_v4()));
-    let shutdown = async {
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("a SIGTERM handler");
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    queue.work(engine, name.clone(), shutdown).await?;
+    queue.work(engine, name.clone(), shutdown_signal()).await?;
     catalog.close().await;
     Ok(Report::new(
         json!({"worker": name, "stopped": true}),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::Context;
-use crate::cli::{ScheduleBackfillArgs, ScheduleCommand, ScheduleCreateArgs, WorkerArgs};
+use crate::cli::{ScheduleBackfillArgs, ScheduleCommand, ScheduleCreateArgs, ServerArgs};
 use crate::orchestrator::engine::Engine;
 use crate::orchestrator::queue::Queue;
 use crate::orchestrator::schedules::{self, Schedule};
@@ -137,11 +137,19 @@ async fn create(args: &ScheduleCreateArgs, engine: &Engine) -> anyhow::Result<Re
     ))
 }
 
-/// `sluice server`: the scheduler loop (once a second) beside a worker, until SIGTERM.
-pub async fn server(args: &WorkerArgs, context: &Context) -> anyhow::Result<Report> {
+/// `sluice server`: the HTTP API, the scheduler loop (once a second) and a worker, until SIGTERM.
+pub async fn server(args: &ServerArgs, context: &Context) -> anyhow::Result<Report> {
     let catalog = context.catalog().await?;
     let engine = Engine::new(context.clone(), catalog.pool().clone());
     let queue = Queue::open(&context.config.database).await?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        super::executions::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
     let scheduler = {
         let (engine, queue) = (engine.clone(), queue.clone());
         tokio::spawn(async move {
@@ -154,8 +162,35 @@ pub async fn server(args: &WorkerArgs, context: &Context) -> anyhow::Result<Repo
             }
         })
     };
-    let report = super::executions::worker(args, context).await;
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| context.config.api.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(address = %address, "serving the API");
+    let state = std::sync::Arc::new(crate::api::ApiState {
+        engine: engine.clone(),
+        queue: queue.clone(),
+    });
+    let api = tokio::spawn(
+        axum::serve(listener, crate::api::router(state))
+            .with_graceful_shutdown(stopped(stopping.clone()))
+            .into_future(),
+    );
+    let name = args
+        .worker
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("server-{}", uuid::Uuid::new_v4()));
+    queue.work(engine, name.clone(), stopped(stopping)).await?;
+    api.await??;
     scheduler.abort();
     catalog.close().await;
-    report
+    Ok(Report::new(
+        json!({"server": name, "api": format!("http://{address}"), "stopped": true}),
+        format!("server {name} stopped"),
+    ))
 }

@@ -106,6 +106,20 @@ fn execution_of(row: &sqlx::any::AnyRow) -> Result<Execution, Error> {
     })
 }
 
+/// An execution as the CLI and the API show it.
+pub fn execution_json(e: &Execution) -> Value {
+    serde_json::json!({"id": e.id, "workflow": e.workflow, "name": e.name, "version": e.version, "status": e.status, "state": e.state,
+           "input": e.input, "output": e.output, "error": e.error, "cause": e.cause, "redrive_count": e.redrive_count,
+           "started_at": show_time(e.started_at), "stopped_at": e.stopped_at.map(show_time)})
+}
+
+fn show_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    )
+}
+
 /// Stores a workflow's definition as its next version; returns the version.
 pub async fn put_workflow(pool: &AnyPool, name: &str, definition: &Value) -> Result<i64, Error> {
     let now = now_ms();

@@ -1,0 +1,239 @@
+//! The HTTP API: the workflow operations as JSON over HTTP (axum), served by `sluice server`.
+//! Only this layer knows status codes: an unknown workflow or execution is 404, a bad definition
+//! or body 400 (naming the JSON pointer or field), an operation on an execution in the wrong
+//! status 409; anything else is 500, logged once, with no internals in the response.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::asl::definition::StateMachine;
+use crate::orchestrator::Error;
+use crate::orchestrator::engine::Engine;
+use crate::orchestrator::queue::Queue;
+use crate::orchestrator::store::{self, execution_json};
+
+/// What the handlers share.
+pub struct ApiState {
+    pub engine: Engine,
+    pub queue: Queue,
+}
+
+type Shared = State<Arc<ApiState>>;
+
+/// An error as the client sees it.
+pub enum ApiError {
+    NotFound(String),
+    BadRequest(String),
+    Conflict(String),
+    Internal,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error".to_owned(),
+            ),
+        };
+        (status, Json(json!({"error": message}))).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::NotFound { .. } => ApiError::NotFound(err.to_string()),
+            Error::Definition(_) | Error::Invalid(_) => ApiError::BadRequest(err.to_string()),
+            Error::WrongStatus { .. } => ApiError::Conflict(err.to_string()),
+            Error::Database(_) | Error::Queue(_) | Error::Join(_) => {
+                tracing::error!(error = %err, "request failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+fn body(payload: Result<Json<Value>, JsonRejection>) -> Result<Value, ApiError> {
+    payload
+        .map(|Json(v)| v)
+        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+}
+
+/// The API's routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/openapi.json", get(|| async { Json(openapi()) }))
+        .route("/workflows", get(list_workflows))
+        .route("/workflows/validate", post(validate))
+        .route("/workflows/{name}", put(put_workflow))
+        .route("/workflows/{name}/executions", post(start))
+        .route("/executions", get(list_executions))
+        .route("/executions/{id}", get(describe))
+        .route("/executions/{id}/history", get(history))
+        .route("/executions/{id}/stop", post(stop))
+        .route("/executions/{id}/redrive", post(redrive))
+        .with_state(state)
+}
+
+async fn validate(payload: Result<Json<Value>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+    let machine = StateMachine::parse(&body(payload)?).map_err(Error::from)?;
+    Ok(Json(
+        json!({"valid": true, "start_at": machine.start_at, "states": machine.states.len()}),
+    ))
+}
+
+async fn list_workflows(State(state): Shared) -> Result<Json<Value>, ApiError> {
+    let workflows = store::workflows(&state.engine.pool).await?;
+    Ok(Json(json!(
+        workflows
+            .iter()
+            .map(|(name, version, _)| json!({"name": name, "version": version}))
+            .collect::<Vec<_>>()
+    )))
+}
+
+async fn put_workflow(
+    State(state): Shared,
+    Path(name): Path<String>,
+    payload: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let definition = body(payload)?;
+    StateMachine::parse(&definition).map_err(Error::from)?;
+    let version = store::put_workflow(&state.engine.pool, &name, &definition).await?;
+    Ok(Json(json!({"workflow": name, "version": version})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRequest {
+    #[serde(default)]
+    input: Option<Value>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn start(
+    State(state): Shared,
+    Path(workflow): Path<String>,
+    payload: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: StartRequest = serde_json::from_value(body(payload)?)
+        .map_err(|e| ApiError::BadRequest(format!("start request: {e}")))?;
+    let (execution, first) = state
+        .engine
+        .start(
+            &workflow,
+            request.input.unwrap_or_else(|| json!({})),
+            request.name,
+        )
+        .await?;
+    let status = match &first {
+        Some(first) => {
+            state.queue.push(first).await?;
+            StatusCode::CREATED
+        }
+        None => StatusCode::OK,
+    };
+    Ok((status, Json(execution_json(&execution))))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    workflow: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_executions(
+    State(state): Shared,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let executions = store::executions(
+        &state.engine.pool,
+        query.workflow.as_deref(),
+        query.limit.unwrap_or(100).clamp(1, 1000),
+    )
+    .await?;
+    Ok(Json(json!(
+        executions.iter().map(execution_json).collect::<Vec<_>>()
+    )))
+}
+
+async fn describe(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(execution_json(
+        &store::execution(&state.engine.pool, &id).await?,
+    )))
+}
+
+async fn history(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    store::execution(&state.engine.pool, &id).await?;
+    let events = store::history(&state.engine.pool, &id).await?;
+    Ok(Json(json!(events.iter().map(|e| json!({"id": e.seq + 1, "type": e.kind, "state": e.state, "details": e.details, "timestamp": e.at})).collect::<Vec<_>>())))
+}
+
+async fn stop(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    state.engine.stop(&id).await?;
+    Ok(Json(execution_json(
+        &store::execution(&state.engine.pool, &id).await?,
+    )))
+}
+
+async fn redrive(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let next = state.engine.redrive(&id).await?;
+    state.queue.push(&next).await?;
+    Ok(Json(execution_json(
+        &store::execution(&state.engine.pool, &id).await?,
+    )))
+}
+
+/// The OpenAPI document of the routes above.
+pub fn openapi() -> Value {
+    let error = json!({"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let execution = json!({"description": "the execution", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Execution"}}}});
+    let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let name =
+        json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let asl = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "an Amazon States Language definition"}}}});
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "sluice", "version": env!("CARGO_PKG_VERSION"), "description": "Workflows in Amazon States Language, run durably."},
+        "paths": {
+            "/health": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
+            "/workflows": {"get": {"summary": "List workflows", "responses": {"200": {"description": "name and latest version of each"}}}},
+            "/workflows/validate": {"post": {"summary": "Validate a definition", "requestBody": asl,
+                "responses": {"200": {"description": "valid"}, "400": error}}},
+            "/workflows/{name}": {"put": {"summary": "Store a workflow (a new version when it exists)", "parameters": name, "requestBody": asl,
+                "responses": {"200": {"description": "the version stored"}, "400": error}}},
+            "/workflows/{name}/executions": {"post": {"summary": "Start an execution (idempotent by name)", "parameters": name,
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"input": {}, "name": {"type": "string"}}, "additionalProperties": false}}}},
+                "responses": {"201": execution, "200": execution, "400": error, "404": error}}},
+            "/executions": {"get": {"summary": "List executions", "parameters": [
+                {"name": "workflow", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "executions, newest first"}}}},
+            "/executions/{id}": {"get": {"summary": "Describe an execution", "parameters": id, "responses": {"200": execution, "404": error}}},
+            "/executions/{id}/history": {"get": {"summary": "An execution's history", "parameters": id, "responses": {"200": {"description": "events in order"}, "404": error}}},
+            "/executions/{id}/stop": {"post": {"summary": "Stop a running execution", "parameters": id, "responses": {"200": execution, "404": error, "409": error}}},
+            "/executions/{id}/redrive": {"post": {"summary": "Redrive a failed execution from its failed state", "parameters": id, "responses": {"200": execution, "404": error, "409": error}}}
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+            "Execution": {"type": "object", "properties": {
+                "id": {"type": "string"}, "workflow": {"type": "string"}, "name": {"type": "string"}, "version": {"type": "integer"},
+                "status": {"type": "string", "enum": ["RUNNING", "SUCCEEDED", "FAILED", "ABORTED"]}, "state": {"type": "string"},
+                "input": {}, "output": {}, "error": {"type": "string", "nullable": true}, "cause": {"type": "string", "nullable": true},
+                "redrive_count": {"type": "integer"}, "started_at": {"type": "string"}, "stopped_at": {"type": "string", "nullable": true}}}
+        }}
+    })
+}
