@@ -171,7 +171,12 @@ pub struct InProcess<'a> {
 }
 
 impl TaskRunner for InProcess<'_> {
-    fn run(&mut self, resource: &str, input: &Value) -> Result<Value, Failure> {
+    fn run(
+        &mut self,
+        resource: &str,
+        input: &Value,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Value, Failure> {
         let job = Job::from_resource(resource).ok_or_else(|| {
             Failure::new(
                 "States.TaskFailed",
@@ -180,6 +185,21 @@ impl TaskRunner for InProcess<'_> {
                 ),
             )
         })?;
-        self.handle.block_on(run(job, input, self.context))
+        self.handle.block_on(async {
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, run(job, input, self.context))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failure::new(
+                            "States.Timeout",
+                            format!(
+                                "the task ran past its {} s TimeoutSeconds",
+                                limit.as_secs_f64()
+                            ),
+                        ))
+                    }),
+                None => run(job, input, self.context).await,
+            }
+        })
     }
 }

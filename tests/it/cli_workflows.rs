@@ -416,3 +416,41 @@ fn a_server_fires_schedules_and_runs_their_executions() {
     let (ok, _, _) = run_sluice(dir.path(), &["schedule", "delete", "often"]);
     assert!(ok);
 }
+
+#[test]
+fn a_task_past_its_timeout_fails_with_states_timeout_that_catch_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = serde_json::json!({"StartAt": "Slow", "States": {
+        "Slow": {"Type": "Task", "Resource": "sluice:sleep", "Parameters": {"seconds": 5}, "TimeoutSeconds": 1,
+                 "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "TimedOut"}], "End": true},
+        "TimedOut": {"Type": "Pass", "End": true}}});
+    std::fs::write(dir.path().join("slow.json"), flow.to_string()).unwrap();
+    let started = std::time::Instant::now();
+    let (ok, stdout, stderr) = run_sluice(
+        dir.path(),
+        &[
+            "workflow",
+            "run",
+            "--definition",
+            "slow.json",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "the task was cut at its timeout"
+    );
+    let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outcome["status"], "SUCCEEDED");
+    assert_eq!(outcome["output"]["error"]["Error"], "States.Timeout");
+    assert!(
+        outcome["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "LambdaFunctionTimedOut"),
+        "{outcome}"
+    );
+}

@@ -145,6 +145,28 @@ async fn a_wait_is_a_scheduled_step_not_a_sleep(backend: Backend) {
     assert!(engine.stop(&execution.id).await.is_err());
 }
 
+async fn an_execution_past_its_timeout_fails(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let engine = engine(&db);
+    // Started "long ago": its 60 s TimeoutSeconds has passed before the first step runs.
+    let flow = json!({"TimeoutSeconds": 60, "StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}});
+    store::put_workflow(&engine.pool, "late", &flow)
+        .await
+        .unwrap();
+    let (execution, first) = engine.start("late", json!({}), None).await.unwrap();
+    sqlx::query("UPDATE executions SET started_at = started_at - 3600000 WHERE id = $1")
+        .bind(&execution.id)
+        .execute(&engine.pool)
+        .await
+        .unwrap();
+    assert_eq!(engine.advance(&first.unwrap().task).await.unwrap(), None);
+    let failed = store::execution(&engine.pool, &execution.id).await.unwrap();
+    assert_eq!(
+        (failed.status.as_str(), failed.error.as_deref()),
+        ("FAILED", Some("States.Timeout"))
+    );
+}
+
 async fn redrive_runs_the_fixed_definition_from_the_failed_state(backend: Backend) {
     let db = TestDb::new(backend).await;
     let engine = engine(&db);
@@ -239,5 +261,6 @@ tests::on_both_backends!(
     executions_advance_step_by_step_with_the_interpreters_history,
     a_wait_is_a_scheduled_step_not_a_sleep,
     redrive_runs_the_fixed_definition_from_the_failed_state,
+    an_execution_past_its_timeout_fails,
     an_apalis_worker_runs_an_execution_to_its_end,
 );

@@ -62,6 +62,8 @@ pub(super) struct Runner<'a> {
     info: &'a ExecutionInfo,
     input: Value,
     start_time: String,
+    /// The execution's `TimeoutSeconds`, as a time: no state starts after it.
+    deadline_ms: Option<i64>,
 }
 
 pub(super) fn iso(ms: i64) -> String {
@@ -79,6 +81,9 @@ pub fn run(
     clock: &mut dyn Clock,
 ) -> Outcome {
     let start_time = iso(clock.now_ms());
+    let deadline_ms = machine
+        .timeout_seconds
+        .map(|s| clock.now_ms() + (s * 1000.0) as i64);
     let mut runner = Runner {
         tasks,
         clock,
@@ -86,6 +91,7 @@ pub fn run(
         info,
         input: input.clone(),
         start_time,
+        deadline_ms,
     };
     runner.event("ExecutionStarted", None, json!({"input": input}));
     let mut variables = Map::new();
@@ -159,9 +165,22 @@ pub fn run_state(
         info,
         input: position.execution_input.clone(),
         start_time: iso(position.started_at_ms),
+        deadline_ms: machine
+            .timeout_seconds
+            .map(|s| position.started_at_ms + (s * 1000.0) as i64),
     };
     let mut variables = position.variables.clone();
-    let result = runner.state(state, position.input.clone(), &mut variables, None);
+    let past_deadline = runner
+        .deadline_ms
+        .is_some_and(|deadline| runner.clock.now_ms() > deadline);
+    let result = if past_deadline {
+        Err(Failure::new(
+            "States.Timeout",
+            "the execution ran past its TimeoutSeconds",
+        ))
+    } else {
+        runner.state(state, position.input.clone(), &mut variables, None)
+    };
     StateStep {
         events: runner.events,
         result,
@@ -272,6 +291,15 @@ impl Runner<'_> {
         let mut current = machine.start_at.clone();
         let mut raw = input;
         loop {
+            if self
+                .deadline_ms
+                .is_some_and(|deadline| self.clock.now_ms() > deadline)
+            {
+                return Err(Failure::new(
+                    "States.Timeout",
+                    "the execution ran past its TimeoutSeconds",
+                ));
+            }
             let state = &machine.states[&current];
             match self.state(state, raw, variables, map_item)? {
                 (output, Some(next)) => {
@@ -609,7 +637,11 @@ impl Runner<'_> {
         let scope = Scope { context, variables };
         let name = state.name.as_str();
         match &state.kind {
-            Kind::Task { resource, .. } => {
+            Kind::Task {
+                resource,
+                timeout_seconds,
+                ..
+            } => {
                 let parameters = match &state.parameters {
                     Some(parameters) => payload(parameters, input, scope)?,
                     None => input.clone(),
@@ -620,7 +652,8 @@ impl Runner<'_> {
                     json!({"resource": resource, "input": parameters}),
                 );
                 self.event("LambdaFunctionStarted", Some(name), json!({}));
-                match self.tasks.run(resource, &parameters) {
+                let timeout = timeout_seconds.map(std::time::Duration::from_secs_f64);
+                match self.tasks.run(resource, &parameters, timeout) {
                     Ok(output) => {
                         self.event(
                             "LambdaFunctionSucceeded",
@@ -630,8 +663,13 @@ impl Runner<'_> {
                         Ok(output)
                     }
                     Err(failure) => {
+                        let kind = if failure.error == "States.Timeout" {
+                            "LambdaFunctionTimedOut"
+                        } else {
+                            "LambdaFunctionFailed"
+                        };
                         self.event(
-                            "LambdaFunctionFailed",
+                            kind,
                             Some(name),
                             json!({"error": failure.error, "cause": failure.cause}),
                         );
@@ -703,6 +741,20 @@ mod tests {
             .filter(|e| e.kind == "LambdaFunctionScheduled")
             .count();
         assert_eq!(attempts, 4, "the first try and three retries");
+    }
+
+    #[test]
+    fn an_execution_past_its_timeout_fails_with_states_timeout() {
+        let definition = json!({"TimeoutSeconds": 10, "StartAt": "W", "States": {
+            "W": {"Type": "Wait", "Seconds": 20, "Next": "After"},
+            "After": {"Type": "Pass", "End": true}}});
+        let (outcome, _) = execute(definition, json!({}));
+        let failure = outcome.failure.unwrap();
+        assert_eq!(failure.error, "States.Timeout");
+        assert!(
+            !outcome.events.iter().any(|e| e.kind == "PassStateEntered"),
+            "no state starts past the deadline"
+        );
     }
 
     #[test]

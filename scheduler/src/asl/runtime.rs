@@ -4,9 +4,15 @@ use serde_json::Value;
 
 use super::Failure;
 
-/// Runs a Task state's resource (`sluice:echo`, `sluice:crawl`, ...) on its effective input.
+/// Runs a Task state's resource (`sluice:echo`, `sluice:crawl`, ...) on its effective input,
+/// failing with `States.Timeout` past the state's `TimeoutSeconds`.
 pub trait TaskRunner {
-    fn run(&mut self, resource: &str, input: &Value) -> Result<Value, Failure>;
+    fn run(
+        &mut self,
+        resource: &str,
+        input: &Value,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Value, Failure>;
 }
 
 /// The built-in test resources: `sluice:echo` returns its input, `sluice:fail` fails with the
@@ -14,7 +20,12 @@ pub trait TaskRunner {
 pub struct TestTasks;
 
 impl TaskRunner for TestTasks {
-    fn run(&mut self, resource: &str, input: &Value) -> Result<Value, Failure> {
+    fn run(
+        &mut self,
+        resource: &str,
+        input: &Value,
+        _timeout: Option<std::time::Duration>,
+    ) -> Result<Value, Failure> {
         match resource {
             "sluice:echo" => Ok(input.clone()),
             "sluice:fail" => Err(Failure::new(
