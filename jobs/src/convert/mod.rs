@@ -3,8 +3,8 @@
 //! time, exactly once, with every record either written or quarantined.
 //!
 //! Decide, then do: the sources are the table's objects without a bookmark; [`pipeline`] decodes
-//! and writes them into the run's staging prefix; the run reconciles every source (read = written
-//! + quarantined) and commits files, lineage and bookmarks in one transaction
+//! and writes them into the run's staging prefix; the run reconciles every source (read equals
+//! written plus quarantined) and commits files, lineage and bookmarks in one transaction
 //! ([`Catalog::commit_conversion`]); then [`publish`] moves the files into place. A run stopped at
 //! any point is harmless: before the commit nothing it wrote is visible (vacuum removes it), after
 //! it the next run or vacuum finishes the move.

@@ -182,6 +182,9 @@ struct Shared<'a> {
     failed: std::sync::atomic::AtomicBool,
 }
 
+/// A worker's files (with their staging keys) and its sources' outcomes.
+type WorkerOutput = (Vec<(SpooledFile, LakeKey)>, Vec<(String, SourceOutcome)>);
+
 /// One worker: takes sources off the queue until it is empty, and does everything for each
 /// (fetch, decompress, decode, map, route, encode, upload) into writers of its own, so that the
 /// CPU-heavy encoding runs on every core.
@@ -190,7 +193,7 @@ fn worker(
     source_lake: &Lake,
     curated_lake: &Lake,
     handle: &tokio::runtime::Handle,
-) -> Result<(Vec<(SpooledFile, LakeKey)>, Vec<(String, SourceOutcome)>)> {
+) -> Result<WorkerOutput> {
     use std::sync::atomic::Ordering;
     let spec = shared.spec;
     let parquet = |e: parquet::errors::ParquetError| Error::InvalidArgument {

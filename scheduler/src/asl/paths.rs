@@ -134,7 +134,7 @@ fn query_value(path: &str, target: &Value) -> Result<Value, Failure> {
     if is_multi(path) {
         return Ok(Value::Array(nodes.all().into_iter().cloned().collect()));
     }
-    nodes.exactly_one().map(Clone::clone).map_err(|_| {
+    nodes.exactly_one().cloned().map_err(|_| {
         Failure::runtime(format!(
             "The JSONPath '{path}' could not be found in the input '{target}'"
         ))

@@ -239,7 +239,7 @@ pub fn retry_delay_ms(retrier: &Retrier, attempt: u32) -> i64 {
         delay = delay.min(max);
     }
     if retrier.full_jitter {
-        delay = rand::random::<f64>() * delay;
+        delay *= rand::random::<f64>();
     }
     (delay * 1000.0).round() as i64
 }
@@ -364,17 +364,17 @@ impl Runner<'_> {
                 Ok((output, next))
             }
             Ok(Step::Caught(output, catcher)) => {
-                if let Some(assign) = &catcher.assign {
-                    if let Value::Object(values) = payload(
+                if let Some(assign) = &catcher.assign
+                    && let Value::Object(values) = payload(
                         assign,
                         &output,
                         Scope {
                             context: &context,
                             variables,
                         },
-                    )? {
-                        variables.extend(values);
-                    }
+                    )?
+                {
+                    variables.extend(values);
                 }
                 self.event(&exited, Some(name), json!({"output": output}));
                 Ok((output, Some(catcher.next.clone())))

@@ -533,7 +533,7 @@ mod tests {
             (hours(&fire), hours(&skip)),
             (
                 vec!["05".to_owned()],
-                vec!["01", "02", "03", "04"]
+                ["01", "02", "03", "04"]
                     .iter()
                     .map(|s| s.to_string())
                     .collect()
