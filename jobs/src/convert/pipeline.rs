@@ -96,23 +96,21 @@ pub(super) async fn upload(lake: &Lake, file: &SpooledFile, key: &LakeKey) -> Re
     const PART: usize = 8 << 20;
     let path = lake.path(key);
     if file.bytes as usize <= PART {
-        let bytes = tokio::fs::read(&file.local)
-            .await
-            .map_err(object_store::Error::from_io)?;
+        let bytes = tokio::fs::read(&file.local).await.map_err(spool_error)?;
         lake.store().put(&path, PutPayload::from(bytes)).await?;
         return Ok(());
     }
     let mut upload = lake.store().put_multipart(&path).await?;
     let mut local = tokio::fs::File::open(&file.local)
         .await
-        .map_err(object_store::Error::from_io)?;
+        .map_err(spool_error)?;
     loop {
         let mut part = vec![0_u8; PART];
         let mut filled = 0;
         while filled < PART {
             let n = tokio::io::AsyncReadExt::read(&mut local, &mut part[filled..])
                 .await
-                .map_err(object_store::Error::from_io)?;
+                .map_err(spool_error)?;
             if n == 0 {
                 break;
             }
@@ -128,16 +126,11 @@ pub(super) async fn upload(lake: &Lake, file: &SpooledFile, key: &LakeKey) -> Re
     Ok(())
 }
 
-trait FromIo {
-    fn from_io(err: std::io::Error) -> object_store::Error;
-}
-
-impl FromIo for object_store::Error {
-    fn from_io(err: std::io::Error) -> object_store::Error {
-        object_store::Error::Generic {
-            store: "spool",
-            source: Box::new(err),
-        }
+/// The spool is local disk: its IO errors surface as object-store errors of the "spool" store.
+fn spool_error(err: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "spool",
+        source: Box::new(err),
     }
 }
 
@@ -200,7 +193,7 @@ fn worker(
         field: "parquet output",
         reason: e.to_string(),
     };
-    let mut writers = Writers::new(spec.files.clone()).map_err(object_store::Error::from_io)?;
+    let mut writers = Writers::new(spec.files.clone()).map_err(spool_error)?;
     let mut uploaded = Vec::new();
     let mut outcomes = Vec::new();
     let mut text = Vec::new();

@@ -19,6 +19,7 @@ pub mod intrinsics;
 pub mod paths;
 pub mod run;
 pub mod runtime;
+mod task;
 
 /// An ASL error raised while running: a name Retry/Catch can match, and a cause.
 #[derive(Debug, Clone, PartialEq, Eq)]

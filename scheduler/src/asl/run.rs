@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::Failure;
 use super::choice::evaluate;
-use super::definition::{Catcher, Kind, PathField, Retrier, State, StateMachine};
+use super::definition::{Catcher, Kind, PathField, State, StateMachine};
 use super::paths::{Scope, expression_value, payload, query, set};
 pub use super::runtime::{Clock, SystemClock, TaskRunner, TestTasks, VirtualClock};
 
@@ -36,6 +36,17 @@ pub struct Event {
     pub details: Value,
 }
 
+impl Event {
+    /// An event of the execution itself (`ExecutionStarted`, `ExecutionRedriven`, ...), of no state.
+    pub fn execution(kind: &str, details: Value) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            state: None,
+            details,
+        }
+    }
+}
+
 /// A finished execution.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -56,7 +67,7 @@ pub struct ExecutionInfo {
 const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
 pub(super) struct Runner<'a> {
-    tasks: &'a mut dyn TaskRunner,
+    pub(super) tasks: &'a mut dyn TaskRunner,
     pub(super) clock: &'a mut dyn Clock,
     events: Vec<Event>,
     info: &'a ExecutionInfo,
@@ -188,16 +199,12 @@ pub fn run_state(
     }
 }
 
-fn matches(names: &[String], error: &str) -> bool {
-    names.iter().any(|n| {
-        n == error
-            || (n == "States.ALL" && error != "States.Runtime")
-            || (n == "States.TaskFailed" && !error.starts_with("States."))
-    })
-}
-
 /// The effective input of a state: `InputPath`, then `Parameters` (or `ItemSelector`).
-fn path_input(field: &PathField, raw: &Value, scope: Scope<'_>) -> Result<Value, Failure> {
+pub(super) fn path_input(
+    field: &PathField,
+    raw: &Value,
+    scope: Scope<'_>,
+) -> Result<Value, Failure> {
     match field {
         PathField::Default => Ok(raw.clone()),
         PathField::Null => Ok(json!({})),
@@ -205,7 +212,11 @@ fn path_input(field: &PathField, raw: &Value, scope: Scope<'_>) -> Result<Value,
     }
 }
 
-fn output_of(field: &PathField, value: Value, scope: Scope<'_>) -> Result<Value, Failure> {
+pub(super) fn output_of(
+    field: &PathField,
+    value: Value,
+    scope: Scope<'_>,
+) -> Result<Value, Failure> {
     match field {
         PathField::Default => Ok(value),
         PathField::Null => Ok(json!({})),
@@ -223,25 +234,16 @@ fn output_of(field: &PathField, value: Value, scope: Scope<'_>) -> Result<Value,
     }
 }
 
-fn place_result(field: &PathField, raw: &Value, result: Value) -> Result<Value, Failure> {
+pub(super) fn place_result(
+    field: &PathField,
+    raw: &Value,
+    result: Value,
+) -> Result<Value, Failure> {
     match field {
         PathField::Default => Ok(result),
         PathField::Null => Ok(raw.clone()),
         PathField::Path(path) => set(path, raw.clone(), result),
     }
-}
-
-/// A retrier's delay before attempt `attempt` (1-based), in milliseconds.
-pub fn retry_delay_ms(retrier: &Retrier, attempt: u32) -> i64 {
-    let mut delay =
-        retrier.interval_seconds * retrier.backoff_rate.powi(attempt.saturating_sub(1) as i32);
-    if let Some(max) = retrier.max_delay_seconds {
-        delay = delay.min(max);
-    }
-    if retrier.full_jitter {
-        delay *= rand::random::<f64>();
-    }
-    (delay * 1000.0).round() as i64
 }
 
 impl Runner<'_> {
@@ -312,7 +314,7 @@ impl Runner<'_> {
     }
 
     /// Runs one state; returns its output and the next state (None: the machine ends).
-    fn state(
+    pub(super) fn state(
         &mut self,
         state: &State,
         raw: Value,
@@ -394,7 +396,7 @@ impl Runner<'_> {
     }
 
     /// What a state produced before its exit event.
-    fn body(
+    pub(super) fn body(
         &mut self,
         state: &State,
         raw: &Value,
@@ -561,133 +563,10 @@ impl Runner<'_> {
             }
         }
     }
-
-    /// Task, Parallel and Map: the work, with Retry and Catch around it.
-    fn with_retries(
-        &mut self,
-        state: &State,
-        raw: &Value,
-        variables: &mut Map<String, Value>,
-        context: &Value,
-        map_item: Option<&(usize, Value)>,
-    ) -> Result<Step, Failure> {
-        let mut attempts = vec![0_u32; state.retry.len()];
-        loop {
-            let scope = Scope { context, variables };
-            let result = path_input(&state.input_path, raw, scope)
-                .and_then(|input| self.work(state, &input, variables, context, map_item));
-            let failure = match result {
-                Ok(result) => {
-                    let scope = Scope { context, variables };
-                    let result = match &state.result_selector {
-                        Some(selector) => payload(selector, &result, scope)?,
-                        None => result,
-                    };
-                    let output = output_of(
-                        &state.output_path,
-                        place_result(&state.result_path, raw, result.clone())?,
-                        scope,
-                    )?;
-                    return Ok(Step::Next(output, state.next.clone(), result));
-                }
-                Err(failure) => failure,
-            };
-            if let Some(index) = state
-                .retry
-                .iter()
-                .position(|r| matches(&r.error_equals, &failure.error))
-            {
-                let retrier = &state.retry[index];
-                if attempts[index] < retrier.max_attempts {
-                    attempts[index] += 1;
-                    self.clock
-                        .sleep_ms(retry_delay_ms(retrier, attempts[index]));
-                    continue;
-                }
-            }
-            // Parallel and Map record their failure once it leaves the state (not per attempt).
-            if matches!(state.kind, Kind::Parallel { .. } | Kind::Map { .. }) {
-                self.event(
-                    &format!("{}StateFailed", state.kind.type_name()),
-                    Some(&state.name),
-                    json!({"error": failure.error, "cause": failure.cause}),
-                );
-            }
-            if let Some(catcher) = state
-                .catch
-                .iter()
-                .find(|c| matches(&c.error_equals, &failure.error))
-            {
-                let error_output = json!({"Error": failure.error, "Cause": failure.cause});
-                let output = place_result(&catcher.result_path, raw, error_output)?;
-                return Ok(Step::Caught(output, catcher.clone()));
-            }
-            return Err(failure);
-        }
-    }
-
-    fn work(
-        &mut self,
-        state: &State,
-        input: &Value,
-        variables: &mut Map<String, Value>,
-        context: &Value,
-        map_item: Option<&(usize, Value)>,
-    ) -> Result<Value, Failure> {
-        let scope = Scope { context, variables };
-        let name = state.name.as_str();
-        match &state.kind {
-            Kind::Task {
-                resource,
-                timeout_seconds,
-                ..
-            } => {
-                let parameters = match &state.parameters {
-                    Some(parameters) => payload(parameters, input, scope)?,
-                    None => input.clone(),
-                };
-                self.event(
-                    "LambdaFunctionScheduled",
-                    Some(name),
-                    json!({"resource": resource, "input": parameters}),
-                );
-                self.event("LambdaFunctionStarted", Some(name), json!({}));
-                let timeout = timeout_seconds.map(std::time::Duration::from_secs_f64);
-                match self.tasks.run(resource, &parameters, timeout) {
-                    Ok(output) => {
-                        self.event(
-                            "LambdaFunctionSucceeded",
-                            Some(name),
-                            json!({"output": output}),
-                        );
-                        Ok(output)
-                    }
-                    Err(failure) => {
-                        let kind = if failure.error == "States.Timeout" {
-                            "LambdaFunctionTimedOut"
-                        } else {
-                            "LambdaFunctionFailed"
-                        };
-                        self.event(
-                            kind,
-                            Some(name),
-                            json!({"error": failure.error, "cause": failure.cause}),
-                        );
-                        Err(failure)
-                    }
-                }
-            }
-            Kind::Parallel { branches } => {
-                self.parallel(state, branches, input, variables, context, map_item)
-            }
-            Kind::Map { .. } => self.map(state, input, variables, context),
-            _ => unreachable!("only Task, Parallel and Map do work"),
-        }
-    }
 }
 
 /// What a state's body produced.
-enum Step {
+pub(super) enum Step {
     /// The output, the next state, and what `Assign` sees as `$`.
     Next(Value, Option<String>, Value),
     /// A Catch rule caught a failure: the output and the rule.
@@ -720,30 +599,6 @@ mod tests {
     }
 
     #[test]
-    fn retries_back_off_as_configured_with_a_counter_per_retrier() {
-        let definition = json!({"StartAt": "T", "States": {"T": {
-            "Type": "Task", "Resource": "sluice:fail", "Parameters": {"Error": "Flaky", "Cause": "again"},
-            "Retry": [
-                {"ErrorEquals": ["Other"], "MaxAttempts": 5},
-                {"ErrorEquals": ["Flaky"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 3, "MaxDelaySeconds": 3}
-            ],
-            "End": true}}});
-        let (outcome, clock) = execute(definition, json!({}));
-        assert_eq!(outcome.failure.unwrap().error, "Flaky");
-        assert_eq!(
-            clock.sleeps,
-            [1000, 2000, 3000],
-            "1 s, then ×2, capped at MaxDelaySeconds"
-        );
-        let attempts = outcome
-            .events
-            .iter()
-            .filter(|e| e.kind == "LambdaFunctionScheduled")
-            .count();
-        assert_eq!(attempts, 4, "the first try and three retries");
-    }
-
-    #[test]
     fn an_execution_past_its_timeout_fails_with_states_timeout() {
         let definition = json!({"TimeoutSeconds": 10, "StartAt": "W", "States": {
             "W": {"Type": "Wait", "Seconds": 20, "Next": "After"},
@@ -754,38 +609,6 @@ mod tests {
         assert!(
             !outcome.events.iter().any(|e| e.kind == "PassStateEntered"),
             "no state starts past the deadline"
-        );
-    }
-
-    #[test]
-    fn map_tolerates_failures_up_to_its_threshold() {
-        let map = |tolerated: Value| {
-            let mut definition = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemProcessor": {"StartAt": "C", "States": {
-                "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericLessThan": 0, "Next": "Bad"}], "Default": "Ok"},
-                "Bad": {"Type": "Fail", "Error": "Negative"},
-                "Ok": {"Type": "Succeed"}}}, "End": true}}});
-            if let Value::Object(extra) = tolerated {
-                definition["States"]["M"]
-                    .as_object_mut()
-                    .unwrap()
-                    .extend(extra);
-            }
-            definition
-        };
-        let items = json!([1, -1, 2, -2]);
-        let (strict, _) = execute(map(json!({})), items.clone());
-        assert_eq!(strict.failure.unwrap().error, "Negative");
-        let (tolerant, _) = execute(map(json!({"ToleratedFailureCount": 2})), items.clone());
-        assert_eq!(tolerant.status, Status::Succeeded);
-        assert_eq!(
-            tolerant.output.unwrap()[1]["Error"],
-            "Negative",
-            "a failed item's output is its error"
-        );
-        let (exceeded, _) = execute(map(json!({"ToleratedFailurePercentage": 25})), items);
-        assert_eq!(
-            exceeded.failure.unwrap().error,
-            "States.ExceedToleratedFailureThreshold"
         );
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::Error;
 use super::store::{self, Execution, StepUpdate};
 use crate::asl::definition::{Kind, StateMachine};
-use crate::asl::run::{ExecutionInfo, Position, SystemClock, VirtualClock, run_state};
+use crate::asl::run::{Event, ExecutionInfo, Position, SystemClock, VirtualClock, run_state};
 use crate::commands::Context;
 use crate::tasks::InProcess;
 
@@ -159,22 +159,20 @@ impl Engine {
                 variables: step.variables,
             },
             Ok((output, None)) => {
-                events.push(crate::asl::run::Event {
-                    kind: "ExecutionSucceeded".into(),
-                    state: None,
-                    details: serde_json::json!({"output": output}),
-                });
+                events.push(Event::execution(
+                    "ExecutionSucceeded",
+                    serde_json::json!({"output": output}),
+                ));
                 StepUpdate::Succeed {
                     output,
                     variables: step.variables,
                 }
             }
             Err(failure) => {
-                events.push(crate::asl::run::Event {
-                    kind: "ExecutionFailed".into(),
-                    state: None,
-                    details: serde_json::json!({"error": failure.error, "cause": failure.cause}),
-                });
+                events.push(Event::execution(
+                    "ExecutionFailed",
+                    serde_json::json!({"error": failure.error, "cause": failure.cause}),
+                ));
                 StepUpdate::Fail {
                     failure,
                     variables: step.variables,

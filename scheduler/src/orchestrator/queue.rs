@@ -103,7 +103,9 @@ impl Queue {
         }
     }
 
-    /// Enqueues a step; the key makes a second push of the same step and redrive a no-op.
+    /// Enqueues a step. The key (execution, step, minute) turns a repeated push of a step within a
+    /// minute into a no-op; a later push (the sweep's) is a new task, harmless since a step that
+    /// has been taken is not run again.
     pub async fn push(&self, next: &Next) -> Result<(), Error> {
         let key = format!(
             "{}:{}:{}",

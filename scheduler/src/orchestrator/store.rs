@@ -228,11 +228,10 @@ pub async fn insert_execution(
             &mut tx,
             &id,
             0,
-            &[Event {
-                kind: "ExecutionStarted".into(),
-                state: None,
-                details: serde_json::json!({"input": input}),
-            }],
+            &[Event::execution(
+                "ExecutionStarted",
+                serde_json::json!({"input": input}),
+            )],
             now,
         )
         .await?;
@@ -402,11 +401,7 @@ pub async fn abort(pool: &AnyPool, id: &str) -> Result<bool, Error> {
         append_events(
             &mut tx,
             id,
-            &[Event {
-                kind: "ExecutionAborted".into(),
-                state: None,
-                details: serde_json::json!({}),
-            }],
+            &[Event::execution("ExecutionAborted", serde_json::json!({}))],
             now,
         )
         .await?;
@@ -441,11 +436,10 @@ pub async fn redrive(pool: &AnyPool, id: &str, version: i64) -> Result<Option<i6
     append_events(
         &mut tx,
         id,
-        &[Event {
-            kind: "ExecutionRedriven".into(),
-            state: None,
-            details: serde_json::json!({"version": version}),
-        }],
+        &[Event::execution(
+            "ExecutionRedriven",
+            serde_json::json!({"version": version}),
+        )],
         now,
     )
     .await?;
