@@ -14,7 +14,7 @@ use super::decode::{Quarantined, decode_object};
 use super::partition::{Granularity, PartitionKey, split_by_partition};
 use super::write::{FileOptions, SpooledFile, Writers};
 use crate::catalog::conversion::SourceObject;
-use crate::crawler::sample::decompress_into;
+use crate::crawler::decompress::decompress_into;
 use crate::lake::{Lake, LakeKey};
 use crate::{Error, Result};
 

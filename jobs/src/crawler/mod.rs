@@ -5,6 +5,7 @@
 //! [`group::group`] sorts them into tables, and one transaction ([`Catalog::commit_crawl`])
 //! records the outcome. A bad object is recorded as failed with its reason; the crawl goes on.
 
+pub mod decompress;
 pub mod group;
 pub mod infer;
 pub mod layout;
