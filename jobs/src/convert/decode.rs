@@ -93,10 +93,8 @@ pub fn split_records(text: &[u8]) -> Result<Vec<RecordSpan>, String> {
     match framing {
         JsonFraming::Lines => {
             let mut start = 0;
-            let mut line = 0;
             let ends = memchr::memchr_iter(b'\n', text).chain(std::iter::once(text.len()));
-            for end in ends {
-                line += 1;
+            for (line, end) in (1..).zip(ends) {
                 let piece = &text[start..end];
                 let trimmed = piece.trim_ascii();
                 if !trimmed.is_empty() {

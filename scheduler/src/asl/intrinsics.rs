@@ -75,9 +75,9 @@ impl Parser<'_> {
         if rest.starts_with("States.") {
             return self.call();
         }
-        if rest.starts_with('\'') {
+        if let Some(quoted) = rest.strip_prefix('\'') {
             let mut out = String::new();
-            let mut chars = rest[1..].char_indices();
+            let mut chars = quoted.char_indices();
             while let Some((i, c)) = chars.next() {
                 match c {
                     '\\' => match chars.next() {

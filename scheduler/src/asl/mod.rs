@@ -12,6 +12,7 @@
 //! Errors raised while running are [`Failure`]s: ASL error names (`States.TaskFailed`, a job's
 //! own `Sluice.SchemaConflict`) with a cause, which Retry and Catch match.
 
+mod body;
 pub mod choice;
 pub mod definition;
 mod fanout;

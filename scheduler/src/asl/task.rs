@@ -4,9 +4,10 @@
 use serde_json::{Map, Value, json};
 
 use super::Failure;
+use super::body::{Step, output_of, path_input, place_result};
 use super::definition::{Kind, Retrier, State};
 use super::paths::{Scope, payload};
-use super::run::{Runner, Step, output_of, path_input, place_result};
+use super::run::Runner;
 
 pub(super) fn matches(names: &[String], error: &str) -> bool {
     names.iter().any(|n| {
