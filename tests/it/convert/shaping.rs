@@ -1,0 +1,165 @@
+//! Conversion that reshapes what it writes: compaction merging a partition's small files, and a
+//! table's mapping (flatten, rename, drop, cast) applied on the way to Parquet.
+
+use std::collections::HashSet;
+
+use jobs::crawler::{CrawlOptions, crawl};
+use jobs::lake::{Lake, LakeKey};
+use tests::{Backend, TestDb, put};
+
+use super::{convert_table, db_name, landed, unique_rows, visible_batches};
+
+tests::on_both_backends!(
+    compaction_merges_small_files_and_keeps_every_row,
+    a_mapping_flattens_renames_drops_and_casts,
+);
+
+async fn compaction_merges_small_files_and_keeps_every_row(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let lake = Lake::in_memory();
+    landed(&lake, &db, false).await;
+    // Tiny files: every batch closes its file.
+    let converted = convert_table(&lake, &db, "telemetry", |o| o.files.target_file_bytes = 1)
+        .await
+        .unwrap();
+    assert!(
+        converted.files.len() > converted.partitions.len(),
+        "{} files",
+        converted.files.len()
+    );
+    let rows_before = unique_rows(&lake).await;
+    let table = db.catalog.table(&db_name(), "telemetry").await.unwrap();
+    let options = jobs::convert::CompactOptions {
+        catalog_db: db_name(),
+        table: "telemetry".into(),
+        files: Default::default(),
+    };
+    let report = jobs::convert::compact(&lake, &db.catalog, &options)
+        .await
+        .unwrap();
+    assert_eq!(report.files_before, converted.files.len());
+    assert_eq!(
+        report.files_after,
+        converted.partitions.len(),
+        "one file per partition"
+    );
+    assert_eq!(report.rows as usize, rows_before);
+    assert_eq!(unique_rows(&lake).await, rows_before, "every row, once");
+    let visible: HashSet<String> = visible_batches(&lake, "curated/telemetry")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        visible.len(),
+        converted.partitions.len(),
+        "the replaced files are deleted"
+    );
+    // Lineage survives: each source's rows across the new files equal what it wrote.
+    let curated = db
+        .catalog
+        .table(&db_name(), "telemetry_curated")
+        .await
+        .unwrap();
+    let mut per_source: std::collections::HashMap<String, i64> = Default::default();
+    for file in db.catalog.curated_files(curated.id).await.unwrap() {
+        for (source, rows) in db.catalog.file_sources(file.id).await.unwrap() {
+            *per_source.entry(source).or_default() += rows;
+        }
+    }
+    for bookmark in db.catalog.bookmarks(table.id).await.unwrap() {
+        assert_eq!(
+            per_source.get(&bookmark.source_key).copied().unwrap_or(0),
+            bookmark.records_written,
+            "{}",
+            bookmark.source_key
+        );
+    }
+    let again = jobs::convert::compact(&lake, &db.catalog, &options)
+        .await
+        .unwrap();
+    assert_eq!(again.files_before, 0, "nothing left to compact");
+}
+
+async fn a_mapping_flattens_renames_drops_and_casts(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let lake = Lake::in_memory();
+    put(
+        &lake,
+        "m/2024/05/30/00/a.json",
+        "{\"id\":\"1\",\"ts\":\"2024-05-30T00:00:01Z\",\"loc\":{\"lat\":1.5,\"site\":\"s1\"},\"fw\":\"1.0\"}\n\
+         {\"id\":\"x7\",\"ts\":\"2024-05-30T00:00:02Z\",\"loc\":{\"lat\":2.5,\"site\":\"s2\"},\"fw\":\"1.0\"}\n\
+         {\"id\":\"3\",\"ts\":\"2024-05-30T00:00:03Z\",\"loc\":null,\"fw\":\"1.0\"}\n",
+    )
+    .await;
+    crawl(
+        &lake,
+        &db.catalog,
+        &CrawlOptions::new(db_name(), LakeKey::parse("m").unwrap()),
+    )
+    .await
+    .unwrap();
+    let mapping = serde_json::json!({"flatten": true, "drop": ["fw"], "cast": {"id": "bigint"}, "rename": {"ts": "event_time", "loc_lat": "lat"}});
+    db.catalog
+        .set_table_property(&db_name(), "m", "mapping", Some(mapping))
+        .await
+        .unwrap();
+    let report = convert_table(&lake, &db, "m", |_| {}).await.unwrap();
+    assert_eq!(
+        (
+            report.records_read,
+            report.records_written,
+            report.records_quarantined
+        ),
+        (3, 2, 1)
+    );
+    let quarantine = lake
+        .get(&LakeKey::parse(report.quarantine.as_deref().unwrap()).unwrap())
+        .await
+        .unwrap();
+    let entry: serde_json::Value =
+        serde_json::from_slice(quarantine.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(entry["line"], 2);
+    assert_eq!(
+        entry["reason"],
+        "cannot cast column id value \"x7\" to bigint"
+    );
+    let batches = visible_batches(&lake, "curated/m").await;
+    let schema = batches[0].1.schema();
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "id:Int64",
+            "event_time:Timestamp(µs, \"+00:00\")",
+            "lat:Float64",
+            "loc_site:Utf8"
+        ]
+    );
+    let lat = batches[0].1.column_by_name("lat").unwrap();
+    assert_eq!(
+        lat.null_count(),
+        1,
+        "a null struct makes its flattened columns null"
+    );
+    let curated = db.catalog.table(&db_name(), "m_curated").await.unwrap();
+    assert_eq!(
+        curated.schema.fields().len(),
+        4,
+        "the curated table's schema is the mapped one"
+    );
+    let partitions = db
+        .catalog
+        .partitions(&db_name(), "m_curated")
+        .await
+        .unwrap();
+    assert_eq!(
+        partitions[0].values,
+        ["2024", "05", "30"],
+        "the renamed event time still partitions"
+    );
+}
