@@ -1,0 +1,103 @@
+use super::*;
+use crate::crawler::infer::source_metadata;
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            true,
+        )
+        .with_metadata(source_metadata("rfc3339")),
+        Field::new(
+            "at_ms",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            true,
+        )
+        .with_metadata(source_metadata("epoch_millis")),
+        Field::new("v", DataType::Float64, true),
+    ]))
+}
+
+fn rows(decoded: &Decoded) -> usize {
+    decoded.batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+#[test]
+fn records_are_split_with_lines_and_offsets() {
+    let spans = split_records(b"{\"a\":1}\n\n{\"a\":2}\n").unwrap();
+    assert_eq!(
+        spans
+            .iter()
+            .map(|s| (s.line, s.offset, s.len))
+            .collect::<Vec<_>>(),
+        [(1, 0, 7), (3, 9, 7)]
+    );
+    let spans = split_records(b"{\"a\":\"}{\"}{\"a\":NaN}\n{\"b\":[1,{\"c\":2}]}").unwrap();
+    assert_eq!(
+        spans.iter().map(|s| (s.line, s.offset)).collect::<Vec<_>>(),
+        [(1, 0), (1, 10), (2, 20)]
+    );
+    let spans = split_records(b"[{\"a\":1}, {\"a\":2}]").unwrap();
+    assert_eq!(spans.len(), 2);
+}
+
+#[test]
+fn every_record_is_written_or_quarantined_with_its_reason() {
+    let text = b"{\"id\":1,\"ts\":\"2024-05-30T00:00:01Z\",\"at_ms\":1717027201000,\"v\":1.5}\n\
+                 {\"id\":2,\"v\":\"n/a\"}\n{\"id\":3,\"v\":NaN}\n{\"id\":4,\"v\":2}\n";
+    let decoded = decode_object(text, "k", &schema(), true).unwrap();
+    assert_eq!(
+        (
+            decoded.records_read,
+            rows(&decoded),
+            decoded.quarantined.len()
+        ),
+        (4, 2, 2)
+    );
+    assert_eq!(decoded.quarantined[0].line, 2);
+    assert!(
+        decoded.quarantined[0].reason.contains("v"),
+        "{}",
+        decoded.quarantined[0].reason
+    );
+    assert_eq!(decoded.quarantined[1].record, "{\"id\":3,\"v\":NaN}");
+    let batch = &decoded.batches[0];
+    let at = batch
+        .column(2)
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .unwrap();
+    assert_eq!(
+        at.value(0),
+        1_717_027_201_000_000,
+        "epoch millis become microseconds"
+    );
+}
+
+#[test]
+fn a_field_first_seen_in_the_last_record_extends_the_schema() {
+    let mut text: String = (0..10_000)
+        .map(|i| format!("{{\"id\":{i},\"v\":1.0}}\n"))
+        .collect();
+    text.push_str("{\"id\":10000,\"v\":1.0,\"extra\":{\"deep\":true}}\n");
+    let decoded = decode_object(text.as_bytes(), "k", &schema(), true).unwrap();
+    assert_eq!((rows(&decoded), decoded.quarantined.len()), (10_001, 0));
+    let extra = decoded.schema.field_with_name("extra").unwrap();
+    assert_eq!(extra.data_type().to_string(), "Struct(\"deep\": Boolean)");
+    assert_eq!(
+        decoded.schema.field_with_name("v").unwrap().data_type(),
+        &DataType::Float64,
+        "existing columns keep their type"
+    );
+    let logged = decode_object(text.as_bytes(), "k", &schema(), false).unwrap();
+    assert_eq!((rows(&logged), logged.quarantined.len()), (10_000, 1));
+    assert!(
+        logged.quarantined[0]
+            .reason
+            .starts_with("fields not in the table's schema (policy log): extra"),
+        "{}",
+        logged.quarantined[0].reason
+    );
+}
