@@ -12,6 +12,13 @@ use scheduler::orchestrator::queue::Queue;
 use serde_json::{Value, json};
 use tests::{Backend, TestDb};
 
+/// Sends a request: its status and JSON body (null when the body is not JSON).
+async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend) {
     let db = TestDb::new(backend).await;
     let config = Config {
@@ -48,91 +55,51 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
     let http = reqwest::Client::new();
 
     let bad = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nope"}}});
-    let response = http
-        .post(format!("{base}/workflows/validate"))
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
+    let (status, body) = call(http.post(format!("{base}/workflows/validate")).json(&bad)).await;
+    assert_eq!(status, 400);
     assert_eq!(
-        response.json::<Value>().await.unwrap()["error"],
+        body["error"],
         "invalid workflow: /States/A/Next: names no state: \"Nope\""
     );
-    let response = http
-        .post(format!("{base}/workflows/validate"))
-        .body("{not json")
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
+    let (status, _) = call(
+        http.post(format!("{base}/workflows/validate"))
+            .body("{not json")
+            .header("content-type", "application/json"),
+    )
+    .await;
+    assert_eq!(status, 400);
 
     let flow = json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "sluice:echo", "End": true}}});
-    let stored: Value = http
-        .put(format!("{base}/workflows/echo"))
-        .json(&flow)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, stored) = call(http.put(format!("{base}/workflows/echo")).json(&flow)).await;
     assert_eq!(stored, json!({"workflow": "echo", "version": 1}));
-    let response = http
-        .post(format!("{base}/workflows/echo/executions"))
-        .json(&json!({"input": {"x": 1}, "name": "api-1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let started: Value = response.json().await.unwrap();
+    let start = |body: Value| {
+        http.post(format!("{base}/workflows/echo/executions"))
+            .json(&body)
+    };
+    let (status, started) = call(start(json!({"input": {"x": 1}, "name": "api-1"}))).await;
+    assert_eq!(status, 201);
     let id = started["id"].as_str().unwrap().to_owned();
-    let again = http
-        .post(format!("{base}/workflows/echo/executions"))
-        .json(&json!({"name": "api-1"}))
-        .send()
-        .await
-        .unwrap();
+    let (status, _) = call(start(json!({"name": "api-1"}))).await;
     assert_eq!(
-        again.status(),
-        200,
+        status, 200,
         "a second start with the name returns the same execution"
     );
-    let response = http
-        .post(format!("{base}/workflows/echo/executions"))
-        .json(&json!({"inputs": {}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
+    let (status, body) = call(start(json!({"inputs": {}}))).await;
+    assert_eq!(status, 400);
     assert!(
-        response.json::<Value>().await.unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("inputs"),
+        body["error"].as_str().unwrap().contains("inputs"),
         "the error names the field"
     );
-    assert_eq!(
+    let (status, _) = call(
         http.post(format!("{base}/workflows/nope/executions"))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(status, 404);
 
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let execution = loop {
-        let execution: Value = http
-            .get(format!("{base}/executions/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, execution) = call(http.get(format!("{base}/executions/{id}"))).await;
         if execution["status"] != "RUNNING" || std::time::Instant::now() > deadline {
             break execution;
         }
@@ -142,60 +109,20 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
         (&execution["status"], &execution["output"]),
         (&json!("SUCCEEDED"), &json!({"x": 1}))
     );
-    let history: Vec<Value> = http
-        .get(format!("{base}/executions/{id}/history"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, history) = call(http.get(format!("{base}/executions/{id}/history"))).await;
+    let history = history.as_array().unwrap();
     assert_eq!(history.first().unwrap()["type"], "ExecutionStarted");
     assert_eq!(history.last().unwrap()["type"], "ExecutionSucceeded");
-    let listed: Vec<Value> = http
-        .get(format!("{base}/executions?workflow=echo"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(
-        http.post(format!("{base}/executions/{id}/stop"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        409,
-        "a finished execution cannot stop"
-    );
-    assert_eq!(
-        http.post(format!("{base}/executions/{id}/redrive"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        409,
-        "only a failed one is redriven"
-    );
-    assert_eq!(
-        http.get(format!("{base}/executions/nope"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    let (_, listed) = call(http.get(format!("{base}/executions?workflow=echo"))).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let (status, _) = call(http.post(format!("{base}/executions/{id}/stop"))).await;
+    assert_eq!(status, 409, "a finished execution cannot stop");
+    let (status, _) = call(http.post(format!("{base}/executions/{id}/redrive"))).await;
+    assert_eq!(status, 409, "only a failed one is redriven");
+    let (status, _) = call(http.get(format!("{base}/executions/nope"))).await;
+    assert_eq!(status, 404);
 
-    let document: Value = http
-        .get(format!("{base}/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, document) = call(http.get(format!("{base}/openapi.json"))).await;
     assert_eq!(document["openapi"], "3.0.3");
     for path in [
         "/workflows/validate",
