@@ -4,13 +4,15 @@
 //!   quantile losses, coverage, MSIS), so sluice's figures compare with GluonTS's directly;
 //! - [`baseline`]: the seasonal-naive forecaster every model must beat.
 //!
-//! The DeepAR model (candle), its training loop and the model registry build on these.
+//! - [`deepar`]: DeepAR (Salinas et al.; GluonTS's design) on candle: features, likelihoods,
+//!   training, sampling forecasts and the model directory.
 
 pub mod baseline;
+pub mod deepar;
 pub mod metrics;
 
 /// Errors of the models crate.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Forecasts and actuals do not line up.
     #[error("series {series}: {reason}")]
@@ -18,6 +20,23 @@ pub enum Error {
     /// A setting out of its range (a quantile outside (0, 1), a zero season).
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
+    /// A series (a dataset line or a request instance) the model cannot use.
+    #[error("{file}:{line}: {field}: {reason}")]
+    Input {
+        file: String,
+        line: usize,
+        field: String,
+        reason: String,
+    },
+    /// A model directory or dataset that cannot be read or written.
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+    /// Training diverged (a NaN loss) or could not start.
+    #[error("training failed: {reason}")]
+    Training { reason: String },
+    /// The tensor library failed (a device, a shape).
+    #[error("tensor: {0}")]
+    Tensor(#[from] candle_core::Error),
 }
 
 /// Result with the crate's [`Error`].
