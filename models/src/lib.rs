@@ -5,10 +5,12 @@
 //! - [`baseline`]: the seasonal-naive forecaster every model must beat.
 //!
 //! - [`deepar`]: DeepAR (Salinas et al.; GluonTS's design) on candle: features, likelihoods,
-//!   training, sampling forecasts and the model directory.
+//!   training, sampling forecasts and the model directory;
+//! - [`inference`]: SageMaker DeepAR's request and response JSON.
 
 pub mod baseline;
 pub mod deepar;
+pub mod inference;
 pub mod metrics;
 
 /// Errors of the models crate.

@@ -8,11 +8,12 @@
 //! - [`hyperparameters`]: SageMaker's hyperparameter names and values;
 //! - [`inputs`]: the per-step input and the mean scaling;
 //! - [`likelihood`]: Gaussian, Student-t and negative-binomial outputs;
-//! - [`network`]: embeddings, stacked LSTM, projection;
+//! - [`network`]: embeddings, stacked LSTM, projection; [`cell`]: the fused LSTM cell;
 //! - [`train`]: the training loop; [`forecast`]: sampling; [`evaluate`]: backtests;
 //! - [`artifact`]: the model directory (config, safetensors weights, metrics).
 
 pub mod artifact;
+pub mod cell;
 pub mod evaluate;
 pub mod forecast;
 pub mod frequency;

@@ -231,7 +231,6 @@ impl Network {
         state: &State,
         dropout: Option<&[Tensor]>,
     ) -> Result<(Tensor, State)> {
-        let cells = self.shape.num_cells;
         let mut x = input.clone();
         let mut next = Vec::with_capacity(self.layers.len());
         for (l, layer) in self.layers.iter().enumerate() {
@@ -243,13 +242,7 @@ impl Network {
             } else {
                 gates.broadcast_add(&(layer.b_input.as_tensor() + layer.b_hidden.as_tensor())?)?
             };
-            let sig = candle_nn::ops::sigmoid(&gates)?;
-            let input_gate = sig.narrow(1, 0, cells)?;
-            let forget_gate = sig.narrow(1, cells, cells)?;
-            let output_gate = sig.narrow(1, 3 * cells, cells)?;
-            let candidate = gates.narrow(1, 2 * cells, cells)?.tanh()?;
-            let c_next = ((forget_gate * c)? + (input_gate * candidate)?)?;
-            let h_next = (output_gate * c_next.tanh()?)?;
+            let (h_next, c_next) = super::cell::lstm_cell(&gates, c)?;
             x = match dropout {
                 Some(masks) if l + 1 < self.layers.len() => (&h_next * &masks[l])?,
                 _ => h_next.clone(),

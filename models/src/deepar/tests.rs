@@ -613,3 +613,63 @@ fn quantiles_and_mean_of_a_forecast() {
     assert_eq!(f.quantile(0.5), vec![2.0, 20.0]);
     assert_eq!(f.quantile(0.25), vec![1.5, 15.0]);
 }
+
+#[test]
+fn the_fused_lstm_cell_matches_the_composed_one_and_its_gradients() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let (batch, cells) = (3, 5);
+    let gates: Vec<f32> = (0..batch * 4 * cells)
+        .map(|_| rng.random_range(-4.0..4.0))
+        .collect();
+    let c_prev: Vec<f32> = (0..batch * cells)
+        .map(|_| rng.random_range(-2.0..2.0))
+        .collect();
+    let gates =
+        Var::from_tensor(&Tensor::from_vec(gates, (batch, 4 * cells), &Device::Cpu).unwrap())
+            .unwrap();
+    let c_prev =
+        Var::from_tensor(&Tensor::from_vec(c_prev, (batch, cells), &Device::Cpu).unwrap()).unwrap();
+    let weights = Tensor::from_vec(
+        (0..2 * batch * cells)
+            .map(|i| (i % 7) as f32 - 3.0)
+            .collect::<Vec<_>>(),
+        (2, batch, cells),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let run = |fused: bool| {
+        let (h, c) = if fused {
+            cell::lstm_cell(gates.as_tensor(), c_prev.as_tensor()).unwrap()
+        } else {
+            cell::composed(gates.as_tensor(), c_prev.as_tensor()).unwrap()
+        };
+        // A loss that weighs every output differently.
+        let loss = ((h * weights.get(0).unwrap()).unwrap().sum_all().unwrap()
+            + (c.clone() * weights.get(1).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap())
+        .unwrap();
+        let grads = loss.backward().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        (
+            flat(&c),
+            flat(grads.get(gates.as_tensor()).unwrap()),
+            flat(grads.get(c_prev.as_tensor()).unwrap()),
+        )
+    };
+    let (fused, composed) = (run(true), run(false));
+    for (name, a, b) in [
+        ("c", &fused.0, &composed.0),
+        ("d gates", &fused.1, &composed.1),
+        ("d c_prev", &fused.2, &composed.2),
+    ] {
+        for (x, y) in a.iter().zip(b.iter()) {
+            assert!(
+                (x - y).abs() < 1e-5 * (1.0 + y.abs()),
+                "{name}: fused {x} vs composed {y}"
+            );
+        }
+    }
+}
