@@ -9,6 +9,8 @@
 //!   partitions, objects, crawls), with its migrations.
 //! - [`crawler`]: turns raw Firehose landings into catalog tables: sniffs compression and format,
 //!   infers and merges Arrow schemas, detects partitions and groups compatible objects into tables.
+//! - [`dataset`]: builds DeepAR's time series from a curated table (polars): aggregation per item
+//!   and frequency, explicit gaps, time splits, SageMaker JSON lines, snapshot ids.
 //! - [`generate`]: writes realistic Firehose landings of an air-quality fleet, deterministic per seed.
 //!
 //! The crate has one error type, [`Error`]. Problems with a single landed object are not errors of
@@ -17,6 +19,7 @@
 pub mod catalog;
 pub mod convert;
 pub mod crawler;
+pub mod dataset;
 mod error;
 pub mod generate;
 pub mod lake;

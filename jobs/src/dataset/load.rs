@@ -1,0 +1,130 @@
+//! Reading a curated table for the dataset builder: its published Parquet files, the columns a
+//! spec names (missing ones, from files written before a schema change, as nulls), the
+//! timestamp as epoch milliseconds, and the snapshot id of exactly what was read.
+
+use std::io::Cursor;
+
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::DatasetSpec;
+use crate::catalog::conversion::CuratedFile;
+use crate::catalog::{Catalog, CatalogDbName, TableKind};
+use crate::lake::{Lake, LakeKey};
+use crate::{Error, Result};
+
+/// `ds-` and 16 hex digits of SHA-256 over the spec and every file read (path, rows, bytes).
+pub fn snapshot_id(spec: &DatasetSpec, files: &[CuratedFile]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(spec).unwrap_or_default());
+    for file in files {
+        hasher.update(format!("\n{}:{}:{}", file.path, file.rows, file.bytes).as_bytes());
+    }
+    let digest = hasher.finalize();
+    format!(
+        "ds-{}",
+        digest
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+fn invalid(path: &str, reason: impl std::fmt::Display) -> Error {
+    Error::InvalidArgument {
+        field: "curated file",
+        reason: format!("{path}: {reason}"),
+    }
+}
+
+/// One file's spec columns, the timestamp as epoch milliseconds.
+fn read_file(bytes: bytes::Bytes, path: &str, spec: &DatasetSpec) -> Result<DataFrame> {
+    let frame = ParquetReader::new(Cursor::new(bytes.to_vec()))
+        .finish()
+        .map_err(|e| invalid(path, e))?;
+    let height = frame.height();
+    let mut columns = Vec::new();
+    for name in spec.columns() {
+        let column = match frame.column(&name) {
+            Ok(column) if name == spec.timestamp => match column.dtype() {
+                DataType::Datetime(unit, _) => {
+                    let raw = column
+                        .cast(&DataType::Int64)
+                        .map_err(|e| invalid(path, e))?;
+                    let divisor = match unit {
+                        TimeUnit::Nanoseconds => 1_000_000,
+                        TimeUnit::Microseconds => 1_000,
+                        TimeUnit::Milliseconds => 1,
+                    };
+                    (raw.as_materialized_series() / divisor).into_column()
+                }
+                DataType::Int64 => column.clone(),
+                other => {
+                    return Err(invalid(
+                        path,
+                        format!("timestamp column {name:?} is {other}, not a timestamp"),
+                    ));
+                }
+            },
+            Ok(column) => column.clone(),
+            Err(_) if name == spec.timestamp || spec.item_columns.contains(&name) => {
+                return Err(invalid(path, format!("has no column {name:?}")));
+            }
+            Err(_) => {
+                let dtype = if spec.categorical_features.contains(&name) {
+                    DataType::String
+                } else {
+                    DataType::Float64
+                };
+                Column::full_null(name.as_str().into(), height, &dtype)
+            }
+        };
+        columns.push(column.with_name(name.as_str().into()));
+    }
+    DataFrame::new(height, columns).map_err(|e| invalid(path, e))
+}
+
+/// Reads the curated table `table` (or `<table>_curated`) as the spec needs it. Returns the
+/// frame and its snapshot id.
+pub async fn load(
+    lake: &Lake,
+    catalog: &Catalog,
+    db: &CatalogDbName,
+    table: &str,
+    spec: &DatasetSpec,
+) -> Result<(DataFrame, String)> {
+    let named = catalog.table(db, table).await?;
+    let curated = if named.kind == TableKind::Curated {
+        named
+    } else {
+        catalog
+            .table(db, &format!("{}_curated", named.name))
+            .await?
+    };
+    let files = catalog.curated_files(curated.id).await?;
+    if files.is_empty() {
+        return Err(Error::InvalidArgument {
+            field: "table",
+            reason: format!(
+                "{} has no converted data yet (run `sluice convert {table}`)",
+                curated.name
+            ),
+        });
+    }
+    let mut frame: Option<DataFrame> = None;
+    for file in &files {
+        let bytes = lake.get(&LakeKey::parse(&file.path)?).await?;
+        let (path, spec_copy) = (file.path.clone(), spec.clone());
+        let part =
+            tokio::task::spawn_blocking(move || read_file(bytes, &path, &spec_copy)).await??;
+        match frame.as_mut() {
+            None => frame = Some(part),
+            Some(all) => {
+                all.vstack_mut(&part).map_err(|e| invalid(&file.path, e))?;
+            }
+        }
+    }
+    let frame = frame.expect("at least one file");
+    Ok((frame, snapshot_id(spec, &files)))
+}

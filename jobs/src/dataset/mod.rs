@@ -1,0 +1,474 @@
+//! The dataset builder: from a curated table to DeepAR's training and test series.
+//!
+//! [`load`] reads the table's published Parquet files (polars) with the columns a
+//! [`DatasetSpec`] names; [`build`] aggregates them per item and frequency bucket (polars'
+//! lazy `group_by`), lays each item on a regular grid with explicit gaps (NaN targets, dynamic
+//! features carried forward), splits by time (training up to the cut, rolling test windows
+//! after it) and [`Dataset::export`] writes SageMaker DeepAR's JSON lines. Every dataset has a
+//! snapshot id (the files read and the spec, hashed) that models record as lineage.
+
+mod load;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use load::{load, snapshot_id};
+
+use crate::{Error, Result};
+
+/// How the points of a bucket become one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregation {
+    Mean,
+    Sum,
+    Last,
+    Max,
+}
+
+impl std::str::FromStr for Aggregation {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "mean" => Ok(Self::Mean),
+            "sum" => Ok(Self::Sum),
+            "last" => Ok(Self::Last),
+            "max" => Ok(Self::Max),
+            _ => Err(Error::InvalidArgument {
+                field: "aggregation",
+                reason: format!("{text:?}: use mean, sum, last or max"),
+            }),
+        }
+    }
+}
+
+/// A fixed sampling frequency: `30s`, `15min`, `1h`, `H`, `1d`, `D`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frequency {
+    pub multiple: u32,
+    /// Milliseconds of one unit.
+    unit_ms: i64,
+    unit: &'static str,
+}
+
+impl std::str::FromStr for Frequency {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = |reason: &str| Error::InvalidArgument {
+            field: "frequency",
+            reason: format!("{text:?}: {reason}"),
+        };
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, name) = text.split_at(split);
+        let multiple = if digits.is_empty() {
+            1
+        } else {
+            digits.parse().map_err(|_| invalid("bad multiple"))?
+        };
+        if multiple == 0 {
+            return Err(invalid("the multiple must be at least 1"));
+        }
+        let (unit_ms, unit) = match name {
+            "s" | "S" => (1_000, "S"),
+            "min" | "T" | "m" => (60_000, "min"),
+            "h" | "H" => (3_600_000, "H"),
+            "d" | "D" => (86_400_000, "D"),
+            _ => {
+                return Err(invalid(
+                    "use a multiple of s, min, h or d (calendar frequencies are not supported here)",
+                ));
+            }
+        };
+        Ok(Self {
+            multiple,
+            unit_ms,
+            unit,
+        })
+    }
+}
+
+impl Frequency {
+    /// Milliseconds of one step.
+    pub fn step_ms(&self) -> i64 {
+        self.unit_ms * i64::from(self.multiple)
+    }
+
+    /// The frequency in DeepAR's (pandas') spelling, for `time_freq`.
+    pub fn deepar(&self) -> String {
+        if self.multiple == 1 {
+            self.unit.to_string()
+        } else {
+            format!("{}{}", self.multiple, self.unit)
+        }
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatasetSpec {
+    pub item_columns: Vec<String>,
+    pub timestamp: String,
+    pub target: String,
+    /// `1h`, `15min`, `1d`, ...
+    pub frequency: String,
+    pub aggregation: Aggregation,
+    #[serde(default)]
+    pub dynamic_features: Vec<String>,
+    #[serde(default)]
+    pub categorical_features: Vec<String>,
+    pub prediction_length: usize,
+    /// Rolling test windows after the cut.
+    pub test_windows: usize,
+}
+
+impl DatasetSpec {
+    /// Every column the spec reads.
+    pub fn columns(&self) -> Vec<String> {
+        let mut columns = self.item_columns.clone();
+        columns.push(self.timestamp.clone());
+        columns.push(self.target.clone());
+        columns.extend(self.dynamic_features.iter().cloned());
+        columns.extend(self.categorical_features.iter().cloned());
+        columns
+    }
+
+    fn validate(&self) -> Result<Frequency> {
+        let invalid = |field: &'static str, reason: &str| Error::InvalidArgument {
+            field,
+            reason: reason.into(),
+        };
+        if self.item_columns.is_empty() {
+            return Err(invalid(
+                "item_columns",
+                "name at least one column that identifies a series",
+            ));
+        }
+        if self.prediction_length == 0 {
+            return Err(invalid("prediction_length", "must be at least 1"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = self.columns().into_iter().find(|c| !seen.insert(c.clone())) {
+            return Err(Error::InvalidArgument {
+                field: "columns",
+                reason: format!("{dup:?} is named twice"),
+            });
+        }
+        self.frequency.parse()
+    }
+}
+
+/// One item's series on the regular grid.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemSeries {
+    pub item_id: String,
+    /// Epoch milliseconds of the first point.
+    pub start_ms: i64,
+    /// NaN where the bucket had no value.
+    pub target: Vec<f64>,
+    pub dynamic_feat: Vec<Vec<f64>>,
+    pub cat: Vec<u32>,
+}
+
+/// A built dataset.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dataset {
+    pub spec: DatasetSpec,
+    pub snapshot_id: String,
+    /// `time_freq` for DeepAR.
+    pub time_freq: String,
+    /// Epoch milliseconds where training ends (exclusive) and the first test window starts.
+    pub cut_ms: i64,
+    pub items: Vec<ItemSeries>,
+    /// Per categorical feature, its values in index order.
+    pub categories: Vec<Vec<String>>,
+    /// Items left out, with why.
+    pub dropped: Vec<(String, String)>,
+}
+
+/// A timestamp for SageMaker's `start`.
+pub fn format_start(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+fn json_number(value: f64) -> Value {
+    if value.is_nan() {
+        json!("NaN")
+    } else {
+        json!(value)
+    }
+}
+
+impl Dataset {
+    /// SageMaker DeepAR JSON lines: training series up to the cut, then the test windows in
+    /// window-major order (each test series ends `prediction_length` points after the previous).
+    pub fn export(&self) -> (Vec<Value>, Vec<Value>) {
+        let step = self
+            .spec
+            .frequency
+            .parse::<Frequency>()
+            .map(|f| f.step_ms())
+            .unwrap_or(1);
+        let horizon = self.spec.prediction_length;
+        let line = |item: &ItemSeries, points: usize| {
+            let mut value = json!({
+                "start": format_start(item.start_ms),
+                "target": item.target[..points].iter().map(|v| json_number(*v)).collect::<Vec<_>>(),
+                "item_id": item.item_id,
+            });
+            if !item.cat.is_empty() {
+                value["cat"] = json!(item.cat);
+            }
+            if !item.dynamic_feat.is_empty() {
+                value["dynamic_feat"] = json!(
+                    item.dynamic_feat
+                        .iter()
+                        .map(|row| row[..points].to_vec())
+                        .collect::<Vec<_>>()
+                );
+            }
+            value
+        };
+        let train_points =
+            |item: &ItemSeries| ((self.cut_ms - item.start_ms) / step).max(0) as usize;
+        let train = self
+            .items
+            .iter()
+            .filter(|i| train_points(i) > 0)
+            .map(|i| line(i, train_points(i)))
+            .collect();
+        let test = (1..=self.spec.test_windows)
+            .flat_map(|window| {
+                self.items.iter().filter_map(move |item| {
+                    let points = train_points(item) + window * horizon;
+                    (points <= item.target.len() && points > horizon).then(|| line(item, points))
+                })
+            })
+            .collect();
+        (train, test)
+    }
+}
+
+fn aggregate(expr: Expr, aggregation: Aggregation) -> Expr {
+    match aggregation {
+        Aggregation::Mean => expr.mean(),
+        Aggregation::Sum => expr.sum(),
+        Aggregation::Last => expr.last(),
+        Aggregation::Max => expr.max(),
+    }
+}
+
+fn polars_error(context: &str) -> impl Fn(PolarsError) -> Error + '_ {
+    move |e| Error::InvalidArgument {
+        field: "dataset",
+        reason: format!("{context}: {e}"),
+    }
+}
+
+/// Aggregates `frame` (the spec's columns; the timestamp as epoch milliseconds, `Int64`) into
+/// a dataset; see the module doc.
+pub fn build(frame: DataFrame, spec: &DatasetSpec, snapshot_id: String) -> Result<Dataset> {
+    let frequency = spec.validate()?;
+    let step = frequency.step_ms();
+    let bucket = "__bucket";
+    let mut aggregations = vec![
+        aggregate(
+            col(spec.target.as_str()).cast(DataType::Float64),
+            spec.aggregation,
+        )
+        .alias("__target"),
+    ];
+    aggregations.extend(spec.dynamic_features.iter().map(|f| {
+        col(f.as_str())
+            .cast(DataType::Float64)
+            .mean()
+            .alias(f.as_str())
+    }));
+    aggregations.extend(spec.categorical_features.iter().map(|f| {
+        col(f.as_str())
+            .cast(DataType::String)
+            .last()
+            .alias(f.as_str())
+    }));
+    let grouped = frame
+        .lazy()
+        .filter(col(spec.timestamp.as_str()).is_not_null())
+        .with_columns(
+            spec.item_columns
+                .iter()
+                .map(|c| col(c.as_str()).cast(DataType::String))
+                .chain([
+                    (col(spec.timestamp.as_str()) - col(spec.timestamp.as_str()) % lit(step))
+                        .alias(bucket),
+                ])
+                .collect::<Vec<_>>(),
+        )
+        .group_by(
+            spec.item_columns
+                .iter()
+                .map(|c| col(c.as_str()))
+                .chain([col(bucket)])
+                .collect::<Vec<_>>(),
+        )
+        .agg(aggregations)
+        .sort(
+            spec.item_columns
+                .iter()
+                .map(String::as_str)
+                .chain([bucket])
+                .collect::<Vec<_>>(),
+            SortMultipleOptions::default(),
+        )
+        .collect()
+        .map_err(polars_error("aggregating"))?;
+    let column_f64 = |name: &str| -> Result<Vec<Option<f64>>> {
+        Ok(grouped
+            .column(name)
+            .map_err(polars_error(name))?
+            .f64()
+            .map_err(polars_error(name))?
+            .iter()
+            .collect())
+    };
+    let column_str = |name: &str| -> Result<Vec<Option<String>>> {
+        let column = grouped.column(name).map_err(polars_error(name))?;
+        Ok(column
+            .str()
+            .map_err(polars_error(name))?
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect())
+    };
+    // An item's id: its key columns' values joined with `/`.
+    let key_columns = spec
+        .item_columns
+        .iter()
+        .map(|c| column_str(c))
+        .collect::<Result<Vec<_>>>()?;
+    let items: Vec<Option<String>> = (0..grouped.height())
+        .map(|row| {
+            Some(
+                key_columns
+                    .iter()
+                    .map(|k| k[row].clone().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            )
+        })
+        .collect();
+    let buckets: Vec<Option<i64>> = grouped
+        .column(bucket)
+        .map_err(polars_error(bucket))?
+        .i64()
+        .map_err(polars_error(bucket))?
+        .iter()
+        .collect();
+    let targets = column_f64("__target")?;
+    let dynamics = spec
+        .dynamic_features
+        .iter()
+        .map(|f| column_f64(f))
+        .collect::<Result<Vec<_>>>()?;
+    let categoricals = spec
+        .categorical_features
+        .iter()
+        .map(|f| column_str(f))
+        .collect::<Result<Vec<_>>>()?;
+    let Some(end) = buckets.iter().flatten().max().copied() else {
+        return Err(Error::InvalidArgument {
+            field: "dataset",
+            reason: "the table has no rows with a timestamp".into(),
+        });
+    };
+    // Category indices: each feature's distinct values, sorted.
+    let categories: Vec<Vec<String>> = categoricals
+        .iter()
+        .map(|values| {
+            let mut distinct: Vec<String> = values.iter().flatten().cloned().collect();
+            distinct.sort();
+            distinct.dedup();
+            distinct
+        })
+        .collect();
+    let cut_ms = end + step - (spec.test_windows * spec.prediction_length) as i64 * step;
+    let mut rows_by_item: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (row, item) in items.iter().enumerate() {
+        rows_by_item
+            .entry(item.clone().unwrap_or_default())
+            .or_default()
+            .push(row);
+    }
+    let mut series = Vec::new();
+    let mut dropped = Vec::new();
+    for (item_id, rows) in rows_by_item {
+        let start_ms = buckets[rows[0]].expect("filtered nulls");
+        let length = ((end - start_ms) / step + 1) as usize;
+        let mut target = vec![f64::NAN; length];
+        let mut dynamic: Vec<Vec<Option<f64>>> = vec![vec![None; length]; dynamics.len()];
+        let mut cat = vec![0u32; categoricals.len()];
+        for &row in &rows {
+            let index = ((buckets[row].expect("filtered nulls") - start_ms) / step) as usize;
+            target[index] = targets[row].unwrap_or(f64::NAN);
+            for (f, values) in dynamics.iter().enumerate() {
+                dynamic[f][index] = values[row];
+            }
+            for (f, values) in categoricals.iter().enumerate() {
+                if let Some(value) = &values[row] {
+                    cat[f] = categories[f].binary_search(value).unwrap_or(0) as u32;
+                }
+            }
+        }
+        let observed_before_cut = target
+            .iter()
+            .take(((cut_ms - start_ms) / step).max(0) as usize)
+            .filter(|v| !v.is_nan())
+            .count();
+        if observed_before_cut == 0 {
+            dropped.push((item_id, "no observed target before the cut".to_string()));
+            continue;
+        }
+        let dynamic_feat = dynamic.into_iter().map(fill_forward).collect();
+        series.push(ItemSeries {
+            item_id,
+            start_ms,
+            target,
+            dynamic_feat,
+            cat,
+        });
+    }
+    Ok(Dataset {
+        spec: spec.clone(),
+        snapshot_id,
+        time_freq: frequency.deepar(),
+        cut_ms,
+        items: series,
+        categories,
+        dropped,
+    })
+}
+
+/// Gaps take the last value before them; leading gaps the first value (0 when there is none).
+fn fill_forward(values: Vec<Option<f64>>) -> Vec<f64> {
+    let first = values.iter().flatten().next().copied().unwrap_or(0.0);
+    let mut last = first;
+    values
+        .into_iter()
+        .map(|v| {
+            if let Some(v) = v.filter(|v| !v.is_nan()) {
+                last = v;
+            }
+            last
+        })
+        .collect()
+}
