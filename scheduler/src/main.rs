@@ -6,7 +6,21 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// candle sizes its CPU parallelism from `RAYON_NUM_THREADS` on every matrix product and,
+/// without it, parses /proc/cpuinfo each time: a third of DeepAR's training time. DeepAR's
+/// products are small, one thread is fastest for them (two made a one-series forecast 70%
+/// slower here), and parallelism comes from running several jobs or requests at once.
+#[allow(unsafe_code)]
+fn pin_tensor_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: the first statement of `main`, before the runtime or any other thread exists,
+        // so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
+}
+
 fn main() -> ExitCode {
+    pin_tensor_threads();
     let cli = scheduler::cli::Cli::parse();
     let level = match cli.verbose {
         0 => "warn",

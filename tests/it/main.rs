@@ -8,6 +8,7 @@ mod cli_workflows;
 mod convert;
 mod crawler_bad_input;
 mod crawler_formats;
+mod forecasting;
 mod orchestrator;
 mod s3_lake;
 mod schedules;

@@ -2,12 +2,15 @@
 //! library, and returns a [`Report`].
 
 mod bench;
+mod bench_forecast;
 mod bench_orchestrator;
 mod catalog;
 mod convert;
 mod crawl;
+mod dataset;
 mod demo;
 mod executions;
+mod forecasting;
 mod schedules;
 mod workflow;
 
@@ -87,6 +90,9 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Workflow(WorkflowCommand::Redrive(args)) => {
             executions::redrive(args, context).await
         }
+        Command::Dataset(args) => dataset::build(args, context).await,
+        Command::Train(args) => forecasting::train(args, context).await,
+        Command::Forecast(args) => forecasting::forecast(args).await,
         Command::Worker(args) => executions::worker(args, context).await,
         Command::Server(args) => schedules::server(args, context).await,
         Command::Schedule(command) => schedules::run(command, context).await,
@@ -112,5 +118,6 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         }
         Command::Bench(BenchCommand::Crawl(args)) => bench::crawl(args).await,
         Command::Bench(BenchCommand::Orchestrator(args)) => bench_orchestrator::run(args).await,
+        Command::Bench(BenchCommand::Forecast(args)) => bench_forecast::run(args).await,
     }
 }

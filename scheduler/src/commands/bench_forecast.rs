@@ -1,0 +1,273 @@
+//! `sluice bench forecast`: DeepAR on the forecasting benchmark's datasets with the peer's fixed
+//! settings (2×40 LSTM, dropout 0.1, lr 1e-3, batch 32, 50 batches × 20 epochs, Student-t,
+//! 100 paths), seed by seed, then GluonTS's `run_gluonts.py` on the same data in the same run.
+//! Prints accuracy, training CPU seconds and one-series forecast latency against the targets.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use candle_core::Device;
+use models::deepar::evaluate::{backtest, split_test};
+use models::deepar::series::read_json_lines;
+use models::deepar::{ForecastOptions, Hyperparameters, TrainOptions, forecast, train};
+use serde_json::{Value, json};
+
+use crate::cli::BenchForecastArgs;
+use crate::output::{Report, table};
+
+const ACCURACY_TARGET: f64 = 0.95;
+const CPU_TARGET: f64 = 0.5;
+const LATENCY_TARGET_MS: f64 = 10.0;
+
+/// CPU seconds this process has used (all threads), from /proc.
+fn process_cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("cannot read /proc/self/stat")?;
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime, in clock ticks of 1/100 s on Linux.
+    Ok((ticks(11) + ticks(12)) / 100.0)
+}
+
+/// One engine's results on one dataset, seed by seed.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct Runs {
+    mean_wql: Vec<f64>,
+    naive_wql: Vec<f64>,
+    train_cpu_s: Vec<f64>,
+    train_wall_s: Vec<f64>,
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+fn sluice_runs(dir: &Path, meta: &Value, args: &BenchForecastArgs) -> anyhow::Result<(Runs, f64)> {
+    let freq = meta["freq"].as_str().context("metadata.json: freq")?;
+    let horizon = meta["prediction_length"]
+        .as_u64()
+        .context("metadata.json: prediction_length")?;
+    let context = meta["context_length"].as_u64().unwrap_or(horizon);
+    let map = json!({
+        "time_freq": freq, "context_length": context.to_string(), "prediction_length": horizon.to_string(),
+        "epochs": args.epochs.to_string(), "num_cells": "40", "num_layers": "2", "dropout_rate": "0.1",
+        "learning_rate": "0.001", "mini_batch_size": "32", "num_batches_per_epoch": "50",
+        "likelihood": "student-T", "num_eval_samples": "100",
+    });
+    let hp = Hyperparameters::from_map(map.as_object().expect("an object"))?;
+    let train_set = read_json_lines(&dir.join("train.jsonl"))?;
+    let test_set = read_json_lines(&dir.join("test.jsonl"))?;
+    let mut runs = Runs::default();
+    let mut latency_ms = f64::NAN;
+    for seed in 0..args.seeds {
+        let (cpu, wall) = (process_cpu_seconds()?, Instant::now());
+        let options = TrainOptions {
+            seed,
+            device: Device::Cpu,
+            source: "train.jsonl",
+            on_epoch: None,
+        };
+        let (model, _) = train(&hp, &train_set, options)?;
+        runs.train_cpu_s.push(process_cpu_seconds()? - cpu);
+        runs.train_wall_s.push(wall.elapsed().as_secs_f64());
+        let options = ForecastOptions {
+            num_samples: 100,
+            seed: seed + 1000,
+            ..ForecastOptions::default()
+        };
+        let result = backtest(&model, &test_set, options, "test.jsonl")?;
+        runs.mean_wql
+            .push(result.deepar.mean_weighted_quantile_loss);
+        runs.naive_wql
+            .push(result.seasonal_naive.mean_weighted_quantile_loss);
+        tracing::info!(
+            seed,
+            wql = result.deepar.mean_weighted_quantile_loss,
+            "sluice run done"
+        );
+        if seed + 1 == args.seeds {
+            // One series, 100 paths over the horizon: the median of 50 timed calls after 5 warm-ups.
+            let (history, _) = split_test(&model, &test_set[..1], "test.jsonl")?;
+            let mut times = Vec::new();
+            for call in 0..55 {
+                let options = ForecastOptions {
+                    num_samples: 100,
+                    seed: call,
+                    ..ForecastOptions::default()
+                };
+                let started = Instant::now();
+                forecast(&model, &history, options, "test.jsonl")?;
+                if call >= 5 {
+                    times.push(started.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            latency_ms = times[times.len() / 2];
+        }
+    }
+    Ok((runs, latency_ms))
+}
+
+fn gluonts_runs(
+    dataset: &str,
+    threads: u32,
+    args: &BenchForecastArgs,
+) -> anyhow::Result<Option<Runs>> {
+    let (Some(python), Some(script)) = (&args.gluonts_python, &args.gluonts_script) else {
+        return Ok(None);
+    };
+    let out = tempfile::tempdir()?;
+    let mut runs = Runs::default();
+    for seed in 0..args.seeds {
+        let status = std::process::Command::new(python)
+            .arg(script)
+            .args([
+                "--dataset",
+                dataset,
+                "--seed",
+                &seed.to_string(),
+                "--threads",
+                &threads.to_string(),
+            ])
+            .args(["--epochs", &args.epochs.to_string()])
+            .env("OMP_WAIT_POLICY", "PASSIVE")
+            .env("SLUICE_BENCH_OUT", out.path())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("cannot run {}", python.display()))?;
+        anyhow::ensure!(
+            status.success(),
+            "GluonTS on {dataset} seed {seed} failed ({status})"
+        );
+        let path = out
+            .path()
+            .join("results")
+            .join(format!("{dataset}_studentt_seed{seed}.json"));
+        let result: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        runs.mean_wql.push(
+            result["deepar"]["mean_wQuantileLoss"]
+                .as_f64()
+                .context("mean_wQuantileLoss")?,
+        );
+        runs.naive_wql.push(
+            result["seasonal_naive"]["mean_wQuantileLoss"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+        );
+        runs.train_cpu_s
+            .push(result["train_cpu_s"].as_f64().context("train_cpu_s")?);
+        runs.train_wall_s
+            .push(result["train_wall_s"].as_f64().unwrap_or(f64::NAN));
+        tracing::info!(dataset, seed, threads, "GluonTS run done");
+    }
+    Ok(Some(runs))
+}
+
+pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
+    let mut text = String::new();
+    let mut results = Vec::new();
+    for dataset in &args.datasets {
+        let dir = args.data.join(dataset);
+        let meta: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("metadata.json"))
+                .with_context(|| format!("{}: no metadata.json", dir.display()))?,
+        )?;
+        let (sluice, latency_ms) = {
+            let (dir, meta) = (dir.clone(), meta.clone());
+            let args = BenchForecastArgs {
+                datasets: vec![],
+                ..args.clone()
+            };
+            tokio::task::spawn_blocking(move || sluice_runs(&dir, &meta, &args)).await??
+        };
+        let mut peers = Vec::new();
+        for &threads in &args.gluonts_threads {
+            let (dataset, args) = (dataset.clone(), args.clone());
+            if let Some(runs) =
+                tokio::task::spawn_blocking(move || gluonts_runs(&dataset, threads, &args))
+                    .await??
+            {
+                peers.push((threads, runs));
+            }
+        }
+        let seeds = |r: &Runs| {
+            r.mean_wql
+                .iter()
+                .map(|v| format!("{v:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut rows = vec![[
+            "sluice (1 thread)".to_string(),
+            seeds(&sluice),
+            format!("{:.4}", mean(&sluice.mean_wql)),
+            format!("{:.4}", mean(&sluice.naive_wql)),
+            format!("{:.1}", mean(&sluice.train_cpu_s)),
+        ]];
+        for (threads, runs) in &peers {
+            rows.push([
+                format!(
+                    "GluonTS ({threads} thread{})",
+                    if *threads == 1 { "" } else { "s" }
+                ),
+                seeds(runs),
+                format!("{:.4}", mean(&runs.mean_wql)),
+                format!("{:.4}", mean(&runs.naive_wql)),
+                format!("{:.1}", mean(&runs.train_cpu_s)),
+            ]);
+        }
+        text.push_str(&format!("{dataset}\n"));
+        text.push_str(&table(
+            [
+                "engine",
+                "mean_wQuantileLoss by seed",
+                "mean",
+                "seasonal naive",
+                "train CPU s (mean)",
+            ],
+            rows,
+        ));
+        let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
+        let best_peer = peers
+            .iter()
+            .min_by(|a, b| mean(&a.1.train_cpu_s).total_cmp(&mean(&b.1.train_cpu_s)));
+        let mut summary = json!({
+            "dataset": dataset, "sluice": sluice, "latency_ms_one_series_100_paths": latency_ms,
+            "gluonts": peers.iter().map(|(t, r)| json!({"threads": t, "runs": r})).collect::<Vec<_>>(),
+        });
+        if let Some((threads, peer)) = best_peer {
+            let accuracy = mean(&sluice.mean_wql) / mean(&peer.mean_wql);
+            let cpu = mean(&sluice.train_cpu_s) / mean(&peer.train_cpu_s);
+            text.push_str(&format!(
+                "\naccuracy: sluice/GluonTS mean_wQuantileLoss {accuracy:.2} (target <= {ACCURACY_TARGET}: {})\n\
+                 training CPU: sluice/GluonTS ({threads} thread(s), its cheapest) {cpu:.2} (target <= {CPU_TARGET}: {})\n",
+                verdict(accuracy <= ACCURACY_TARGET),
+                verdict(cpu <= CPU_TARGET),
+            ));
+            summary["accuracy_ratio"] = json!(accuracy);
+            summary["cpu_ratio"] = json!(cpu);
+        } else {
+            text.push_str("\n(GluonTS not run: pass --gluonts-python and --gluonts-script)\n");
+        }
+        text.push_str(&format!(
+            "forecast, one series, 100 paths x {} steps: {latency_ms:.2} ms median (target <= {LATENCY_TARGET_MS} ms: {})\n\n",
+            meta["prediction_length"],
+            verdict(latency_ms <= LATENCY_TARGET_MS)
+        ));
+        results.push(summary);
+    }
+    Ok(Report::new(
+        json!({ "datasets": results }),
+        text.trim_end().to_string(),
+    ))
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The forecasting benchmark: sluice's DeepAR beside GluonTS's (PyTorch) in the same run, on
+# ../shared/bench/forecast's datasets, 5 seeds each, with the peer's fixed settings. Sets up
+# GluonTS's virtual environment once, as its README says (about 10 minutes, 5.8 GB).
+# Extra arguments go to `sluice bench forecast` (e.g. --seeds 2, --gluonts-threads 1,2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+SHARED=${SHARED:-../shared/bench/forecast}
+[ -d "$SHARED" ] || { echo "bench-forecast: $SHARED not found (the shared benchmark kit)" >&2; exit 1; }
+VENV=/tmp/sluice-bench/gluonts
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import gluonts.torch' 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r "$SHARED/requirements.txt"
+  # gluonts.torch imports scipy, which the kit's requirements.txt does not list.
+  "$VENV/bin/pip" install -q scipy
+fi
+cargo build --release --locked -p scheduler --bin sluice
+"$CARGO_TARGET_DIR/release/sluice" bench forecast --data "$SHARED/data" \
+  --gluonts-python "$VENV/bin/python" --gluonts-script "$SHARED/run_gluonts.py" "$@"
