@@ -1,8 +1,8 @@
 //! The LSTM cell as one candle custom operation on the CPU: from the pre-activation gates
 //! `[batch, 4·cells]` (order i, f, g, o) and the previous cell state `[batch, cells]` to the new
-//! hidden and cell states, stacked as `[2, batch, cells]`. One pass over memory instead of a
-//! dozen small tensor operations, with vectorisable exponentials; the backward pass recomputes
-//! the activations from its inputs. Other devices use the same cell composed of tensor ops.
+//! hidden and cell states, stacked with the gate activations as `[7, batch, cells]` so that the
+//! backward pass is plain arithmetic. One vectorised pass over memory instead of a dozen small
+//! tensor operations. Other devices use the same cell composed of tensor ops.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
@@ -52,6 +52,16 @@ fn contiguous<'a>(
     }
 }
 
+/// Planes of the op's output: the new states, then the activations the backward pass reuses.
+const H: usize = 0;
+const C: usize = 1;
+const INPUT: usize = 2;
+const FORGET: usize = 3;
+const CANDIDATE: usize = 4;
+const OUTPUT: usize = 5;
+const TANH_C: usize = 6;
+const PLANES: usize = 7;
+
 impl CustomOp2 for LstmCell {
     fn name(&self) -> &'static str {
         "lstm-cell"
@@ -67,58 +77,92 @@ impl CustomOp2 for LstmCell {
         let gates = contiguous(s1, l1, "gates")?;
         let c_prev = contiguous(s2, l2, "cell state")?;
         let (batch, cells) = l2.shape().dims2()?;
-        let mut out = vec![0f32; 2 * batch * cells];
-        let (h_out, c_out) = out.split_at_mut(batch * cells);
-        for b in 0..batch {
-            let g = &gates[b * 4 * cells..(b + 1) * 4 * cells];
-            let row = b * cells..(b + 1) * cells;
-            let (h, c, cp) = (
-                &mut h_out[row.clone()],
-                &mut c_out[row.clone()],
-                &c_prev[row],
-            );
-            for j in 0..cells {
-                let i = sigmoid(g[j]);
-                let f = sigmoid(g[cells + j]);
-                let candidate = tanh(g[2 * cells + j]);
-                let o = sigmoid(g[3 * cells + j]);
-                c[j] = f * cp[j] + i * candidate;
-                h[j] = o * tanh(c[j]);
+        let n = batch * cells;
+        let mut out = vec![0f32; PLANES * n];
+        let mut planes: Vec<&mut [f32]> = out.chunks_exact_mut(n).collect();
+        let [h, c, i, f, g, o, tc] = planes.as_mut_slice() else {
+            unreachable!("seven planes")
+        };
+        // Rows zipped element by element (no indexing) so that the loop vectorises.
+        for (row, gates) in gates.chunks_exact(4 * cells).enumerate() {
+            let span = row * cells..(row + 1) * cells;
+            let (gi, rest) = gates.split_at(cells);
+            let (gf, rest) = rest.split_at(cells);
+            let (gg, go) = rest.split_at(cells);
+            let lanes = h[span.clone()]
+                .iter_mut()
+                .zip(c[span.clone()].iter_mut())
+                .zip(i[span.clone()].iter_mut().zip(f[span.clone()].iter_mut()))
+                .zip(g[span.clone()].iter_mut().zip(o[span.clone()].iter_mut()))
+                .zip(tc[span.clone()].iter_mut().zip(&c_prev[span]))
+                .zip(gi.iter().zip(gf).zip(gg.iter().zip(go)));
+            for (((((h, c), (i, f)), (g, o)), (tc, cp)), ((gi, gf), (gg, go))) in lanes {
+                *i = sigmoid(*gi);
+                *f = sigmoid(*gf);
+                *g = tanh(*gg);
+                *o = sigmoid(*go);
+                *c = *f * cp + *i * *g;
+                *tc = tanh(*c);
+                *h = *o * *tc;
             }
         }
-        Ok((CpuStorage::F32(out), Shape::from((2, batch, cells))))
+        Ok((CpuStorage::F32(out), Shape::from((PLANES, batch, cells))))
     }
 
     fn bwd(
         &self,
         gates: &Tensor,
         c_prev: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let (batch, cells) = c_prev.dims2()?;
-        let g = gates.flatten_all()?.to_vec1::<f32>()?;
+        let n = batch * cells;
         let cp = c_prev.flatten_all()?.to_vec1::<f32>()?;
+        let res = res.flatten_all()?.to_vec1::<f32>()?;
         let grad = grad.flatten_all()?.to_vec1::<f32>()?;
-        let (grad_h, grad_c) = grad.split_at(batch * cells);
-        let mut d_gates = vec![0f32; batch * 4 * cells];
-        let mut d_c_prev = vec![0f32; batch * cells];
-        for b in 0..batch {
-            for j in 0..cells {
-                let k = b * cells + j;
-                let base = b * 4 * cells;
-                let i = sigmoid(g[base + j]);
-                let f = sigmoid(g[base + cells + j]);
-                let candidate = tanh(g[base + 2 * cells + j]);
-                let o = sigmoid(g[base + 3 * cells + j]);
-                let c = f * cp[k] + i * candidate;
-                let tc = tanh(c);
-                let dc = grad_c[k] + grad_h[k] * o * (1.0 - tc * tc);
-                d_gates[base + j] = dc * candidate * i * (1.0 - i);
-                d_gates[base + cells + j] = dc * cp[k] * f * (1.0 - f);
-                d_gates[base + 2 * cells + j] = dc * i * (1.0 - candidate * candidate);
-                d_gates[base + 3 * cells + j] = grad_h[k] * tc * o * (1.0 - o);
-                d_c_prev[k] = dc * f;
+        let plane =
+            |values: &'_ [f32], k: usize| -> Vec<f32> { values[k * n..(k + 1) * n].to_vec() };
+        let (i, f, g, o, tc) = (
+            plane(&res, INPUT),
+            plane(&res, FORGET),
+            plane(&res, CANDIDATE),
+            plane(&res, OUTPUT),
+            plane(&res, TANH_C),
+        );
+        let (grad_h, grad_c) = (plane(&grad, H), plane(&grad, C));
+        let mut d_gates = vec![0f32; 4 * n];
+        let mut d_c_prev = vec![0f32; n];
+        for (row, dg) in d_gates.chunks_exact_mut(4 * cells).enumerate() {
+            let span = row * cells..(row + 1) * cells;
+            let (dgi, rest) = dg.split_at_mut(cells);
+            let (dgf, rest) = rest.split_at_mut(cells);
+            let (dgg, dgo) = rest.split_at_mut(cells);
+            let lanes = dgi
+                .iter_mut()
+                .zip(dgf.iter_mut())
+                .zip(dgg.iter_mut().zip(dgo.iter_mut()))
+                .zip(d_c_prev[span.clone()].iter_mut().zip(&cp[span.clone()]))
+                .zip(
+                    i[span.clone()]
+                        .iter()
+                        .zip(&f[span.clone()])
+                        .zip(g[span.clone()].iter().zip(&o[span.clone()])),
+                )
+                .zip(
+                    tc[span.clone()]
+                        .iter()
+                        .zip(&grad_h[span.clone()])
+                        .zip(&grad_c[span]),
+                );
+            for (((((dgi, dgf), (dgg, dgo)), (dcp, cp)), ((i, f), (g, o))), ((tc, gh), gc)) in lanes
+            {
+                let dc = gc + gh * o * (1.0 - tc * tc);
+                *dgi = dc * g * i * (1.0 - i);
+                *dgf = dc * cp * f * (1.0 - f);
+                *dgg = dc * i * (1.0 - g * g);
+                *dgo = gh * tc * o * (1.0 - o);
+                *dcp = dc * f;
             }
         }
         let device = gates.device();
