@@ -124,28 +124,18 @@ fn show_time(ms: i64) -> String {
 pub async fn put_workflow(pool: &AnyPool, name: &str, definition: &Value) -> Result<i64, Error> {
     let now = now_ms();
     let mut tx = pool.begin().await?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT version FROM workflows WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let version = current.unwrap_or(0) + 1;
-    if current.is_some() {
-        sqlx::query("UPDATE workflows SET version = $1, updated_at = $2 WHERE name = $3")
-            .bind(version)
-            .bind(now)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-    } else {
-        sqlx::query(
-            "INSERT INTO workflows (name, version, created_at, updated_at) VALUES ($1, $2, $3, $3)",
-        )
-        .bind(name)
-        .bind(version)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
+    // Write first: on SQLite a transaction that reads and then writes cannot wait for another
+    // writer (its snapshot is stale, SQLITE_BUSY at once); one that starts by writing waits
+    // under busy_timeout.
+    let version: i64 = sqlx::query_scalar(
+        "INSERT INTO workflows (name, version, created_at, updated_at) VALUES ($1, 1, $2, $2) \
+         ON CONFLICT (name) DO UPDATE SET version = workflows.version + 1, updated_at = excluded.updated_at \
+         RETURNING version",
+    )
+    .bind(name)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
     sqlx::query("INSERT INTO workflow_versions (name, version, definition, created_at) VALUES ($1, $2, $3, $4)")
         .bind(name)
         .bind(version)
