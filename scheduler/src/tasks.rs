@@ -22,6 +22,13 @@ pub enum Job {
     Convert,
     /// `{"table": "telemetry", "catalog"?}` → the compaction report.
     Compact,
+    /// `{"table", "item", "target", "prediction_length", "out", "timestamp"?, "freq"?, "agg"?,
+    /// "dynamic"?, "cat"?, "test_windows"?, "catalog"?}` → the dataset manifest (with the paths of
+    /// `train` and `test`).
+    Dataset,
+    /// `{"train", "test"?, "hyperparameters": {...}, "model_dir", "seed"?}` → the training report
+    /// with the test metrics beside seasonal naive's.
+    Train,
     /// Plumbing: `{"seconds": 2, "started"?: path, "effect"?: path}` waits; a `started` file is
     /// created as it begins and a line appended to `effect` as it ends (worker-failover tests).
     Sleep,
@@ -36,6 +43,8 @@ impl Job {
             "crawl" => Job::Crawl,
             "convert" => Job::Convert,
             "compact" => Job::Compact,
+            "dataset" => Job::Dataset,
+            "train" => Job::Train,
             "sleep" => Job::Sleep,
             _ => return None,
         })
@@ -146,6 +155,8 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
             catalog.close().await;
             Ok(serde_json::to_value(report?).expect("reports serialize"))
         }
+        Job::Dataset => dataset(input, context).await,
+        Job::Train => train(input).await,
         Job::Compact => {
             let options = jobs::convert::CompactOptions {
                 catalog_db: catalog_db(input)?,
@@ -162,6 +173,99 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
             Ok(json!(report?))
         }
     }
+}
+
+fn strings(input: &Value, name: &str) -> Vec<String> {
+    match input.get(name) {
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Array(many)) => many
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// The ASL error of a command-level failure: the job's own name when it is a library error.
+fn command_failure(err: anyhow::Error, otherwise: &str) -> Failure {
+    if let Some(e) = err.downcast_ref::<jobs::Error>() {
+        return failure(e);
+    }
+    match err.downcast_ref::<models::Error>() {
+        Some(models::Error::Input { .. } | models::Error::InvalidArgument { .. }) => {
+            Failure::new("Sluice.InvalidInput", format!("{err:#}"))
+        }
+        _ => Failure::new(otherwise, format!("{err:#}")),
+    }
+}
+
+async fn dataset(input: &Value, context: &Context) -> Result<Value, Failure> {
+    let invalid = |reason: String| Failure::new("Sluice.InvalidInput", reason);
+    let prediction_length = input
+        .get("prediction_length")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| {
+            invalid(format!(
+                "the task input needs a number \"prediction_length\": {input}"
+            ))
+        })?;
+    let spec = jobs::dataset::DatasetSpec {
+        item_columns: strings(input, "item"),
+        timestamp: input
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .unwrap_or("ts")
+            .to_owned(),
+        target: field(input, "target")?.to_owned(),
+        frequency: input
+            .get("freq")
+            .and_then(Value::as_str)
+            .unwrap_or("1h")
+            .to_owned(),
+        aggregation: input
+            .get("agg")
+            .and_then(Value::as_str)
+            .unwrap_or("mean")
+            .parse()
+            .map_err(|e: jobs::Error| invalid(e.to_string()))?,
+        dynamic_features: strings(input, "dynamic"),
+        categorical_features: strings(input, "cat"),
+        prediction_length: prediction_length as usize,
+        test_windows: input
+            .get("test_windows")
+            .and_then(Value::as_u64)
+            .unwrap_or(1) as usize,
+    };
+    let out = std::path::PathBuf::from(field(input, "out")?);
+    let catalog = input.get("catalog").and_then(Value::as_str);
+    let report =
+        crate::commands::dataset::build_to(&spec, field(input, "table")?, catalog, &out, context)
+            .await
+            .map_err(|e| command_failure(e, "States.TaskFailed"))?;
+    Ok(report.json)
+}
+
+async fn train(input: &Value) -> Result<Value, Failure> {
+    let empty = serde_json::Map::new();
+    let map = input
+        .get("hyperparameters")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let hp = models::deepar::Hyperparameters::from_map(map)
+        .map_err(|e| Failure::new("Sluice.InvalidInput", e.to_string()))?;
+    let run = crate::commands::forecasting::TrainRun {
+        train: field(input, "train")?.into(),
+        test: input.get("test").and_then(Value::as_str).map(Into::into),
+        model_dir: field(input, "model_dir")?.into(),
+        seed: input.get("seed").and_then(Value::as_u64).unwrap_or(0),
+        device: candle_core::Device::Cpu,
+        progress: false,
+    };
+    let report = crate::commands::forecasting::train_to(hp, run)
+        .await
+        .map_err(|e| command_failure(e, "Sluice.TrainingFailed"))?;
+    Ok(report.json)
 }
 
 /// Runs Task states in-process: each job on the runtime, from the interpreter's blocking thread.
@@ -181,7 +285,7 @@ impl TaskRunner for InProcess<'_> {
             Failure::new(
                 "States.TaskFailed",
                 format!(
-                    "unknown resource {resource:?}: sluice:echo, fail, sleep, crawl, convert or compact"
+                    "unknown resource {resource:?}: sluice:echo, fail, sleep, crawl, convert, compact, dataset or train"
                 ),
             )
         })?;

@@ -468,3 +468,80 @@ fn landings_become_a_dataset_a_model_and_a_forecast() {
         12
     );
 }
+
+/// `sluice:dataset` and `sluice:train` as Task states: the dataset's manifest feeds training
+/// through the state's input, and bad hyperparameters fail as `Sluice.InvalidInput`.
+#[test]
+fn a_workflow_builds_a_dataset_and_trains_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    for args in [
+        &["generate", "landings", "--devices", "2", "--days", "3"][..],
+        &["crawl"],
+        &["convert", "telemetry"],
+    ] {
+        let (ok, _, stderr) = run_sluice(path, args);
+        assert!(ok, "{args:?}: {stderr}");
+    }
+    let definition = |num_cells_name: &str| {
+        json!({
+            "StartAt": "Dataset",
+            "States": {
+                "Dataset": {
+                    "Type": "Task", "Resource": "sluice:dataset",
+                    "Parameters": {"table": "telemetry", "item": "device_id", "target": "pm25",
+                                   "prediction_length": 12, "out": "wf-data"},
+                    "ResultPath": "$.dataset", "Next": "Train"
+                },
+                "Train": {
+                    "Type": "Task", "Resource": "sluice:train",
+                    "Parameters": {
+                        "train.$": "$.dataset.train", "test.$": "$.dataset.test", "model_dir": "wf-model",
+                        "hyperparameters": {"time_freq.$": "$.dataset.time_freq", "context_length": "12",
+                            "prediction_length": "12", "epochs": "1", num_cells_name: "8",
+                            "mini_batch_size": "8", "num_batches_per_epoch": "3"}
+                    },
+                    "ResultSelector": {"wql.$": "$.test_metrics.deepar.mean_weighted_quantile_loss",
+                                       "naive.$": "$.test_metrics.seasonal_naive.mean_weighted_quantile_loss"},
+                    "ResultPath": "$.train", "End": true
+                }
+            }
+        })
+        .to_string()
+    };
+    std::fs::write(path.join("retrain.json"), definition("num_cells")).unwrap();
+    let run = [
+        "workflow",
+        "run",
+        "--definition",
+        "retrain.json",
+        "--output",
+        "json",
+    ];
+    let (ok, stdout, stderr) = run_sluice(path, &run);
+    assert!(ok, "{stderr}");
+    let outcome: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outcome["status"], "SUCCEEDED", "{outcome}");
+    assert!(
+        outcome["output"]["dataset"]["snapshot_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ds-"),
+        "{outcome}"
+    );
+    assert!(
+        outcome["output"]["train"]["wql"].as_f64().unwrap() > 0.0,
+        "{outcome}"
+    );
+    assert!(path.join("wf-model/model.safetensors").is_file());
+
+    std::fs::write(path.join("retrain.json"), definition("num_cell")).unwrap();
+    let (_, stdout, _) = run_sluice(path, &run);
+    let failed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["error"], "Sluice.InvalidInput", "{failed}");
+    assert!(
+        failed["cause"].as_str().unwrap().contains("num_cell"),
+        "{failed}"
+    );
+}

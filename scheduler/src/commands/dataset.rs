@@ -29,11 +29,30 @@ pub async fn build(args: &DatasetArgs, context: &Context) -> anyhow::Result<Repo
         prediction_length: args.prediction_length,
         test_windows: args.test_windows,
     };
+    build_to(
+        &spec,
+        &args.table,
+        args.catalog.as_deref(),
+        &args.out,
+        context,
+    )
+    .await
+}
+
+/// Builds the dataset of `table_name` into `out` (the `sluice dataset` command and the
+/// `sluice:dataset` task); the report's JSON is the manifest.
+pub async fn build_to(
+    spec: &DatasetSpec,
+    table_name: &str,
+    catalog_db: Option<&str>,
+    out: &std::path::Path,
+    context: &Context,
+) -> anyhow::Result<Report> {
     let lake = context.lake()?;
     let curated_lake = context.curated_lake(&lake)?;
     let catalog = context.catalog().await?;
-    let db = context.catalog_db(args.catalog.as_deref())?;
-    let loaded = load(&curated_lake, &catalog, &db, &args.table, &spec).await;
+    let db = context.catalog_db(catalog_db)?;
+    let loaded = load(&curated_lake, &catalog, &db, table_name, spec).await;
     catalog.close().await;
     let (frame, snapshot) = loaded?;
     let rows = frame.height();
@@ -42,13 +61,14 @@ pub async fn build(args: &DatasetArgs, context: &Context) -> anyhow::Result<Repo
         tokio::task::spawn_blocking(move || build_dataset(frame, &spec, snapshot)).await??
     };
     let (train, test) = dataset.export();
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    write_lines(&args.out.join("train.jsonl"), &train)?;
-    write_lines(&args.out.join("test.jsonl"), &test)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    write_lines(&out.join("train.jsonl"), &train)?;
+    write_lines(&out.join("test.jsonl"), &test)?;
     let manifest = json!({
         "snapshot_id": dataset.snapshot_id,
-        "table": args.table,
+        "table": table_name,
+        "train": out.join("train.jsonl"),
+        "test": out.join("test.jsonl"),
         "spec": dataset.spec,
         "time_freq": dataset.time_freq,
         "cut": format_start(dataset.cut_ms),
@@ -60,28 +80,28 @@ pub async fn build(args: &DatasetArgs, context: &Context) -> anyhow::Result<Repo
         "dropped": dataset.dropped.iter().map(|(item, why)| json!({"item": item, "reason": why})).collect::<Vec<_>>(),
     });
     std::fs::write(
-        args.out.join("dataset.json"),
+        out.join("dataset.json"),
         serde_json::to_vec_pretty(&manifest)?,
     )?;
     let text = format!(
         "dataset {} from {} ({} rows): {} items at {}, training up to {}, {} test window(s) of {}\n{}",
         dataset.snapshot_id,
-        args.table,
+        table_name,
         rows,
         dataset.items.len(),
         dataset.time_freq,
         format_start(dataset.cut_ms),
-        args.test_windows,
-        args.prediction_length,
+        spec.test_windows,
+        spec.prediction_length,
         table(
             ["file", "lines"],
             [
                 [
-                    args.out.join("train.jsonl").display().to_string(),
+                    out.join("train.jsonl").display().to_string(),
                     train.len().to_string()
                 ],
                 [
-                    args.out.join("test.jsonl").display().to_string(),
+                    out.join("test.jsonl").display().to_string(),
                     test.len().to_string()
                 ],
             ]

@@ -2,7 +2,7 @@
 //! and SageMaker's request/response JSON. Training and sampling run off the async runtime.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use candle_core::Device;
@@ -109,11 +109,40 @@ fn metric_rows(deepar: &Metrics, naive: &Metrics) -> Vec<[String; 3]> {
 
 pub async fn train(args: &TrainArgs, context: &Context) -> anyhow::Result<Report> {
     let hp = hyperparameters(args.hyperparameters.as_deref(), &args.set)?;
-    let train_path = args.train.clone();
-    let test_path = args.test.clone();
-    let model_dir = args.model_dir.clone();
-    let (seed, device) = (args.seed, device(args.device)?);
-    let progress = context.progress;
+    let run = TrainRun {
+        train: args.train.clone(),
+        test: args.test.clone(),
+        model_dir: args.model_dir.clone(),
+        seed: args.seed,
+        device: device(args.device)?,
+        progress: context.progress,
+    };
+    train_to(hp, run).await
+}
+
+/// One training run's files and settings.
+pub struct TrainRun {
+    pub train: PathBuf,
+    pub test: Option<PathBuf>,
+    pub model_dir: PathBuf,
+    pub seed: u64,
+    pub device: Device,
+    /// Draw a progress bar.
+    pub progress: bool,
+}
+
+/// Trains, saves the model directory and backtests (the `sluice train` command and the
+/// `sluice:train` task).
+pub async fn train_to(hp: Hyperparameters, run: TrainRun) -> anyhow::Result<Report> {
+    let TrainRun {
+        train: train_path,
+        test: test_path,
+        model_dir,
+        seed,
+        device,
+        progress,
+    } = run;
+    let model_dir_shown = model_dir.clone();
     let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let source = train_path.display().to_string();
         let train_set = read_json_lines(&train_path)?;
@@ -189,7 +218,7 @@ pub async fn train(args: &TrainArgs, context: &Context) -> anyhow::Result<Report
         } else {
             ""
         },
-        args.model_dir.display()
+        model_dir_shown.display()
     );
     if let Some(b) = &backtest {
         text.push_str(&format!(
@@ -201,7 +230,7 @@ pub async fn train(args: &TrainArgs, context: &Context) -> anyhow::Result<Report
         ));
     }
     let json = json!({
-        "model_dir": args.model_dir,
+        "model_dir": model_dir_shown,
         "epochs": report.epochs.len(),
         "best_epoch": report.best_epoch,
         "best_loss": report.best_loss,

@@ -7,10 +7,10 @@ mod bench_orchestrator;
 mod catalog;
 mod convert;
 mod crawl;
-mod dataset;
+pub(crate) mod dataset;
 mod demo;
 mod executions;
-mod forecasting;
+pub(crate) mod forecasting;
 mod schedules;
 mod workflow;
 
