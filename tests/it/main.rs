@@ -9,6 +9,7 @@ mod convert;
 mod crawler_bad_input;
 mod crawler_formats;
 mod forecasting;
+mod forecasting_pipeline;
 mod orchestrator;
 mod s3_lake;
 mod schedules;

@@ -402,12 +402,3 @@ pub fn train(
     };
     Ok((model, report))
 }
-
-/// The loss of `windows` without dropout, for tests and diagnostics.
-pub fn evaluate_loss(model: &Model, series: &[Series], windows: &[(usize, usize)]) -> Result<f64> {
-    let prepared: Vec<Prepared> = series.iter().map(|s| model.prepare(s, 0)).collect();
-    let batch = build_batch(model, &prepared, windows, model.network.device())?;
-    Ok(f64::from(
-        batch_loss(model, &batch, None)?.to_scalar::<f32>()?,
-    ))
-}

@@ -1,0 +1,230 @@
+//! Training: refusals by line and field, learning a seasonal panel, reproducibility, save/load,
+//! dynamic features at forecast time, forecast summaries.
+
+use candle_core::Device;
+use serde_json::json;
+
+use super::super::series::{Series, read_json_lines};
+use super::super::*;
+use super::{hyperparameters, series};
+
+fn write_lines(lines: &[serde_json::Value]) -> tempfile::NamedTempFile {
+    use std::io::Write;
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    for line in lines {
+        writeln!(file, "{line}").unwrap();
+    }
+    file
+}
+
+fn train_error(lines: &[serde_json::Value], extra: serde_json::Value) -> String {
+    let file = write_lines(lines);
+    let data = read_json_lines(file.path()).unwrap();
+    let hp = hyperparameters(extra);
+    let options = TrainOptions {
+        seed: 0,
+        device: Device::Cpu,
+        source: "train.jsonl",
+        on_epoch: None,
+    };
+    match train(&hp, &data, options) {
+        Ok(_) => panic!("training should refuse the data"),
+        Err(err) => err.to_string(),
+    }
+}
+
+#[test]
+fn training_refuses_unusable_series_by_line_and_field() {
+    let good =
+        json!({"start": "2020-01-01", "target": vec![1.0; 60], "dynamic_feat": [vec![0.0; 60]]});
+    let ragged =
+        json!({"start": "2020-01-01", "target": vec![1.0; 60], "dynamic_feat": [vec![0.0; 59]]});
+    let err = train_error(&[good.clone(), ragged], json!({}));
+    assert!(
+        err.contains("train.jsonl:2") && err.contains("dynamic_feat[0]") && err.contains("59"),
+        "{err}"
+    );
+    let all_nan =
+        json!({"start": "2020-01-01", "target": vec!["NaN"; 60], "dynamic_feat": [vec![0.0; 60]]});
+    let err = train_error(&[good.clone(), all_nan], json!({}));
+    assert!(
+        err.contains("train.jsonl:2") && err.contains("target") && err.contains("missing"),
+        "{err}"
+    );
+    let short =
+        json!({"start": "2020-01-01", "target": vec![1.0; 10], "dynamic_feat": [vec![0.0; 10]]});
+    let err = train_error(&[short, good.clone()], json!({}));
+    assert!(
+        err.contains("train.jsonl:1") && err.contains("at least 24"),
+        "{err}"
+    );
+    let negative_target = [vec![1.0; 59], vec![-1.0]].concat();
+    let negative =
+        json!({"start": "2020-01-01", "target": negative_target, "dynamic_feat": [vec![0.0; 60]]});
+    let err = train_error(&[negative], json!({"likelihood": "negative-binomial"}));
+    assert!(
+        err.contains("target[59]") && err.contains("non-negative"),
+        "{err}"
+    );
+    let err = train_error(&[good], json!({"cardinality": "[2]"}));
+    assert!(err.contains("cat") && err.contains("cardinality"), "{err}");
+}
+
+/// A panel of hourly series with a daily cycle, a weekly modulation and noise.
+fn seasonal_panel(count: usize, length: usize, seed: u64) -> Vec<Series> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..count)
+        .map(|i| {
+            let level = 20.0 + 10.0 * i as f32;
+            let target = (0..length)
+                .map(|t| {
+                    let day = (2.0 * std::f32::consts::PI * (t % 24) as f32 / 24.0).sin();
+                    let week = if (t / 24) % 7 >= 5 { 0.6 } else { 1.0 };
+                    level * (1.0 + 0.8 * day * week) + rng.random_range(-1.0..1.0) * 0.05 * level
+                })
+                .collect();
+            let mut s = series("2021-03-01 00:00:00", target);
+            s.cat = vec![i as u32 % 2];
+            s
+        })
+        .collect()
+}
+
+fn small_model(epochs: usize, seed: u64) -> (Model, TrainReport, Vec<Series>) {
+    let panel = seasonal_panel(6, 24 * 21, 1);
+    let train_set: Vec<Series> = panel
+        .iter()
+        .map(|s| {
+            let mut t = s.clone();
+            t.target.truncate(s.target.len() - 24);
+            t
+        })
+        .collect();
+    let hp = hyperparameters(
+        json!({"epochs": epochs.to_string(), "num_cells": "16", "mini_batch_size": "16",
+        "num_batches_per_epoch": "25", "learning_rate": "0.005", "embedding_dimension": "2"}),
+    );
+    let options = TrainOptions {
+        seed,
+        device: Device::Cpu,
+        source: "panel",
+        on_epoch: None,
+    };
+    let (model, report) = train(&hp, &train_set, options).unwrap();
+    (model, report, panel)
+}
+
+#[test]
+fn a_trained_model_beats_seasonal_naive_on_a_seasonal_panel() {
+    let (model, report, panel) = small_model(12, 3);
+    assert_eq!(report.epochs.len(), 12);
+    assert!(
+        report.epochs.last().unwrap().loss < report.epochs[0].loss,
+        "{:?}",
+        report.epochs
+    );
+    assert_eq!(model.network.shape.cardinality, vec![2]);
+    let backtest = evaluate::backtest(&model, &panel, ForecastOptions::default(), "panel").unwrap();
+    let (deepar, naive) = (
+        backtest.deepar.mean_weighted_quantile_loss,
+        backtest.seasonal_naive.mean_weighted_quantile_loss,
+    );
+    assert!(
+        deepar < naive,
+        "DeepAR mean_wQuantileLoss {deepar} should beat seasonal naive's {naive}"
+    );
+    // Forecasts start right after each history and have the asked shape.
+    let f = &backtest.forecasts[0];
+    assert_eq!(f.samples.len(), 100);
+    assert_eq!(f.samples[0].len(), 24);
+    assert_eq!(
+        f.start,
+        model
+            .layout
+            .freq
+            .add(panel[0].start, panel[0].target.len() as i64 - 24)
+    );
+}
+
+#[test]
+fn training_is_reproducible_and_save_load_keeps_forecasts() {
+    let (model, report, panel) = small_model(1, 11);
+    let (_, again, _) = small_model(1, 11);
+    assert_eq!(
+        report.epochs[0].loss, again.epochs[0].loss,
+        "same seed, same loss"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let lineage = artifact::Lineage {
+        seed: 11,
+        train: "panel".into(),
+        dataset_snapshot: Some("snap-1".into()),
+    };
+    artifact::save(&model, dir.path(), &lineage).unwrap();
+    let (loaded, read_lineage) = artifact::load(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(read_lineage, lineage);
+    let options = ForecastOptions {
+        num_samples: 20,
+        seed: 5,
+        batch_series: 4,
+    };
+    let before = forecast(&model, &panel, options, "panel").unwrap();
+    let after = forecast(&loaded, &panel, options, "panel").unwrap();
+    assert_eq!(before, after);
+    let other_seed = forecast(
+        &loaded,
+        &panel,
+        ForecastOptions { seed: 6, ..options },
+        "panel",
+    )
+    .unwrap();
+    assert_ne!(before, other_seed);
+    // A damaged weights file is refused with its path.
+    std::fs::write(dir.path().join(artifact::WEIGHTS), b"not safetensors").unwrap();
+    let err = artifact::load(dir.path(), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+}
+
+#[test]
+fn forecasts_need_dynamic_features_for_the_horizon() {
+    let hp = hyperparameters(
+        json!({"num_cells": "4", "num_batches_per_epoch": "1", "mini_batch_size": "4"}),
+    );
+    let mut s = series("2020-01-01", vec![1.0; 60]);
+    s.dynamic_feat = vec![vec![0.5; 60]];
+    let options = TrainOptions {
+        seed: 0,
+        device: Device::Cpu,
+        source: "train",
+        on_epoch: None,
+    };
+    let (model, _) = train(&hp, std::slice::from_ref(&s), options).unwrap();
+    assert_eq!(model.layout.num_dynamic_feat, 1);
+    let err = forecast(&model, &[s.clone()], ForecastOptions::default(), "request")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("request:1") && err.contains("dynamic_feat[0]") && err.contains("84 expected"),
+        "{err}"
+    );
+    s.dynamic_feat[0].extend(vec![0.5; 24]);
+    assert_eq!(
+        forecast(&model, &[s], ForecastOptions::default(), "request").unwrap()[0].samples[0].len(),
+        24
+    );
+}
+
+#[test]
+fn quantiles_and_mean_of_a_forecast() {
+    let f = Forecast {
+        start: series("2020-01-01", vec![1.0]).start,
+        samples: vec![vec![1.0, 10.0], vec![3.0, 30.0], vec![2.0, 20.0]],
+    };
+    assert_eq!(f.mean(), vec![2.0, 20.0]);
+    assert_eq!(f.quantile(0.5), vec![2.0, 20.0]);
+    assert_eq!(f.quantile(0.25), vec![1.5, 15.0]);
+}
