@@ -6,12 +6,15 @@
 //!
 //! - [`deepar`]: DeepAR (Salinas et al.; GluonTS's design) on candle: features, likelihoods,
 //!   training, sampling forecasts and the model directory;
-//! - [`inference`]: SageMaker DeepAR's request and response JSON.
+//! - [`inference`]: SageMaker DeepAR's request and response JSON;
+//! - [`registry`]: model groups, numbered versions with lineage, statuses, aliases and their
+//!   history, and the publish decision.
 
 pub mod baseline;
 pub mod deepar;
 pub mod inference;
 pub mod metrics;
+pub mod registry;
 
 /// Errors of the models crate.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,15 @@ pub enum Error {
     /// Training diverged (a NaN loss) or could not start.
     #[error("training failed: {reason}")]
     Training { reason: String },
+    /// A registry object that does not exist.
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// A registry change that the current state forbids (promoting a rejected version).
+    #[error("{what}: {reason}")]
+    Conflict { what: String, reason: String },
+    /// The registry database failed.
+    #[error("registry database: {0}")]
+    Database(#[from] sqlx::Error),
     /// The tensor library failed (a device, a shape).
     #[error("tensor: {0}")]
     Tensor(#[from] candle_core::Error),

@@ -40,6 +40,38 @@ pub struct Metrics {
     pub mean_weighted_quantile_loss: f64,
 }
 
+impl Metrics {
+    /// The figures under GluonTS's names (`mean_wQuantileLoss`, `ND`, `wQuantileLoss[0.5]`,
+    /// `Coverage[0.9]`, ...): the registry's and reports' persisted form.
+    pub fn gluonts_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        let mut put = |name: String, value: f64| {
+            map.insert(name, serde_json::json!(value));
+        };
+        put("series".into(), self.series as f64);
+        put(
+            "mean_wQuantileLoss".into(),
+            self.mean_weighted_quantile_loss,
+        );
+        put("ND".into(), self.nd);
+        put("NRMSE".into(), self.nrmse);
+        put("RMSE".into(), self.rmse);
+        put("MSE".into(), self.mse);
+        put("MASE".into(), self.mase);
+        put("sMAPE".into(), self.smape);
+        put("MSIS".into(), self.msis);
+        put("abs_error".into(), self.abs_error);
+        put("abs_target_sum".into(), self.abs_target_sum);
+        for (q, v) in &self.weighted_quantile_loss {
+            put(format!("wQuantileLoss[{q}]"), *v);
+        }
+        for (q, v) in &self.coverage {
+            put(format!("Coverage[{q}]"), *v);
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
 /// The q-quantile of values, with numpy's default (linear) interpolation. Sorts `values`.
 pub fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);

@@ -24,6 +24,8 @@ use crate::orchestrator::store::{self, execution_json};
 pub struct ApiState {
     pub engine: Engine,
     pub queue: Queue,
+    /// Every route but `/health` and `/openapi.json` needs an admin token.
+    pub auth: Arc<crate::serving::Auth>,
 }
 
 type Shared = State<Arc<ApiState>>;
@@ -73,9 +75,14 @@ fn body(payload: Result<Json<Value>, JsonRejection>) -> Result<Value, ApiError> 
 
 /// The API's routes.
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
+    let open = Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/openapi.json", get(|| async { Json(openapi()) }))
+        .route("/openapi.json", get(|| async { Json(openapi()) }));
+    let admin = axum::middleware::from_fn_with_state(
+        state.auth.clone(),
+        crate::serving::routes::require_admin,
+    );
+    Router::new()
         .route("/workflows", get(list_workflows))
         .route("/workflows/validate", post(validate))
         .route("/workflows/{name}", put(put_workflow))
@@ -85,7 +92,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/executions/{id}/history", get(history))
         .route("/executions/{id}/stop", post(stop))
         .route("/executions/{id}/redrive", post(redrive))
+        .route_layer(admin)
         .with_state(state)
+        .merge(open)
 }
 
 async fn validate(payload: Result<Json<Value>, JsonRejection>) -> Result<Json<Value>, ApiError> {
@@ -206,11 +215,18 @@ pub fn openapi() -> Value {
     let name =
         json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
     let asl = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "an Amazon States Language definition"}}}});
+    let variant_header = json!({"name": "X-Amzn-SageMaker-Target-Variant", "in": "header", "required": false, "schema": {"type": "string"}});
+    let invocation = json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InvocationRequest"}}}});
+    let invocation_responses = json!({
+        "200": {"description": "one prediction per instance; X-Amzn-Invoked-Production-Variant and X-Sluice-Model-Version (group:vN) name who answered",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InvocationResponse"}}}},
+        "400": error, "401": error, "403": error, "404": error, "413": error,
+        "503": {"description": "no version deployed, or at capacity (with Retry-After)"}});
     json!({
         "openapi": "3.0.3",
-        "info": {"title": "sluice", "version": env!("CARGO_PKG_VERSION"), "description": "Workflows in Amazon States Language, run durably."},
+        "info": {"title": "sluice", "version": env!("CARGO_PKG_VERSION"), "description": "Workflows in Amazon States Language, run durably, and forecasts from the published models."},
         "paths": {
-            "/health": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
+            "/health": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}},
             "/workflows": {"get": {"summary": "List workflows", "responses": {"200": {"description": "name and latest version of each"}}}},
             "/workflows/validate": {"post": {"summary": "Validate a definition", "requestBody": asl,
                 "responses": {"200": {"description": "valid"}, "400": error}}},
@@ -225,9 +241,31 @@ pub fn openapi() -> Value {
             "/executions/{id}": {"get": {"summary": "Describe an execution", "parameters": id, "responses": {"200": execution, "404": error}}},
             "/executions/{id}/history": {"get": {"summary": "An execution's history", "parameters": id, "responses": {"200": {"description": "events in order"}, "404": error}}},
             "/executions/{id}/stop": {"post": {"summary": "Stop a running execution", "parameters": id, "responses": {"200": execution, "404": error, "409": error}}},
-            "/executions/{id}/redrive": {"post": {"summary": "Redrive a failed execution from its failed state", "parameters": id, "responses": {"200": execution, "404": error, "409": error}}}
+            "/executions/{id}/redrive": {"post": {"summary": "Redrive a failed execution from its failed state", "parameters": id, "responses": {"200": execution, "404": error, "409": error}}},
+            "/ping": {"get": {"summary": "Serving health and what each endpoint serves (never waits on inference)", "security": [], "responses": {"200": {"description": "ok"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics of the endpoints", "security": [], "responses": {"200": {"description": "OpenMetrics text"}}}},
+            "/invocations": {"post": {"summary": "Forecast with the default endpoint (SageMaker DeepAR's contract)", "security": [{"token": ["predict"]}],
+                "parameters": [variant_header.clone()], "requestBody": invocation.clone(), "responses": invocation_responses.clone()}},
+            "/endpoints/{name}/invocations": {"post": {"summary": "Forecast with a named endpoint", "security": [{"token": ["predict"]}],
+                "parameters": [name[0].clone(), variant_header], "requestBody": invocation, "responses": invocation_responses}}
         },
-        "components": {"schemas": {
+        "security": [{"token": ["admin"]}],
+        "components": {
+          "securitySchemes": {"token": {"type": "http", "scheme": "bearer", "description": "sluice token create --scope admin|predict"}},
+          "schemas": {
+            "InvocationRequest": {"type": "object", "required": ["instances"], "properties": {
+                "instances": {"type": "array", "items": {"type": "object", "required": ["start", "target"], "properties": {
+                    "start": {"type": "string"}, "target": {"type": "array", "items": {"type": "number", "nullable": true}},
+                    "cat": {"type": "array", "items": {"type": "integer"}},
+                    "dynamic_feat": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}}}},
+                "configuration": {"type": "object", "properties": {
+                    "num_samples": {"type": "integer"},
+                    "output_types": {"type": "array", "items": {"type": "string", "enum": ["mean", "quantiles", "samples"]}},
+                    "quantiles": {"type": "array", "items": {"type": "string"}}}}}},
+            "InvocationResponse": {"type": "object", "properties": {"predictions": {"type": "array", "items": {"type": "object", "properties": {
+                "mean": {"type": "array", "items": {"type": "number"}},
+                "quantiles": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}}},
+                "samples": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}}}}}},
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
             "Execution": {"type": "object", "properties": {
                 "id": {"type": "string"}, "workflow": {"type": "string"}, "name": {"type": "string"}, "version": {"type": "integer"},

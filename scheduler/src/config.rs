@@ -24,6 +24,38 @@ pub struct Config {
     pub s3: S3Config,
     pub crawler: CrawlerConfig,
     pub api: ApiConfig,
+    pub serve: ServeConfig,
+    pub auth: AuthConfig,
+}
+
+/// The prediction endpoints (`sluice serve`, and `sluice server` on the API's address).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address of `sluice serve`.
+    pub listen: String,
+    /// The endpoint `POST /invocations` answers for.
+    pub default_endpoint: String,
+    /// Inferences at once (0: the cores).
+    pub workers: usize,
+    /// Requests that may wait for a worker; beyond, 503 with Retry-After.
+    pub queue_depth: usize,
+    /// Largest request body (SageMaker's limit: 6 MB).
+    pub max_body_bytes: usize,
+    /// How often servers check the registry for alias and endpoint changes.
+    pub refresh_ms: u64,
+    /// Sample paths when a request names none.
+    pub default_samples: usize,
+}
+
+/// API tokens (`sluice token create`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Require tokens (turn off only for local experiments).
+    pub enabled: bool,
+    /// Let callers without a token call the prediction endpoints.
+    pub anonymous_predict: bool,
 }
 
 /// The HTTP API of `sluice server`.
@@ -77,6 +109,19 @@ impl Default for Config {
             api: ApiConfig {
                 listen: "127.0.0.1:8080".into(),
             },
+            serve: ServeConfig {
+                listen: "127.0.0.1:8081".into(),
+                default_endpoint: "default".into(),
+                workers: 0,
+                queue_depth: 64,
+                max_body_bytes: 6 * 1024 * 1024,
+                refresh_ms: 2000,
+                default_samples: 100,
+            },
+            auth: AuthConfig {
+                enabled: true,
+                anonymous_predict: false,
+            },
             crawler: CrawlerConfig {
                 sample_records: sample.max_records,
                 sample_bytes: sample.max_bytes,
@@ -127,6 +172,31 @@ impl Config {
             )
             .merge(Serialized::defaults(overrides));
         figment.extract().context("invalid configuration")
+    }
+
+    /// The serving options.
+    pub fn serve_options(&self) -> crate::serving::ServeOptions {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        crate::serving::ServeOptions {
+            default_endpoint: self.serve.default_endpoint.clone(),
+            workers: if self.serve.workers == 0 {
+                cores
+            } else {
+                self.serve.workers
+            },
+            queue_depth: self.serve.queue_depth,
+            max_body_bytes: self.serve.max_body_bytes,
+            refresh: std::time::Duration::from_millis(self.serve.refresh_ms.max(50)),
+            default_samples: self.serve.default_samples.max(1),
+        }
+    }
+
+    /// The token rules.
+    pub fn auth_options(&self) -> crate::serving::AuthOptions {
+        crate::serving::AuthOptions {
+            enabled: self.auth.enabled,
+            anonymous_predict: self.auth.anonymous_predict,
+        }
     }
 
     /// The lake's S3 options.

@@ -2,7 +2,8 @@
 //!
 //! The binary (`main.rs`) parses the command line, loads the configuration once, initialises
 //! tracing, calls [`commands::execute`] and prints the [`output::Report`]. Tests call the same
-//! functions in-process. Later issues add the orchestrator, workers, cron and the HTTP API here.
+//! functions in-process. [`orchestrator`] runs workflows ([`asl`]), [`api`] is their HTTP API and
+//! [`serving`] the prediction endpoints.
 
 pub mod api;
 pub mod asl;
@@ -11,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod orchestrator;
 pub mod output;
+pub mod serving;
 pub mod tasks;
 
 use cli::{Cli, OutputFormat};

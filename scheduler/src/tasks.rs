@@ -29,6 +29,9 @@ pub enum Job {
     /// `{"train", "test"?, "hyperparameters": {...}, "model_dir", "seed"?}` → the training report
     /// with the test metrics beside seasonal naive's.
     Train,
+    /// `{"group", "model_dir", "test", "margin"?, "seed"?, "execution"?}` → registers the model
+    /// and publishes it to `champion` if it wins: `{"version", "published", "reason", ...}`.
+    Publish,
     /// Plumbing: `{"seconds": 2, "started"?: path, "effect"?: path}` waits; a `started` file is
     /// created as it begins and a line appended to `effect` as it ends (worker-failover tests).
     Sleep,
@@ -45,6 +48,7 @@ impl Job {
             "compact" => Job::Compact,
             "dataset" => Job::Dataset,
             "train" => Job::Train,
+            "publish" => Job::Publish,
             "sleep" => Job::Sleep,
             _ => return None,
         })
@@ -157,6 +161,7 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
         }
         Job::Dataset => dataset(input, context).await,
         Job::Train => train(input).await,
+        Job::Publish => publish(input, context).await,
         Job::Compact => {
             let options = jobs::convert::CompactOptions {
                 catalog_db: catalog_db(input)?,
@@ -196,8 +201,37 @@ fn command_failure(err: anyhow::Error, otherwise: &str) -> Failure {
         Some(models::Error::Input { .. } | models::Error::InvalidArgument { .. }) => {
             Failure::new("Sluice.InvalidInput", format!("{err:#}"))
         }
+        Some(models::Error::Conflict { .. }) => {
+            Failure::new("Sluice.RegistryConflict", format!("{err:#}"))
+        }
+        Some(models::Error::NotFound { .. }) => Failure::new("Sluice.NotFound", format!("{err:#}")),
+        Some(models::Error::Database(_)) => Failure::new("Sluice.Unavailable", format!("{err:#}")),
         _ => Failure::new(otherwise, format!("{err:#}")),
     }
+}
+
+async fn publish(input: &Value, context: &Context) -> Result<Value, Failure> {
+    let invalid = |reason: String| Failure::new("Sluice.InvalidInput", reason);
+    let spec = crate::commands::registry::PublishSpec {
+        group: models::registry::GroupName::parse(field(input, "group")?)
+            .map_err(|e| invalid(e.to_string()))?,
+        model_dir: field(input, "model_dir")?.into(),
+        test: field(input, "test")?.into(),
+        margin: input.get("margin").and_then(Value::as_f64).unwrap_or(0.0),
+        seed: input.get("seed").and_then(Value::as_u64).unwrap_or(0),
+        actor: match input.get("execution").and_then(Value::as_str) {
+            Some(id) => format!("execution:{id}"),
+            None => "workflow".to_owned(),
+        },
+        training_execution: input
+            .get("execution")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    };
+    let report = crate::commands::registry::publish(spec, context)
+        .await
+        .map_err(|e| command_failure(e, "States.TaskFailed"))?;
+    Ok(report.json)
 }
 
 async fn dataset(input: &Value, context: &Context) -> Result<Value, Failure> {
@@ -285,7 +319,7 @@ impl TaskRunner for InProcess<'_> {
             Failure::new(
                 "States.TaskFailed",
                 format!(
-                    "unknown resource {resource:?}: sluice:echo, fail, sleep, crawl, convert, compact, dataset or train"
+                    "unknown resource {resource:?}: sluice:echo, fail, sleep, crawl, convert, compact, dataset, train or publish"
                 ),
             )
         })?;

@@ -36,9 +36,18 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
     let queue = Queue::open(&db.url).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    // Tokens have their own test (serving::follow); this one is about the workflow operations.
+    let auth = Arc::new(scheduler::serving::Auth::new(
+        db.catalog.pool().clone(),
+        scheduler::serving::AuthOptions {
+            enabled: false,
+            anonymous_predict: false,
+        },
+    ));
     let state = Arc::new(ApiState {
         engine: engine.clone(),
         queue: queue.clone(),
+        auth,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(

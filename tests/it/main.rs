@@ -11,5 +11,7 @@ mod crawler_formats;
 mod forecasting;
 mod forecasting_pipeline;
 mod orchestrator;
+mod registry;
 mod s3_lake;
 mod schedules;
+mod serving;

@@ -71,8 +71,22 @@ pub fn save(model: &Model, dir: &Path, lineage: &Lineage) -> Result<()> {
 /// Loads a model saved by [`save`] onto `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<(Model, Lineage)> {
     let config_path = dir.join(CONFIG);
-    let text = std::fs::read_to_string(&config_path).map_err(|e| io(&config_path, e))?;
-    let config: Value = serde_json::from_str(&text).map_err(|e| io(&config_path, e))?;
+    let config = std::fs::read(&config_path).map_err(|e| io(&config_path, e))?;
+    let weights_path = dir.join(WEIGHTS);
+    let weights = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
+    from_bytes(&config, &weights, &dir.display().to_string(), device)
+}
+
+/// Builds a model from the bytes of its `config.json` and `model.safetensors` (read from a
+/// lake, say); `source` names the directory in errors.
+pub fn from_bytes(
+    config: &[u8],
+    weights: &[u8],
+    source: &str,
+    device: &Device,
+) -> Result<(Model, Lineage)> {
+    let config_path = Path::new(source).join(CONFIG);
+    let config: Value = serde_json::from_slice(config).map_err(|e| io(&config_path, e))?;
     let version = config.get("format_version").and_then(Value::as_u64);
     if version != Some(FORMAT_VERSION) {
         return Err(io(
@@ -93,9 +107,9 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Model, Lineage)> {
         .map_err(|e| io(&config_path, e))?
         .unwrap_or_default();
     let model = Model::initialise(hyperparameters, &mut ChaCha8Rng::seed_from_u64(0), device)?;
-    let weights_path = dir.join(WEIGHTS);
+    let weights_path = Path::new(source).join(WEIGHTS);
     let tensors =
-        candle_core::safetensors::load(&weights_path, device).map_err(|e| io(&weights_path, e))?;
+        candle_core::safetensors::load_buffer(weights, device).map_err(|e| io(&weights_path, e))?;
     model.network.restore(&tensors).map_err(|e| match e {
         Error::Io { reason, .. } => io(&weights_path, reason),
         other => other,

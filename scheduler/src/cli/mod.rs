@@ -5,7 +5,13 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod forecasting;
+mod serving;
 pub use forecasting::{BenchForecastArgs, DatasetArgs, DeviceKind, ForecastArgs, TrainArgs};
+pub use serving::{
+    EndpointCommand, EndpointCreateArgs, ModelsCommand, ModelsGroupArgs, ModelsListArgs,
+    ModelsVersionArgs, PromoteArgs, PublishArgs, RollbackArgs, ServeArgs, StatusArgs, TokenCommand,
+    TokenCreateArgs, TokenRevokeArgs,
+};
 
 /// sluice: batch ETL and model-training workflows over Firehose landings.
 #[derive(Debug, Parser)]
@@ -63,6 +69,17 @@ pub enum Command {
     Train(TrainArgs),
     /// Forecast with a trained model from a SageMaker DeepAR request.
     Forecast(ForecastArgs),
+    /// The model registry: versions, aliases, publishing, history.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Prediction endpoints.
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Serve the prediction endpoints (without the workflow API, scheduler or worker).
+    Serve(ServeArgs),
     /// Run workflow steps from the queue until SIGTERM (scale-out: one per process or machine).
     Worker(WorkerArgs),
     /// Run the HTTP API, the scheduler and a worker in one process until SIGTERM.
@@ -460,4 +477,13 @@ pub struct BenchCrawlArgs {
     /// Repetitions; the best of each is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // clap checks every subcommand (unique names, valid defaults) only when asked.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

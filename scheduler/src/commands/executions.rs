@@ -206,7 +206,29 @@ pub async fn redrive(args: &ExecutionArgs, context: &Context) -> anyhow::Result<
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-pub(super) async fn shutdown_signal() {
+/// A flag raised on SIGTERM or Ctrl-C; [`stopped`] resolves once it is.
+pub(super) fn shutdown_flag() -> tokio::sync::watch::Receiver<bool> {
+    let (raise, flag) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = raise.send(true);
+    });
+    flag
+}
+
+/// Resolves when the flag is raised.
+pub(super) async fn stopped(mut flag: tokio::sync::watch::Receiver<bool>) {
+    let _ = flag.wait_for(|stop| *stop).await;
+}
+
+/// A listener on `address`, with an error that names it.
+pub(super) async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))
+}
+
+async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -11,7 +11,9 @@ pub(crate) mod dataset;
 mod demo;
 mod executions;
 pub(crate) mod forecasting;
+pub(crate) mod registry;
 mod schedules;
+mod serving;
 mod workflow;
 
 use std::io::IsTerminal;
@@ -93,6 +95,10 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Dataset(args) => dataset::build(args, context).await,
         Command::Train(args) => forecasting::train(args, context).await,
         Command::Forecast(args) => forecasting::forecast(args).await,
+        Command::Models(command) => registry::run(command, context).await,
+        Command::Endpoint(command) => serving::endpoint(command, context).await,
+        Command::Token(command) => serving::token(command, context).await,
+        Command::Serve(args) => serving::serve(args, context).await,
         Command::Worker(args) => executions::worker(args, context).await,
         Command::Server(args) => schedules::server(args, context).await,
         Command::Schedule(command) => schedules::run(command, context).await,

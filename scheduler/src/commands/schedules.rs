@@ -137,19 +137,14 @@ async fn create(args: &ScheduleCreateArgs, engine: &Engine) -> anyhow::Result<Re
     ))
 }
 
-/// `sluice server`: the HTTP API, the scheduler loop (once a second) and a worker, until SIGTERM.
+/// `sluice server`: the HTTP API with the prediction endpoints, the scheduler loop (once a
+/// second) and a worker, until SIGTERM.
 pub async fn server(args: &ServerArgs, context: &Context) -> anyhow::Result<Report> {
     let catalog = context.catalog().await?;
     let engine = Engine::new(context.clone(), catalog.pool().clone());
     let queue = Queue::open(&context.config.database).await?;
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        super::executions::shutdown_signal().await;
-        let _ = stop.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
+    let stopping = super::executions::shutdown_flag();
+    let stopped = super::executions::stopped;
     let scheduler = {
         let (engine, queue) = (engine.clone(), queue.clone());
         tokio::spawn(async move {
@@ -166,17 +161,19 @@ pub async fn server(args: &ServerArgs, context: &Context) -> anyhow::Result<Repo
         .listen
         .clone()
         .unwrap_or_else(|| context.config.api.listen.clone());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = super::executions::bind(&listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(address = %address, "serving the API");
+    let serving =
+        super::serving::start_serving(context, &catalog, stopped(stopping.clone())).await?;
     let state = std::sync::Arc::new(crate::api::ApiState {
         engine: engine.clone(),
         queue: queue.clone(),
+        auth: serving.auth.clone(),
     });
+    let routes = crate::api::router(state).merge(crate::serving::router(serving));
     let api = tokio::spawn(
-        axum::serve(listener, crate::api::router(state))
+        axum::serve(listener, routes)
             .with_graceful_shutdown(stopped(stopping.clone()))
             .into_future(),
     );

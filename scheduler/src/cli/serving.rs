@@ -1,0 +1,147 @@
+//! The arguments of the registry and serving commands: `models`, `endpoint`, `token`, `serve`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Model groups, or one group's versions.
+    List(ModelsListArgs),
+    /// One version: status, lineage, metrics, aliases.
+    Show(ModelsVersionArgs),
+    /// Register a trained model directory and promote it to champion only if it beats the
+    /// champion (on the same test windows) by the margin and beats seasonal naive.
+    Publish(PublishArgs),
+    /// Point an alias (default: champion) at a version.
+    Promote(PromoteArgs),
+    /// Undo an alias's last move.
+    Rollback(RollbackArgs),
+    /// Set a version's status (approved, rejected, archived).
+    Status(StatusArgs),
+    /// A group's history: registrations, statuses and every alias move.
+    History(ModelsGroupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsListArgs {
+    /// A group: list its versions.
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsGroupArgs {
+    pub group: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsVersionArgs {
+    pub group: String,
+    /// A version number (3 or v3) or an alias.
+    #[arg(value_name = "VERSION")]
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The model group.
+    #[arg(long)]
+    pub group: String,
+    /// The trained model directory (`sluice train --model-dir`).
+    #[arg(long, value_name = "DIR")]
+    pub model_dir: PathBuf,
+    /// Test series: the candidate and the champion are scored on the same windows.
+    #[arg(long, value_name = "FILE")]
+    pub test: PathBuf,
+    /// Relative improvement over the champion required (0.02: 2 % lower mean_wQuantileLoss).
+    #[arg(long, default_value_t = 0.0)]
+    pub margin: f64,
+    /// Seed of the backtests' sample paths.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    pub group: String,
+    /// The version (3 or v3).
+    #[arg(value_name = "VERSION")]
+    pub number: String,
+    #[arg(long, default_value = "champion")]
+    pub alias: String,
+    /// Why (kept in the history).
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub group: String,
+    #[arg(long, default_value = "champion")]
+    pub alias: String,
+    /// Why (kept in the history).
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub group: String,
+    /// The version (3 or v3).
+    #[arg(value_name = "VERSION")]
+    pub number: String,
+    #[arg(value_parser = ["pending", "approved", "rejected", "archived"])]
+    pub status: String,
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Create or replace an endpoint: a model group served through weighted variants.
+    Create(EndpointCreateArgs),
+    /// The endpoints and what each variant serves now.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointCreateArgs {
+    pub name: String,
+    #[arg(long)]
+    pub group: String,
+    /// NAME=TARGET[:WEIGHT], TARGET an alias or a version (repeat for A/B)
+    /// [default: primary=champion:1].
+    #[arg(long = "variant")]
+    pub variants: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; its secret is printed once.
+    Create(TokenCreateArgs),
+    /// The tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    #[arg(long, value_parser = ["admin", "predict"])]
+    pub scope: String,
+    /// A name to recognise it by.
+    #[arg(long, default_value = "")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: from config, serve.listen].
+    #[arg(long)]
+    pub listen: Option<String>,
+}

@@ -1,0 +1,168 @@
+//! `sluice endpoint`, `sluice token` and `sluice serve`: endpoint definitions, API tokens, and a
+//! process serving the prediction endpoints alone (scale serving apart from the workers).
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use models::registry::GroupName;
+use serde_json::json;
+
+use super::Context;
+use super::executions::{bind, shutdown_flag, stopped};
+use crate::cli::{EndpointCommand, EndpointCreateArgs, ServeArgs, TokenCommand};
+use crate::output::{Report, table, time};
+use crate::serving::endpoints::{self, EndpointSpec, Variant};
+use crate::serving::{self, Auth, Serving, auth};
+
+pub async fn endpoint(command: &EndpointCommand, context: &Context) -> anyhow::Result<Report> {
+    let catalog = context.catalog().await?;
+    let postgres = catalog.backend() == jobs::catalog::Backend::Postgres;
+    match command {
+        EndpointCommand::Create(EndpointCreateArgs {
+            name,
+            group,
+            variants,
+        }) => {
+            let variants = variants
+                .iter()
+                .map(|v| Variant::parse(v))
+                .collect::<Result<Vec<_>, _>>()?;
+            let spec = EndpointSpec::new(name, GroupName::parse(group)?, variants)?;
+            let generation = endpoints::put(catalog.pool(), &spec, postgres).await?;
+            Ok(Report::new(
+                json!({"endpoint": spec.name, "group": spec.group, "generation": generation}),
+                format!(
+                    "endpoint {} serves {} ({})",
+                    spec.name,
+                    spec.group,
+                    spec.variants
+                        .iter()
+                        .map(|v| format!("{}={}:{}", v.name, v.target, v.weight))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))
+        }
+        EndpointCommand::List => {
+            let all = endpoints::list(catalog.pool()).await?;
+            let rows = all.iter().flat_map(|(spec, _)| {
+                spec.variants.iter().map(|v| {
+                    [
+                        spec.name.clone(),
+                        spec.group.to_string(),
+                        v.name.clone(),
+                        v.target.to_string(),
+                        v.weight.to_string(),
+                    ]
+                })
+            });
+            let text = table(["endpoint", "group", "variant", "target", "weight"], rows);
+            let json =
+                json!(all.iter().map(|(spec, generation)| json!({
+                "endpoint": spec.name,
+                "group": spec.group,
+                "generation": generation,
+                "variants": spec.variants.iter().map(|v| json!({
+                    "variant": v.name, "target": v.target.to_string(), "weight": v.weight,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>());
+            Ok(Report::new(json, text))
+        }
+    }
+}
+
+pub async fn token(command: &TokenCommand, context: &Context) -> anyhow::Result<Report> {
+    let catalog = context.catalog().await?;
+    match command {
+        TokenCommand::Create(args) => {
+            let scope = auth::Scope::parse(&args.scope)?;
+            let (id, secret) = auth::create(catalog.pool(), scope, &args.name).await?;
+            Ok(Report::new(
+                json!({"id": id, "scope": scope.as_str(), "token": secret}),
+                format!(
+                    "token {id} ({} scope); keep it, it is not shown again:\n{secret}",
+                    scope.as_str()
+                ),
+            ))
+        }
+        TokenCommand::List => {
+            let tokens = auth::list(catalog.pool()).await?;
+            let text = table(
+                ["id", "name", "scope", "created", "revoked"],
+                tokens.iter().map(|t| {
+                    [
+                        t["id"].as_str().unwrap_or_default().to_owned(),
+                        t["name"].as_str().unwrap_or_default().to_owned(),
+                        t["scope"].as_str().unwrap_or_default().to_owned(),
+                        time(t["created_at"].as_i64().unwrap_or_default()),
+                        t["revoked_at"].as_i64().map(time).unwrap_or_default(),
+                    ]
+                }),
+            );
+            Ok(Report::new(json!(tokens), text))
+        }
+        TokenCommand::Revoke(args) => {
+            anyhow::ensure!(
+                auth::revoke(catalog.pool(), &args.id).await?,
+                "no live token {}",
+                args.id
+            );
+            Ok(Report::new(
+                json!({"revoked": args.id}),
+                format!("token {} revoked", args.id),
+            ))
+        }
+    }
+}
+
+/// The serving state of a process, following the registry until `stop` resolves.
+pub(crate) async fn start_serving(
+    context: &Context,
+    catalog: &jobs::catalog::Catalog,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Arc<Serving>> {
+    let auth = Arc::new(Auth::new(
+        catalog.pool().clone(),
+        context.config.auth_options(),
+    ));
+    let serving = Arc::new(Serving::new(
+        catalog.pool().clone(),
+        context.lake()?,
+        auth,
+        context.config.serve_options(),
+    ));
+    serving
+        .refresh()
+        .await
+        .context("cannot load the endpoints' models")?;
+    tokio::spawn(serving.clone().follow(stop));
+    if catalog.backend() == jobs::catalog::Backend::Postgres {
+        tokio::spawn(serving::listen(
+            serving.clone(),
+            context.config.database.clone(),
+        ));
+    }
+    Ok(serving)
+}
+
+/// `sluice serve`: the prediction endpoints until SIGTERM.
+pub async fn serve(args: &ServeArgs, context: &Context) -> anyhow::Result<Report> {
+    let catalog = context.catalog().await?;
+    let stopping = shutdown_flag();
+    let serving = start_serving(context, &catalog, stopped(stopping.clone())).await?;
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| context.config.serve.listen.clone());
+    let listener = bind(&listen).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(address = %address, "serving the prediction endpoints");
+    axum::serve(listener, serving::router(serving))
+        .with_graceful_shutdown(stopped(stopping))
+        .await?;
+    catalog.close().await;
+    Ok(Report::new(
+        json!({"serve": format!("http://{address}"), "stopped": true}),
+        format!("serving on http://{address} stopped"),
+    ))
+}

@@ -1,0 +1,163 @@
+//! Prediction endpoints: SageMaker DeepAR's invocation contract over the registry's models.
+//!
+//! - [`endpoints`]: endpoint definitions (weighted variants following aliases or versions);
+//! - [`live`]: the loaded models, rebuilt off the hot path and swapped atomically;
+//! - [`auth`]: hashed API tokens with `admin` and `predict` scopes;
+//! - [`metrics`]: Prometheus metrics per endpoint, variant and version;
+//! - [`routes`]: `/ping`, `/invocations`, `/endpoints/{name}/invocations`, `/metrics`.
+//!
+//! Servers follow the registry: every `refresh` interval they compare generations (one query),
+//! and on Postgres they also wake on `NOTIFY sluice_registry`. Inference runs on blocking
+//! threads behind two semaphores: `workers` bounds the CPU work, `queue` bounds what may wait;
+//! past that a request gets 503 with `Retry-After` at once, and `/ping` never waits on either.
+
+pub mod auth;
+pub mod endpoints;
+pub mod live;
+pub mod metrics;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs::lake::Lake;
+use sqlx::AnyPool;
+use tokio::sync::{Notify, Semaphore};
+
+pub use routes::router;
+
+/// Errors of the serving layer (mapped to status codes in [`routes`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Registry(#[from] models::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// How the endpoints serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The endpoint `/invocations` answers for.
+    pub default_endpoint: String,
+    /// Inferences run at once.
+    pub workers: usize,
+    /// Requests that may wait for a worker; beyond, 503.
+    pub queue_depth: usize,
+    pub max_body_bytes: usize,
+    /// How often the registry is checked for changes.
+    pub refresh: Duration,
+    /// Sample paths when a request names none.
+    pub default_samples: usize,
+}
+
+/// Who may call what.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthOptions {
+    /// Require tokens at all (off only for local experiments).
+    pub enabled: bool,
+    /// Let callers without a token predict.
+    pub anonymous_predict: bool,
+}
+
+/// What the serving handlers share.
+pub struct Serving {
+    pub pool: AnyPool,
+    pub lake: Lake,
+    pub live: live::Live,
+    pub metrics: metrics::Metrics,
+    pub auth: Arc<Auth>,
+    pub options: ServeOptions,
+    queue: Arc<Semaphore>,
+    workers: Arc<Semaphore>,
+    wake: Notify,
+}
+
+/// Token checks shared by the API and the endpoints.
+pub struct Auth {
+    pub options: AuthOptions,
+    pub verifier: auth::Verifier,
+}
+
+impl Auth {
+    pub fn new(pool: AnyPool, options: AuthOptions) -> Self {
+        Self {
+            options,
+            verifier: auth::Verifier::new(pool),
+        }
+    }
+}
+
+impl Serving {
+    pub fn new(pool: AnyPool, lake: Lake, auth: Arc<Auth>, options: ServeOptions) -> Self {
+        let workers = options.workers.max(1);
+        Self {
+            queue: Arc::new(Semaphore::new(workers + options.queue_depth)),
+            workers: Arc::new(Semaphore::new(workers)),
+            live: live::Live::default(),
+            metrics: metrics::Metrics::default(),
+            pool,
+            lake,
+            auth,
+            options,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Checks the registry now; `true` when the served models changed.
+    pub async fn refresh(&self) -> Result<bool, Error> {
+        let swapped = self.live.refresh(&self.pool, &self.lake).await?;
+        if swapped {
+            self.metrics.swapped();
+            tracing::info!("served models updated");
+        }
+        Ok(swapped)
+    }
+
+    /// Asks the follow loop to check the registry now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Keeps the served models current until `stop` resolves: a check every `refresh`
+    /// interval, and at once when woken (Postgres notifications, see [`listen`]).
+    pub async fn follow(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            if let Err(err) = self.refresh().await {
+                tracing::warn!(error = %err, "registry check failed");
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(self.options.refresh) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+}
+
+/// Wakes `serving` on every registry notification from Postgres (reconnecting as needed).
+pub async fn listen(serving: Arc<Serving>, database_url: String) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&database_url).await {
+            Ok(mut listener) => {
+                if let Err(err) = listener.listen(models::registry::NOTIFY_CHANNEL).await {
+                    tracing::warn!(error = %err, "cannot listen for registry changes");
+                } else {
+                    // Changes made while disconnected are caught by this first check.
+                    serving.wake();
+                    while let Ok(note) = listener.recv().await {
+                        tracing::debug!(payload = note.payload(), "registry changed");
+                        serving.wake();
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot connect to listen for registry changes")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,389 @@
+//! The model registry on SQLite and Postgres: version numbers, statuses, aliases and their full
+//! history, rollback as an undo of alias moves, and the refusals that keep an alias on a
+//! servable version.
+
+use models::registry::{AliasName, Change, GroupName, NewVersion, Registry, Status, Target};
+use serde_json::json;
+use tests::{Backend, TestDb, on_both_backends};
+
+fn new_version(artifact: &str, mean_wql: f64) -> NewVersion {
+    NewVersion {
+        artifact: artifact.into(),
+        dataset_snapshot: Some("ds-1".into()),
+        training_execution: Some("exec-1".into()),
+        hyperparameters: json!({"epochs": "2"}),
+        metrics: json!({"mean_wQuantileLoss": mean_wql}),
+        baseline_metrics: json!({"mean_wQuantileLoss": 0.5}),
+        actor: "test".into(),
+    }
+}
+
+fn why(reason: &str) -> Change {
+    Change {
+        actor: "tester".into(),
+        reason: reason.into(),
+    }
+}
+
+async fn registry_versions_aliases_and_history(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let registry = Registry::new(db.catalog.pool().clone());
+    let group = GroupName::parse("air-quality").unwrap();
+    let champion = AliasName::champion();
+
+    // Concurrent registrations get distinct consecutive numbers.
+    let registrations = (0..4).map(|i| {
+        let registry = registry.clone();
+        let group = group.clone();
+        async move {
+            registry
+                .register(
+                    &group,
+                    &new_version(&format!("models/a/{i}"), 0.1 + i as f64),
+                )
+                .await
+                .unwrap()
+                .version
+        }
+    });
+    let mut numbers = futures::future::join_all(registrations).await;
+    numbers.sort();
+    assert_eq!(numbers, vec![1, 2, 3, 4]);
+    let v1 = registry.version(&group, 1).await.unwrap();
+    assert_eq!(v1.status, Status::Pending);
+    assert_eq!(v1.dataset_snapshot.as_deref(), Some("ds-1"));
+    assert_eq!(v1.baseline_metrics["mean_wQuantileLoss"], 0.5);
+
+    // An alias approves what it points at; moves are kept with their reasons.
+    assert_eq!(
+        registry
+            .move_alias(&group, &champion, 1, &why("first"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        registry.version(&group, 1).await.unwrap().status,
+        Status::Approved
+    );
+    assert_eq!(
+        registry
+            .move_alias(&group, &champion, 2, &why("better"))
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    registry
+        .move_alias(&group, &champion, 3, &why("better still"))
+        .await
+        .unwrap();
+    let resolved = registry
+        .resolve(&group, &Target::Alias(champion.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resolved.version, 3);
+    assert_eq!(resolved.aliases, vec!["champion"]);
+
+    // Rollback undoes moves one at a time: 3 → 2 → 1, then there is nothing before.
+    assert_eq!(
+        registry
+            .rollback(&group, &champion, &why("v3 regressed"))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        registry
+            .rollback(&group, &champion, &why("v2 too"))
+            .await
+            .unwrap(),
+        1
+    );
+    let err = registry
+        .rollback(&group, &champion, &why("again"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing before it"), "{err}");
+
+    // A version an alias points at cannot be rejected; a rejected one cannot be aliased.
+    let err = registry
+        .set_status(&group, 1, Status::Rejected, &why("no"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("champion"), "{err}");
+    registry
+        .set_status(&group, 4, Status::Rejected, &why("worse than naive"))
+        .await
+        .unwrap();
+    let err = registry
+        .move_alias(&group, &champion, 4, &why("try"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("rejected"), "{err}");
+    assert!(matches!(
+        registry
+            .move_alias(&group, &champion, 9, &why("no such"))
+            .await,
+        Err(models::Error::NotFound { .. })
+    ));
+
+    // Another alias, removed again.
+    let challenger = AliasName::parse("challenger").unwrap();
+    registry
+        .move_alias(&group, &challenger, 3, &why("shadow"))
+        .await
+        .unwrap();
+    assert_eq!(
+        registry
+            .remove_alias(&group, &challenger, &why("done"))
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(
+        registry
+            .resolve(&group, &Target::Alias(challenger))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The history is complete and ordered by generation, which the group carries.
+    let history = registry.history(&group).await.unwrap();
+    let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "registered",
+            "registered",
+            "registered",
+            "registered",
+            "alias-moved",
+            "status",
+            "alias-moved",
+            "status",
+            "alias-moved",
+            "status",
+            "alias-rolled-back",
+            "alias-rolled-back",
+            "status",
+            "alias-moved",
+            "alias-removed",
+        ]
+    );
+    let generations: Vec<i64> = history.iter().map(|e| e.generation).collect();
+    assert_eq!(generations, (1..=history.len() as i64).collect::<Vec<_>>());
+    let regressed = history.iter().find(|e| e.reason == "v3 regressed").unwrap();
+    assert_eq!(
+        (
+            regressed.from_version,
+            regressed.version,
+            regressed.actor.as_str()
+        ),
+        (Some(3), Some(2), "tester")
+    );
+    assert_eq!(
+        registry.generation(&group).await.unwrap(),
+        Some(history.len() as i64)
+    );
+    assert!(matches!(
+        registry.history(&GroupName::parse("nope").unwrap()).await,
+        Err(models::Error::NotFound { .. })
+    ));
+}
+
+on_both_backends!(registry_versions_aliases_and_history);
+
+/// Noisy series around a level per series: seasonal naive repeats yesterday's noise, so a
+/// model that learns the level and the spread beats it.
+fn noisy_panel(hours: usize) -> Vec<serde_json::Value> {
+    let mut state = 7u64;
+    (0..4)
+        .map(|i| {
+            let target: Vec<f64> = (0..hours)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let noise = ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5;
+                    (100.0 + 20.0 * i as f64 + 30.0 * noise).round()
+                })
+                .collect();
+            json!({"start": "2024-01-01 00:00:00", "target": target})
+        })
+        .collect()
+}
+
+#[test]
+fn models_publish_promotes_a_winner_and_rejects_a_tie_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, lines: &[serde_json::Value]| {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.path().join(name), text).unwrap();
+    };
+    let full = noisy_panel(24 * 8);
+    let train: Vec<serde_json::Value> = full
+        .iter()
+        .map(|s| {
+            let target = s["target"].as_array().unwrap();
+            json!({"start": s["start"], "target": target[..target.len() - 24]})
+        })
+        .collect();
+    write("train.jsonl", &train);
+    write("test.jsonl", &full);
+    let sluice = |args: &[&str]| {
+        let mut all = vec![
+            "--database",
+            "sqlite://db/sluice.db",
+            "--lake",
+            "file://lake",
+        ];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--output", "json"]);
+        let (ok, stdout, stderr) = tests::run_sluice(dir.path(), &all);
+        (
+            ok,
+            serde_json::from_str::<serde_json::Value>(&stdout).unwrap_or_default(),
+            stderr,
+        )
+    };
+    let (ok, _, stderr) = sluice(&[
+        "train",
+        "--train",
+        "train.jsonl",
+        "--test",
+        "test.jsonl",
+        "--model-dir",
+        "model",
+        "--set",
+        "time_freq=H",
+        "--set",
+        "context_length=24",
+        "--set",
+        "prediction_length=24",
+        "--set",
+        "epochs=20",
+        "--set",
+        "num_cells=8",
+        "--set",
+        "mini_batch_size=16",
+        "--set",
+        "num_batches_per_epoch=20",
+        "--set",
+        "learning_rate=0.01",
+        "--set",
+        "num_eval_samples=50",
+    ]);
+    assert!(ok, "{stderr}");
+    let publish = [
+        "models",
+        "publish",
+        "--group",
+        "fleet",
+        "--model-dir",
+        "model",
+        "--test",
+        "test.jsonl",
+    ];
+
+    let (ok, first, stderr) = sluice(&publish);
+    assert!(ok, "{stderr}");
+    assert_eq!(first["version"], 1);
+    assert_eq!(first["published"], true, "{first}");
+    assert!(
+        first["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no champion yet"),
+        "{first}"
+    );
+    let artifact = first["artifact"].as_str().unwrap();
+    assert!(
+        dir.path()
+            .join("lake")
+            .join(artifact)
+            .join("model.safetensors")
+            .is_file()
+    );
+
+    // The same model again scores exactly the champion's loss on the same windows: no win.
+    let (ok, second, stderr) = sluice(&publish);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        (second["version"].as_u64(), second["published"].as_bool()),
+        (Some(2), Some(false))
+    );
+    let reason = second["reason"].as_str().unwrap();
+    assert!(reason.contains("does not beat champion v1"), "{reason}");
+    assert_eq!(
+        second["champion"]["mean_wQuantileLoss"], first["candidate"]["mean_wQuantileLoss"],
+        "the champion is scored on the candidate's windows"
+    );
+
+    let (ok, v2, _) = sluice(&["models", "show", "fleet", "2"]);
+    assert!(ok);
+    assert_eq!(v2["status"], "rejected");
+    assert_eq!(v2["status_reason"], reason);
+    assert!(
+        v2["baseline_metrics"]["mean_wQuantileLoss"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let (ok, champion, _) = sluice(&["models", "show", "fleet", "champion"]);
+    assert!(ok);
+    assert_eq!(champion["version"], 1);
+
+    // Refusals name the problem; the history tells the story.
+    let (ok, _, stderr) = sluice(&["models", "promote", "fleet", "2", "--reason", "force it"]);
+    assert!(!ok && stderr.contains("rejected"), "{stderr}");
+    let (ok, _, stderr) = sluice(&["models", "rollback", "fleet", "--reason", "undo"]);
+    assert!(!ok && stderr.contains("nothing before it"), "{stderr}");
+    let (ok, history, _) = sluice(&["models", "history", "fleet"]);
+    assert!(ok);
+    let kinds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "registered",
+            "alias-moved",
+            "status",
+            "registered",
+            "status"
+        ]
+    );
+
+    // The same decision as a workflow's Task, with an output Choice states can read.
+    let flow = json!({"StartAt": "Publish", "States": {
+        "Publish": {"Type": "Task", "Resource": "sluice:publish", "Parameters": {
+            "group": "fleet", "model_dir": "model", "test": "test.jsonl", "margin": 0.05,
+            "execution.$": "$$.Execution.Id"}, "Next": "Won?"},
+        "Won?": {"Type": "Choice", "Choices": [
+            {"Variable": "$.published", "BooleanEquals": true, "Next": "Published"}],
+            "Default": "Kept"},
+        "Published": {"Type": "Succeed"},
+        "Kept": {"Type": "Pass", "Parameters": {"kept.$": "$.champion.version", "why.$": "$.reason"}, "End": true}}});
+    std::fs::write(dir.path().join("publish.json"), flow.to_string()).unwrap();
+    let (ok, outcome, stderr) = sluice(&["workflow", "run", "--definition", "publish.json"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(outcome["status"], "SUCCEEDED", "{outcome}");
+    assert_eq!(outcome["output"]["kept"], 1, "{outcome}");
+    assert!(
+        outcome["output"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("margin of 5.0 %")
+    );
+    let (ok, v3, _) = sluice(&["models", "show", "fleet", "v3"]);
+    assert!(ok);
+    assert!(
+        v3["created_by"].as_str().unwrap().starts_with("execution:"),
+        "{v3}"
+    );
+}

@@ -1,0 +1,150 @@
+//! Servers follow alias moves while running (SQLite: the periodic check; Postgres: the
+//! notification, with the periodic check set to an hour), and tokens' scopes are enforced on
+//! the prediction endpoints and the workflow API.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use scheduler::api::ApiState;
+use scheduler::commands::Context;
+use scheduler::config::Config;
+use scheduler::orchestrator::engine::Engine;
+use scheduler::orchestrator::queue::Queue;
+use scheduler::serving::AuthOptions;
+use scheduler::serving::auth::{self, Scope};
+use tests::{Backend, on_both_backends};
+
+use super::{Fixture, invoke, options, request, spawn};
+
+async fn a_running_server_follows_alias_moves(backend: Backend) {
+    let fixture = Fixture::new(backend, 2).await;
+    fixture.endpoint("default", &[]).await;
+    let mut options = options();
+    if backend == Backend::Sqlite {
+        options.refresh = Duration::from_millis(100);
+    }
+    let serving = fixture.serving(super::OPEN, options);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serving.clone().follow(async move {
+        let _ = stopped.await;
+    }));
+    if backend == Backend::Postgres {
+        tokio::spawn(scheduler::serving::listen(
+            serving.clone(),
+            fixture.db.url.clone(),
+        ));
+    }
+    let base = spawn(scheduler::serving::router(serving)).await;
+    let http = reqwest::Client::new();
+    let url = format!("{base}/invocations");
+    let served = || async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, version, _, _) = invoke(&http, &url, &request(48), &[]).await;
+            if status == 200 || Instant::now() > deadline {
+                return version;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert_eq!(served().await.as_deref(), Some("g:v1"));
+    for (version, label) in [(2, "g:v2"), (1, "g:v1")] {
+        fixture.promote(version).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if served().await.as_deref() == Some(label) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not follow champion to {label}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+on_both_backends!(a_running_server_follows_alias_moves);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_scopes_are_enforced() {
+    let fixture = Fixture::new(Backend::Sqlite, 1).await;
+    fixture.endpoint("default", &[]).await;
+    let closed = AuthOptions {
+        enabled: true,
+        anonymous_predict: false,
+    };
+    let serving = fixture.serving(closed, options());
+    serving.refresh().await.unwrap();
+    let pool = fixture.db.catalog.pool();
+    let (_, admin) = auth::create(pool, Scope::Admin, "ops").await.unwrap();
+    let (_, predict) = auth::create(pool, Scope::Predict, "app").await.unwrap();
+    let (revoked_id, revoked) = auth::create(pool, Scope::Admin, "old").await.unwrap();
+    assert!(auth::revoke(pool, &revoked_id).await.unwrap());
+    assert!(!auth::revoke(pool, &revoked_id).await.unwrap());
+    let listed = auth::list(pool).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(
+        !listed.iter().any(|t| t.to_string().contains(&admin)),
+        "secrets are never listed"
+    );
+
+    let engine = Engine::new(
+        Context {
+            config: Config {
+                database: fixture.db.url.clone(),
+                lake: "memory://".into(),
+                ..Config::default()
+            },
+            progress: false,
+        },
+        pool.clone(),
+    );
+    let api = Arc::new(ApiState {
+        engine,
+        queue: Queue::open(&fixture.db.url).await.unwrap(),
+        auth: serving.auth.clone(),
+    });
+    let base = spawn(scheduler::api::router(api).merge(scheduler::serving::router(serving))).await;
+    let http = reqwest::Client::new();
+    let invocations = format!("{base}/invocations");
+    let bearer = |t: &str| format!("Bearer {t}");
+    let predict_with = |token: Option<String>| {
+        let http = http.clone();
+        let url = invocations.clone();
+        async move {
+            let header = token.map(|t| ("authorization", t));
+            let headers: Vec<(&str, &str)> = header
+                .as_ref()
+                .map(|(n, v)| vec![(*n, v.as_str())])
+                .unwrap_or_default();
+            invoke(&http, &url, &request(48), &headers).await.0
+        }
+    };
+    assert_eq!(predict_with(None).await, 401);
+    assert_eq!(predict_with(Some("Bearer sluice_nope_x".into())).await, 401);
+    assert_eq!(predict_with(Some(bearer(&revoked))).await, 401);
+    assert_eq!(predict_with(Some(bearer(&predict))).await, 200);
+    assert_eq!(predict_with(Some(bearer(&admin))).await, 200);
+
+    let workflows = |token: Option<&str>| {
+        let mut request = http.get(format!("{base}/workflows"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(workflows(None).await, 401);
+    assert_eq!(workflows(Some(&predict)).await, 403);
+    assert_eq!(workflows(Some(&admin)).await, 200);
+    // Health, the OpenAPI document, ping and metrics stay open.
+    for path in ["/health", "/openapi.json", "/ping", "/metrics"] {
+        let status = http
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 200, "{path}");
+    }
+}
