@@ -11,6 +11,8 @@
 //!   infers and merges Arrow schemas, detects partitions and groups compatible objects into tables.
 //! - [`dataset`]: builds DeepAR's time series from a curated table (polars): aggregation per item
 //!   and frequency, explicit gaps, time splits, SageMaker JSON lines, snapshot ids.
+//! - [`drift`]: whether recent data moved away from a model's training window (KS, Wasserstein,
+//!   PSI per series and feature, Evidently's defaults), and the stored reports.
 //! - [`generate`]: writes realistic Firehose landings of an air-quality fleet, deterministic per seed.
 //!
 //! The crate has one error type, [`Error`]. Problems with a single landed object are not errors of
@@ -20,6 +22,7 @@ pub mod catalog;
 pub mod convert;
 pub mod crawler;
 pub mod dataset;
+pub mod drift;
 mod error;
 pub mod generate;
 pub mod lake;

@@ -32,6 +32,9 @@ pub enum Job {
     /// `{"group", "model_dir", "test", "margin"?, "seed"?, "execution"?}` → registers the model
     /// and publishes it to `champion` if it wins: `{"version", "published", "reason", ...}`.
     Publish,
+    /// `{"train", "test", "subject"?, "table"?, "since_hours"?, "catalog"?}` → `{"drift":
+    /// {"detected", "reasons", "share_drifted_series", "report_id", ...}}` (stored and in the lake).
+    DetectDrift,
     /// Plumbing: `{"seconds": 2, "started"?: path, "effect"?: path}` waits; a `started` file is
     /// created as it begins and a line appended to `effect` as it ends (worker-failover tests).
     Sleep,
@@ -49,6 +52,7 @@ impl Job {
             "dataset" => Job::Dataset,
             "train" => Job::Train,
             "publish" => Job::Publish,
+            "detect-drift" => Job::DetectDrift,
             "sleep" => Job::Sleep,
             _ => return None,
         })
@@ -162,6 +166,34 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
         Job::Dataset => dataset(input, context).await,
         Job::Train => train(input).await,
         Job::Publish => publish(input, context).await,
+        Job::DetectDrift => {
+            let since_hours = input
+                .get("since_hours")
+                .and_then(Value::as_f64)
+                .unwrap_or(24.0);
+            let spec = crate::commands::drift::DriftSpec {
+                train: field(input, "train")?.into(),
+                test: field(input, "test")?.into(),
+                subject: input
+                    .get("subject")
+                    .and_then(Value::as_str)
+                    .unwrap_or("dataset")
+                    .to_owned(),
+                table: input
+                    .get("table")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                since_ms: Some(jobs::catalog::now_ms() - (since_hours * 3_600_000.0) as i64),
+                catalog: input
+                    .get("catalog")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            };
+            crate::commands::drift::detect(&spec, context)
+                .await
+                .map(|report| report.json)
+                .map_err(|e| command_failure(e, "States.TaskFailed"))
+        }
         Job::Compact => {
             let options = jobs::convert::CompactOptions {
                 catalog_db: catalog_db(input)?,
@@ -319,7 +351,7 @@ impl TaskRunner for InProcess<'_> {
             Failure::new(
                 "States.TaskFailed",
                 format!(
-                    "unknown resource {resource:?}: sluice:echo, fail, sleep, crawl, convert, compact, dataset, train or publish"
+                    "unknown resource {resource:?}: sluice:echo, fail, sleep, crawl, convert, compact, dataset, train, publish or detect-drift"
                 ),
             )
         })?;

@@ -8,6 +8,7 @@ mod cli_workflows;
 mod convert;
 mod crawler_bad_input;
 mod crawler_formats;
+mod drift;
 mod forecasting;
 mod forecasting_pipeline;
 mod orchestrator;

@@ -8,9 +8,9 @@ mod forecasting;
 mod serving;
 pub use forecasting::{BenchForecastArgs, DatasetArgs, DeviceKind, ForecastArgs, TrainArgs};
 pub use serving::{
-    EndpointCommand, EndpointCreateArgs, ModelsCommand, ModelsGroupArgs, ModelsListArgs,
-    ModelsVersionArgs, PromoteArgs, PublishArgs, RollbackArgs, ServeArgs, StatusArgs, TokenCommand,
-    TokenCreateArgs, TokenRevokeArgs,
+    DriftCommand, DriftRunArgs, DriftShowArgs, EndpointCommand, EndpointCreateArgs, ModelsCommand,
+    ModelsGroupArgs, ModelsListArgs, ModelsVersionArgs, PromoteArgs, PublishArgs, RollbackArgs,
+    ServeArgs, StatusArgs, TokenCommand, TokenCreateArgs, TokenRevokeArgs,
 };
 
 /// sluice: batch ETL and model-training workflows over Firehose landings.
@@ -72,6 +72,9 @@ pub enum Command {
     /// The model registry: versions, aliases, publishing, history.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Data and schema drift reports.
+    #[command(subcommand)]
+    Drift(DriftCommand),
     /// Prediction endpoints.
     #[command(subcommand)]
     Endpoint(EndpointCommand),

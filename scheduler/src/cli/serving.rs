@@ -145,3 +145,43 @@ pub struct ServeArgs {
     #[arg(long)]
     pub listen: Option<String>,
 }
+
+#[derive(Debug, Subcommand)]
+pub enum DriftCommand {
+    /// Compare a dataset's recent window with its training window (and a table's schema changes).
+    Run(DriftRunArgs),
+    /// A stored report (the latest, of a subject when given).
+    Show(DriftShowArgs),
+    /// The latest reports.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftRunArgs {
+    /// Training series (the reference window).
+    #[arg(long, value_name = "FILE")]
+    pub train: PathBuf,
+    /// The same series, longer: their points past the training series' end are the recent window.
+    #[arg(long, value_name = "FILE")]
+    pub test: PathBuf,
+    /// What the report is about (a model group, a table).
+    #[arg(long, default_value = "dataset")]
+    pub subject: String,
+    /// A table whose schema changes are reported too.
+    #[arg(long)]
+    pub table: Option<String>,
+    /// How far back schema changes count.
+    #[arg(long, default_value_t = 24.0)]
+    pub since_hours: f64,
+    /// Catalog database of the table [default: from config].
+    #[arg(long)]
+    pub catalog: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftShowArgs {
+    /// A report id [default: the latest].
+    pub id: Option<String>,
+    #[arg(long)]
+    pub subject: Option<String>,
+}

@@ -9,6 +9,7 @@ mod convert;
 mod crawl;
 pub(crate) mod dataset;
 mod demo;
+pub(crate) mod drift;
 mod executions;
 pub(crate) mod forecasting;
 pub(crate) mod registry;
@@ -96,6 +97,7 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Train(args) => forecasting::train(args, context).await,
         Command::Forecast(args) => forecasting::forecast(args).await,
         Command::Models(command) => registry::run(command, context).await,
+        Command::Drift(command) => drift::run(command, context).await,
         Command::Endpoint(command) => serving::endpoint(command, context).await,
         Command::Token(command) => serving::token(command, context).await,
         Command::Serve(args) => serving::serve(args, context).await,

@@ -1,0 +1,357 @@
+//! `sluice drift run|show|list` and the `sluice:detect-drift` task: data drift between a
+//! dataset's training window and its recent window (the test series' points past the training
+//! series' end), per series and feature, plus schema drift from the catalog's version diffs.
+//! The report is stored in the database and written to the lake (`reports/drift/<id>.json`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use jobs::drift::{DataDrift, DriftOptions, Sample, data_drift, store};
+use jobs::lake::LakeKey;
+use models::deepar::series::{Series, read_json_lines};
+use serde_json::{Value, json};
+
+use super::Context;
+use crate::cli::{DriftCommand, DriftRunArgs};
+use crate::output::{Report, table, time};
+
+/// What a drift check compares.
+pub struct DriftSpec {
+    /// Training series (the reference window).
+    pub train: PathBuf,
+    /// The same series, longer: the points past the training series' end are the recent window.
+    pub test: PathBuf,
+    /// What the report is about (a model group, a table).
+    pub subject: String,
+    /// A table whose schema changes since `since_ms` are reported.
+    pub table: Option<String>,
+    pub since_ms: Option<i64>,
+    pub catalog: Option<String>,
+}
+
+pub async fn run(command: &DriftCommand, context: &Context) -> anyhow::Result<Report> {
+    match command {
+        DriftCommand::Run(DriftRunArgs {
+            train,
+            test,
+            subject,
+            table,
+            since_hours,
+            catalog,
+        }) => {
+            let spec = DriftSpec {
+                train: train.clone(),
+                test: test.clone(),
+                subject: subject.clone(),
+                table: table.clone(),
+                since_ms: Some(jobs::catalog::now_ms() - (*since_hours * 3_600_000.0) as i64),
+                catalog: catalog.clone(),
+            };
+            detect(&spec, context).await
+        }
+        DriftCommand::Show(args) => {
+            let catalog = context.catalog().await?;
+            let stored = store::get(&catalog, args.id.as_deref(), args.subject.as_deref()).await?;
+            Ok(Report::new(stored.report.clone(), render(&stored.report)))
+        }
+        DriftCommand::List => {
+            let catalog = context.catalog().await?;
+            let reports = store::list(&catalog, 50).await?;
+            let text = table(
+                ["id", "at", "subject", "drift", "reasons"],
+                reports.iter().map(|r| {
+                    [
+                        r.id.clone(),
+                        time(r.created_at),
+                        r.subject.clone(),
+                        if r.detected { "yes" } else { "no" }.to_owned(),
+                        r.reasons.join("; "),
+                    ]
+                }),
+            );
+            let json = json!(
+                reports
+                    .iter()
+                    .map(|r| json!({
+                        "id": r.id, "subject": r.subject, "detected": r.detected,
+                        "reasons": r.reasons, "created_at": r.created_at,
+                    }))
+                    .collect::<Vec<_>>()
+            );
+            Ok(Report::new(json, text))
+        }
+    }
+}
+
+/// The key a series is matched by across files: its `item_id`, or its line.
+fn keyed(series: Vec<Series>) -> BTreeMap<String, Series> {
+    let mut map: BTreeMap<String, Series> = BTreeMap::new();
+    for (line, s) in series.into_iter().enumerate() {
+        let key = s
+            .item_id
+            .clone()
+            .unwrap_or_else(|| format!("line {}", line + 1));
+        // Rolling test windows repeat an item: keep its longest series.
+        match map.get(&key) {
+            Some(kept) if kept.target.len() >= s.target.len() => {}
+            _ => {
+                map.insert(key, s);
+            }
+        }
+    }
+    map
+}
+
+fn to_f64(values: &[f32]) -> Vec<f64> {
+    values.iter().map(|v| f64::from(*v)).collect()
+}
+
+/// One series' feature: (series, feature, training window, recent window).
+type Windows = (String, String, Vec<f64>, Vec<f64>);
+
+/// The windows of every feature of the series both files hold.
+fn windows(train: &Path, test: &Path) -> anyhow::Result<Vec<Windows>> {
+    let reference = keyed(read_json_lines(train)?);
+    let recent = keyed(read_json_lines(test)?);
+    let mut out = Vec::new();
+    for (key, old) in &reference {
+        let Some(new) = recent.get(key) else { continue };
+        let cut = old.target.len();
+        if new.start != old.start || new.target.len() <= cut {
+            continue;
+        }
+        out.push((
+            key.clone(),
+            "target".to_owned(),
+            to_f64(&old.target),
+            to_f64(&new.target[cut..]),
+        ));
+        for (i, (old_feature, new_feature)) in
+            old.dynamic_feat.iter().zip(&new.dynamic_feat).enumerate()
+        {
+            let end = new.target.len().min(new_feature.len());
+            if end > cut && old_feature.len() >= cut {
+                out.push((
+                    key.clone(),
+                    format!("dynamic_feat[{i}]"),
+                    to_f64(&old_feature[..cut]),
+                    to_f64(&new_feature[cut..end]),
+                ));
+            }
+        }
+    }
+    anyhow::ensure!(
+        !out.is_empty(),
+        "{} and {} share no series with points past the training window (series match by item_id, or by line, and need the same start)",
+        train.display(),
+        test.display()
+    );
+    Ok(out)
+}
+
+/// Schema changes of a table since a time: (reasons for the retyped or removed columns, every
+/// change as JSON).
+async fn schema_drift(
+    context: &Context,
+    table_name: &str,
+    catalog_db: Option<&str>,
+    since_ms: i64,
+) -> anyhow::Result<(Vec<String>, Vec<Value>)> {
+    let catalog = context.catalog().await?;
+    let db = context.catalog_db(catalog_db)?;
+    let versions = catalog.versions(&db, table_name).await?;
+    let mut reasons = Vec::new();
+    let mut changes = Vec::new();
+    for version in versions
+        .iter()
+        .filter(|v| v.created_at >= since_ms && v.version > 1)
+    {
+        let diff = &version.diff;
+        if diff.is_empty() {
+            continue;
+        }
+        let names = |columns: &[jobs::catalog::schema::ColumnType]| {
+            columns.iter().map(|c| c.column.clone()).collect::<Vec<_>>()
+        };
+        // New columns are additions, not drift; a column gone or retyped is.
+        if !diff.removed.is_empty() || !diff.changed.is_empty() || !diff.widened.is_empty() {
+            let mut parts = Vec::new();
+            if !diff.removed.is_empty() {
+                parts.push(format!("removed {}", names(&diff.removed).join(", ")));
+            }
+            for change in diff.changed.iter().chain(&diff.widened) {
+                parts.push(format!("{} {} → {}", change.column, change.from, change.to));
+            }
+            reasons.push(format!(
+                "schema of {table_name} version {}: {}",
+                version.version,
+                parts.join("; ")
+            ));
+        }
+        changes.push(
+            json!({"version": version.version, "created_at": version.created_at, "diff": diff}),
+        );
+    }
+    Ok((reasons, changes))
+}
+
+fn data_reasons(data: &DataDrift, options: &DriftOptions) -> Vec<String> {
+    if !data.detected {
+        return vec![];
+    }
+    let mut worst: Vec<&jobs::drift::FeatureDrift> =
+        data.features.iter().filter(|f| f.drifted).collect();
+    worst.sort_by(|a, b| b.psi.total_cmp(&a.psi));
+    let examples: Vec<String> = worst
+        .iter()
+        .take(3)
+        .map(|f| {
+            format!(
+                "{} {} (mean {:.2} → {:.2}, {} {:.3}, PSI {:.2})",
+                f.series, f.feature, f.reference_mean, f.current_mean, f.method, f.score, f.psi
+            )
+        })
+        .collect();
+    vec![format!(
+        "{} of {} series drifted ({:.0} % ≥ {:.0} %): {}",
+        data.drifted_series,
+        data.series,
+        data.share_drifted * 100.0,
+        options.drift_share * 100.0,
+        examples.join(", ")
+    )]
+}
+
+/// Checks, stores and reports (the CLI command and the task).
+pub async fn detect(spec: &DriftSpec, context: &Context) -> anyhow::Result<Report> {
+    let options = DriftOptions::default();
+    let (train, test) = (spec.train.clone(), spec.test.clone());
+    let data = tokio::task::spawn_blocking(move || -> anyhow::Result<DataDrift> {
+        let values = windows(&train, &test)?;
+        let samples: Vec<Sample<'_>> = values
+            .iter()
+            .map(|(series, feature, reference, current)| Sample {
+                series,
+                feature,
+                reference,
+                current,
+            })
+            .collect();
+        Ok(data_drift(&samples, &options))
+    })
+    .await??;
+    let mut reasons = data_reasons(&data, &options);
+    let schema = match &spec.table {
+        Some(table_name) => {
+            let since = spec.since_ms.unwrap_or(0);
+            let (breaking, changes) =
+                schema_drift(context, table_name, spec.catalog.as_deref(), since).await?;
+            reasons.extend(breaking);
+            changes
+        }
+        None => vec![],
+    };
+    let detected = !reasons.is_empty();
+    let mut report = json!({
+        "format": 1,
+        "subject": spec.subject,
+        "train": spec.train,
+        "test": spec.test,
+        "detected": detected,
+        "reasons": reasons,
+        "options": {"ks_max_reference": options.ks_max_reference, "ks_p_value": options.ks_p_value,
+                    "wasserstein_threshold": options.wasserstein_threshold, "psi_bins": options.psi_bins,
+                    "drift_share": options.drift_share},
+        "data": data,
+        "schema": schema,
+    });
+    let catalog = context.catalog().await?;
+    let id = store::save(&catalog, &spec.subject, detected, &reasons, &report).await?;
+    report["id"] = json!(id);
+    let key = format!("reports/drift/{id}.json");
+    context
+        .lake()?
+        .put(
+            &LakeKey::parse(&key)?,
+            serde_json::to_vec_pretty(&report)?.into(),
+        )
+        .await?;
+    let text = render(&report);
+    let json = json!({"drift": {
+        "detected": detected,
+        "reasons": reasons,
+        "series": data.series,
+        "drifted_series": data.drifted_series,
+        "share_drifted_series": data.share_drifted,
+        "schema_changes": schema.len(),
+        "report_id": id,
+        "report": key,
+    }});
+    Ok(Report::new(json, text))
+}
+
+/// A report for people: the verdict, its reasons and the drifted features.
+fn render(report: &Value) -> String {
+    let detected = report["detected"].as_bool().unwrap_or(false);
+    let mut text = format!(
+        "drift report {} ({}): {}\n",
+        report["id"].as_str().unwrap_or("-"),
+        report["subject"].as_str().unwrap_or("-"),
+        if detected {
+            "DRIFT DETECTED"
+        } else {
+            "no drift"
+        }
+    );
+    for reason in report["reasons"].as_array().into_iter().flatten() {
+        text.push_str(&format!("  - {}\n", reason.as_str().unwrap_or_default()));
+    }
+    let features = report["data"]["features"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut rows: Vec<&Value> = features.iter().collect();
+    rows.sort_by(|a, b| {
+        b["psi"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&a["psi"].as_f64().unwrap_or(0.0))
+    });
+    let number = |v: &Value| v.as_f64().map_or_else(|| "-".into(), |x| format!("{x:.3}"));
+    text.push_str(&table(
+        [
+            "series",
+            "feature",
+            "mean before",
+            "mean now",
+            "test",
+            "score",
+            "PSI",
+            "drift",
+        ],
+        rows.iter().take(20).map(|f| {
+            [
+                f["series"].as_str().unwrap_or_default().to_owned(),
+                f["feature"].as_str().unwrap_or_default().to_owned(),
+                number(&f["reference_mean"]),
+                number(&f["current_mean"]),
+                f["method"].as_str().unwrap_or_default().to_owned(),
+                number(&f["score"]),
+                number(&f["psi"]),
+                if f["drifted"].as_bool().unwrap_or(false) {
+                    "yes"
+                } else {
+                    ""
+                }
+                .to_owned(),
+            ]
+        }),
+    ));
+    for change in report["schema"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "\nschema version {}: {}",
+            change["version"], change["diff"]
+        ));
+    }
+    text
+}
