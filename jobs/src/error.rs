@@ -54,6 +54,10 @@ pub enum Error {
         quarantined: u64,
     },
 
+    /// Encoding Arrow data or a Parquet file failed.
+    #[error("encoding {what}: {reason}")]
+    Encode { what: &'static str, reason: String },
+
     /// A blocking task panicked or was cancelled.
     #[error(transparent)]
     Join(#[from] tokio::task::JoinError),

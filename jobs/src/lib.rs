@@ -13,6 +13,7 @@
 //!   and frequency, explicit gaps, time splits, SageMaker JSON lines, snapshot ids.
 //! - [`drift`]: whether recent data moved away from a model's training window (KS, Wasserstein,
 //!   PSI per series and feature, Evidently's defaults), and the stored reports.
+//! - [`forecasts`]: batch forecast runs as Parquet in the lake, listed in the database.
 //! - [`generate`]: writes realistic Firehose landings of an air-quality fleet, deterministic per seed.
 //!
 //! The crate has one error type, [`Error`]. Problems with a single landed object are not errors of
@@ -24,6 +25,7 @@ pub mod crawler;
 pub mod dataset;
 pub mod drift;
 mod error;
+pub mod forecasts;
 pub mod generate;
 pub mod lake;
 

@@ -35,6 +35,9 @@ pub enum Job {
     /// `{"train", "test", "subject"?, "table"?, "since_hours"?, "catalog"?}` → `{"drift":
     /// {"detected", "reasons", "share_drifted_series", "report_id", ...}}` (stored and in the lake).
     DetectDrift,
+    /// `{"group", "input", "version"?, "num_samples"?, "quantiles"?, "seed"?}` → the run: its
+    /// id, lake key, items and rows.
+    BatchForecast,
     /// Plumbing: `{"seconds": 2, "started"?: path, "effect"?: path}` waits; a `started` file is
     /// created as it begins and a line appended to `effect` as it ends (worker-failover tests).
     Sleep,
@@ -53,6 +56,7 @@ impl Job {
             "train" => Job::Train,
             "publish" => Job::Publish,
             "detect-drift" => Job::DetectDrift,
+            "batch-forecast" => Job::BatchForecast,
             "sleep" => Job::Sleep,
             _ => return None,
         })
@@ -166,6 +170,7 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
         Job::Dataset => dataset(input, context).await,
         Job::Train => train(input).await,
         Job::Publish => publish(input, context).await,
+        Job::BatchForecast => batch_forecast(input, context).await,
         Job::DetectDrift => {
             let since_hours = input
                 .get("since_hours")
@@ -240,6 +245,40 @@ fn command_failure(err: anyhow::Error, otherwise: &str) -> Failure {
         Some(models::Error::Database(_)) => Failure::new("Sluice.Unavailable", format!("{err:#}")),
         _ => Failure::new(otherwise, format!("{err:#}")),
     }
+}
+
+async fn batch_forecast(input: &Value, context: &Context) -> Result<Value, Failure> {
+    let invalid = |reason: String| Failure::new("Sluice.InvalidInput", reason);
+    let quantiles = match input.get("quantiles") {
+        None => vec![0.1, 0.5, 0.9],
+        Some(value) => value
+            .as_array()
+            .map(|items| items.iter().filter_map(Value::as_f64).collect())
+            .filter(|q: &Vec<f64>| !q.is_empty() && q.iter().all(|q| *q > 0.0 && *q < 1.0))
+            .ok_or_else(|| invalid(format!("quantiles: expected numbers in (0, 1): {value}")))?,
+    };
+    let spec = crate::commands::batch_forecast::BatchSpec {
+        group: models::registry::GroupName::parse(field(input, "group")?)
+            .map_err(|e| invalid(e.to_string()))?,
+        target: models::registry::Target::parse(
+            input
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or("champion"),
+        )
+        .map_err(|e| invalid(e.to_string()))?,
+        input: field(input, "input")?.into(),
+        num_samples: input
+            .get("num_samples")
+            .and_then(Value::as_u64)
+            .unwrap_or(100) as usize,
+        quantiles,
+        seed: input.get("seed").and_then(Value::as_u64).unwrap_or(0),
+    };
+    crate::commands::batch_forecast::batch_forecast(&spec, context)
+        .await
+        .map(|report| report.json)
+        .map_err(|e| command_failure(e, "States.TaskFailed"))
 }
 
 async fn publish(input: &Value, context: &Context) -> Result<Value, Failure> {
@@ -351,7 +390,7 @@ impl TaskRunner for InProcess<'_> {
             Failure::new(
                 "States.TaskFailed",
                 format!(
-                    "unknown resource {resource:?}: sluice:echo, fail, sleep, crawl, convert, compact, dataset, train, publish or detect-drift"
+                    "unknown resource {resource:?}: sluice:echo, fail, sleep, crawl, convert, compact, dataset, train, publish, detect-drift or batch-forecast"
                 ),
             )
         })?;

@@ -112,3 +112,28 @@ pub struct BenchForecastArgs {
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub gluonts_threads: Vec<u32>,
 }
+
+#[derive(Debug, Args)]
+pub struct BenchServeArgs {
+    /// Hourly series (train.jsonl): ../shared/bench/forecast/data/pedestrian.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Python with GluonTS, to measure the peer in the same run (scripts/bench-serve.sh sets it up).
+    #[arg(long)]
+    pub gluonts_python: Option<PathBuf>,
+    /// Sequential requests for the latency percentiles.
+    #[arg(long, default_value_t = 300)]
+    pub requests: usize,
+    /// Clients at once for the saturation phase.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Length of the saturation phase.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Hours of history each request sends.
+    #[arg(long, default_value_t = 800)]
+    pub history: usize,
+    /// Training epochs of both models (10 batches each; latency does not depend on the fit).
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+}

@@ -6,11 +6,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod forecasting;
 mod serving;
-pub use forecasting::{BenchForecastArgs, DatasetArgs, DeviceKind, ForecastArgs, TrainArgs};
+pub use forecasting::{
+    BenchForecastArgs, BenchServeArgs, DatasetArgs, DeviceKind, ForecastArgs, TrainArgs,
+};
 pub use serving::{
-    DriftCommand, DriftRunArgs, DriftShowArgs, EndpointCommand, EndpointCreateArgs, ModelsCommand,
-    ModelsGroupArgs, ModelsListArgs, ModelsVersionArgs, PromoteArgs, PublishArgs, RollbackArgs,
-    ServeArgs, StatusArgs, TokenCommand, TokenCreateArgs, TokenRevokeArgs,
+    BatchForecastArgs, DriftCommand, DriftRunArgs, DriftShowArgs, EndpointCommand,
+    EndpointCreateArgs, ModelsCommand, ModelsGroupArgs, ModelsListArgs, ModelsVersionArgs,
+    PromoteArgs, PublishArgs, RollbackArgs, ServeArgs, StatusArgs, TokenCommand, TokenCreateArgs,
+    TokenRevokeArgs,
 };
 
 /// sluice: batch ETL and model-training workflows over Firehose landings.
@@ -454,6 +457,8 @@ pub enum BenchCommand {
     Orchestrator(BenchOrchestratorArgs),
     /// DeepAR on the forecasting benchmark's data, seed by seed, against GluonTS in the same run.
     Forecast(BenchForecastArgs),
+    /// The prediction endpoint under load, against GluonTS behind a Python HTTP server.
+    Serve(BenchServeArgs),
 }
 
 #[derive(Debug, Args)]

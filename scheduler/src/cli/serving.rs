@@ -21,6 +21,27 @@ pub enum ModelsCommand {
     Status(StatusArgs),
     /// A group's history: registrations, statuses and every alias move.
     History(ModelsGroupArgs),
+    /// Forecast every series of a file with a version (default: the champion) into the lake.
+    BatchForecast(BatchForecastArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BatchForecastArgs {
+    #[arg(long)]
+    pub group: String,
+    /// Series (SageMaker JSON lines), each forecast past its end.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// The version: an alias or a number.
+    #[arg(long = "model", value_name = "VERSION", default_value = "champion")]
+    pub target: String,
+    #[arg(long, default_value_t = 100)]
+    pub num_samples: usize,
+    /// Quantile columns written (q10, q50, q90, ...).
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.5,0.9")]
+    pub quantiles: Vec<f64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

@@ -1,9 +1,11 @@
 //! One function per subcommand. Each opens what it needs from the configuration, calls the
 //! library, and returns a [`Report`].
 
+pub(crate) mod batch_forecast;
 mod bench;
 mod bench_forecast;
 mod bench_orchestrator;
+mod bench_serve;
 mod catalog;
 mod convert;
 mod crawl;
@@ -127,5 +129,6 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Bench(BenchCommand::Crawl(args)) => bench::crawl(args).await,
         Command::Bench(BenchCommand::Orchestrator(args)) => bench_orchestrator::run(args).await,
         Command::Bench(BenchCommand::Forecast(args)) => bench_forecast::run(args).await,
+        Command::Bench(BenchCommand::Serve(args)) => bench_serve::run(args).await,
     }
 }

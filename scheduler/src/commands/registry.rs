@@ -54,6 +54,17 @@ pub async fn run(command: &ModelsCommand, context: &Context) -> anyhow::Result<R
         ModelsCommand::Rollback(args) => rollback(args, context).await,
         ModelsCommand::Status(args) => status(args, context).await,
         ModelsCommand::History(args) => history(args, context).await,
+        ModelsCommand::BatchForecast(args) => {
+            let spec = super::batch_forecast::BatchSpec {
+                group: GroupName::parse(&args.group)?,
+                target: Target::parse(&args.target)?,
+                input: args.input.clone(),
+                num_samples: args.num_samples,
+                quantiles: args.quantiles.clone(),
+                seed: args.seed,
+            };
+            super::batch_forecast::batch_forecast(&spec, context).await
+        }
     }
 }
 
@@ -221,7 +232,7 @@ const MODEL_FILES: [&str; 4] = [
 ];
 
 /// Copies a model directory into the lake under a fresh key; returns the key of the folder.
-async fn upload(lake: &Lake, group: &GroupName, dir: &Path) -> anyhow::Result<String> {
+pub(crate) async fn upload(lake: &Lake, group: &GroupName, dir: &Path) -> anyhow::Result<String> {
     let folder = format!("models/{group}/{}", uuid::Uuid::new_v4());
     for name in MODEL_FILES {
         let path = dir.join(name);

@@ -1,0 +1,179 @@
+//! Batch forecasts in the lake: one zstd Parquet file per run, long format (one row per item and
+//! step: `item_id`, `timestamp`, `step`, `mean`, one column per quantile such as `q10`, and the
+//! model that answered), under `forecasts/<group>/run=<run id>/`, and a `batch_forecasts` row
+//! per run so accuracy monitoring can find them and join the actuals that land later.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float32Array, StringArray, TimestampMillisecondArray, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use sqlx::Row;
+
+use crate::catalog::{Catalog, now_ms};
+use crate::lake::{Lake, LakeKey};
+use crate::{Error, Result};
+
+/// The rows of one run, column by column.
+#[derive(Debug, Clone, Default)]
+pub struct ForecastRows {
+    pub item_id: Vec<String>,
+    /// Milliseconds since the epoch (UTC) of each forecast point.
+    pub timestamp_ms: Vec<i64>,
+    /// 1 for the first point after the history.
+    pub step: Vec<u32>,
+    pub mean: Vec<f32>,
+    /// (quantile, values), in the order of the columns.
+    pub quantiles: Vec<(f64, Vec<f32>)>,
+}
+
+/// The column name of a quantile: 0.1 → `q10`, 0.025 → `q2.5`.
+pub fn quantile_column(q: f64) -> String {
+    let percent = (q * 1000.0).round() / 10.0;
+    format!("q{percent}")
+}
+
+/// What a run wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BatchRun {
+    pub id: String,
+    pub model_group: String,
+    pub model_version: u32,
+    pub key: String,
+    pub items: usize,
+    pub rows: usize,
+    pub created_at: i64,
+}
+
+/// Encodes the rows as one Parquet file.
+fn encode(rows: &ForecastRows, group: &str, version: u32) -> Result<Vec<u8>> {
+    let n = rows.item_id.len();
+    let mut fields = vec![
+        Field::new("item_id", DataType::Utf8, false),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
+        Field::new("step", DataType::UInt32, false),
+        Field::new("mean", DataType::Float32, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(&rows.item_id)),
+        Arc::new(TimestampMillisecondArray::from(rows.timestamp_ms.clone())),
+        Arc::new(UInt32Array::from(rows.step.clone())),
+        Arc::new(Float32Array::from(rows.mean.clone())),
+    ];
+    for (q, values) in &rows.quantiles {
+        fields.push(Field::new(quantile_column(*q), DataType::Float32, false));
+        columns.push(Arc::new(Float32Array::from(values.clone())));
+    }
+    fields.push(Field::new("model_group", DataType::Utf8, false));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        std::iter::repeat_n(group, n),
+    )));
+    fields.push(Field::new("model_version", DataType::UInt32, false));
+    columns.push(Arc::new(UInt32Array::from(vec![version; n])));
+    let encoding = |reason: String| Error::Encode {
+        what: "batch forecasts",
+        reason,
+    };
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| encoding(e.to_string()))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties))
+        .map_err(|e| encoding(e.to_string()))?;
+    writer.write(&batch).map_err(|e| encoding(e.to_string()))?;
+    writer.close().map_err(|e| encoding(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// Writes a run's file to the lake, then records the run (the file is only listed once
+/// complete; a crash in between leaves an unlisted file, never a listed partial one).
+pub async fn write(
+    catalog: &Catalog,
+    lake: &Lake,
+    group: &str,
+    version: u32,
+    rows: &ForecastRows,
+) -> Result<BatchRun> {
+    let created_at = now_ms();
+    let stamp = chrono::DateTime::from_timestamp_millis(created_at)
+        .unwrap_or_default()
+        .format("%Y%m%dT%H%M%S");
+    let id = format!(
+        "{stamp}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let key = LakeKey::parse(&format!("forecasts/{group}/run={id}/part-0.parquet"))?;
+    let bytes = encode(rows, group, version)?;
+    lake.put(&key, bytes.into()).await?;
+    let mut items = rows.item_id.clone();
+    items.dedup();
+    let run = BatchRun {
+        id,
+        model_group: group.to_owned(),
+        model_version: version,
+        key: key.as_str().to_owned(),
+        items: items.len(),
+        rows: rows.item_id.len(),
+        created_at,
+    };
+    sqlx::query(
+        "INSERT INTO batch_forecasts (id, model_group, model_version, lake_key, items, row_count, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&run.id)
+    .bind(group)
+    .bind(i64::from(version))
+    .bind(&run.key)
+    .bind(run.items as i64)
+    .bind(run.rows as i64)
+    .bind(created_at)
+    .execute(catalog.pool())
+    .await?;
+    Ok(run)
+}
+
+/// The runs of a group, newest first.
+pub async fn runs(catalog: &Catalog, group: &str) -> Result<Vec<BatchRun>> {
+    let rows = sqlx::query(
+        "SELECT id, model_group, model_version, lake_key, items, row_count, created_at \
+         FROM batch_forecasts WHERE model_group = $1 ORDER BY created_at DESC, id DESC",
+    )
+    .bind(group)
+    .fetch_all(catalog.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(BatchRun {
+                id: row.try_get("id")?,
+                model_group: row.try_get("model_group")?,
+                model_version: row.try_get::<i64, _>("model_version")? as u32,
+                key: row.try_get("lake_key")?,
+                items: row.try_get::<i64, _>("items")? as usize,
+                rows: row.try_get::<i64, _>("row_count")? as usize,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_columns_read_as_percent() {
+        assert_eq!(quantile_column(0.1), "q10");
+        assert_eq!(quantile_column(0.5), "q50");
+        assert_eq!(quantile_column(0.025), "q2.5");
+    }
+}
