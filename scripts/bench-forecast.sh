@@ -6,15 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-SHARED=${SHARED:-../shared/bench/forecast}
-[ -d "$SHARED" ] || { echo "bench-forecast: $SHARED not found (the shared benchmark kit)" >&2; exit 1; }
-VENV=/tmp/sluice-bench/gluonts
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import gluonts.torch' 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q -r "$SHARED/requirements.txt"
-  # gluonts.torch imports scipy, which the kit's requirements.txt does not list.
-  "$VENV/bin/pip" install -q scipy
-fi
+source scripts/gluonts-venv.sh
 cargo build --release --locked -p scheduler --bin sluice
 "$CARGO_TARGET_DIR/release/sluice" bench forecast --data "$SHARED/data" \
   --gluonts-python "$VENV/bin/python" --gluonts-script "$SHARED/run_gluonts.py" "$@"

@@ -215,6 +215,24 @@ fn noisy_panel(hours: usize) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `sluice` on the test's database and lake, with JSON output.
+fn cli(dir: &std::path::Path, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let mut all = vec![
+        "--database",
+        "sqlite://db/sluice.db",
+        "--lake",
+        "file://lake",
+    ];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--output", "json"]);
+    let (ok, stdout, stderr) = tests::run_sluice(dir, &all);
+    (
+        ok,
+        serde_json::from_str(&stdout).unwrap_or_default(),
+        stderr,
+    )
+}
+
 #[test]
 fn models_publish_promotes_a_winner_and_rejects_a_tie_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,22 +250,7 @@ fn models_publish_promotes_a_winner_and_rejects_a_tie_with_the_reason() {
         .collect();
     write("train.jsonl", &train);
     write("test.jsonl", &full);
-    let sluice = |args: &[&str]| {
-        let mut all = vec![
-            "--database",
-            "sqlite://db/sluice.db",
-            "--lake",
-            "file://lake",
-        ];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--output", "json"]);
-        let (ok, stdout, stderr) = tests::run_sluice(dir.path(), &all);
-        (
-            ok,
-            serde_json::from_str::<serde_json::Value>(&stdout).unwrap_or_default(),
-            stderr,
-        )
-    };
+    let sluice = |args: &[&str]| cli(dir.path(), args);
     let (ok, _, stderr) = sluice(&[
         "train",
         "--train",
@@ -403,22 +406,7 @@ fn batch_forecasts_land_in_the_lake_as_parquet_from_the_champion() {
         })
         .collect();
     std::fs::write(dir.path().join("series.jsonl"), text).unwrap();
-    let sluice = |args: &[&str]| {
-        let mut all = vec![
-            "--database",
-            "sqlite://db/sluice.db",
-            "--lake",
-            "file://lake",
-        ];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--output", "json"]);
-        let (ok, stdout, stderr) = tests::run_sluice(dir.path(), &all);
-        (
-            ok,
-            serde_json::from_str::<serde_json::Value>(&stdout).unwrap_or_default(),
-            stderr,
-        )
-    };
+    let sluice = |args: &[&str]| cli(dir.path(), args);
     let batch = [
         "models",
         "batch-forecast",
