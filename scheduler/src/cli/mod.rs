@@ -10,10 +10,10 @@ pub use forecasting::{
     BenchForecastArgs, BenchServeArgs, DatasetArgs, DeviceKind, ForecastArgs, TrainArgs,
 };
 pub use serving::{
-    BatchForecastArgs, DriftCommand, DriftRunArgs, DriftShowArgs, EndpointCommand,
-    EndpointCreateArgs, ModelsCommand, ModelsGroupArgs, ModelsListArgs, ModelsVersionArgs,
-    PromoteArgs, PublishArgs, RollbackArgs, ServeArgs, StatusArgs, TokenCommand, TokenCreateArgs,
-    TokenRevokeArgs,
+    BatchForecastArgs, DeployArgs, DeploymentsArgs, DriftCommand, DriftRunArgs, DriftShowArgs,
+    EndpointCommand, EndpointCreateArgs, ModelsCommand, ModelsGroupArgs, ModelsListArgs,
+    ModelsVersionArgs, PromoteArgs, PublishArgs, RollbackArgs, ServeArgs, StatusArgs, TokenCommand,
+    TokenCreateArgs, TokenRevokeArgs,
 };
 
 /// sluice: batch ETL and model-training workflows over Firehose landings.

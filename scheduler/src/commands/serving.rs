@@ -43,6 +43,56 @@ pub async fn endpoint(command: &EndpointCommand, context: &Context) -> anyhow::R
                 ),
             ))
         }
+        EndpointCommand::Deploy(args) => {
+            use crate::serving::deployments::{Settings, Strategy, start};
+            let strategy = match args.strategy.as_str() {
+                "all-at-once" => Strategy::AllAtOnce,
+                "linear" => Strategy::Linear { step: args.percent },
+                _ => Strategy::Canary {
+                    percent: args.percent,
+                },
+            };
+            let models::registry::Target::Version(version) =
+                models::registry::Target::parse(&args.target)?
+            else {
+                anyhow::bail!("--model takes a version number (3 or v3)");
+            };
+            let settings = Settings {
+                strategy,
+                bake: std::time::Duration::from_secs_f64(args.bake_seconds.max(0.0)),
+                max_error_rate: args.max_error_rate,
+                max_p99_ms: args.max_p99_ms,
+                min_requests: args.min_requests,
+            };
+            let id = start(catalog.pool(), &args.endpoint, version, settings, postgres).await?;
+            Ok(Report::new(
+                json!({"deployment": id, "endpoint": args.endpoint, "version": version}),
+                format!(
+                    "deployment {id}: v{version} to {} ({}); servers take the next steps",
+                    args.endpoint, args.strategy
+                ),
+            ))
+        }
+        EndpointCommand::Deployments(args) => {
+            let all =
+                crate::serving::deployments::list(catalog.pool(), args.endpoint.as_deref()).await?;
+            let version = |v: Option<u32>| v.map(|v| format!("v{v}")).unwrap_or_default();
+            let text = table(
+                ["id", "endpoint", "from", "to", "status", "weight", "reason"],
+                all.iter().map(|d| {
+                    [
+                        d.id.clone(),
+                        d.endpoint.clone(),
+                        version(d.from_version),
+                        version(Some(d.to_version)),
+                        d.status.clone(),
+                        format!("{} %", d.weight),
+                        d.reason.clone().unwrap_or_default(),
+                    ]
+                }),
+            );
+            Ok(Report::new(json!(all), text))
+        }
         EndpointCommand::List => {
             let all = endpoints::list(catalog.pool()).await?;
             let rows = all.iter().flat_map(|(spec, _)| {

@@ -101,7 +101,7 @@ impl EndpointSpec {
     }
 
     /// The stored document (explicit and versioned).
-    fn variants_json(&self) -> String {
+    pub fn variants_json(&self) -> String {
         json!({
             "format": 1,
             "variants": self.variants.iter().map(|v| json!({
@@ -113,7 +113,7 @@ impl EndpointSpec {
         .to_string()
     }
 
-    fn from_row(name: String, group: String, variants: &str) -> Result<Self, Error> {
+    pub fn from_row(name: String, group: String, variants: &str) -> Result<Self, Error> {
         let corrupt = |reason: String| Error::Invalid(format!("endpoint {name}: {reason}"));
         let doc: Value = serde_json::from_str(variants).map_err(|e| corrupt(e.to_string()))?;
         if doc.get("format").and_then(Value::as_u64) != Some(1) {
@@ -143,15 +143,26 @@ impl EndpointSpec {
 
 /// Creates or replaces an endpoint (creating its model group if it has no version yet).
 pub async fn put(pool: &AnyPool, spec: &EndpointSpec, postgres: bool) -> Result<i64, Error> {
-    let now = chrono::Utc::now().timestamp_millis();
     let mut tx = pool.begin().await?;
+    let generation = put_in(&mut tx, spec, postgres).await?;
+    tx.commit().await?;
+    Ok(generation)
+}
+
+/// [`put`] inside a caller's transaction.
+pub async fn put_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    spec: &EndpointSpec,
+    postgres: bool,
+) -> Result<i64, Error> {
+    let now = chrono::Utc::now().timestamp_millis();
     sqlx::query(
         "INSERT INTO model_groups (name, generation, created_at, updated_at) VALUES ($1, 0, $2, $2) \
          ON CONFLICT (name) DO NOTHING",
     )
     .bind(spec.group.as_str())
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     let generation: i64 = sqlx::query_scalar(
         "INSERT INTO endpoints (name, model_group, variants, generation, created_at, updated_at) \
@@ -164,17 +175,30 @@ pub async fn put(pool: &AnyPool, spec: &EndpointSpec, postgres: bool) -> Result<
     .bind(spec.group.as_str())
     .bind(spec.variants_json())
     .bind(now)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     if postgres {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(NOTIFY_CHANNEL)
             .bind(format!("endpoint:{}", spec.name))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
-    tx.commit().await?;
     Ok(generation)
+}
+
+/// One endpoint.
+pub async fn get(pool: &AnyPool, name: &str) -> Result<EndpointSpec, Error> {
+    let row = sqlx::query("SELECT name, model_group, variants FROM endpoints WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| Error::Invalid(format!("endpoint {name} not found")))?;
+    EndpointSpec::from_row(
+        row.try_get("name")?,
+        row.try_get("model_group")?,
+        &row.try_get::<String, _>("variants")?,
+    )
 }
 
 /// Every endpoint with its generation, by name.

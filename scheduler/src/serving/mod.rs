@@ -4,6 +4,8 @@
 //! - [`live`]: the loaded models, rebuilt off the hot path and swapped atomically;
 //! - [`auth`]: hashed API tokens with `admin` and `predict` scopes;
 //! - [`metrics`]: Prometheus metrics per endpoint, variant and version;
+//! - [`stats`] and [`deployments`]: the fleet's figures per version, and canary or linear
+//!   rollouts that roll back by themselves;
 //! - [`routes`]: `/ping`, `/invocations`, `/endpoints/{name}/invocations`, `/metrics`.
 //!
 //! Servers follow the registry: every `refresh` interval they compare generations (one query),
@@ -12,10 +14,12 @@
 //! past that a request gets 503 with `Retry-After` at once, and `/ping` never waits on either.
 
 pub mod auth;
+pub mod deployments;
 pub mod endpoints;
 pub mod live;
 pub mod metrics;
 pub mod routes;
+pub mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +74,10 @@ pub struct Serving {
     pub metrics: metrics::Metrics,
     pub auth: Arc<Auth>,
     pub options: ServeOptions,
+    pub stats: stats::Recorder,
+    /// This process's name in `serving_stats`.
+    pub process: String,
+    postgres: bool,
     queue: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     wake: Notify,
@@ -97,6 +105,13 @@ impl Serving {
             queue: Arc::new(Semaphore::new(workers + options.queue_depth)),
             workers: Arc::new(Semaphore::new(workers)),
             live: live::Live::default(),
+            stats: stats::Recorder::default(),
+            process: format!("serve-{}", uuid::Uuid::new_v4().simple()),
+            postgres: pool
+                .connect_options()
+                .database_url
+                .scheme()
+                .starts_with("postgres"),
             metrics: metrics::Metrics::default(),
             pool,
             lake,
@@ -116,6 +131,18 @@ impl Serving {
         Ok(swapped)
     }
 
+    /// Flushes this process's figures and takes the due deployment steps, then refreshes.
+    pub async fn housekeeping(&self) -> Result<(), Error> {
+        self.stats.flush(&self.pool, &self.process).await?;
+        if !deployments::tick(&self.pool, self.postgres)
+            .await?
+            .is_empty()
+        {
+            self.refresh().await?;
+        }
+        Ok(())
+    }
+
     /// Asks the follow loop to check the registry now.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -128,6 +155,9 @@ impl Serving {
         loop {
             if let Err(err) = self.refresh().await {
                 tracing::warn!(error = %err, "registry check failed");
+            }
+            if let Err(err) = self.housekeeping().await {
+                tracing::warn!(error = %err, "serving figures or deployment step failed");
             }
             tokio::select! {
                 () = &mut stop => return,

@@ -208,6 +208,11 @@ async fn invoke(
     };
     let fail = |status: StatusCode, message: String| {
         state.metrics.failed(&labels, status.as_u16());
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            state
+                .stats
+                .record(name, variant.version, started.elapsed(), true);
+        }
         answered_by(error(status, message))
     };
     let body = match body {
@@ -254,6 +259,9 @@ async fn invoke(
     match outcome {
         Ok(Ok(predictions)) => {
             state.metrics.answered(&labels, started.elapsed());
+            state
+                .stats
+                .record(name, variant.version, started.elapsed(), false);
             answered_by((StatusCode::OK, Json(predictions)).into_response())
         }
         Ok(Err(err @ (models::Error::Input { .. } | models::Error::InvalidArgument { .. }))) => {

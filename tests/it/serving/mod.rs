@@ -3,6 +3,7 @@
 //! Postgres by notification), and token scopes.
 
 mod contract;
+mod deploy;
 mod follow;
 
 use std::sync::Arc;
@@ -42,10 +43,15 @@ pub fn panel(series: usize, hours: usize) -> Vec<Series> {
 
 /// Trains a tiny model and uploads its directory to the lake; returns the artifact key.
 pub async fn upload_model(lake: &Lake, seed: u64) -> String {
+    upload_sized_model(lake, seed, 8, 1).await
+}
+
+/// [`upload_model`] with a given LSTM size (a large one answers slowly).
+pub async fn upload_sized_model(lake: &Lake, seed: u64, cells: usize, layers: usize) -> String {
     let hp = Hyperparameters::from_map(
         json!({"time_freq": "H", "context_length": "24", "prediction_length": "24",
-               "epochs": "1", "num_cells": "8", "mini_batch_size": "8",
-               "num_batches_per_epoch": "4", "num_eval_samples": "20"})
+               "epochs": "1", "num_cells": cells.to_string(), "num_layers": layers.to_string(),
+               "mini_batch_size": "8", "num_batches_per_epoch": "2", "num_eval_samples": "20"})
         .as_object()
         .unwrap(),
     )
@@ -64,7 +70,7 @@ pub async fn upload_model(lake: &Lake, seed: u64) -> String {
     })
     .await
     .unwrap();
-    let key = format!("models/test/{seed}");
+    let key = format!("models/test/{seed}-{cells}x{layers}");
     for name in [artifact::CONFIG, artifact::WEIGHTS] {
         let bytes = std::fs::read(dir.path().join(name)).unwrap();
         tests::put(lake, &format!("{key}/{name}"), bytes).await;
@@ -112,6 +118,26 @@ impl Fixture {
         };
         fixture.promote(1).await;
         fixture
+    }
+
+    /// Registers another version from an uploaded artifact; returns its number.
+    pub async fn register(&self, artifact: String) -> u32 {
+        self.registry
+            .register(
+                &self.group,
+                &NewVersion {
+                    artifact,
+                    dataset_snapshot: None,
+                    training_execution: None,
+                    hyperparameters: json!({}),
+                    metrics: json!({}),
+                    baseline_metrics: json!({}),
+                    actor: "test".into(),
+                },
+            )
+            .await
+            .unwrap()
+            .version
     }
 
     pub async fn promote(&self, version: u32) {
