@@ -92,30 +92,16 @@ impl Fixture {
         let lake = Lake::in_memory();
         let registry = Registry::new(db.catalog.pool().clone());
         let group = GroupName::parse("g").unwrap();
-        for seed in 0..models {
-            let artifact = upload_model(&lake, seed as u64).await;
-            registry
-                .register(
-                    &group,
-                    &NewVersion {
-                        artifact,
-                        dataset_snapshot: None,
-                        training_execution: None,
-                        hyperparameters: json!({}),
-                        metrics: json!({}),
-                        baseline_metrics: json!({}),
-                        actor: "test".into(),
-                    },
-                )
-                .await
-                .unwrap();
-        }
         let fixture = Self {
             db,
             lake,
             registry,
             group,
         };
+        for seed in 0..models {
+            let artifact = upload_model(&fixture.lake, seed as u64).await;
+            fixture.register(artifact).await;
+        }
         fixture.promote(1).await;
         fixture
     }
