@@ -166,6 +166,77 @@ pub async fn runs(catalog: &Catalog, group: &str) -> Result<Vec<BatchRun>> {
         .map_err(Error::from)
 }
 
+/// Reads a run's file back.
+pub async fn read(lake: &Lake, key: &str) -> Result<ForecastRows> {
+    use arrow::array::Array;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let bytes = lake.get(&LakeKey::parse(key)?).await?;
+    let corrupt = |reason: String| Error::CorruptRecord {
+        what: "batch forecast file",
+        reason: format!("{key}: {reason}"),
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut rows = ForecastRows::default();
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| corrupt(format!("no column {name}")))
+        };
+        let strings = column("item_id")?;
+        let strings = strings
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| corrupt("item_id is not text".into()))?;
+        rows.item_id
+            .extend((0..strings.len()).map(|i| strings.value(i).to_owned()));
+        let times = column("timestamp")?;
+        let times = times
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .ok_or_else(|| corrupt("timestamp is not in milliseconds".into()))?;
+        rows.timestamp_ms.extend(times.values().iter().copied());
+        let steps = column("step")?;
+        let steps = steps
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .ok_or_else(|| corrupt("step is not u32".into()))?;
+        rows.step.extend(steps.values().iter().copied());
+        let floats = |array: ArrayRef, name: &str| -> Result<Vec<f32>> {
+            Ok(array
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .ok_or_else(|| corrupt(format!("{name} is not f32")))?
+                .values()
+                .to_vec())
+        };
+        rows.mean.extend(floats(column("mean")?, "mean")?);
+        for field in batch.schema().fields() {
+            let Some(q) = field
+                .name()
+                .strip_prefix('q')
+                .and_then(|p| p.parse::<f64>().ok())
+            else {
+                continue;
+            };
+            let values = floats(column(field.name())?, field.name())?;
+            match rows
+                .quantiles
+                .iter_mut()
+                .find(|(known, _)| *known == q / 100.0)
+            {
+                Some((_, column)) => column.extend(values),
+                None => rows.quantiles.push((q / 100.0, values)),
+            }
+        }
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

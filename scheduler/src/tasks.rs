@@ -32,7 +32,7 @@ pub enum Job {
     /// `{"group", "model_dir", "test", "margin"?, "seed"?, "execution"?}` → registers the model
     /// and publishes it to `champion` if it wins: `{"version", "published", "reason", ...}`.
     Publish,
-    /// `{"train", "test", "subject"?, "table"?, "since_hours"?, "catalog"?}` → `{"drift":
+    /// `{"train", "test", "subject"?, "table"?, "group"?, "since_hours"?, "catalog"?}` → `{"drift":
     /// {"detected", "reasons", "share_drifted_series", "report_id", ...}}` (stored and in the lake).
     DetectDrift,
     /// `{"group", "input", "version"?, "num_samples"?, "quantiles"?, "seed"?}` → the run: its
@@ -191,6 +191,10 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
                 since_ms: Some(jobs::catalog::now_ms() - (since_hours * 3_600_000.0) as i64),
                 catalog: input
                     .get("catalog")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                group: input
+                    .get("group")
                     .and_then(Value::as_str)
                     .map(str::to_owned),
             };

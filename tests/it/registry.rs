@@ -395,17 +395,27 @@ fn models_publish_promotes_a_winner_and_rejects_a_tie_with_the_reason() {
 fn batch_forecasts_land_in_the_lake_as_parquet_from_the_champion() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let dir = tempfile::tempdir().unwrap();
-    let full = noisy_panel(24 * 6);
-    let text: String = full
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut s = s.clone();
-            s["item_id"] = json!(format!("device-{i}"));
-            format!("{s}\n")
-        })
-        .collect();
-    std::fs::write(dir.path().join("series.jsonl"), text).unwrap();
+    // Six days to train and forecast from; the seventh lands later as the actuals.
+    let full = noisy_panel(24 * 7);
+    let write = |name: &str, hours: usize, shift: f64| {
+        let text: String = full
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let target: Vec<f64> = s["target"].as_array().unwrap()[..hours]
+                    .iter()
+                    .enumerate()
+                    .map(|(t, v)| v.as_f64().unwrap() + if t >= 24 * 6 { shift } else { 0.0 })
+                    .collect();
+                let line = json!({"start": s["start"], "target": target, "item_id": format!("device-{i}")});
+                format!("{line}\n")
+            })
+            .collect();
+        std::fs::write(dir.path().join(name), text).unwrap();
+    };
+    write("series.jsonl", 24 * 6, 0.0);
+    write("actuals.jsonl", 24 * 7, 0.0);
+    write("shifted.jsonl", 24 * 7, 400.0);
     let sluice = |args: &[&str]| cli(dir.path(), args);
     let batch = [
         "models",

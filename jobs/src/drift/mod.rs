@@ -4,8 +4,9 @@
 //! Wasserstein distance in reference standard deviations (drift above 0.1); PSI with bins from
 //! the reference's deciles is reported beside either. A series drifts when any of its features
 //! does; the data drifts when at least half the series do. Pure: the caller brings the values.
-//! [`store`] keeps the reports.
+//! [`accuracy`] scores stored forecasts against later actuals; [`store`] keeps the reports.
 
+pub mod accuracy;
 pub mod stats;
 pub mod store;
 

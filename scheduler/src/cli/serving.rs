@@ -231,6 +231,9 @@ pub struct DriftRunArgs {
     /// Catalog database of the table [default: from config].
     #[arg(long)]
     pub catalog: Option<String>,
+    /// A model group whose stored batch forecasts are scored against the test series.
+    #[arg(long)]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,8 @@ pub struct DriftSpec {
     pub table: Option<String>,
     pub since_ms: Option<i64>,
     pub catalog: Option<String>,
+    /// A model group whose stored batch forecasts are scored against the test series.
+    pub group: Option<String>,
 }
 
 pub async fn run(command: &DriftCommand, context: &Context) -> anyhow::Result<Report> {
@@ -38,6 +40,7 @@ pub async fn run(command: &DriftCommand, context: &Context) -> anyhow::Result<Re
             table,
             since_hours,
             catalog,
+            group,
         }) => {
             let spec = DriftSpec {
                 train: train.clone(),
@@ -46,6 +49,7 @@ pub async fn run(command: &DriftCommand, context: &Context) -> anyhow::Result<Re
                 table: table.clone(),
                 since_ms: Some(jobs::catalog::now_ms() - (*since_hours * 3_600_000.0) as i64),
                 catalog: catalog.clone(),
+                group: group.clone(),
             };
             detect(&spec, context).await
         }
@@ -222,6 +226,104 @@ fn data_reasons(data: &DataDrift, options: &DriftOptions) -> Vec<String> {
     )]
 }
 
+/// How much worse than its backtest a run may score before it counts as drift.
+const ACCURACY_TOLERANCE: f64 = 1.5;
+/// How far below nominal the interval's coverage may fall.
+const COVERAGE_TOLERANCE: f64 = 0.2;
+
+/// Scores the group's stored batch forecasts (the last 30 runs) against the test series:
+/// (reasons, per-run figures).
+async fn accuracy_drift(
+    context: &Context,
+    group: &str,
+    test: &Path,
+) -> anyhow::Result<(Vec<String>, Vec<jobs::drift::accuracy::RunAccuracy>)> {
+    use jobs::drift::accuracy::{page_hinkley, score_run};
+    let catalog = context.catalog().await?;
+    let lake = context.lake()?;
+    let curated = context.curated_lake(&lake)?;
+    let registry = models::registry::Registry::new(catalog.pool().clone());
+    let group_name = models::registry::GroupName::parse(group)?;
+    let actuals = keyed(read_json_lines(test)?);
+    let mut runs = jobs::forecasts::runs(&catalog, group).await?;
+    runs.truncate(30);
+    runs.reverse();
+    let mut scored = Vec::new();
+    for run in &runs {
+        let rows = jobs::forecasts::read(&curated, &run.key).await?;
+        let step_ms = rows
+            .timestamp_ms
+            .windows(2)
+            .zip(rows.item_id.windows(2))
+            .find(|(_, items)| items[0] == items[1])
+            .map(|(t, _)| t[1] - t[0])
+            .filter(|d| *d > 0);
+        let Some(step_ms) = step_ms else { continue };
+        let backtest = registry
+            .version(&group_name, run.model_version)
+            .await
+            .ok()
+            .and_then(|info| {
+                let values: Vec<f64> = rows
+                    .quantiles
+                    .iter()
+                    .filter_map(|(q, _)| info.metrics.get(format!("wQuantileLoss[{q}]"))?.as_f64())
+                    .collect();
+                (values.len() == rows.quantiles.len() && !values.is_empty())
+                    .then(|| values.iter().sum::<f64>() / values.len() as f64)
+            });
+        let actual = |item: &str, at: i64| {
+            let series = actuals.get(item)?;
+            let offset = at - series.start.and_utc().timestamp_millis();
+            if offset < 0 || offset % step_ms != 0 {
+                return None;
+            }
+            series
+                .target
+                .get((offset / step_ms) as usize)
+                .map(|v| f64::from(*v))
+        };
+        if let Some(score) = score_run(&run.id, run.model_version, &rows, actual, backtest) {
+            scored.push(score);
+        }
+    }
+    let mut reasons = Vec::new();
+    if let Some(last) = scored.last() {
+        if let Some(backtest) = last.backtest_mean_wql.filter(|b| *b > 0.0)
+            && last.mean_wql > backtest * ACCURACY_TOLERANCE
+        {
+            reasons.push(format!(
+                "forecast accuracy: run {} (v{}) realised mean_wQuantileLoss {:.4} against {:.4} in its backtest ({:.1}×)",
+                last.run,
+                last.model_version,
+                last.mean_wql,
+                backtest,
+                last.mean_wql / backtest
+            ));
+        }
+        if last.coverage < last.nominal_coverage - COVERAGE_TOLERANCE {
+            reasons.push(format!(
+                "forecast intervals: run {} covered {:.0} % of actuals, nominally {:.0} %",
+                last.run,
+                last.coverage * 100.0,
+                last.nominal_coverage * 100.0
+            ));
+        }
+    }
+    let ratios: Vec<f64> = scored
+        .iter()
+        .filter_map(|s| Some(s.mean_wql / s.backtest_mean_wql.filter(|b| *b > 0.0)?))
+        .collect();
+    if let Some(at) = page_hinkley(&ratios, 0.05, 1.0) {
+        reasons.push(format!(
+            "forecast accuracy degraded over the last runs (Page-Hinkley alarm at run {} of {})",
+            at + 1,
+            ratios.len()
+        ));
+    }
+    Ok((reasons, scored))
+}
+
 /// Checks, stores and reports (the CLI command and the task).
 pub async fn detect(spec: &DriftSpec, context: &Context) -> anyhow::Result<Report> {
     let options = DriftOptions::default();
@@ -251,6 +353,14 @@ pub async fn detect(spec: &DriftSpec, context: &Context) -> anyhow::Result<Repor
         }
         None => vec![],
     };
+    let accuracy = match &spec.group {
+        Some(group) => {
+            let (found, runs) = accuracy_drift(context, group, &spec.test).await?;
+            reasons.extend(found);
+            runs
+        }
+        None => vec![],
+    };
     let detected = !reasons.is_empty();
     let mut report = json!({
         "format": 1,
@@ -264,6 +374,7 @@ pub async fn detect(spec: &DriftSpec, context: &Context) -> anyhow::Result<Repor
                     "drift_share": options.drift_share},
         "data": data,
         "schema": schema,
+        "accuracy": accuracy,
     });
     let catalog = context.catalog().await?;
     let id = store::save(&catalog, &spec.subject, detected, &reasons, &report).await?;
@@ -284,6 +395,7 @@ pub async fn detect(spec: &DriftSpec, context: &Context) -> anyhow::Result<Repor
         "drifted_series": data.drifted_series,
         "share_drifted_series": data.share_drifted,
         "schema_changes": schema.len(),
+        "forecast_runs_scored": accuracy.len(),
         "report_id": id,
         "report": key,
     }});
