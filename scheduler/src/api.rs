@@ -215,6 +215,10 @@ pub fn openapi() -> Value {
     let name =
         json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
     let asl = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "an Amazon States Language definition"}}}});
+    let group =
+        json!([{"name": "group", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let alias =
+        json!({"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}});
     let variant_header = json!({"name": "X-Amzn-SageMaker-Target-Variant", "in": "header", "required": false, "schema": {"type": "string"}});
     let invocation = json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InvocationRequest"}}}});
     let invocation_responses = json!({
@@ -222,7 +226,25 @@ pub fn openapi() -> Value {
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InvocationResponse"}}}},
         "400": error, "401": error, "403": error, "404": error, "413": error,
         "503": {"description": "no version deployed, or at capacity (with Retry-After)"}});
-    json!({
+    let admin_paths = json!({
+            "/models": {"get": {"summary": "Model groups", "responses": {"200": {"description": "groups and generations"}}}},
+            "/models/{group}/versions": {"get": {"summary": "A group's versions with statuses, aliases, lineage and metrics", "parameters": group.clone(), "responses": {"200": {"description": "versions"}, "404": error}}},
+            "/models/{group}/history": {"get": {"summary": "Registrations, statuses and alias moves", "parameters": group.clone(), "responses": {"200": {"description": "events in order"}, "404": error}}},
+            "/models/{group}/aliases/{alias}": {"post": {"summary": "Point an alias at a version", "parameters": [group[0].clone(), alias.clone()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["version", "reason"], "properties": {"version": {"type": "integer"}, "reason": {"type": "string"}, "actor": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "moved"}, "400": error, "404": error, "409": error}}},
+            "/models/{group}/aliases/{alias}/rollback": {"post": {"summary": "Undo the alias's last move", "parameters": [group[0].clone(), alias],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "rolled back"}, "404": error, "409": error}}},
+            "/endpoints/{name}/deployments": {
+                "post": {"summary": "Deploy a version (all-at-once, canary, linear) with a bake time and automatic rollback", "parameters": name.clone(),
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["version"], "properties": {
+                        "version": {"type": "integer"}, "strategy": {"type": "string", "enum": ["all-at-once", "canary", "linear"]}, "percent": {"type": "integer"},
+                        "bake_seconds": {"type": "number"}, "max_error_rate": {"type": "number"}, "max_p99_ms": {"type": "number"}, "min_requests": {"type": "integer"}}}}}},
+                    "responses": {"201": {"description": "started"}, "400": error, "404": error}},
+                "get": {"summary": "The endpoint's deployments, newest first", "parameters": name.clone(), "responses": {"200": {"description": "deployments"}}}}
+    });
+    let mut document = json!({
         "openapi": "3.0.3",
         "info": {"title": "sluice", "version": env!("CARGO_PKG_VERSION"), "description": "Workflows in Amazon States Language, run durably, and forecasts from the published models."},
         "paths": {
@@ -273,5 +295,9 @@ pub fn openapi() -> Value {
                 "input": {}, "output": {}, "error": {"type": "string", "nullable": true}, "cause": {"type": "string", "nullable": true},
                 "redrive_count": {"type": "integer"}, "started_at": {"type": "string"}, "stopped_at": {"type": "string", "nullable": true}}}
         }}
-    })
+    });
+    if let (Some(paths), Value::Object(admin)) = (document["paths"].as_object_mut(), admin_paths) {
+        paths.extend(admin);
+    }
+    document
 }

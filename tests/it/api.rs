@@ -139,6 +139,10 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
         "/workflows/{name}/executions",
         "/executions/{id}/history",
         "/executions/{id}/redrive",
+        "/invocations",
+        "/endpoints/{name}/invocations",
+        "/models/{group}/aliases/{alias}",
+        "/endpoints/{name}/deployments",
     ] {
         assert!(
             document["paths"].get(path).is_some(),

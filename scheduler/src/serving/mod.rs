@@ -6,13 +6,15 @@
 //! - [`metrics`]: Prometheus metrics per endpoint, variant and version;
 //! - [`stats`] and [`deployments`]: the fleet's figures per version, and canary or linear
 //!   rollouts that roll back by themselves;
-//! - [`routes`]: `/ping`, `/invocations`, `/endpoints/{name}/invocations`, `/metrics`.
+//! - [`routes`]: `/ping`, `/invocations`, `/endpoints/{name}/invocations`, `/metrics`;
+//! - [`admin`]: the registry, endpoints' deployments over HTTP (admin scope).
 //!
 //! Servers follow the registry: every `refresh` interval they compare generations (one query),
 //! and on Postgres they also wake on `NOTIFY sluice_registry`. Inference runs on blocking
 //! threads behind two semaphores: `workers` bounds the CPU work, `queue` bounds what may wait;
 //! past that a request gets 503 with `Retry-After` at once, and `/ping` never waits on either.
 
+pub mod admin;
 pub mod auth;
 pub mod deployments;
 pub mod endpoints;

@@ -99,11 +99,13 @@ pub fn router(state: Arc<Serving>) -> Router {
             state.clone(),
             require_predict,
         ));
+    let admin = super::admin::router(state.clone());
     Router::new()
         .route("/ping", get(ping))
         .route("/metrics", get(metrics))
         .merge(predict)
         .with_state(state)
+        .merge(admin)
 }
 
 async fn ping(State(state): State<Arc<Serving>>) -> Json<Value> {

@@ -12,6 +12,7 @@ use scheduler::orchestrator::engine::Engine;
 use scheduler::orchestrator::queue::Queue;
 use scheduler::serving::AuthOptions;
 use scheduler::serving::auth::{self, Scope};
+use serde_json::json;
 use tests::{Backend, on_both_backends};
 
 use super::{Fixture, invoke, options, request, spawn};
@@ -137,6 +138,90 @@ async fn token_scopes_are_enforced() {
     assert_eq!(workflows(None).await, 401);
     assert_eq!(workflows(Some(&predict)).await, 403);
     assert_eq!(workflows(Some(&admin)).await, 200);
+    // The registry over HTTP is the admin's too, with 4xx that say what is wrong.
+    let admin_call = |method: reqwest::Method, path: &str, token: &str, body: serde_json::Value| {
+        let request = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response
+                    .json::<serde_json::Value>()
+                    .await
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+    assert_eq!(
+        admin_call(get.clone(), "/models", &predict, json!(null))
+            .await
+            .0,
+        403
+    );
+    let (status, groups) = admin_call(get.clone(), "/models", &admin, json!(null)).await;
+    assert_eq!((status, groups[0]["group"].as_str()), (200, Some("g")));
+    let (status, versions) =
+        admin_call(get.clone(), "/models/g/versions", &admin, json!(null)).await;
+    assert_eq!(
+        (status, versions[0]["aliases"][0].as_str()),
+        (200, Some("champion"))
+    );
+    let (status, body) = admin_call(
+        post.clone(),
+        "/models/g/aliases/challenger",
+        &admin,
+        json!({"version": 1, "reason": "shadow it"}),
+    )
+    .await;
+    assert_eq!((status, body["version"].as_u64()), (200, Some(1)), "{body}");
+    let (status, body) = admin_call(
+        post.clone(),
+        "/models/g/aliases/challenger",
+        &admin,
+        json!({"version": 9, "reason": "no such"}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = admin_call(
+        post.clone(),
+        "/models/g/aliases/challenger/rollback",
+        &admin,
+        json!({"reason": "undo"}),
+    )
+    .await;
+    assert_eq!(status, 409, "nothing before the first assignment: {body}");
+    let (status, body) = admin_call(
+        post.clone(),
+        "/models/g/aliases/challenger",
+        &admin,
+        json!({"version": 1}),
+    )
+    .await;
+    assert_eq!(status, 400, "a move needs its reason: {body}");
+    let (status, history) = admin_call(get.clone(), "/models/g/history", &admin, json!(null)).await;
+    assert_eq!(
+        (status, history.as_array().map(Vec::len)),
+        (200, Some(4)),
+        "{history}"
+    );
+    let (status, body) = admin_call(
+        post.clone(),
+        "/endpoints/default/deployments",
+        &admin,
+        json!({"version": 1, "strategy": "sideways"}),
+    )
+    .await;
+    assert!(
+        status == 400 && body["error"].as_str().unwrap().contains("sideways"),
+        "{body}"
+    );
+
     // Health, the OpenAPI document, ping and metrics stay open.
     for path in ["/health", "/openapi.json", "/ping", "/metrics"] {
         let status = http
