@@ -1,4 +1,4 @@
-//! Batch forecasts in the lake: one zstd Parquet file per run, long format (one row per item and
+//! Stored forecasts in the lake (batch runs, and what endpoints served): one zstd Parquet file per run, long format (one row per item and
 //! step: `item_id`, `timestamp`, `step`, `mean`, one column per quantile such as `q10`, and the
 //! model that answered), under `forecasts/<group>/run=<run id>/`, and a `batch_forecasts` row
 //! per run so accuracy monitoring can find them and join the actuals that land later.
@@ -13,7 +13,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use sqlx::Row;
 
-use crate::catalog::{Catalog, now_ms};
+use sqlx::AnyPool;
+
+use crate::catalog::now_ms;
 use crate::lake::{Lake, LakeKey};
 use crate::{Error, Result};
 
@@ -34,6 +36,31 @@ pub struct ForecastRows {
 pub fn quantile_column(q: f64) -> String {
     let percent = (q * 1000.0).round() / 10.0;
     format!("q{percent}")
+}
+
+/// Where a run's forecasts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `sluice:batch-forecast`.
+    Batch,
+    /// What an endpoint answered, flushed by the serving process.
+    Served,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Batch => "batch",
+            Source::Served => "served",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Source::Batch => "",
+            Source::Served => "served-",
+        }
+    }
 }
 
 /// What a run wrote.
@@ -97,18 +124,20 @@ fn encode(rows: &ForecastRows, group: &str, version: u32) -> Result<Vec<u8>> {
 /// Writes a run's file to the lake, then records the run (the file is only listed once
 /// complete; a crash in between leaves an unlisted file, never a listed partial one).
 pub async fn write(
-    catalog: &Catalog,
+    pool: &AnyPool,
     lake: &Lake,
     group: &str,
     version: u32,
     rows: &ForecastRows,
+    source: Source,
 ) -> Result<BatchRun> {
     let created_at = now_ms();
     let stamp = chrono::DateTime::from_timestamp_millis(created_at)
         .unwrap_or_default()
         .format("%Y%m%dT%H%M%S");
     let id = format!(
-        "{stamp}-{}",
+        "{}{stamp}-{}",
+        source.prefix(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let key = LakeKey::parse(&format!("forecasts/{group}/run={id}/part-0.parquet"))?;
@@ -126,8 +155,8 @@ pub async fn write(
         created_at,
     };
     sqlx::query(
-        "INSERT INTO batch_forecasts (id, model_group, model_version, lake_key, items, row_count, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO batch_forecasts (id, model_group, model_version, lake_key, items, row_count, created_at, source) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&run.id)
     .bind(group)
@@ -136,19 +165,20 @@ pub async fn write(
     .bind(run.items as i64)
     .bind(run.rows as i64)
     .bind(created_at)
-    .execute(catalog.pool())
+    .bind(source.as_str())
+    .execute(pool)
     .await?;
     Ok(run)
 }
 
 /// The runs of a group, newest first.
-pub async fn runs(catalog: &Catalog, group: &str) -> Result<Vec<BatchRun>> {
+pub async fn runs(pool: &AnyPool, group: &str) -> Result<Vec<BatchRun>> {
     let rows = sqlx::query(
         "SELECT id, model_group, model_version, lake_key, items, row_count, created_at \
          FROM batch_forecasts WHERE model_group = $1 ORDER BY created_at DESC, id DESC",
     )
     .bind(group)
-    .fetch_all(catalog.pool())
+    .fetch_all(pool)
     .await?;
     rows.iter()
         .map(|row| {

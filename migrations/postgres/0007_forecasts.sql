@@ -1,4 +1,5 @@
--- Batch forecast runs: each run's Parquet file in the lake, and the model version that made it.
+-- Stored forecast runs (batch, or flushed from what endpoints served): each run's Parquet file
+-- in the lake, and the model version that made it.
 
 CREATE TABLE batch_forecasts (
     id            TEXT   PRIMARY KEY,
@@ -7,7 +8,8 @@ CREATE TABLE batch_forecasts (
     lake_key      TEXT   NOT NULL,
     items         BIGINT NOT NULL,
     row_count     BIGINT NOT NULL,
-    created_at    BIGINT NOT NULL
+    created_at    BIGINT NOT NULL,
+    source        TEXT   NOT NULL   -- batch | served
 );
 
 CREATE INDEX batch_forecasts_by_group ON batch_forecasts (model_group, created_at);

@@ -152,6 +152,15 @@ pub fn parse_request(body: &Value, default_samples: usize) -> Result<Request> {
 
 /// Forecasts a request and renders SageMaker's response (`{"predictions": [...]}`).
 pub fn predict(model: &Model, request: &Request, seed: u64) -> Result<Value> {
+    predict_keeping(model, request, seed).map(|(response, _)| response)
+}
+
+/// [`predict`], also returning the forecasts (to keep what was served).
+pub fn predict_keeping(
+    model: &Model,
+    request: &Request,
+    seed: u64,
+) -> Result<(Value, Vec<Forecast>)> {
     let options = ForecastOptions {
         num_samples: request.num_samples,
         seed,
@@ -168,7 +177,7 @@ pub fn predict(model: &Model, request: &Request, seed: u64) -> Result<Value> {
             other => other,
         })?;
     let predictions: Vec<Value> = forecasts.iter().map(|f| render(f, request)).collect();
-    Ok(json!({ "predictions": predictions }))
+    Ok((json!({ "predictions": predictions }), forecasts))
 }
 
 fn render(forecast: &Forecast, request: &Request) -> Value {

@@ -77,7 +77,15 @@ pub async fn batch_forecast(spec: &BatchSpec, context: &Context) -> anyhow::Resu
     })
     .await??;
     let curated = context.curated_lake(&lake)?;
-    let run = write(&catalog, &curated, spec.group.as_str(), info.version, &rows).await?;
+    let run = write(
+        catalog.pool(),
+        &curated,
+        spec.group.as_str(),
+        info.version,
+        &rows,
+        jobs::forecasts::Source::Batch,
+    )
+    .await?;
     let text = format!(
         "{} v{}: {} items × {} steps forecast into {}",
         spec.group,

@@ -245,7 +245,7 @@ async fn accuracy_drift(
     let registry = models::registry::Registry::new(catalog.pool().clone());
     let group_name = models::registry::GroupName::parse(group)?;
     let actuals = keyed(read_json_lines(test)?);
-    let mut runs = jobs::forecasts::runs(&catalog, group).await?;
+    let mut runs = jobs::forecasts::runs(catalog.pool(), group).await?;
     runs.truncate(30);
     runs.reverse();
     let mut scored = Vec::new();

@@ -71,8 +71,8 @@ pub fn router(state: Arc<Serving>) -> Router {
         .with_state(state)
 }
 
-fn group(name: &str) -> Result<GroupName, Response> {
-    GroupName::parse(name).map_err(|e| reply(StatusCode::BAD_REQUEST, e.to_string()))
+fn group(name: &str) -> Result<GroupName, String> {
+    GroupName::parse(name).map_err(|e| e.to_string())
 }
 
 async fn groups(State(state): State<Arc<Serving>>) -> Response {
@@ -91,7 +91,7 @@ async fn groups(State(state): State<Arc<Serving>>) -> Response {
 async fn versions(State(state): State<Arc<Serving>>, Path(name): Path<String>) -> Response {
     let group = match group(&name) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(message) => return reply(StatusCode::BAD_REQUEST, message),
     };
     match Registry::new(state.pool.clone()).versions(&group).await {
         Ok(versions) => Json(json!(versions)).into_response(),
@@ -102,7 +102,7 @@ async fn versions(State(state): State<Arc<Serving>>, Path(name): Path<String>) -
 async fn history(State(state): State<Arc<Serving>>, Path(name): Path<String>) -> Response {
     let group = match group(&name) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(message) => return reply(StatusCode::BAD_REQUEST, message),
     };
     match Registry::new(state.pool.clone()).history(&group).await {
         Ok(events) => Json(json!(events)).into_response(),
@@ -127,10 +127,10 @@ struct Reason {
     actor: Option<String>,
 }
 
-fn names(group_name: &str, alias: &str) -> Result<(GroupName, AliasName), Response> {
+fn names(group_name: &str, alias: &str) -> Result<(GroupName, AliasName), String> {
     Ok((
         group(group_name)?,
-        AliasName::parse(alias).map_err(|e| reply(StatusCode::BAD_REQUEST, e.to_string()))?,
+        AliasName::parse(alias).map_err(|e| e.to_string())?,
     ))
 }
 
@@ -145,7 +145,7 @@ async fn move_alias(
     };
     let (group, alias) = match names(&name, &alias) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(message) => return reply(StatusCode::BAD_REQUEST, message),
     };
     let change = Change {
         actor: body.actor.unwrap_or_else(|| "api".into()),
@@ -175,7 +175,7 @@ async fn rollback(
     };
     let (group, alias) = match names(&name, &alias) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(message) => return reply(StatusCode::BAD_REQUEST, message),
     };
     let change = Change {
         actor: body.actor.unwrap_or_else(|| "api".into()),

@@ -4,6 +4,7 @@
 //! - [`live`]: the loaded models, rebuilt off the hot path and swapped atomically;
 //! - [`auth`]: hashed API tokens with `admin` and `predict` scopes;
 //! - [`metrics`]: Prometheus metrics per endpoint, variant and version;
+//! - [`served`]: what endpoints answered, kept in the lake for accuracy monitoring;
 //! - [`stats`] and [`deployments`]: the fleet's figures per version, and canary or linear
 //!   rollouts that roll back by themselves;
 //! - [`routes`]: `/ping`, `/invocations`, `/endpoints/{name}/invocations`, `/metrics`;
@@ -21,6 +22,7 @@ pub mod endpoints;
 pub mod live;
 pub mod metrics;
 pub mod routes;
+pub mod served;
 pub mod stats;
 
 use std::sync::Arc;
@@ -77,6 +79,7 @@ pub struct Serving {
     pub auth: Arc<Auth>,
     pub options: ServeOptions,
     pub stats: stats::Recorder,
+    pub served: served::Served,
     /// This process's name in `serving_stats`.
     pub process: String,
     postgres: bool,
@@ -108,6 +111,7 @@ impl Serving {
             workers: Arc::new(Semaphore::new(workers)),
             live: live::Live::default(),
             stats: stats::Recorder::default(),
+            served: served::Served::default(),
             process: format!("serve-{}", uuid::Uuid::new_v4().simple()),
             postgres: pool
                 .connect_options()
@@ -136,6 +140,9 @@ impl Serving {
     /// Flushes this process's figures and takes the due deployment steps, then refreshes.
     pub async fn housekeeping(&self) -> Result<(), Error> {
         self.stats.flush(&self.pool, &self.process).await?;
+        if self.served.due() {
+            self.served.flush(&self.pool, &self.lake).await?;
+        }
         if !deployments::tick(&self.pool, self.postgres)
             .await?
             .is_empty()

@@ -16,7 +16,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use models::inference::{parse_request, predict};
+use models::inference::{parse_request, predict_keeping};
 use serde_json::{Value, json};
 
 use super::auth::{Scope, bearer};
@@ -157,7 +157,7 @@ async fn invoke_named(
 }
 
 async fn invoke(
-    state: &Serving,
+    state: &Arc<Serving>,
     name: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -245,9 +245,14 @@ async fn invoke(
         Ok(worker) => {
             let model = variant.model.clone();
             let seed = rand::random::<u64>();
+            let kept = Arc::clone(state);
+            let (group, version) = (endpoint.group.clone(), variant.version);
             tokio::task::spawn_blocking(move || {
                 let _worker = worker;
-                predict(&model, &request, seed)
+                let (response, forecasts) = predict_keeping(&model, &request, seed)?;
+                kept.served
+                    .keep(&group, version, &model, &request, &forecasts);
+                Ok(response)
             })
             .await
         }

@@ -229,3 +229,45 @@ async fn twenty_swaps_under_concurrent_load_drop_no_request() {
     );
     assert!(answered.load(Ordering::Relaxed) >= 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_forecasts_of_identified_series_are_kept_for_monitoring() {
+    let fixture = Fixture::new(Backend::Sqlite, 1).await;
+    fixture.endpoint("default", &[]).await;
+    let serving = fixture.serving(OPEN, options());
+    serving.refresh().await.unwrap();
+    let base = spawn(scheduler::serving::router(serving.clone())).await;
+    let http = reqwest::Client::new();
+    let mut identified = request(48);
+    identified["instances"][0]["item_id"] = json!("device-7");
+    for body in [&identified, &request(48), &identified] {
+        let (status, _, _, _) = invoke(&http, &format!("{base}/invocations"), body, &[]).await;
+        assert_eq!(status, 200);
+    }
+    let pool = fixture.db.catalog.pool().clone();
+    assert_eq!(serving.served.flush(&pool, &fixture.lake).await.unwrap(), 1);
+    let runs = jobs::forecasts::runs(&pool, "g").await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].id.starts_with("served-"), "{:?}", runs[0]);
+    assert_eq!(
+        (runs[0].rows, runs[0].model_version),
+        (48, 1),
+        "only identified instances"
+    );
+    let rows = jobs::forecasts::read(&fixture.lake, &runs[0].key)
+        .await
+        .unwrap();
+    assert!(rows.item_id.iter().all(|i| i == "device-7"));
+    // The first point follows the 48 hours of history from 2024-01-01 00:00.
+    let first = chrono::DateTime::from_timestamp_millis(rows.timestamp_ms[0]).unwrap();
+    assert_eq!(first.to_rfc3339(), "2024-01-03T00:00:00+00:00");
+    assert_eq!(
+        rows.quantiles.iter().map(|(q, _)| *q).collect::<Vec<_>>(),
+        vec![0.1, 0.5, 0.9]
+    );
+    assert_eq!(
+        serving.served.flush(&pool, &fixture.lake).await.unwrap(),
+        0,
+        "nothing new"
+    );
+}
