@@ -271,3 +271,57 @@ async fn served_forecasts_of_identified_series_are_kept_for_monitoring() {
         "nothing new"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_endpoint_answers_503_with_retry_after_and_ping_stays_up() {
+    let fixture = Fixture::new(Backend::Sqlite, 1).await;
+    fixture.endpoint("default", &[]).await;
+    let mut tight = options();
+    tight.workers = 1;
+    tight.queue_depth = 0;
+    let serving = fixture.serving(OPEN, tight);
+    serving.refresh().await.unwrap();
+    let base = spawn(scheduler::serving::router(serving)).await;
+    let mut heavy = request(24 * 20);
+    heavy["configuration"]["num_samples"] = json!(8000);
+    let calls: Vec<_> = (0..12)
+        .map(|_| {
+            let (url, body) = (format!("{base}/invocations"), heavy.clone());
+            tokio::spawn(async move {
+                let response = reqwest::Client::new()
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = response
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (response.status().as_u16(), retry)
+            })
+        })
+        .collect();
+    let ping = reqwest::get(format!("{base}/ping")).await.unwrap().status();
+    assert_eq!(
+        ping.as_u16(),
+        200,
+        "/ping answers while inference is saturated"
+    );
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap());
+    }
+    assert!(statuses.iter().any(|(s, _)| *s == 200), "{statuses:?}");
+    let refused: Vec<_> = statuses.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!refused.is_empty(), "{statuses:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(_, retry)| retry.as_deref() == Some("1"))
+    );
+    assert!(
+        statuses.iter().all(|(s, _)| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+}
