@@ -11,6 +11,7 @@ mod crawler_formats;
 mod drift;
 mod forecasting;
 mod forecasting_pipeline;
+mod nightly;
 mod orchestrator;
 mod registry;
 mod s3_lake;

@@ -1,0 +1,120 @@
+//! The shipped `nightly-retrain` workflow end to end on embedded defaults: landings to curated
+//! Parquet, a dataset, a trained and backtested model, a drift report, the publish decision with
+//! its reason, and (once there is a champion) batch forecasts in the lake.
+
+use serde_json::{Value, json};
+use tests::run_sluice;
+
+fn definition() -> String {
+    format!(
+        "{}/../scheduler/workflows/nightly-retrain.asl.json",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn the_nightly_retrain_workflow_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (ok, _, stderr) = run_sluice(
+        path,
+        &["generate", "landings", "--devices", "3", "--days", "5"],
+    );
+    assert!(ok, "{stderr}");
+    let input = json!({
+        "prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "work",
+        "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0,
+        "hyperparameters": {"context_length": "12", "epochs": "2", "num_cells": "8",
+                            "mini_batch_size": "8", "num_batches_per_epoch": "4"}
+    })
+    .to_string();
+    let run = |name: &str| {
+        let definition = definition();
+        let (ok, stdout, stderr) = run_sluice(
+            path,
+            &[
+                "workflow",
+                "run",
+                "--definition",
+                &definition,
+                "--input",
+                &input,
+                "--name",
+                name,
+                "--output",
+                "json",
+            ],
+        );
+        assert!(ok, "{stderr}");
+        serde_json::from_str::<Value>(&stdout).unwrap()
+    };
+
+    let first = run("night-1");
+    assert_eq!(first["status"], "SUCCEEDED", "{first}");
+    let output = &first["output"];
+    assert!(output["crawl"]["crawled"].as_u64().unwrap() > 0, "{output}");
+    assert_eq!(
+        output["convert"]["read"].as_u64(),
+        Some(
+            output["convert"]["written"].as_u64().unwrap()
+                + output["convert"]["quarantined"].as_u64().unwrap()
+        ),
+        "the conversion reconciles"
+    );
+    assert!(path.join("work/night-1/model/model.safetensors").is_file());
+    assert!(
+        output["drift"]["report_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("drift-")
+    );
+    assert_eq!(output["publish"]["version"], 1);
+    assert!(
+        !output["decision"]["why"].as_str().unwrap().is_empty(),
+        "{output}"
+    );
+
+    // Whatever the first decision, make v1 the champion so the next night forecasts.
+    if output["publish"]["published"] == false {
+        for args in [
+            &[
+                "models",
+                "status",
+                "air-quality",
+                "1",
+                "pending",
+                "--reason",
+                "test",
+            ][..],
+            &["models", "promote", "air-quality", "1", "--reason", "test"],
+        ] {
+            let (ok, _, stderr) = run_sluice(path, args);
+            assert!(ok, "{stderr}");
+        }
+    }
+    let second = run("night-2");
+    assert_eq!(second["status"], "SUCCEEDED", "{second}");
+    let output = &second["output"];
+    assert_eq!(output["publish"]["version"], 2);
+    assert_eq!(output["publish"]["champion"]["version"], 1, "{output}");
+    let forecast = &output["forecast"];
+    assert_eq!(forecast["items"], 3, "{output}");
+    assert!(
+        path.join("lake")
+            .join(forecast["key"].as_str().unwrap())
+            .is_file()
+    );
+    let (ok, history, _) = run_sluice(
+        path,
+        &["models", "history", "air-quality", "--output", "json"],
+    );
+    assert!(ok);
+    let history: Value = serde_json::from_str(&history).unwrap();
+    assert!(
+        history.as_array().unwrap().iter().any(|e| e["actor"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("execution:")),
+        "the workflow's decisions name their execution: {history}"
+    );
+}
