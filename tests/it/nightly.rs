@@ -118,3 +118,37 @@ fn the_nightly_retrain_workflow_runs_end_to_end() {
         "the workflow's decisions name their execution: {history}"
     );
 }
+
+#[test]
+fn one_command_installs_the_workflow_and_its_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = run_sluice(
+        dir.path(),
+        &[
+            "workflow",
+            "install",
+            "nightly-retrain",
+            "--tz",
+            "Europe/Madrid",
+        ],
+    );
+    assert!(ok && stdout.contains("installed"), "{stderr}");
+    let (ok, stdout, _) = run_sluice(dir.path(), &["schedule", "list", "--output", "json"]);
+    assert!(ok);
+    let schedules: Value = serde_json::from_str(&stdout).unwrap();
+    let nightly = &schedules[0];
+    assert_eq!(
+        (
+            nightly["name"].as_str(),
+            nightly["cron"].as_str(),
+            nightly["timezone"].as_str()
+        ),
+        (
+            Some("nightly-retrain"),
+            Some("0 2 * * *"),
+            Some("Europe/Madrid")
+        ),
+        "{schedules}"
+    );
+    assert_eq!(nightly["workflow"], "nightly-retrain");
+}

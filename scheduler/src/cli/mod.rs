@@ -240,6 +240,8 @@ pub enum WorkflowCommand {
     Create(WorkflowCreateArgs),
     /// Store a new version of a workflow; running executions keep theirs.
     Update(WorkflowCreateArgs),
+    /// Install a shipped workflow (nightly-retrain) with its cron schedule, in one command.
+    Install(WorkflowInstallArgs),
     /// List workflows and recent executions.
     List,
     /// Start a durable execution of a stored workflow.
@@ -252,6 +254,22 @@ pub enum WorkflowCommand {
     Stop(ExecutionArgs),
     /// Run a failed execution again from the state it failed in, with the workflow's latest version.
     Redrive(ExecutionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowInstallArgs {
+    /// The shipped workflow.
+    #[arg(value_parser = ["nightly-retrain"])]
+    pub name: String,
+    /// When it runs (cron, 5 fields).
+    #[arg(long, default_value = "0 2 * * *")]
+    pub cron: String,
+    /// IANA time zone of the schedule.
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    /// The executions' input (JSON) [default: the air-quality fleet's settings, work in ./work].
+    #[arg(long)]
+    pub input: Option<String>,
 }
 
 #[derive(Debug, Args)]

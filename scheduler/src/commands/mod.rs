@@ -15,7 +15,7 @@ pub(crate) mod drift;
 mod executions;
 pub(crate) mod forecasting;
 pub(crate) mod registry;
-mod schedules;
+pub(crate) mod schedules;
 mod serving;
 mod workflow;
 
@@ -82,6 +82,9 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Workflow(WorkflowCommand::Run(args)) => workflow::run(args, context).await,
         Command::Workflow(WorkflowCommand::Create(args) | WorkflowCommand::Update(args)) => {
             executions::create(args, context).await
+        }
+        Command::Workflow(WorkflowCommand::Install(args)) => {
+            schedules::install(args, context).await
         }
         Command::Workflow(WorkflowCommand::List) => executions::list(context).await,
         Command::Workflow(WorkflowCommand::Start(args)) => executions::start(args, context).await,

@@ -137,6 +137,57 @@ async fn create(args: &ScheduleCreateArgs, engine: &Engine) -> anyhow::Result<Re
     ))
 }
 
+/// The shipped nightly-retrain definition.
+pub const NIGHTLY_RETRAIN: &str = include_str!("../../workflows/nightly-retrain.asl.json");
+
+/// The nightly-retrain input for the generated air-quality fleet, working in `work`.
+pub fn nightly_input(work: &str) -> serde_json::Value {
+    json!({
+        "prefix": "landing", "table": "telemetry", "group": "air-quality", "work": work,
+        "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 24, "margin": 0.0,
+        "hyperparameters": {"context_length": "24", "epochs": "10", "num_cells": "32",
+                            "num_batches_per_epoch": "30", "mini_batch_size": "32",
+                            "learning_rate": "0.005", "likelihood": "student-T"}
+    })
+}
+
+/// `sluice workflow install nightly-retrain`: the workflow and its schedule.
+pub async fn install(
+    args: &crate::cli::WorkflowInstallArgs,
+    context: &Context,
+) -> anyhow::Result<Report> {
+    let definition: serde_json::Value = serde_json::from_str(NIGHTLY_RETRAIN)?;
+    crate::asl::definition::StateMachine::parse(&definition)?;
+    let catalog = context.catalog().await?;
+    let engine = Engine::new(context.clone(), catalog.pool().clone());
+    let version =
+        crate::orchestrator::store::put_workflow(&engine.pool, &args.name, &definition).await?;
+    let input = match &args.input {
+        Some(text) => text.clone(),
+        None => nightly_input(&std::path::absolute("work")?.display().to_string()).to_string(),
+    };
+    let schedule = ScheduleCreateArgs {
+        name: args.name.clone(),
+        cron: args.cron.clone(),
+        tz: args.tz.clone(),
+        workflow: args.name.clone(),
+        input: Some(input),
+        catchup: "latest".into(),
+        window: "1d".into(),
+        overlap: "skip".into(),
+    };
+    let created = create(&schedule, &engine).await;
+    catalog.close().await;
+    created?;
+    Ok(Report::new(
+        json!({"workflow": args.name, "version": version, "schedule": args.name, "cron": args.cron, "timezone": args.tz}),
+        format!(
+            "workflow {} version {version} installed; schedule {} runs it at \"{}\" ({}) while `sluice server` runs",
+            args.name, args.name, args.cron, args.tz
+        ),
+    ))
+}
+
 /// `sluice server`: the HTTP API with the prediction endpoints, the scheduler loop (once a
 /// second) and a worker, until SIGTERM.
 pub async fn server(args: &ServerArgs, context: &Context) -> anyhow::Result<Report> {
