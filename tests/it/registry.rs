@@ -383,6 +383,31 @@ fn models_publish_promotes_a_winner_and_rejects_a_tie_with_the_reason() {
             .unwrap()
             .contains("margin of 5.0 %")
     );
+    // A retried task (same execution) reports the recorded decision instead of registering again.
+    let retried = flow.to_string().replace(
+        "\"execution.$\":\"$$.Execution.Id\"",
+        "\"execution\":\"retry-1\"",
+    );
+    assert!(retried.contains("retry-1"), "{retried}");
+    std::fs::write(dir.path().join("retried.json"), retried).unwrap();
+    let mut versions = Vec::new();
+    for _ in 0..2 {
+        let (ok, outcome, stderr) = sluice(&["workflow", "run", "--definition", "retried.json"]);
+        assert!(ok && outcome["status"] == "SUCCEEDED", "{stderr} {outcome}");
+        versions.push(outcome["output"]["kept"].clone());
+    }
+    assert_eq!(
+        versions,
+        vec![json!(1), json!(1)],
+        "both runs keep champion v1"
+    );
+    let (ok, listed, _) = sluice(&["models", "list", "fleet"]);
+    assert!(ok);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        4,
+        "one version for the retried execution: {listed}"
+    );
     let (ok, v3, _) = sluice(&["models", "show", "fleet", "v3"]);
     assert!(ok);
     assert!(

@@ -512,6 +512,25 @@ impl Registry {
         Ok(info)
     }
 
+    /// The version registered by a training execution, if any (a retried publish finds it).
+    pub async fn by_training_execution(
+        &self,
+        group: &GroupName,
+        execution: &str,
+    ) -> Result<Option<VersionInfo>> {
+        let version: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(version) FROM model_versions WHERE group_name = $1 AND training_execution = $2",
+        )
+        .bind(group.as_str())
+        .bind(execution)
+        .fetch_one(&self.pool)
+        .await?;
+        match version {
+            Some(v) => self.version(group, v as u32).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The version a target names: a number, or what an alias points at (`None`: the alias is
     /// not set).
     pub async fn resolve(&self, group: &GroupName, target: &Target) -> Result<Option<VersionInfo>> {

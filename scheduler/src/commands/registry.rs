@@ -284,6 +284,34 @@ pub(crate) async fn load_version(
 /// Registers a trained model and publishes it to `champion` if it wins (see the module doc).
 pub async fn publish(spec: PublishSpec, context: &Context) -> anyhow::Result<Report> {
     let registry = registry(context).await?;
+    if let Some(execution) = &spec.training_execution
+        && let Some(done) = registry
+            .by_training_execution(&spec.group, execution)
+            .await?
+        && done.status != Status::Pending
+    {
+        // A retried task: the decision was taken and recorded; report it again.
+        let published = done.aliases.iter().any(|a| a == models::registry::CHAMPION)
+            || done.status == Status::Approved;
+        let reason = done.status_reason.clone().unwrap_or_default();
+        let champion = registry
+            .resolve(&spec.group, &Target::Alias(AliasName::champion()))
+            .await?
+            .filter(|c| c.version != done.version)
+            .map(|c| json!({"version": c.version, "mean_wQuantileLoss": c.mean_wql()}));
+        return Ok(Report::new(
+            json!({
+                "group": spec.group, "version": done.version, "published": published,
+                "status": done.status.as_str(), "reason": reason, "artifact": done.artifact,
+                "candidate": {"mean_wQuantileLoss": done.mean_wql()},
+                "champion": champion, "repeated": true,
+            }),
+            format!(
+                "{} v{} was already decided: {reason}",
+                spec.group, done.version
+            ),
+        ));
+    }
     let lake = context.lake()?;
     let champion = registry
         .resolve(&spec.group, &Target::Alias(AliasName::champion()))
