@@ -13,6 +13,7 @@ mod forecasting;
 mod forecasting_pipeline;
 mod nightly;
 mod orchestrator;
+mod publishing;
 mod registry;
 mod s3_lake;
 mod schedules;

@@ -8,7 +8,17 @@
 //! alias moves at once, and elsewhere by comparing generations. Whether a candidate is published
 //! is a pure decision ([`decide`]).
 
+/// The columns of `model_versions`, in the order [`version_from_row`] and the insert use; a
+/// macro so the queries stay static strings.
+macro_rules! version_columns {
+    () => {
+        "group_name, version, status, status_reason, artifact, dataset_snapshot, \
+         training_execution, hyperparameters, metrics, baseline_metrics, created_by, created_at"
+    };
+}
+
 pub mod decide;
+mod read;
 mod store;
 
 use serde::Serialize;

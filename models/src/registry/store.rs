@@ -1,5 +1,5 @@
-//! The registry's tables (`migrations/*/0005_registry.sql`) through sqlx's `Any` driver, so one
-//! set of queries serves SQLite and Postgres. Each change is one transaction that starts by
+//! The registry's writes (`migrations/*/0005_registry.sql`) through sqlx's `Any` driver, so one
+//! set of queries serves SQLite and Postgres; the reads are in [`super::read`]. Each change is one transaction that starts by
 //! bumping the group's generation: that write takes the group's row lock on Postgres and the
 //! write lock on SQLite before anything is read, so concurrent changes serialise per group.
 
@@ -7,15 +7,13 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use super::{
-    AliasName, Change, Event, GroupName, NOTIFY_CHANNEL, NewVersion, Status, Target, VersionInfo,
-};
+use super::{AliasName, Change, GroupName, NOTIFY_CHANNEL, NewVersion, Status, VersionInfo};
 use crate::{Error, Result};
 
 /// The registry over a catalog database's pool.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    pool: AnyPool,
+    pub(super) pool: AnyPool,
     postgres: bool,
 }
 
@@ -31,16 +29,7 @@ fn parse_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
-/// The columns of `model_versions`, in the order [`version_from_row`] and the insert use; a
-/// macro so the queries stay static strings.
-macro_rules! version_columns {
-    () => {
-        "group_name, version, status, status_reason, artifact, dataset_snapshot, \
-         training_execution, hyperparameters, metrics, baseline_metrics, created_by, created_at"
-    };
-}
-
-fn version_from_row(row: &AnyRow) -> Result<VersionInfo> {
+pub(super) fn version_from_row(row: &AnyRow) -> Result<VersionInfo> {
     let status: String = row.try_get("status")?;
     Ok(VersionInfo {
         group: GroupName(row.try_get("group_name")?),
@@ -424,165 +413,5 @@ impl Registry {
             .await?;
         tx.commit().await?;
         Ok(from)
-    }
-
-    /// The groups with their generations.
-    pub async fn groups(&self) -> Result<Vec<(GroupName, i64)>> {
-        let rows = sqlx::query("SELECT name, generation FROM model_groups ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| Ok((GroupName(row.try_get("name")?), row.try_get("generation")?)))
-            .collect()
-    }
-
-    /// One group's generation (`None`: no such group).
-    pub async fn generation(&self, group: &GroupName) -> Result<Option<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT generation FROM model_groups WHERE name = $1")
-                .bind(group.as_str())
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    async fn aliases_by_version(&self, group: &GroupName) -> Result<Vec<(u32, String)>> {
-        let rows = sqlx::query(
-            "SELECT version, alias FROM model_aliases WHERE group_name = $1 ORDER BY alias",
-        )
-        .bind(group.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get::<i64, _>("version")? as u32,
-                    row.try_get("alias")?,
-                ))
-            })
-            .collect()
-    }
-
-    /// Every version of a group, oldest first, with its aliases.
-    pub async fn versions(&self, group: &GroupName) -> Result<Vec<VersionInfo>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            version_columns!(),
-            " FROM model_versions WHERE group_name = $1 ORDER BY version"
-        ))
-        .bind(group.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        let aliases = self.aliases_by_version(group).await?;
-        rows.iter()
-            .map(|row| {
-                let mut info = version_from_row(row)?;
-                info.aliases = aliases
-                    .iter()
-                    .filter(|(v, _)| *v == info.version)
-                    .map(|(_, a)| a.clone())
-                    .collect();
-                Ok(info)
-            })
-            .collect()
-    }
-
-    /// One version.
-    pub async fn version(&self, group: &GroupName, version: u32) -> Result<VersionInfo> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            version_columns!(),
-            " FROM model_versions WHERE group_name = $1 AND version = $2"
-        ))
-        .bind(group.as_str())
-        .bind(i64::from(version))
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            what: format!("{group} v{version}"),
-        })?;
-        let mut info = version_from_row(&row)?;
-        info.aliases = self
-            .aliases_by_version(group)
-            .await?
-            .into_iter()
-            .filter(|(v, _)| *v == version)
-            .map(|(_, a)| a)
-            .collect();
-        Ok(info)
-    }
-
-    /// The version registered by a training execution, if any (a retried publish finds it).
-    pub async fn by_training_execution(
-        &self,
-        group: &GroupName,
-        execution: &str,
-    ) -> Result<Option<VersionInfo>> {
-        let version: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(version) FROM model_versions WHERE group_name = $1 AND training_execution = $2",
-        )
-        .bind(group.as_str())
-        .bind(execution)
-        .fetch_one(&self.pool)
-        .await?;
-        match version {
-            Some(v) => self.version(group, v as u32).await.map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The version a target names: a number, or what an alias points at (`None`: the alias is
-    /// not set).
-    pub async fn resolve(&self, group: &GroupName, target: &Target) -> Result<Option<VersionInfo>> {
-        let version = match target {
-            Target::Version(v) => *v,
-            Target::Alias(alias) => {
-                let version: Option<i64> = sqlx::query_scalar(
-                    "SELECT version FROM model_aliases WHERE group_name = $1 AND alias = $2",
-                )
-                .bind(group.as_str())
-                .bind(alias.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-                match version {
-                    Some(v) => v as u32,
-                    None => return Ok(None),
-                }
-            }
-        };
-        self.version(group, version).await.map(Some)
-    }
-
-    /// The group's history, oldest first.
-    pub async fn history(&self, group: &GroupName) -> Result<Vec<Event>> {
-        let rows = sqlx::query(
-            "SELECT generation, kind, version, alias, from_version, status, actor, reason, at \
-             FROM model_events WHERE group_name = $1 ORDER BY generation",
-        )
-        .bind(group.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        if rows.is_empty() && self.generation(group).await?.is_none() {
-            return Err(Error::NotFound {
-                what: format!("model group {group}"),
-            });
-        }
-        rows.iter()
-            .map(|row| {
-                Ok(Event {
-                    generation: row.try_get("generation")?,
-                    kind: row.try_get("kind")?,
-                    version: row.try_get::<Option<i64>, _>("version")?.map(|v| v as u32),
-                    alias: row.try_get("alias")?,
-                    from_version: row
-                        .try_get::<Option<i64>, _>("from_version")?
-                        .map(|v| v as u32),
-                    status: row.try_get("status")?,
-                    actor: row.try_get("actor")?,
-                    reason: row.try_get("reason")?,
-                    at: row.try_get("at")?,
-                })
-            })
-            .collect()
     }
 }

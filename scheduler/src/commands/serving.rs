@@ -45,13 +45,7 @@ pub async fn endpoint(command: &EndpointCommand, context: &Context) -> anyhow::R
         }
         EndpointCommand::Deploy(args) => {
             use crate::serving::deployments::{Settings, Strategy, start};
-            let strategy = match args.strategy.as_str() {
-                "all-at-once" => Strategy::AllAtOnce,
-                "linear" => Strategy::Linear { step: args.percent },
-                _ => Strategy::Canary {
-                    percent: args.percent,
-                },
-            };
+            let strategy = Strategy::parse(&args.strategy, args.percent)?;
             let models::registry::Target::Version(version) =
                 models::registry::Target::parse(&args.target)?
             else {

@@ -110,54 +110,68 @@ async fn history(State(state): State<Arc<Serving>>, Path(name): Path<String>) ->
     }
 }
 
+/// The body of an alias change: the version (for a move), why, and who.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AliasMove {
-    version: u32,
+struct AliasBody {
+    #[serde(default)]
+    version: Option<u32>,
     reason: String,
     #[serde(default)]
     actor: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Reason {
-    reason: String,
-    #[serde(default)]
-    actor: Option<String>,
+/// A validated alias change.
+struct AliasChange {
+    group: GroupName,
+    alias: AliasName,
+    version: Option<u32>,
+    change: Change,
 }
 
-fn names(group_name: &str, alias: &str) -> Result<(GroupName, AliasName), String> {
-    Ok((
-        group(group_name)?,
-        AliasName::parse(alias).map_err(|e| e.to_string())?,
-    ))
+/// Parses the path and body of an alias change; the error is the 400's message.
+fn alias_change(
+    group_name: &str,
+    alias: &str,
+    body: Result<Json<AliasBody>, JsonRejection>,
+) -> Result<AliasChange, String> {
+    let Json(body) = body.map_err(|rejection| rejection.body_text())?;
+    Ok(AliasChange {
+        group: group(group_name)?,
+        alias: AliasName::parse(alias).map_err(|e| e.to_string())?,
+        version: body.version,
+        change: Change {
+            actor: body.actor.unwrap_or_else(|| "api".into()),
+            reason: body.reason,
+        },
+    })
 }
 
 async fn move_alias(
     State(state): State<Arc<Serving>>,
     Path((name, alias)): Path<(String, String)>,
-    body: Result<Json<AliasMove>, JsonRejection>,
+    body: Result<Json<AliasBody>, JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
-        Ok(body) => body,
-        Err(rejection) => return reply(StatusCode::BAD_REQUEST, rejection.body_text()),
-    };
-    let (group, alias) = match names(&name, &alias) {
-        Ok(n) => n,
+    let (request, version) = match alias_change(&name, &alias, body) {
+        Ok(request) => match request.version {
+            Some(version) => (request, version),
+            None => return reply(StatusCode::BAD_REQUEST, "version: missing"),
+        },
         Err(message) => return reply(StatusCode::BAD_REQUEST, message),
     };
-    let change = Change {
-        actor: body.actor.unwrap_or_else(|| "api".into()),
-        reason: body.reason,
-    };
+    let AliasChange {
+        group,
+        alias,
+        change,
+        ..
+    } = request;
     match Registry::new(state.pool.clone())
-        .move_alias(&group, &alias, body.version, &change)
+        .move_alias(&group, &alias, version, &change)
         .await
     {
         Ok(from) => {
             state.wake();
-            Json(json!({"group": group, "alias": alias, "version": body.version, "from_version": from}))
+            Json(json!({"group": group, "alias": alias, "version": version, "from_version": from}))
                 .into_response()
         }
         Err(err) => fault(err.into()),
@@ -167,19 +181,16 @@ async fn move_alias(
 async fn rollback(
     State(state): State<Arc<Serving>>,
     Path((name, alias)): Path<(String, String)>,
-    body: Result<Json<Reason>, JsonRejection>,
+    body: Result<Json<AliasBody>, JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
-        Ok(body) => body,
-        Err(rejection) => return reply(StatusCode::BAD_REQUEST, rejection.body_text()),
-    };
-    let (group, alias) = match names(&name, &alias) {
-        Ok(n) => n,
+    let AliasChange {
+        group,
+        alias,
+        change,
+        ..
+    } = match alias_change(&name, &alias, body) {
+        Ok(request) => request,
         Err(message) => return reply(StatusCode::BAD_REQUEST, message),
-    };
-    let change = Change {
-        actor: body.actor.unwrap_or_else(|| "api".into()),
-        reason: body.reason,
     };
     match Registry::new(state.pool.clone())
         .rollback(&group, &alias, &change)
@@ -239,18 +250,9 @@ async fn deploy(
         Ok(body) => body,
         Err(rejection) => return reply(StatusCode::BAD_REQUEST, rejection.body_text()),
     };
-    let strategy = match body.strategy.as_str() {
-        "all-at-once" => Strategy::AllAtOnce,
-        "canary" => Strategy::Canary {
-            percent: body.percent,
-        },
-        "linear" => Strategy::Linear { step: body.percent },
-        other => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                format!("strategy {other:?}: use all-at-once, canary or linear"),
-            );
-        }
+    let strategy = match Strategy::parse(&body.strategy, body.percent) {
+        Ok(strategy) => strategy,
+        Err(err) => return fault(err),
     };
     let settings = Settings {
         strategy,
@@ -259,13 +261,7 @@ async fn deploy(
         max_p99_ms: body.max_p99_ms,
         min_requests: body.min_requests,
     };
-    let postgres = state
-        .pool
-        .connect_options()
-        .database_url
-        .scheme()
-        .starts_with("postgres");
-    match deployments::start(&state.pool, &name, body.version, settings, postgres).await {
+    match deployments::start(&state.pool, &name, body.version, settings, state.postgres).await {
         Ok(id) => {
             state.wake();
             (

@@ -32,6 +32,20 @@ pub enum Strategy {
     },
 }
 
+impl Strategy {
+    /// `all-at-once`, `canary` or `linear`, with the canary's first or the linear step's percent.
+    pub fn parse(name: &str, percent: u32) -> Result<Self, Error> {
+        match name {
+            "all-at-once" => Ok(Strategy::AllAtOnce),
+            "canary" => Ok(Strategy::Canary { percent }),
+            "linear" => Ok(Strategy::Linear { step: percent }),
+            other => Err(Error::Invalid(format!(
+                "strategy {other:?}: use all-at-once, canary or linear"
+            ))),
+        }
+    }
+}
+
 /// A deployment's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
@@ -245,12 +259,19 @@ pub struct Deployment {
 
 /// The deployments, newest first (of one endpoint when given).
 pub async fn list(pool: &AnyPool, endpoint: Option<&str>) -> Result<Vec<Deployment>, Error> {
+    select(pool, endpoint.unwrap_or_default(), "").await
+}
+
+/// Deployments of an endpoint (`""`: all) in a status (`""`: any), newest first.
+async fn select(pool: &AnyPool, endpoint: &str, status: &str) -> Result<Vec<Deployment>, Error> {
     let rows = sqlx::query(
         "SELECT id, endpoint, from_version, to_version, settings, original_variants, status, weight, \
-         step_started_at, reason, updated_at FROM deployments WHERE ($1 = '' OR endpoint = $1) \
+         step_started_at, reason, updated_at FROM deployments \
+         WHERE ($1 = '' OR endpoint = $1) AND ($2 = '' OR status = $2) \
          ORDER BY created_at DESC, id DESC",
     )
-    .bind(endpoint.unwrap_or_default())
+    .bind(endpoint)
+    .bind(status)
     .fetch_all(pool)
     .await?;
     rows.iter()
@@ -278,11 +299,7 @@ pub async fn list(pool: &AnyPool, endpoint: Option<&str>) -> Result<Vec<Deployme
 /// Takes the due step of every deployment in progress; returns the steps taken.
 pub async fn tick(pool: &AnyPool, postgres: bool) -> Result<Vec<(String, Step)>, Error> {
     let mut taken = Vec::new();
-    for deployment in list(pool, None)
-        .await?
-        .into_iter()
-        .filter(|d| d.status == "baking")
-    {
+    for deployment in select(pool, "", "baking").await? {
         let settings = Settings::from_json(&deployment.settings)?;
         let figures = stats::since(
             pool,

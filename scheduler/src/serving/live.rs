@@ -112,17 +112,23 @@ fn check(model: &Model) -> Result<(), String> {
     }
 }
 
-async fn fingerprint(pool: &AnyPool, registry: &Registry) -> Result<Vec<(String, i64)>, Error> {
+/// The group and endpoint generations, and the endpoints they were read with.
+async fn fingerprint(
+    pool: &AnyPool,
+    registry: &Registry,
+) -> Result<(Vec<(String, i64)>, Vec<EndpointSpec>), Error> {
     let mut print: Vec<(String, i64)> = registry
         .groups()
         .await?
         .into_iter()
         .map(|(g, n)| (format!("group:{g}"), n))
         .collect();
+    let mut specs = Vec::new();
     for (spec, generation) in endpoints::list(pool).await? {
         print.push((format!("endpoint:{}", spec.name), generation));
+        specs.push(spec);
     }
-    Ok(print)
+    Ok((print, specs))
 }
 
 impl Live {
@@ -205,13 +211,13 @@ impl Live {
     /// Brings the snapshot up to date with the registry; `true` when it swapped.
     pub async fn refresh(&self, pool: &AnyPool, lake: &Lake) -> Result<bool, Error> {
         let registry = Registry::new(pool.clone());
-        let print = fingerprint(pool, &registry).await?;
+        let (print, specs) = fingerprint(pool, &registry).await?;
         let before = self.snapshot();
         if print == before.fingerprint {
             return Ok(false);
         }
         let mut next = HashMap::new();
-        for (spec, _) in endpoints::list(pool).await? {
+        for spec in specs {
             let live = self
                 .build(&spec, &registry, lake, before.endpoints.get(&spec.name))
                 .await?;

@@ -82,7 +82,8 @@ pub struct Serving {
     pub served: served::Served,
     /// This process's name in `serving_stats`.
     pub process: String,
-    postgres: bool,
+    /// The database is Postgres (notifications on changes).
+    pub(crate) postgres: bool,
     queue: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     wake: Notify,

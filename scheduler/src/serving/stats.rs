@@ -84,10 +84,13 @@ impl Recorder {
         stats.buckets[bucket] += 1;
     }
 
-    /// Writes the counts since the last flush (and forgets rows older than a day).
+    /// Writes the counts since the last flush, if any (and then forgets rows older than a day).
     pub async fn flush(&self, pool: &AnyPool, process: &str) -> Result<(), Error> {
         let drained: Vec<((String, u32), Stats)> =
             self.pending.lock().expect("not poisoned").drain().collect();
+        if drained.is_empty() {
+            return Ok(());
+        }
         let now = chrono::Utc::now().timestamp_millis();
         for ((endpoint, version), stats) in drained {
             sqlx::query(

@@ -1,0 +1,166 @@
+//! The arguments of the workflow commands: `workflow`, `schedule`, `server`, `worker`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Check a definition: errors name the JSON pointer of the offending field.
+    Validate(WorkflowValidateArgs),
+    /// Run a definition to its end in this process and print its outcome and history.
+    Run(WorkflowRunArgs),
+    /// Store a workflow (a new version when it exists).
+    Create(WorkflowCreateArgs),
+    /// Store a new version of a workflow; running executions keep theirs.
+    Update(WorkflowCreateArgs),
+    /// Install a shipped workflow (nightly-retrain) with its cron schedule, in one command.
+    Install(WorkflowInstallArgs),
+    /// List workflows and recent executions.
+    List,
+    /// Start a durable execution of a stored workflow.
+    Start(WorkflowStartArgs),
+    /// Show an execution.
+    Describe(ExecutionArgs),
+    /// Show an execution's history.
+    History(ExecutionArgs),
+    /// Stop a running execution.
+    Stop(ExecutionArgs),
+    /// Run a failed execution again from the state it failed in, with the workflow's latest version.
+    Redrive(ExecutionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowInstallArgs {
+    /// The shipped workflow.
+    #[arg(value_parser = ["nightly-retrain"])]
+    pub name: String,
+    /// When it runs (cron, 5 fields).
+    #[arg(long, default_value = "0 2 * * *")]
+    pub cron: String,
+    /// IANA time zone of the schedule.
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    /// The executions' input (JSON) [default: the air-quality fleet's settings, work in ./work].
+    #[arg(long)]
+    pub input: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowCreateArgs {
+    pub name: String,
+    /// The definition (ASL JSON).
+    #[arg(long)]
+    pub definition: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowStartArgs {
+    pub workflow: String,
+    /// The execution's input (JSON) [default: {}].
+    #[arg(long)]
+    pub input: Option<String>,
+    /// The execution's name: starting twice with one name starts it once [default: a UUID].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Run an embedded worker until the execution ends.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutionArgs {
+    /// The execution's id.
+    pub execution: String,
+    /// (redrive) Run an embedded worker until the execution ends.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Schedule a workflow.
+    Create(ScheduleCreateArgs),
+    /// List schedules.
+    List,
+    /// Stop firing a schedule's ticks.
+    Pause { name: String },
+    /// Fire a paused schedule's ticks again (missed ones follow its catch-up policy).
+    Resume { name: String },
+    /// Delete a schedule (its executions stay).
+    Delete { name: String },
+    /// Start an execution for each tick in a time range not yet fired.
+    Backfill(ScheduleBackfillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleCreateArgs {
+    pub name: String,
+    /// Cron expression: 5 fields (minute hour day month weekday), or 6 with seconds first.
+    #[arg(long)]
+    pub cron: String,
+    /// IANA time zone of the expression.
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    /// The workflow to start.
+    #[arg(long)]
+    pub workflow: String,
+    /// The executions' input (JSON).
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Ticks missed while no scheduler ran: skip them, start the latest, or start all within --window.
+    #[arg(long, default_value = "skip", value_parser = ["skip", "latest", "all"])]
+    pub catchup: String,
+    /// How far back missed ticks are caught up (30s, 10m, 6h, 2d).
+    #[arg(long, default_value = "1d")]
+    pub window: String,
+    /// A tick while the previous execution runs: skip it, buffer one, or allow.
+    #[arg(long, default_value = "skip", value_parser = ["skip", "buffer-one", "allow"])]
+    pub overlap: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleBackfillArgs {
+    pub name: String,
+    /// First tick time (RFC 3339).
+    #[arg(long)]
+    pub from: String,
+    /// Last tick time (RFC 3339).
+    #[arg(long)]
+    pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address of the HTTP API [default: from config, 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The worker's name [default: worker-<uuid>].
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowValidateArgs {
+    /// The definition (ASL JSON).
+    pub definition: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowRunArgs {
+    /// The definition (ASL JSON).
+    #[arg(long)]
+    pub definition: PathBuf,
+    /// The execution's input (JSON) [default: {}].
+    #[arg(long)]
+    pub input: Option<String>,
+    /// The execution's name [default: a UUID].
+    #[arg(long)]
+    pub name: Option<String>,
+}
