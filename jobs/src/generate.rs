@@ -6,6 +6,11 @@
 //! Firehose's default). Records carry daily and weekly seasonality, a trend, noise and gaps; about
 //! 2% arrive hours late; firmware 2.0 adds a `noise_db` field part-way through; a small share
 //! is malformed; and a few `processing-failed` envelopes land under the error prefix.
+//!
+//! The period ends at midnight after its last day: what would arrive later has not landed yet.
+//! Day by day generation is therefore seamless: days `0..30` and then days `30..31` (with
+//! `from_day`) write the same records as days `0..31` at once. A [`Shift`] changes the air from
+//! a given day on (a wildfire's smoke), for drift to find.
 
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
@@ -41,6 +46,17 @@ pub struct LandingsSpec {
     pub reading_minutes: u32,
     /// Minutes of arrivals buffered into one object.
     pub buffer_minutes: u32,
+    /// Objects flushed before this day were written by an earlier run: simulate, do not write.
+    pub from_day: u32,
+    /// A change in the data from a day on.
+    pub shift: Option<Shift>,
+}
+
+/// Smoke from a day on: particulate matter multiplied by `factor` (on top of its usual cycles).
+#[derive(Debug, Clone, Copy)]
+pub struct Shift {
+    pub from_day: u32,
+    pub factor: f64,
 }
 
 impl LandingsSpec {
@@ -57,6 +73,8 @@ impl LandingsSpec {
             concat: false,
             reading_minutes: 5,
             buffer_minutes: 15,
+            from_day: 0,
+            shift: None,
         }
     }
 }
@@ -84,6 +102,7 @@ struct Device {
     trend_per_day: f64,
     utc_offset_hours: f64,
     upgrade_day: u32,
+    shift: Option<Shift>,
     rng: ChaCha8Rng,
     outage_until: Option<DateTime<Utc>>,
 }
@@ -103,6 +122,7 @@ impl Device {
             trend_per_day: rng.random_range(-0.004..0.008),
             utc_offset_hours: 2.0,
             upgrade_day: spec.days / 2 + rng.random_range(0..=spec.days / 6),
+            shift: spec.shift,
             rng,
             outage_until: None,
         }
@@ -132,9 +152,17 @@ impl Device {
             + 0.8 * (-((local_hour - 19.0) / 2.0).powi(2)).exp();
         let weekly = if weekend { 0.72 } else { 1.0 };
         let trend = 1.0 + self.trend_per_day * f64::from(day);
-        let pm25 =
-            (self.base_pm25 * (0.7 + 0.9 * rush) * weekly * trend * (1.0 + 0.12 * self.gauss()))
-                .max(0.5);
+        let smoke = self
+            .shift
+            .filter(|shift| day >= shift.from_day)
+            .map_or(1.0, |shift| shift.factor);
+        let pm25 = (self.base_pm25
+            * (0.7 + 0.9 * rush)
+            * weekly
+            * trend
+            * smoke
+            * (1.0 + 0.12 * self.gauss()))
+        .max(0.5);
         let pm10 = pm25 * (1.55 + 0.1 * self.gauss()) + 2.0;
         let no2 = (12.0 + 28.0 * rush * weekly + 3.0 * self.gauss()).max(1.0);
         let sun = ((local_hour - 9.0) / 24.0 * 2.0 * PI).sin();
@@ -172,8 +200,16 @@ fn round(value: f64, digits: i32) -> f64 {
     (value * scale).round() / scale
 }
 
-/// Records arriving in one buffer window, in arrival order.
-type Buffers = BTreeMap<DateTime<Utc>, Vec<(DateTime<Utc>, String)>>;
+/// One record on its way: when it arrives, its line, and whether it is malformed or late.
+struct Arriving {
+    at: DateTime<Utc>,
+    line: String,
+    malformed: bool,
+    late: bool,
+}
+
+/// Records arriving in one buffer window.
+type Buffers = BTreeMap<DateTime<Utc>, Vec<Arriving>>;
 
 /// Writes the landings; returns what was written.
 pub async fn generate_landings(lake: &Lake, spec: &LandingsSpec) -> Result<GenerateReport> {
@@ -184,11 +220,21 @@ pub async fn generate_landings(lake: &Lake, spec: &LandingsSpec) -> Result<Gener
             reason: "devices, days and intervals must be positive".into(),
         });
     }
+    if spec.from_day >= spec.days {
+        return Err(Error::InvalidArgument {
+            field: "from_day",
+            reason: format!(
+                "day {} is past the period's {} days",
+                spec.from_day, spec.days
+            ),
+        });
+    }
     let mut devices: Vec<Device> = (0..spec.devices).map(|i| Device::new(i, spec)).collect();
     let mut object_rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5eed_0b1e);
     let mut report = GenerateReport::default();
     let mut buffers: Buffers = BTreeMap::new();
     let start = spec.start.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let write_from = start + Duration::days(i64::from(spec.from_day));
     let window = Duration::minutes(i64::from(spec.buffer_minutes));
     for day in 0..spec.days {
         let day_start = start + Duration::days(i64::from(day));
@@ -202,51 +248,70 @@ pub async fn generate_landings(lake: &Lake, spec: &LandingsSpec) -> Result<Gener
                 };
                 let late = device.rng.random_bool(0.02);
                 let delay = if late {
-                    report.late_records += 1;
                     Duration::seconds(device.rng.random_range(3600..6 * 3600))
                 } else {
                     Duration::seconds(device.rng.random_range(1..90))
                 };
                 let arrival = at + jitter + delay;
-                let line = malform(record, &mut device.rng, spec.concat, &mut report);
+                let (line, malformed) = malform(record, &mut device.rng, spec.concat);
                 let slot = start
                     + window * ((arrival - start).num_seconds() / window.num_seconds()) as i32;
-                buffers.entry(slot).or_default().push((arrival, line));
-                report.records += 1;
+                buffers.entry(slot).or_default().push(Arriving {
+                    at: arrival,
+                    line,
+                    malformed,
+                    late,
+                });
             }
         }
         // Every window that ended before today began is complete: arrivals are never early.
         let pending = buffers.split_off(&day_start);
         let complete = std::mem::replace(&mut buffers, pending);
-        write_objects(lake, spec, complete, &mut object_rng, &mut report).await?;
-        write_envelopes(lake, spec, day_start, &mut object_rng, &mut report).await?;
+        write_objects(
+            lake,
+            spec,
+            complete,
+            write_from,
+            &mut object_rng,
+            &mut report,
+        )
+        .await?;
+        let write = day >= spec.from_day;
+        write_envelopes(lake, spec, day_start, write, &mut object_rng, &mut report).await?;
     }
-    let rest = std::mem::take(&mut buffers);
-    write_objects(lake, spec, rest, &mut object_rng, &mut report).await?;
+    // What arrives after the period's last midnight has not landed yet.
+    let end = start + Duration::days(i64::from(spec.days));
+    let landed = buffers
+        .into_iter()
+        .map(|(slot, records)| {
+            let arrived = records.into_iter().filter(|r| r.at < end).collect();
+            (slot, arrived)
+        })
+        .filter(|(_, records): &(_, Vec<Arriving>)| !records.is_empty())
+        .collect();
+    write_objects(lake, spec, landed, write_from, &mut object_rng, &mut report).await?;
     Ok(report)
 }
 
 /// About 0.2% of records are malformed: Python's `NaN` (not JSON) or, line by line, cut short.
-fn malform(
-    record: serde_json::Value,
-    rng: &mut ChaCha8Rng,
-    concat: bool,
-    report: &mut GenerateReport,
-) -> String {
+/// Returns the line and whether it is malformed.
+fn malform(record: serde_json::Value, rng: &mut ChaCha8Rng, concat: bool) -> (String, bool) {
     let line = record.to_string();
     if !rng.random_bool(0.002) {
-        return line;
+        return (line, false);
     }
-    report.malformed_records += 1;
     if !concat && rng.random_bool(0.5) {
         let cut = rng.random_range(10..line.len() - 10);
         let boundary = (cut..line.len())
             .find(|&i| line.is_char_boundary(i))
             .unwrap_or(line.len());
-        line[..boundary].to_owned()
+        (line[..boundary].to_owned(), true)
     } else {
         let pm25 = record["pm25"].to_string();
-        line.replacen(&format!("\"pm25\":{pm25}"), "\"pm25\":NaN", 1)
+        (
+            line.replacen(&format!("\"pm25\":{pm25}"), "\"pm25\":NaN", 1),
+            true,
+        )
     }
 }
 
@@ -282,28 +347,38 @@ async fn put_all(lake: &Lake, objects: Vec<(LakeKey, bytes::Bytes)>) -> Result<(
         .collect()
 }
 
+/// Writes one object per buffer window that starts at or after `write_from` (the keys of the
+/// others are still drawn, so that a later day's keys do not depend on where a run started).
 async fn write_objects(
     lake: &Lake,
     spec: &LandingsSpec,
     buffers: Buffers,
+    write_from: DateTime<Utc>,
     rng: &mut ChaCha8Rng,
     report: &mut GenerateReport,
 ) -> Result<()> {
     let mut objects = Vec::with_capacity(buffers.len());
     for (slot, mut records) in buffers {
-        records.sort_by_key(|(arrival, _)| *arrival);
-        let flushed = records.last().map_or(slot, |(arrival, _)| *arrival);
+        records.sort_by_key(|r| r.at);
+        let flushed = records.last().map_or(slot, |r| r.at);
+        let key = object_key(&spec.prefix, &spec.stream, flushed, rng)?;
+        if slot < write_from {
+            continue;
+        }
         let separator = if spec.concat { "" } else { "\n" };
         let mut body = records
             .iter()
-            .map(|(_, line)| line.as_str())
+            .map(|r| r.line.as_str())
             .collect::<Vec<_>>()
             .join(separator);
         body.push_str(separator);
         let bytes = gzip(&body);
         report.objects += 1;
+        report.records += records.len() as u64;
+        report.malformed_records += records.iter().filter(|r| r.malformed).count() as u64;
+        report.late_records += records.iter().filter(|r| r.late).count() as u64;
         report.bytes += bytes.len() as u64;
-        objects.push((object_key(&spec.prefix, &spec.stream, flushed, rng)?, bytes));
+        objects.push((key, bytes));
     }
     put_all(lake, objects).await
 }
@@ -313,6 +388,7 @@ async fn write_envelopes(
     lake: &Lake,
     spec: &LandingsSpec,
     day_start: DateTime<Utc>,
+    write: bool,
     rng: &mut ChaCha8Rng,
     report: &mut GenerateReport,
 ) -> Result<()> {
@@ -344,6 +420,9 @@ async fn write_envelopes(
         flushed,
         rng,
     )?;
+    if !write {
+        return Ok(());
+    }
     report.error_objects += 1;
     report.envelopes += count as u64;
     report.bytes += bytes.len() as u64;
@@ -393,5 +472,107 @@ mod tests {
             .await
             .unwrap();
         assert_ne!(keys_and_bytes(&other).await, listed);
+    }
+
+    /// Every record line under `prefix`, sorted.
+    async fn lines(lake: &Lake, prefix: &str) -> Vec<String> {
+        use std::io::Read;
+        let prefix = object_store::path::Path::from(prefix);
+        let metas: Vec<_> = lake
+            .store()
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for meta in metas {
+            let key = LakeKey::parse(meta.location.as_ref()).unwrap();
+            let body = lake.get(&key).await.unwrap();
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            out.extend(text.lines().map(str::to_owned));
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn day_by_day_generation_lands_what_one_run_lands() {
+        let start = NaiveDate::from_ymd_opt(2024, 5, 30).unwrap();
+        let whole = LandingsSpec::new(3, 3, 7, start);
+        let (one, split) = (Lake::in_memory(), Lake::in_memory());
+        let all = generate_landings(&one, &whole).await.unwrap();
+        let first = generate_landings(
+            &split,
+            &LandingsSpec {
+                days: 2,
+                ..whole.clone()
+            },
+        )
+        .await
+        .unwrap();
+        let rest = generate_landings(
+            &split,
+            &LandingsSpec {
+                from_day: 2,
+                ..whole.clone()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(first.records + rest.records, all.records);
+        assert_eq!(first.late_records + rest.late_records, all.late_records);
+        assert_eq!(first.envelopes + rest.envelopes, all.envelopes);
+        assert!(rest.records > 0 && rest.records < first.records, "{rest:?}");
+        for prefix in ["landing/telemetry", "landing/errors"] {
+            assert_eq!(
+                lines(&one, prefix).await,
+                lines(&split, prefix).await,
+                "{prefix}"
+            );
+        }
+        // Nothing after the last midnight has landed.
+        let end = "2024-06-02T00:00";
+        assert!(
+            lines(&one, "landing/telemetry")
+                .await
+                .iter()
+                .all(|l| !l.contains(end))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_shift_raises_particulates_from_its_day_on() {
+        let start = NaiveDate::from_ymd_opt(2024, 5, 30).unwrap();
+        let plain = LandingsSpec::new(2, 2, 7, start);
+        let smoky = LandingsSpec {
+            shift: Some(Shift {
+                from_day: 1,
+                factor: 2.0,
+            }),
+            ..plain.clone()
+        };
+        let (a, b) = (Lake::in_memory(), Lake::in_memory());
+        generate_landings(&a, &plain).await.unwrap();
+        generate_landings(&b, &smoky).await.unwrap();
+        let pm25 = |lines: Vec<String>, day: &str| -> f64 {
+            let values: Vec<f64> = lines
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|r| r["ts"].as_str().is_some_and(|ts| ts.starts_with(day)))
+                .filter_map(|r| r["pm25"].as_f64())
+                .collect();
+            values.iter().sum::<f64>() / values.len() as f64
+        };
+        let (a, b) = (
+            lines(&a, "landing/telemetry").await,
+            lines(&b, "landing/telemetry").await,
+        );
+        let before = pm25(b.clone(), "2024-05-30") / pm25(a.clone(), "2024-05-30");
+        let after = pm25(b, "2024-05-31") / pm25(a, "2024-05-31");
+        assert!((before - 1.0).abs() < 1e-9, "{before}");
+        assert!((after - 2.0).abs() < 0.05, "{after}");
     }
 }

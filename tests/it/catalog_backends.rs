@@ -290,8 +290,18 @@ async fn daily_crawls_version_the_firmware_upgrade(backend: Backend) {
             .collect::<Vec<_>>(),
         ["noise_db double"]
     );
-    // The rest of the landing prefix: the error envelopes, and day 6's late arrivals that landed
-    // in day 7's arrival folder; they join telemetry without a new version.
+    // The next day lands, with day 6's late arrivals in day 7's arrival folder. The rest of the
+    // landing prefix (the error envelopes and day 7) joins telemetry without a new version.
+    generate_landings(
+        &lake,
+        &LandingsSpec {
+            days: 7,
+            from_day: 6,
+            ..spec.clone()
+        },
+    )
+    .await
+    .unwrap();
     let rest = crawl_ok(&lake, &db, "landing").await;
     assert_eq!(rest.tables_created, ["errors_processing_failed"]);
     assert_eq!(rest.tables_updated, ["telemetry"]);

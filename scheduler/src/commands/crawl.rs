@@ -19,6 +19,11 @@ pub async fn generate(args: &LandingsArgs, context: &Context) -> anyhow::Result<
         error_prefix: LakeKey::parse(&args.error_prefix)?,
         stream: args.stream.clone(),
         concat: args.concat,
+        from_day: args.from_day,
+        shift: args
+            .shift_from_day
+            .zip(args.shift_factor)
+            .map(|(from_day, factor)| jobs::generate::Shift { from_day, factor }),
         ..LandingsSpec::new(args.devices, args.days, args.seed, args.start)
     };
     let report = generate_landings(&lake, &spec).await?;
