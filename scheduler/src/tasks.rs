@@ -197,6 +197,15 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
                     .get("group")
                     .and_then(Value::as_str)
                     .map(str::to_owned),
+                reference_windows: match input.get("reference_windows") {
+                    None | Some(Value::Null) => None,
+                    Some(value) => Some(value.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                        Failure::new(
+                            "Sluice.InvalidInput",
+                            format!("reference_windows must be a positive integer: {value}"),
+                        )
+                    })? as usize),
+                },
             };
             crate::commands::drift::detect(&spec, context)
                 .await

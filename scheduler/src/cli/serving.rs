@@ -234,6 +234,10 @@ pub struct DriftRunArgs {
     /// A model group whose stored batch forecasts are scored against the test series.
     #[arg(long)]
     pub group: Option<String>,
+    /// Compare the recent window with only the last N windows of its length before it (by
+    /// default the whole training window): with a trend or a slow season, like with like.
+    #[arg(long)]
+    pub reference_windows: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,8 @@ pub struct DriftSpec {
     pub catalog: Option<String>,
     /// A model group whose stored batch forecasts are scored against the test series.
     pub group: Option<String>,
+    /// The reference is the last N recent-window lengths of the training window (None: all).
+    pub reference_windows: Option<usize>,
 }
 
 pub async fn run(command: &DriftCommand, context: &Context) -> anyhow::Result<Report> {
@@ -41,6 +43,7 @@ pub async fn run(command: &DriftCommand, context: &Context) -> anyhow::Result<Re
             since_hours,
             catalog,
             group,
+            reference_windows,
         }) => {
             let spec = DriftSpec {
                 train: train.clone(),
@@ -50,6 +53,7 @@ pub async fn run(command: &DriftCommand, context: &Context) -> anyhow::Result<Re
                 since_ms: Some(jobs::catalog::now_ms() - (*since_hours * 3_600_000.0) as i64),
                 catalog: catalog.clone(),
                 group: group.clone(),
+                reference_windows: *reference_windows,
             };
             detect(&spec, context).await
         }
@@ -113,8 +117,13 @@ fn to_f64(values: &[f32]) -> Vec<f64> {
 /// One series' feature: (series, feature, training window, recent window).
 type Windows = (String, String, Vec<f64>, Vec<f64>);
 
-/// The windows of every feature of the series both files hold.
-fn windows(train: &Path, test: &Path) -> anyhow::Result<Vec<Windows>> {
+/// The windows of every feature of the series both files hold; the reference is the training
+/// window, or its last `reference_windows` lengths of the recent window.
+fn windows(
+    train: &Path,
+    test: &Path,
+    reference_windows: Option<usize>,
+) -> anyhow::Result<Vec<Windows>> {
     let reference = keyed(read_json_lines(train)?);
     let recent = keyed(read_json_lines(test)?);
     let mut out = Vec::new();
@@ -124,10 +133,13 @@ fn windows(train: &Path, test: &Path) -> anyhow::Result<Vec<Windows>> {
         if new.start != old.start || new.target.len() <= cut {
             continue;
         }
+        let from = reference_windows.map_or(0, |windows| {
+            cut.saturating_sub(windows.saturating_mul(new.target.len() - cut))
+        });
         out.push((
             key.clone(),
             "target".to_owned(),
-            to_f64(&old.target),
+            to_f64(&old.target[from..]),
             to_f64(&new.target[cut..]),
         ));
         for (i, (old_feature, new_feature)) in
@@ -138,7 +150,7 @@ fn windows(train: &Path, test: &Path) -> anyhow::Result<Vec<Windows>> {
                 out.push((
                     key.clone(),
                     format!("dynamic_feat[{i}]"),
-                    to_f64(&old_feature[..cut]),
+                    to_f64(&old_feature[from..cut]),
                     to_f64(&new_feature[cut..end]),
                 ));
             }
@@ -328,8 +340,9 @@ async fn accuracy_drift(
 pub async fn detect(spec: &DriftSpec, context: &Context) -> anyhow::Result<Report> {
     let options = DriftOptions::default();
     let (train, test) = (spec.train.clone(), spec.test.clone());
+    let reference_windows = spec.reference_windows;
     let data = tokio::task::spawn_blocking(move || -> anyhow::Result<DataDrift> {
-        let values = windows(&train, &test)?;
+        let values = windows(&train, &test, reference_windows)?;
         let samples: Vec<Sample<'_>> = values
             .iter()
             .map(|(series, feature, reference, current)| Sample {
@@ -367,6 +380,7 @@ pub async fn detect(spec: &DriftSpec, context: &Context) -> anyhow::Result<Repor
         "subject": spec.subject,
         "train": spec.train,
         "test": spec.test,
+        "reference_windows": spec.reference_windows,
         "detected": detected,
         "reasons": reasons,
         "options": {"ks_max_reference": options.ks_max_reference, "ks_p_value": options.ks_p_value,
