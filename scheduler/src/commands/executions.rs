@@ -99,8 +99,14 @@ pub async fn list(context: &Context) -> anyhow::Result<Report> {
     ))
 }
 
-/// Runs an embedded worker until the execution leaves RUNNING.
-async fn wait_for(engine: &Engine, queue: Queue, id: &str) -> anyhow::Result<Execution> {
+/// A worker in this process until the returned sender fires (or is dropped).
+pub(super) fn embedded_worker(
+    engine: &Engine,
+    queue: Queue,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), crate::orchestrator::Error>>,
+) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(queue.work(
         engine.clone(),
@@ -109,6 +115,12 @@ async fn wait_for(engine: &Engine, queue: Queue, id: &str) -> anyhow::Result<Exe
             let _ = stopped.await;
         },
     ));
+    (stop, worker)
+}
+
+/// Runs an embedded worker until the execution leaves RUNNING.
+async fn wait_for(engine: &Engine, queue: Queue, id: &str) -> anyhow::Result<Execution> {
+    let (stop, worker) = embedded_worker(engine, queue);
     let execution = loop {
         let execution = store::execution(&engine.pool, id).await?;
         if execution.status != "RUNNING" {

@@ -180,8 +180,15 @@ impl Engine {
             }
         };
         let continues = matches!(update, StepUpdate::Advance { .. });
-        let committed =
-            store::commit_step(&self.pool, &task.execution, task.step, &events, update).await?;
+        let committed = store::commit_step(
+            &self.pool,
+            &task.execution,
+            task.step,
+            entered_at,
+            &events,
+            update,
+        )
+        .await?;
         Ok((committed && continues).then(|| Next {
             task: StepTask {
                 execution: task.execution.clone(),

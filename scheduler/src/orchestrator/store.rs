@@ -222,7 +222,7 @@ pub async fn insert_execution(
                 "ExecutionStarted",
                 serde_json::json!({"input": input}),
             )],
-            now,
+            &[now],
         )
         .await?;
     }
@@ -240,7 +240,7 @@ async fn append_events(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
     events: &[Event],
-    now: i64,
+    times: &[i64],
 ) -> Result<(), Error> {
     let next_seq: i64 = sqlx::query_scalar(
         "SELECT COALESCE(MAX(seq), -1) + 1 FROM execution_events WHERE execution_id = $1",
@@ -248,7 +248,23 @@ async fn append_events(
     .bind(id)
     .fetch_one(&mut **tx)
     .await?;
-    insert_events(tx, id, next_seq, events, now).await
+    insert_events(tx, id, next_seq, events, times).await
+}
+
+/// When each of a step's events happened: the leading `...Entered`, `...Scheduled` and
+/// `...Started` events when the state was entered, the rest (its outcome) when it committed.
+fn event_times(events: &[Event], began: i64, now: i64) -> Vec<i64> {
+    let leading = events
+        .iter()
+        .take_while(|e| {
+            ["Entered", "Scheduled", "Started"]
+                .iter()
+                .any(|suffix| e.kind.ends_with(suffix))
+        })
+        .count();
+    (0..events.len())
+        .map(|i| if i < leading { began.min(now) } else { now })
+        .collect()
 }
 
 async fn insert_events(
@@ -256,16 +272,16 @@ async fn insert_events(
     id: &str,
     first_seq: i64,
     events: &[Event],
-    now: i64,
+    times: &[i64],
 ) -> Result<(), Error> {
-    for (offset, event) in events.iter().enumerate() {
+    for ((offset, event), at) in events.iter().enumerate().zip(times) {
         sqlx::query("INSERT INTO execution_events (execution_id, seq, kind, state, details, at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(id)
             .bind(first_seq + offset as i64)
             .bind(&event.kind)
             .bind(&event.state)
             .bind(event.details.to_string())
-            .bind(now)
+            .bind(*at)
             .execute(&mut **tx)
             .await?;
     }
@@ -320,12 +336,14 @@ pub async fn history(pool: &AnyPool, id: &str) -> Result<Vec<StoredEvent>, Error
         .collect()
 }
 
-/// Commits one step: its events and the execution's new position, in one transaction, only if
-/// the execution is still running at `step` (a duplicate delivery commits nothing: false).
+/// Commits one step of the state entered at `began` (ms): its events and the execution's new position, in
+/// one transaction, only if the execution is still running at `step` (a duplicate delivery
+/// commits nothing: false).
 pub async fn commit_step(
     pool: &AnyPool,
     id: &str,
     step: i64,
+    began: i64,
     events: &[Event],
     update: StepUpdate,
 ) -> Result<bool, Error> {
@@ -371,7 +389,7 @@ pub async fn commit_step(
     if result.rows_affected() != 1 {
         return Ok(false);
     }
-    append_events(&mut tx, id, events, now).await?;
+    append_events(&mut tx, id, events, &event_times(events, began, now)).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -392,7 +410,7 @@ pub async fn abort(pool: &AnyPool, id: &str) -> Result<bool, Error> {
             &mut tx,
             id,
             &[Event::execution("ExecutionAborted", serde_json::json!({}))],
-            now,
+            &[now],
         )
         .await?;
     }
@@ -430,7 +448,7 @@ pub async fn redrive(pool: &AnyPool, id: &str, version: i64) -> Result<Option<i6
             "ExecutionRedriven",
             serde_json::json!({"version": version}),
         )],
-        now,
+        &[now],
     )
     .await?;
     tx.commit().await?;
