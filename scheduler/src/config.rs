@@ -9,6 +9,19 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+/// The configuration's top-level keys, which `SLUICE_*` variables may set.
+const SECTIONS: [&str; 9] = [
+    "database",
+    "lake",
+    "curated_lake",
+    "catalog",
+    "s3",
+    "crawler",
+    "api",
+    "serve",
+    "auth",
+];
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,10 +177,14 @@ impl Config {
             }
         }
         figment = figment
-            // SLUICE_TEST_* belong to the test harness, not to the configuration.
+            // Only the variables of the configuration's sections: others (SLUICE_TEST_* of the
+            // test harness, SLUICE_TOKEN of a client) are not configuration.
             .merge(
                 Env::prefixed("SLUICE_")
-                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+                    .filter(|key| {
+                        let key = key.as_str().to_ascii_lowercase();
+                        SECTIONS.contains(&key.split("__").next().unwrap_or_default())
+                    })
                     .split("__"),
             )
             .merge(Serialized::defaults(overrides));
@@ -225,6 +242,7 @@ mod tests {
             jail.set_env("SLUICE_CATALOG", "from_env");
             jail.set_env("SLUICE_S3__ENDPOINT", "http://127.0.0.1:9000");
             jail.set_env("SLUICE_TEST_POSTGRES", "postgres://harness");
+            jail.set_env("SLUICE_TOKEN", "a client's, not configuration");
             let config = Config::load(
                 None,
                 &Overrides {
@@ -238,6 +256,17 @@ mod tests {
             assert_eq!(config.database, "postgres://x");
             assert_eq!(config.crawler.sample_records, 10);
             assert_eq!(config.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+            let mut keys: Vec<String> = serde_json::to_value(&config)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            keys.sort();
+            let mut sections = SECTIONS.map(str::to_owned).to_vec();
+            sections.sort();
+            assert_eq!(keys, sections, "SLUICE_* variables reach every section");
             jail.create_file("bad.toml", "nope = 1\n")?;
             let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains("nope"), "{err:#}");
