@@ -135,6 +135,10 @@ pub struct ServerArgs {
     /// Address of the HTTP API [default: from config, 127.0.0.1:8080].
     #[arg(long)]
     pub listen: Option<String>,
+    /// Run no steps here: the API, the prediction endpoints and the schedules only, with the
+    /// steps on `sluice worker` processes (the scale-out layout).
+    #[arg(long)]
+    pub no_worker: bool,
     #[command(flatten)]
     pub worker: WorkerArgs,
 }

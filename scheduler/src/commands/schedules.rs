@@ -233,7 +233,11 @@ pub async fn server(args: &ServerArgs, context: &Context) -> anyhow::Result<Repo
         .name
         .clone()
         .unwrap_or_else(|| format!("server-{}", uuid::Uuid::new_v4()));
-    queue.work(engine, name.clone(), stopped(stopping)).await?;
+    if args.no_worker {
+        stopped(stopping).await;
+    } else {
+        queue.work(engine, name.clone(), stopped(stopping)).await?;
+    }
     api.await??;
     scheduler.abort();
     catalog.close().await;
