@@ -126,6 +126,15 @@ pub struct DemoArgs {
     pub days: u32,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// IANA time zone of the nightly schedule (02:00).
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    /// Training epochs each night.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: u32,
+    /// Batches per training epoch.
+    #[arg(long, default_value_t = 40)]
+    pub batches: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +169,16 @@ pub struct LandingsArgs {
     /// Delivery stream name, as in the object names.
     #[arg(long, default_value = "aq-telemetry")]
     pub stream: String,
+    /// Write only from this day of the period on (0-based): the earlier days were landed by an
+    /// earlier run with the same seed (`--days 30`, then `--days 31 --from-day 30`).
+    #[arg(long, default_value_t = 0)]
+    pub from_day: u32,
+    /// From this day of the period on (0-based), smoke multiplies particulate matter.
+    #[arg(long, requires = "shift_factor")]
+    pub shift_from_day: Option<u32>,
+    /// How much smoke multiplies particulate matter by (with --shift-from-day).
+    #[arg(long, requires = "shift_from_day")]
+    pub shift_factor: Option<f64>,
 }
 
 #[derive(Debug, Args)]

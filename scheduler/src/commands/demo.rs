@@ -1,132 +1,252 @@
-//! `sluice demo`: the main job on embedded defaults in a fresh directory. For now it generates a
-//! month of landings of an air-quality fleet, crawls them, converts them to curated Parquet with
-//! the reconciliation, and shows the catalog; it grows with every capability.
+//! `sluice demo`: the whole product on embedded defaults in a fresh directory. A month of
+//! landings from an air-quality fleet; the shipped nightly-retrain workflow and its schedule
+//! installed; the first night run as a durable execution (crawl, convert, dataset, train,
+//! drift, publish, batch forecast); the prediction endpoint started, called over HTTP, its
+//! forecasts printed and drawn; then the next night: one more day lands with wildfire smoke in
+//! it, the workflow runs again, and the drift report and the publish decision say what changed.
 
-use std::io::Write;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use jobs::convert::ConvertOptions;
-use jobs::generate::{LandingsSpec, generate_landings};
-use serde_json::json;
+use jobs::generate::{LandingsSpec, Shift, generate_landings};
+use models::deepar::series::read_json_lines;
+use serde_json::{Value, json};
 
 use super::Context;
-use super::catalog::{show, tables};
-use super::convert::convert_report;
-use super::crawl::{crawl_options, crawl_report, generate_report};
-use crate::cli::{CrawlArgs, DemoArgs};
+use super::crawl::generate_report;
+use super::demo_show::{
+    call_endpoint, drift_summary, forecast_table, run_execution, say, write_chart,
+};
+use super::schedules::nightly_input;
+use crate::cli::{DemoArgs, WorkflowInstallArgs};
+use crate::orchestrator::engine::Engine;
+use crate::orchestrator::queue::Queue;
 use crate::output::Report;
+use crate::serving::endpoints::{self, EndpointSpec, Variant};
+use crate::serving::{auth, router};
 
-fn step(text: &str) {
-    let mut stderr = std::io::stderr();
-    // Progress notes for the person watching; a closed stderr must not stop the demo.
-    let _ = writeln!(stderr, "==> {text}");
-}
+const WORKFLOW: &str = "nightly-retrain";
+const GROUP: &str = "air-quality";
+/// Devices drawn and called by name.
+const SHOWN: usize = 3;
 
-pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
-    let started = Instant::now();
-    if args.dir.exists()
-        && args
-            .dir
+fn fresh_dir(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    if dir.exists()
+        && dir
             .read_dir()
-            .with_context(|| format!("cannot read {}", args.dir.display()))?
+            .with_context(|| format!("cannot read {}", dir.display()))?
             .next()
             .is_some()
     {
         anyhow::bail!(
             "demo directory {} is not empty: pass --dir with a new directory",
-            args.dir.display()
+            dir.display()
         );
     }
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let dir = std::path::absolute(&args.dir)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(std::path::absolute(dir)?)
+}
+
+/// The workflow's input: the fleet's settings with the demo's training effort.
+fn input(work: &std::path::Path, args: &DemoArgs) -> Value {
+    let mut input = nightly_input(&work.display().to_string());
+    input["hyperparameters"]["epochs"] = json!(args.epochs.to_string());
+    input["hyperparameters"]["num_batches_per_epoch"] = json!(args.batches.to_string());
+    input
+}
+
+/// The series of a night's test file (everything that has landed), by device.
+fn landed(output: &Value) -> anyhow::Result<Vec<models::deepar::series::Series>> {
+    let path = output["dataset"]["test"]
+        .as_str()
+        .context("the night's output names no test series")?;
+    let mut series = read_json_lines(std::path::Path::new(path))?;
+    series.sort_by(|a, b| a.item_id.cmp(&b.item_id));
+    Ok(series)
+}
+
+pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let dir = fresh_dir(&args.dir)?;
     let mut config = context.config.clone();
     config.database = format!("sqlite://{}/.sluice/sluice.db", dir.display());
     config.lake = format!("file://{}/lake", dir.display());
+    config.curated_lake = None;
     let demo = Context {
         config,
         progress: context.progress,
     };
     let (lake, catalog) = (demo.lake()?, demo.catalog().await?);
-
     let start = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).expect("valid date");
+    let night = |days: u32| start + chrono::Duration::days(i64::from(days));
+
     let spec = LandingsSpec::new(args.devices, args.days, args.seed, start);
-    step(&format!(
-        "generating {} days of Firehose landings from {} air-quality devices",
-        args.days, args.devices
+    say(&format!(
+        "==> {} days of Firehose landings from {} air-quality devices ({} to {})",
+        args.days,
+        args.devices,
+        start,
+        night(args.days - 1)
     ));
     let generated = generate_landings(&lake, &spec).await?;
     let generated = generate_report(&generated, lake.url(), &spec);
-    step(&generated.text);
+    say(&format!("    {}", generated.text));
 
-    step("crawling landing/ into the catalog");
-    let crawl_args = CrawlArgs {
-        prefix: "landing".into(),
-        catalog: None,
-        recrawl: false,
-        sample_records: None,
-        no_verify: false,
-        schema_policy: None,
-        table_prefix: String::new(),
+    let work = dir.join("work");
+    let input = input(&work, args);
+    say(&format!(
+        "==> installing the {WORKFLOW} workflow and its schedule (02:00, {})",
+        args.tz
+    ));
+    let installed = super::schedules::install(
+        &WorkflowInstallArgs {
+            name: WORKFLOW.into(),
+            cron: "0 2 * * *".into(),
+            tz: args.tz.clone(),
+            input: Some(input.to_string()),
+        },
+        &demo,
+    )
+    .await?;
+    say(&format!("    {}", installed.text));
+
+    let engine = Engine::new(demo.clone(), catalog.pool().clone());
+    let queue = Queue::open(&demo.config.database).await?;
+    let first_name = format!("night-{}", night(args.days));
+    say(&format!(
+        "==> night 1: execution {first_name} (crawl, convert, dataset, train, drift, publish, forecast)"
+    ));
+    let (first, first_output) =
+        run_execution(&engine, &queue, WORKFLOW, &first_name, &input).await?;
+
+    // The endpoint follows the champion alias; a predict token lets applications call it.
+    let spec = EndpointSpec::new(
+        GROUP,
+        models::registry::GroupName::parse(GROUP)?,
+        vec![Variant::parse("primary=champion")?],
+    )?;
+    endpoints::put(catalog.pool(), &spec, false).await?;
+    let (_, token) = auth::create(catalog.pool(), auth::Scope::Predict, "demo").await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = async move {
+        let _ = stopped.await;
     };
-    let options = crawl_options(&crawl_args, &demo)?;
-    let crawled = crawl_report(&jobs::crawler::crawl(&lake, &catalog, &options).await?);
-    step(&crawled.text);
+    let serving = super::serving::start_serving(&demo, &catalog, stopped).await?;
+    let listener = super::executions::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(axum::serve(listener, router(serving.clone())).into_future());
 
-    step("crawling again: nothing new has landed");
-    let recrawl =
-        jobs::crawler::crawl(&lake, &catalog, &crawl_options(&crawl_args, &demo)?).await?;
-    let db = demo.catalog_db(None)?;
+    let series = landed(&first_output)?;
+    let shown: Vec<_> = series.iter().take(SHOWN).cloned().collect();
+    let mut forecast_json = Value::Null;
+    let mut forecasts = Vec::new();
+    if first_output["publish"]["published"] == true {
+        say(&format!(
+            "==> the endpoint serves the champion: POST {base}/endpoints/{GROUP}/invocations"
+        ));
+        let (answer, version) = call_endpoint(&base, GROUP, &token, &shown, 24 * 7, 1).await?;
+        say(&format!(
+            "    pm25 forecast (µg/m³) by model {version}, median and 80 % interval:\n{}",
+            forecast_table(&answer)
+        ));
+        let chart = dir.join("forecast.svg");
+        write_chart(&chart, &answer, None, "pm25 forecast: the next 24 hours")?;
+        say(&format!("    chart: {}", chart.display()));
+        forecast_json = json!({"version": version, "chart": chart, "items": answer.iter().map(|f| json!({
+            "item": f.item, "start": f.start.to_string(), "mean": f.mean, "quantiles": f.quantiles,
+        })).collect::<Vec<_>>()});
+        forecasts = answer;
+    } else {
+        say("    no version beat seasonal naive yet, so the endpoint has no champion to serve");
+    }
 
-    step("converting telemetry to event-time partitioned Parquet (curated/telemetry)");
-    let converted = jobs::convert::convert(
-        &lake,
-        &lake,
-        &catalog,
-        &ConvertOptions::new(db.clone(), "telemetry"),
-    )
-    .await?;
-    let conversion = convert_report(&converted);
-    step(&conversion.text);
-    step("converting again: every object is converted once");
-    let again = jobs::convert::convert(
-        &lake,
-        &lake,
-        &catalog,
-        &ConvertOptions::new(db.clone(), "telemetry"),
-    )
-    .await?;
-    step(&convert_report(&again).text);
+    let smoke = 2.5;
+    say(&format!(
+        "==> the next day lands ({}), with wildfire smoke: particulate matter x{smoke}",
+        night(args.days)
+    ));
+    let next = LandingsSpec {
+        days: args.days + 1,
+        from_day: args.days,
+        shift: Some(Shift {
+            from_day: args.days,
+            factor: smoke,
+        }),
+        ..LandingsSpec::new(args.devices, args.days, args.seed, start)
+    };
+    let more = generate_report(&generate_landings(&lake, &next).await?, lake.url(), &next);
+    say(&format!("    {}", more.text));
+    let second_name = format!("night-{}", night(args.days + 1));
+    say(&format!("==> night 2: execution {second_name}"));
+    let (second, second_output) =
+        run_execution(&engine, &queue, WORKFLOW, &second_name, &input).await?;
+    let report_id = second_output["drift"]["report_id"].as_str().unwrap_or("");
+    let drift = jobs::drift::store::get(&catalog, Some(report_id), None).await?;
+    say(&drift_summary(&drift.report));
 
-    let listing = tables(&catalog, &db).await?;
-    let telemetry = show(&catalog, &db, "telemetry").await?;
+    let mut chart_after = Value::Null;
+    if !forecasts.is_empty() {
+        // Yesterday's forecasts against the smoky day that landed since.
+        let actual: BTreeMap<String, Vec<f32>> = landed(&second_output)?
+            .into_iter()
+            .filter_map(|s| {
+                let item = s.item_id.clone()?;
+                let before = series.iter().find(|o| o.item_id.as_ref() == Some(&item))?;
+                Some((
+                    item,
+                    s.target[before.target.len().min(s.target.len())..].to_vec(),
+                ))
+            })
+            .collect();
+        let chart = dir.join("forecast-vs-smoke.svg");
+        write_chart(
+            &chart,
+            &forecasts,
+            Some(&actual),
+            "night 1's forecast against the smoky day that landed",
+        )?;
+        say(&format!("    chart: {}", chart.display()));
+        serving.refresh().await?;
+        let (_, version) = call_endpoint(&base, GROUP, &token, &shown, 24 * 7, 1).await?;
+        say(&format!(
+            "    the endpoint now answers with model {version}"
+        ));
+        chart_after = json!({"chart": chart, "serving": version});
+    }
+    let _ = stop.send(());
+    server.abort();
     catalog.close().await;
 
     let elapsed = started.elapsed().as_secs_f64();
+    let (db, lake_url) = (&demo.config.database, &demo.config.lake);
+    let flags = format!("--database {db} --lake {lake_url}");
     let text = format!(
-        "recrawl: {} objects crawled, {} unchanged, {} ms\n\n{}\n\n{}\n\ndemo finished in {elapsed:.1} s. Try next:\n  \
-         sluice --database {db_url} catalog versions telemetry\n  \
-         sluice --database {db_url} catalog partitions telemetry\n  \
-         sluice --database {db_url} catalog objects --failed\n  \
-         sluice --database {db_url} catalog partitions telemetry_curated\n  \
-         duckdb -c \"SELECT count(*) FROM read_parquet('{dir}/lake/curated/telemetry/**/*.parquet', hive_partitioning=true)\"\n  \
-         sluice --database {db_url} --lake {lake_url} crawl landing --output json",
-        recrawl.objects_crawled,
-        recrawl.objects_unchanged,
-        recrawl.duration_ms,
-        listing.text,
-        telemetry.text,
-        db_url = demo.config.database,
-        lake_url = demo.config.lake,
+        "demo finished in {elapsed:.0} s in {dir}. Try next:\n  \
+         sluice {flags} serve --listen 127.0.0.1:8080 &\n  \
+         curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n    \
+         -d '{{\"instances\": [{{\"start\": \"2024-05-30 00:00:00\", \"target\": [12.1, 11.4, 10.9, 12.6]}}], \"configuration\": {{\"quantiles\": [\"0.1\", \"0.5\", \"0.9\"]}}}}' \\\n    \
+         http://127.0.0.1:8080/endpoints/{GROUP}/invocations\n  \
+         sluice {flags} workflow list\n  \
+         sluice {flags} workflow history {exec}\n  \
+         sluice {flags} models history {GROUP}\n  \
+         sluice {flags} drift show {report_id}\n  \
+         sluice {flags} schedule list\n  \
+         sluice {flags} server      # the API, the 02:00 schedule and a worker\n  \
+         duckdb -c \"SELECT device_id, avg(pm25) FROM read_parquet('{dir}/lake/curated/telemetry/**/*.parquet', hive_partitioning=true) GROUP BY 1\"",
         dir = dir.display(),
+        exec = second.id,
     );
     Ok(Report::new(
         json!({
-            "dir": dir, "database": demo.config.database, "lake": demo.config.lake,
-            "generated": generated.json, "crawl": crawled.json, "convert": conversion.json,
-            "recrawl": {"crawled": recrawl.objects_crawled, "unchanged": recrawl.objects_unchanged, "duration_ms": recrawl.duration_ms},
-            "tables": listing.json, "telemetry": telemetry.json, "seconds": elapsed,
+            "dir": dir, "database": db, "lake": lake_url, "token": token, "seconds": elapsed,
+            "generated": generated.json, "next_day": more.json,
+            "nights": [
+                {"execution": first.id, "name": first_name, "output": first_output},
+                {"execution": second.id, "name": second_name, "output": second_output},
+            ],
+            "forecast": forecast_json, "after": chart_after,
+            "drift": {"id": drift.id, "detected": drift.detected, "reasons": drift.reasons},
         }),
         text,
     ))

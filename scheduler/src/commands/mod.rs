@@ -11,6 +11,7 @@ mod convert;
 mod crawl;
 pub(crate) mod dataset;
 mod demo;
+mod demo_show;
 pub(crate) mod drift;
 mod executions;
 pub(crate) mod forecasting;
