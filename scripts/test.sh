@@ -6,7 +6,9 @@
 #     each test creates its own database, leftovers of earlier runs are dropped first;
 #   - an S3-compatible server on loopback (moto, from PyPI, in a virtual environment this script
 #     creates once under ~/.cache/sluice/venv), with a bucket for the S3 lake tests;
-#   - DuckDB (the Python package, in the same environment), which reads the curated output back.
+#   - DuckDB (the Python package, in the same environment), which reads the curated output back;
+#   - nbclient with polars and matplotlib (same environment), which run the notebooks/ against a
+#     demo (scripts/run-notebooks.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -28,10 +30,12 @@ psql "$PG_URL" -qAtc "select datname from pg_database where datname like 'sluice
 export SLUICE_TEST_POSTGRES="$PG_URL"
 
 VENV=${SLUICE_TEST_VENV:-$HOME/.cache/sluice/venv}
-if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import boto3, duckdb' 2>/dev/null; then
-  echo "test.sh: creating $VENV (moto S3 server)" >&2
+if [ ! -x "$VENV/bin/moto_server" ] ||
+   ! "$VENV/bin/python" -c 'import boto3, duckdb, nbclient, ipykernel, polars, matplotlib, requests' 2>/dev/null; then
+  echo "test.sh: creating $VENV (moto S3 server, DuckDB, and nbclient with what the notebooks use)" >&2
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.*' boto3 'duckdb==2.0.0'
+  "$VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.*' boto3 'duckdb==2.0.0' \
+    'nbclient==0.10.*' 'nbformat==5.*' ipykernel 'polars==1.*' 'matplotlib==3.*' requests
 fi
 PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 MOTO_LOG=$(mktemp)
@@ -39,7 +43,7 @@ MOTO_LOG=$(mktemp)
 MOTO_PID=$!
 trap 'kill $MOTO_PID 2>/dev/null || true; rm -f "$MOTO_LOG"' EXIT
 export SLUICE_TEST_S3_ENDPOINT="http://127.0.0.1:$PORT" SLUICE_TEST_S3_BUCKET=sluice-test
-export SLUICE_TEST_PYTHON="$VENV/bin/python"   # with DuckDB, to read the curated output back
+export SLUICE_TEST_PYTHON="$VENV/bin/python"   # DuckDB reads the curated output back; nbclient runs the notebooks
 for _ in $(seq 1 50); do
   "$VENV/bin/python" - <<PY 2>/dev/null && break
 import boto3
