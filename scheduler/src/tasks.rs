@@ -6,8 +6,54 @@
 use serde_json::{Value, json};
 
 use crate::asl::Failure;
-use crate::asl::run::TaskRunner;
+use crate::asl::run::{Limits, TaskRunner};
 use crate::commands::Context;
+
+/// A running job's heartbeats. Jobs beat as they make progress: the crawl and the conversion
+/// after each object, training after each epoch, `sluice:sleep` every `beat_seconds`; the others
+/// when they start. A Task state's `HeartbeatSeconds` fails it when none comes for that long.
+#[derive(Clone)]
+pub struct Heartbeat {
+    since: std::time::Instant,
+    /// Milliseconds from `since` to the last beat.
+    last: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Heartbeat {
+    /// A heartbeat that has just beaten.
+    pub fn new() -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            last: std::sync::Arc::default(),
+        }
+    }
+
+    pub fn beat(&self) {
+        let now = self.since.elapsed().as_millis() as u64;
+        self.last.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Resolves once `every` passes without a beat.
+    async fn lapse(&self, every: std::time::Duration) {
+        loop {
+            let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
+            let quiet = self
+                .since
+                .elapsed()
+                .saturating_sub(std::time::Duration::from_millis(last));
+            if quiet >= every {
+                return;
+            }
+            tokio::time::sleep(every - quiet).await;
+        }
+    }
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// The built-in jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +132,13 @@ fn field<'a>(input: &'a Value, name: &str) -> Result<&'a str, Failure> {
     })
 }
 
-/// Runs one job on its input.
-pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Failure> {
+/// Runs one job on its input, beating `heartbeat` as it makes progress.
+pub async fn run(
+    job: Job,
+    input: &Value,
+    context: &Context,
+    heartbeat: &Heartbeat,
+) -> Result<Value, Failure> {
     let invalid = |err: anyhow::Error| Failure::new("Sluice.InvalidInput", format!("{err:#}"));
     let unavailable = |err: anyhow::Error| Failure::new("Sluice.Unavailable", format!("{err:#}"));
     let catalog_db = |input: &Value| {
@@ -113,7 +164,23 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
             if let Some(path) = input.get("started").and_then(Value::as_str) {
                 std::fs::write(path, b"started\n").map_err(io)?;
             }
-            tokio::time::sleep(std::time::Duration::from_secs_f64(seconds.max(0.0))).await;
+            let until =
+                tokio::time::Instant::now() + std::time::Duration::from_secs_f64(seconds.max(0.0));
+            let beat_every = input
+                .get("beat_seconds")
+                .and_then(Value::as_f64)
+                .filter(|s| *s > 0.0)
+                .map(std::time::Duration::from_secs_f64);
+            while tokio::time::Instant::now() < until {
+                match beat_every {
+                    Some(every) => {
+                        tokio::time::sleep_until(until.min(tokio::time::Instant::now() + every))
+                            .await;
+                        heartbeat.beat();
+                    }
+                    None => tokio::time::sleep_until(until).await,
+                }
+            }
             if let Some(path) = input.get("effect").and_then(Value::as_str) {
                 use std::io::Write;
                 let mut file = std::fs::OpenOptions::new()
@@ -138,6 +205,8 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
                 .get("recrawl")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
+            let beating = heartbeat.clone();
+            options.progress = Some(std::sync::Arc::new(move |_| beating.beat()));
             let (lake, catalog) = (
                 context.lake().map_err(invalid)?,
                 context.catalog().await.map_err(unavailable)?,
@@ -158,6 +227,10 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
                 .get("reprocess")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
+            let beating = heartbeat.clone();
+            options.on_source = Some(jobs::convert::SourceDone(std::sync::Arc::new(
+                move |_: &str| beating.beat(),
+            )));
             let lake = context.lake().map_err(invalid)?;
             let curated_lake = context.curated_lake(&lake).map_err(invalid)?;
             let catalog = context.catalog().await.map_err(unavailable)?;
@@ -168,7 +241,7 @@ pub async fn run(job: Job, input: &Value, context: &Context) -> Result<Value, Fa
             Ok(serde_json::to_value(report?).expect("reports serialize"))
         }
         Job::Dataset => dataset(input, context).await,
-        Job::Train => train(input).await,
+        Job::Train => train(input, heartbeat).await,
         Job::Publish => publish(input, context).await,
         Job::BatchForecast => batch_forecast(input, context).await,
         Job::DetectDrift => {
@@ -364,7 +437,7 @@ async fn dataset(input: &Value, context: &Context) -> Result<Value, Failure> {
     Ok(report.json)
 }
 
-async fn train(input: &Value) -> Result<Value, Failure> {
+async fn train(input: &Value, heartbeat: &Heartbeat) -> Result<Value, Failure> {
     let empty = serde_json::Map::new();
     let map = input
         .get("hyperparameters")
@@ -372,13 +445,26 @@ async fn train(input: &Value) -> Result<Value, Failure> {
         .unwrap_or(&empty);
     let hp = models::deepar::Hyperparameters::from_map(map)
         .map_err(|e| Failure::new("Sluice.InvalidInput", e.to_string()))?;
+    let kind = match input.get("device").and_then(Value::as_str).unwrap_or("cpu") {
+        "cpu" => crate::cli::DeviceKind::Cpu,
+        "cuda" => crate::cli::DeviceKind::Cuda,
+        other => {
+            return Err(Failure::new(
+                "Sluice.InvalidInput",
+                format!("device {other:?}: use cpu or cuda"),
+            ));
+        }
+    };
+    let device = crate::commands::forecasting::device(kind)
+        .map_err(|e| command_failure(e, "Sluice.InvalidInput"))?;
     let run = crate::commands::forecasting::TrainRun {
         train: field(input, "train")?.into(),
         test: input.get("test").and_then(Value::as_str).map(Into::into),
         model_dir: field(input, "model_dir")?.into(),
         seed: input.get("seed").and_then(Value::as_u64).unwrap_or(0),
-        device: candle_core::Device::Cpu,
+        device,
         progress: false,
+        heartbeat: Some(heartbeat.clone()),
     };
     let report = crate::commands::forecasting::train_to(hp, run)
         .await
@@ -393,12 +479,7 @@ pub struct InProcess<'a> {
 }
 
 impl TaskRunner for InProcess<'_> {
-    fn run(
-        &mut self,
-        resource: &str,
-        input: &Value,
-        timeout: Option<std::time::Duration>,
-    ) -> Result<Value, Failure> {
+    fn run(&mut self, resource: &str, input: &Value, limits: Limits) -> Result<Value, Failure> {
         let job = Job::from_resource(resource).ok_or_else(|| {
             Failure::new(
                 "States.TaskFailed",
@@ -407,20 +488,36 @@ impl TaskRunner for InProcess<'_> {
                 ),
             )
         })?;
+        let heartbeat = Heartbeat::new();
         self.handle.block_on(async {
-            match timeout {
-                Some(limit) => tokio::time::timeout(limit, run(job, input, self.context))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Failure::new(
-                            "States.Timeout",
-                            format!(
-                                "the task ran past its {} s TimeoutSeconds",
-                                limit.as_secs_f64()
-                            ),
-                        ))
-                    }),
-                None => run(job, input, self.context).await,
+            let timed_out = async {
+                match limits.timeout {
+                    Some(limit) => tokio::time::sleep(limit).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let lapsed = async {
+                match limits.heartbeat {
+                    Some(every) => heartbeat.lapse(every).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = run(job, input, self.context, &heartbeat) => result,
+                () = timed_out => Err(Failure::new(
+                    "States.Timeout",
+                    format!(
+                        "the task ran past its {} s TimeoutSeconds",
+                        limits.timeout.unwrap_or_default().as_secs_f64()
+                    ),
+                )),
+                () = lapsed => Err(Failure::new(
+                    "States.HeartbeatTimeout",
+                    format!(
+                        "{resource} sent no heartbeat for {} s (HeartbeatSeconds)",
+                        limits.heartbeat.unwrap_or_default().as_secs_f64()
+                    ),
+                )),
             }
         })
     }

@@ -200,4 +200,19 @@ fn a_workflow_builds_a_dataset_and_trains_on_it() {
         failed["cause"].as_str().unwrap().contains("num_cell"),
         "{failed}"
     );
+
+    // The task picks its device; the tested build has no CUDA and says how to get it.
+    let mut on_gpu: Value = serde_json::from_str(&definition("num_cells")).unwrap();
+    on_gpu["States"]["Train"]["Parameters"]["device"] = json!("cuda");
+    std::fs::write(path.join("retrain.json"), on_gpu.to_string()).unwrap();
+    let (_, stdout, _) = run_sluice(path, &run);
+    let failed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(failed["error"], "Sluice.InvalidInput", "{failed}");
+    assert!(
+        failed["cause"]
+            .as_str()
+            .unwrap()
+            .contains("--features cuda"),
+        "{failed}"
+    );
 }

@@ -44,6 +44,16 @@ pub enum FailPoint {
     MidPublish,
 }
 
+/// Called with each source object's key once it is converted (progress, heartbeats).
+#[derive(Clone)]
+pub struct SourceDone(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for SourceDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourceDone(..)")
+    }
+}
+
 /// What to convert and how.
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
@@ -62,6 +72,7 @@ pub struct ConvertOptions {
     /// Objects decoded at once.
     pub concurrency: usize,
     pub fail_at: Option<FailPoint>,
+    pub on_source: Option<SourceDone>,
 }
 
 impl ConvertOptions {
@@ -77,6 +88,7 @@ impl ConvertOptions {
             files: FileOptions::default(),
             concurrency: std::thread::available_parallelism().map_or(2, usize::from),
             fail_at: None,
+            on_source: None,
         }
     }
 }
@@ -301,6 +313,7 @@ async fn run(
         concurrency: options.concurrency,
         base_version,
         staging: location.join(&format!("_staging/run={run_id}"))?,
+        on_source: options.on_source.clone(),
     };
     let output = pipeline::run(source_lake, curated_lake, sources, &spec).await?;
 

@@ -32,6 +32,7 @@ pub struct PipelineSpec {
     pub base_version: i64,
     /// Where finished files are uploaded: `<dest>/<table>/_staging/run=<id>`.
     pub staging: LakeKey,
+    pub on_source: Option<super::SourceDone>,
 }
 
 /// One source's outcome.
@@ -286,6 +287,9 @@ fn worker(
             }
         }
         outcomes.push((source.key.clone(), outcome));
+        if let Some(done) = &spec.on_source {
+            (done.0)(&source.key);
+        }
     }
     let rest = writers.finish_all().map_err(parquet)?;
     ship(rest, &mut uploaded)?;

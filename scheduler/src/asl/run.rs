@@ -10,7 +10,7 @@ use super::Failure;
 use super::body::Step;
 use super::definition::{Kind, State, StateMachine};
 use super::paths::{Scope, payload};
-pub use super::runtime::{Clock, SystemClock, TaskRunner, TestTasks, VirtualClock};
+pub use super::runtime::{Clock, Limits, SystemClock, TaskRunner, TestTasks, VirtualClock};
 
 /// How an execution ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,15 +4,19 @@ use serde_json::Value;
 
 use super::Failure;
 
+/// A Task state's time limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    /// `TimeoutSeconds`: past it, `States.Timeout`.
+    pub timeout: Option<std::time::Duration>,
+    /// `HeartbeatSeconds`: this long without a heartbeat from the job, `States.HeartbeatTimeout`.
+    pub heartbeat: Option<std::time::Duration>,
+}
+
 /// Runs a Task state's resource (`sluice:echo`, `sluice:crawl`, ...) on its effective input,
-/// failing with `States.Timeout` past the state's `TimeoutSeconds`.
+/// within the state's limits.
 pub trait TaskRunner {
-    fn run(
-        &mut self,
-        resource: &str,
-        input: &Value,
-        timeout: Option<std::time::Duration>,
-    ) -> Result<Value, Failure>;
+    fn run(&mut self, resource: &str, input: &Value, limits: Limits) -> Result<Value, Failure>;
 }
 
 /// The built-in test resources: `sluice:echo` returns its input, `sluice:fail` fails with the
@@ -20,12 +24,7 @@ pub trait TaskRunner {
 pub struct TestTasks;
 
 impl TaskRunner for TestTasks {
-    fn run(
-        &mut self,
-        resource: &str,
-        input: &Value,
-        _timeout: Option<std::time::Duration>,
-    ) -> Result<Value, Failure> {
+    fn run(&mut self, resource: &str, input: &Value, _limits: Limits) -> Result<Value, Failure> {
         match resource {
             "sluice:echo" => Ok(input.clone()),
             "sluice:fail" => Err(Failure::new(

@@ -109,6 +109,7 @@ impl Runner<'_> {
             Kind::Task {
                 resource,
                 timeout_seconds,
+                heartbeat_seconds,
                 ..
             } => {
                 let parameters = match &state.parameters {
@@ -121,8 +122,11 @@ impl Runner<'_> {
                     json!({"resource": resource, "input": parameters}),
                 );
                 self.event("LambdaFunctionStarted", Some(name), json!({}));
-                let timeout = timeout_seconds.map(std::time::Duration::from_secs_f64);
-                match self.tasks.run(resource, &parameters, timeout) {
+                let limits = super::runtime::Limits {
+                    timeout: timeout_seconds.map(std::time::Duration::from_secs_f64),
+                    heartbeat: heartbeat_seconds.map(std::time::Duration::from_secs_f64),
+                };
+                match self.tasks.run(resource, &parameters, limits) {
                     Ok(output) => {
                         self.event(
                             "LambdaFunctionSucceeded",
@@ -132,7 +136,9 @@ impl Runner<'_> {
                         Ok(output)
                     }
                     Err(failure) => {
-                        let kind = if failure.error == "States.Timeout" {
+                        let kind = if failure.error == "States.Timeout"
+                            || failure.error == "States.HeartbeatTimeout"
+                        {
                             "LambdaFunctionTimedOut"
                         } else {
                             "LambdaFunctionFailed"

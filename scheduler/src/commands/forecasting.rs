@@ -116,6 +116,7 @@ pub async fn train(args: &TrainArgs, context: &Context) -> anyhow::Result<Report
         seed: args.seed,
         device: device(args.device)?,
         progress: context.progress,
+        heartbeat: None,
     };
     train_to(hp, run).await
 }
@@ -129,6 +130,8 @@ pub struct TrainRun {
     pub device: Device,
     /// Draw a progress bar.
     pub progress: bool,
+    /// Beaten after every epoch (a Task state's `HeartbeatSeconds`).
+    pub heartbeat: Option<crate::tasks::Heartbeat>,
 }
 
 /// Trains, saves the model directory and backtests (the `sluice train` command and the
@@ -141,6 +144,7 @@ pub async fn train_to(hp: Hyperparameters, run: TrainRun) -> anyhow::Result<Repo
         seed,
         device,
         progress,
+        heartbeat,
     } = run;
     let model_dir_shown = model_dir.clone();
     let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -158,6 +162,9 @@ pub async fn train_to(hp: Hyperparameters, run: TrainRun) -> anyhow::Result<Repo
             bar
         });
         let mut on_epoch = |e: &EpochReport| {
+            if let Some(heartbeat) = &heartbeat {
+                heartbeat.beat();
+            }
             if let Some(bar) = &bar {
                 bar.set_position(e.epoch as u64);
                 bar.set_message(format!("loss {:.4}", e.loss));
