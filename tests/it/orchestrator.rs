@@ -1,5 +1,5 @@
 //! Durable executions, on SQLite and Postgres: steps driven one by one (duplicates harmless), the
-//! same history as the in-process interpreter, Waits as scheduled steps, redrive with an edited
+//! same history as the in-process interpreter, Waits and retries as scheduled steps, redrive with an edited
 //! definition, stop, idempotent start, and a real apalis worker running an execution to its end.
 
 use std::time::Duration;
@@ -257,7 +257,84 @@ async fn an_apalis_worker_runs_an_execution_to_its_end(backend: Backend) {
     assert_eq!(status, "SUCCEEDED");
 }
 
+async fn a_retry_is_a_scheduled_step_that_keeps_its_attempts(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let engine = engine(&db);
+    let flow = json!({"StartAt": "Flaky", "States": {
+        "Flaky": {"Type": "Task", "Resource": "sluice:fail", "Parameters": {"Error": "Sluice.Flaky", "Cause": "down"},
+                  "Retry": [{"ErrorEquals": ["Sluice.Flaky"], "IntervalSeconds": 3600, "MaxAttempts": 2, "BackoffRate": 2}],
+                  "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "GaveUp"}], "End": true},
+        "GaveUp": {"Type": "Pass", "End": true}}});
+    store::put_workflow(&engine.pool, "flaky", &flow)
+        .await
+        .unwrap();
+    let (execution, first) = engine.start("flaky", json!({}), None).await.unwrap();
+    let due = |engine: &Engine| {
+        let (pool, id) = (engine.pool.clone(), execution.id.clone());
+        async move {
+            // Time passes: the retry is due now.
+            sqlx::query("UPDATE executions SET entered_at = 0 WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    let mut next = first.unwrap();
+    for (attempt, hours) in [(1_u32, 1_u64), (2, 2)] {
+        next = engine
+            .advance(&next.task)
+            .await
+            .unwrap()
+            .expect("the retry is a step");
+        let waiting = store::execution(&engine.pool, &execution.id).await.unwrap();
+        assert_eq!(
+            (waiting.status.as_str(), waiting.state.as_str()),
+            ("RUNNING", "Flaky")
+        );
+        assert_eq!(waiting.retry_attempts, Some(vec![attempt]));
+        let backoff = Duration::from_secs(3600 * hours);
+        assert!(
+            next.delay > backoff - Duration::from_secs(10) && next.delay <= backoff,
+            "attempt {attempt}: {:?}",
+            next.delay
+        );
+        // Delivered early (the stall sweep re-enqueues waiting steps): it waits again.
+        let early = engine.advance(&next.task).await.unwrap().unwrap();
+        assert_eq!(early.task, next.task);
+        assert!(early.delay > backoff - Duration::from_secs(10));
+        due(&engine).await;
+    }
+    let caught = engine.advance(&next.task).await.unwrap().unwrap();
+    assert_eq!(drive(&engine, caught).await, 1);
+    let done = store::execution(&engine.pool, &execution.id).await.unwrap();
+    assert_eq!(done.status, "SUCCEEDED");
+    assert_eq!(done.output.unwrap()["error"]["Error"], "Sluice.Flaky");
+    let stored: Vec<String> = store::history(&engine.pool, &execution.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    let reference = run(
+        &StateMachine::parse(&flow).unwrap(),
+        json!({}),
+        &ExecutionInfo {
+            name: "x".into(),
+            state_machine: "flaky".into(),
+        },
+        &mut TestTasks,
+        &mut VirtualClock::starting_at(0),
+    );
+    let expected: Vec<String> = reference.events.into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        stored, expected,
+        "the same history as a retry slept through"
+    );
+}
+
 tests::on_both_backends!(
+    a_retry_is_a_scheduled_step_that_keeps_its_attempts,
     executions_advance_step_by_step_with_the_interpreters_history,
     a_wait_is_a_scheduled_step_not_a_sleep,
     redrive_runs_the_fixed_definition_from_the_failed_state,

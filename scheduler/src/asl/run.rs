@@ -75,7 +75,31 @@ pub(super) struct Runner<'a> {
     start_time: String,
     /// The execution's `TimeoutSeconds`, as a time: no state starts after it.
     deadline_ms: Option<i64>,
+    /// Durable execution: the top-level state's retries are handed back (see [`Retrying`])
+    /// instead of slept through.
+    pub(super) durable: Option<Durable>,
 }
+
+/// The durable executor's hold on the one top-level state a step runs.
+pub(super) struct Durable {
+    /// The state's name (names are unique across a whole state machine).
+    pub(super) state: String,
+    /// Its retriers' attempts so far, when the step resumes it after a retry.
+    pub(super) resumed: Option<Vec<u32>>,
+    /// Set when a retry is due: the step ends, and the executor runs the state again later.
+    pub(super) retrying: Option<Retrying>,
+}
+
+/// A retry handed back to the durable executor: run the state again after `delay_ms`, with
+/// these attempts counted per retrier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retrying {
+    pub delay_ms: i64,
+    pub attempts: Vec<u32>,
+}
+
+/// The error a step's work stops with while a retry is handed back; never an execution's.
+pub(super) const RETRY_HANDED_BACK: &str = "Sluice.RetryHandedBack";
 
 pub(super) fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| {
@@ -103,6 +127,7 @@ pub fn run(
         input: input.clone(),
         start_time,
         deadline_ms,
+        durable: None,
     };
     runner.event("ExecutionStarted", None, json!({"input": input}));
     let mut variables = Map::new();
@@ -138,14 +163,18 @@ pub struct Position {
     pub state: String,
     pub input: Value,
     pub variables: Map<String, Value>,
+    /// The state's retriers' attempts when a retry resumes it (None: it is entered afresh).
+    pub attempts: Option<Vec<u32>>,
 }
 
 /// What running one state did: its events, and its output with the next state (None: the
-/// execution ends), or the failure that ends the execution.
+/// execution ends), or the failure that ends the execution; or, with `retrying`, a retry to
+/// run later (the state is neither left nor failed).
 pub struct StateStep {
     pub events: Vec<Event>,
     pub result: Result<(Value, Option<String>), Failure>,
     pub variables: Map<String, Value>,
+    pub retrying: Option<Retrying>,
 }
 
 /// Runs one top-level state of `machine` from `position` (the durable executor's unit of work).
@@ -166,6 +195,7 @@ pub fn run_state(
                     position.state
                 ))),
                 variables: position.variables.clone(),
+                retrying: None,
             };
         }
     };
@@ -179,6 +209,11 @@ pub fn run_state(
         deadline_ms: machine
             .timeout_seconds
             .map(|s| position.started_at_ms + (s * 1000.0) as i64),
+        durable: Some(Durable {
+            state: position.state.clone(),
+            resumed: position.attempts.clone(),
+            retrying: None,
+        }),
     };
     let mut variables = position.variables.clone();
     let past_deadline = runner
@@ -192,10 +227,12 @@ pub fn run_state(
     } else {
         runner.state(state, position.input.clone(), &mut variables, None)
     };
+    let retrying = runner.durable.and_then(|d| d.retrying);
     StateStep {
         events: runner.events,
         result,
         variables,
+        retrying,
     }
 }
 
@@ -277,11 +314,18 @@ impl Runner<'_> {
         let type_name = state.kind.type_name();
         let name = state.name.as_str();
         let entered = iso(self.clock.now_ms());
-        self.event(
-            &format!("{type_name}StateEntered"),
-            Some(name),
-            json!({"input": raw}),
-        );
+        // A retry resumes the state it was entered in: no second Entered event.
+        let resumed = self
+            .durable
+            .as_ref()
+            .is_some_and(|d| d.state == name && d.resumed.is_some());
+        if !resumed {
+            self.event(
+                &format!("{type_name}StateEntered"),
+                Some(name),
+                json!({"input": raw}),
+            );
+        }
         let entered_id = self.events.len();
         let retryable = matches!(
             state.kind,
@@ -345,6 +389,35 @@ impl Runner<'_> {
                 )))
             }
             Err(failure) => Err(failure),
+        }
+    }
+
+    /// The attempts a top-level state's retriers start from: those of the retry being resumed.
+    pub(super) fn resumed_attempts(&mut self, state: &State) -> Option<Vec<u32>> {
+        let durable = self.durable.as_mut()?;
+        if durable.state != state.name {
+            return None;
+        }
+        durable.resumed.take()
+    }
+
+    /// Hands a due retry of the top-level state back to the durable executor (true), or leaves
+    /// it to be slept through here (false: in-process runs, and states inside Parallel or Map).
+    pub(super) fn hand_back_retry(
+        &mut self,
+        state: &State,
+        delay_ms: i64,
+        attempts: &[u32],
+    ) -> bool {
+        match self.durable.as_mut() {
+            Some(durable) if durable.state == state.name => {
+                durable.retrying = Some(Retrying {
+                    delay_ms,
+                    attempts: attempts.to_vec(),
+                });
+                true
+            }
+            _ => false,
         }
     }
 }

@@ -40,7 +40,10 @@ impl Runner<'_> {
         context: &Value,
         map_item: Option<&(usize, Value)>,
     ) -> Result<Step, Failure> {
-        let mut attempts = vec![0_u32; state.retry.len()];
+        let mut attempts = self
+            .resumed_attempts(state)
+            .filter(|a| a.len() == state.retry.len())
+            .unwrap_or_else(|| vec![0_u32; state.retry.len()]);
         loop {
             let scope = Scope { context, variables };
             let result = path_input(&state.input_path, raw, scope)
@@ -69,8 +72,11 @@ impl Runner<'_> {
                 let retrier = &state.retry[index];
                 if attempts[index] < retrier.max_attempts {
                     attempts[index] += 1;
-                    self.clock
-                        .sleep_ms(retry_delay_ms(retrier, attempts[index]));
+                    let delay = retry_delay_ms(retrier, attempts[index]);
+                    if map_item.is_none() && self.hand_back_retry(state, delay, &attempts) {
+                        return Err(Failure::new(super::run::RETRY_HANDED_BACK, failure.cause));
+                    }
+                    self.clock.sleep_ms(delay);
                     continue;
                 }
             }

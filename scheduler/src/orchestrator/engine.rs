@@ -104,6 +104,14 @@ impl Engine {
         if execution.status != "RUNNING" || execution.step != task.step {
             return Ok(None);
         }
+        // A retry delivered before it is due (the stall sweep re-enqueues waiting steps) waits.
+        let now = chrono::Utc::now().timestamp_millis();
+        if execution.retry_attempts.is_some() && execution.entered_at > now {
+            return Ok(Some(Next {
+                task: task.clone(),
+                delay: Duration::from_millis((execution.entered_at - now) as u64),
+            }));
+        }
         let machine = self.machine(&execution.workflow, execution.version).await?;
         let position = Position {
             execution_input: execution.input.clone(),
@@ -111,6 +119,7 @@ impl Engine {
             state: execution.state.clone(),
             input: execution.state_input.clone(),
             variables: execution.variables.clone(),
+            attempts: execution.retry_attempts.clone(),
         };
         let info = ExecutionInfo {
             name: execution.name.clone(),
@@ -152,6 +161,30 @@ impl Engine {
             }));
         }
         let mut events = step.events;
+        if let Some(retrying) = step.retrying {
+            // The retry is a step of its own, due later: no worker waits through the backoff.
+            let delay = Duration::from_millis(retrying.delay_ms.max(0) as u64);
+            let update = StepUpdate::Retry {
+                attempts: retrying.attempts,
+                due_at: now + retrying.delay_ms.max(0),
+            };
+            let committed = store::commit_step(
+                &self.pool,
+                &task.execution,
+                task.step,
+                entered_at,
+                &events,
+                update,
+            )
+            .await?;
+            return Ok(committed.then(|| Next {
+                task: StepTask {
+                    execution: task.execution.clone(),
+                    step: task.step + 1,
+                },
+                delay,
+            }));
+        }
         let update = match step.result {
             Ok((output, Some(next))) => StepUpdate::Advance {
                 state: next,

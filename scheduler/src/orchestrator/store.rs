@@ -37,6 +37,8 @@ pub struct Execution {
     pub redrive_count: i64,
     pub started_at: i64,
     pub stopped_at: Option<i64>,
+    /// A retry is pending: the state's retriers' attempts so far (due at `entered_at`).
+    pub retry_attempts: Option<Vec<u32>>,
 }
 
 /// One stored history event.
@@ -66,6 +68,8 @@ pub enum StepUpdate {
         failure: Failure,
         variables: Map<String, Value>,
     },
+    /// The current state is retried at `due_at` (ms) with its retriers' attempts so far.
+    Retry { attempts: Vec<u32>, due_at: i64 },
 }
 
 /// The execution query, then its WHERE clause.
@@ -73,7 +77,7 @@ macro_rules! select_executions {
     ($rest:literal) => {
         concat!(
             "SELECT id, workflow, name, version, status, input, output, error, cause, state, state_input, ",
-            "variables, entered_at, step, redrive_count, started_at, stopped_at FROM executions ",
+            "variables, entered_at, step, redrive_count, started_at, stopped_at, retry_attempts FROM executions ",
             $rest
         )
     };
@@ -103,6 +107,9 @@ fn execution_of(row: &sqlx::any::AnyRow) -> Result<Execution, Error> {
         redrive_count: row.try_get("redrive_count")?,
         started_at: row.try_get("started_at")?,
         stopped_at: row.try_get("stopped_at")?,
+        retry_attempts: row
+            .try_get::<Option<String>, _>("retry_attempts")?
+            .and_then(|text| serde_json::from_str(&text).ok()),
     })
 }
 
@@ -350,8 +357,20 @@ pub async fn commit_step(
     let now = now_ms();
     let mut tx = pool.begin().await?;
     let result = match &update {
+        StepUpdate::Retry { attempts, due_at } => sqlx::query(
+            "UPDATE executions SET retry_attempts = $1, entered_at = $2, step = step + 1, updated_at = $3 \
+             WHERE id = $4 AND step = $5 AND status = 'RUNNING'",
+        )
+        .bind(serde_json::to_string(attempts).expect("numbers serialize"))
+        .bind(*due_at)
+        .bind(now)
+        .bind(id)
+        .bind(step)
+        .execute(&mut *tx)
+        .await?,
         StepUpdate::Advance { state, input, variables } => sqlx::query(
-            "UPDATE executions SET state = $1, state_input = $2, variables = $3, entered_at = $4, step = step + 1, updated_at = $4 \
+            "UPDATE executions SET state = $1, state_input = $2, variables = $3, entered_at = $4, step = step + 1, updated_at = $4, \
+             retry_attempts = NULL \
              WHERE id = $5 AND step = $6 AND status = 'RUNNING'",
         )
         .bind(state)
@@ -425,7 +444,8 @@ pub async fn redrive(pool: &AnyPool, id: &str, version: i64) -> Result<Option<i6
     let mut tx = pool.begin().await?;
     let redriven = sqlx::query(
         "UPDATE executions SET status = 'RUNNING', version = $1, error = NULL, cause = NULL, stopped_at = NULL, \
-         redrive_count = redrive_count + 1, entered_at = $2, step = step + 1, updated_at = $2 WHERE id = $3 AND status = 'FAILED'",
+         redrive_count = redrive_count + 1, entered_at = $2, step = step + 1, updated_at = $2, retry_attempts = NULL \
+         WHERE id = $3 AND status = 'FAILED'",
     )
     .bind(version)
     .bind(now)
