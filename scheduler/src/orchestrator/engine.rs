@@ -161,58 +161,47 @@ impl Engine {
             }));
         }
         let mut events = step.events;
-        if let Some(retrying) = step.retrying {
-            // The retry is a step of its own, due later: no worker waits through the backoff.
-            let delay = Duration::from_millis(retrying.delay_ms.max(0) as u64);
-            let update = StepUpdate::Retry {
-                attempts: retrying.attempts,
-                due_at: now + retrying.delay_ms.max(0),
-            };
-            let committed = store::commit_step(
-                &self.pool,
-                &task.execution,
-                task.step,
-                entered_at,
-                &events,
-                update,
-            )
-            .await?;
-            return Ok(committed.then(|| Next {
-                task: StepTask {
-                    execution: task.execution.clone(),
-                    step: task.step + 1,
+        // The next step and its delay; a retry is a step of its own, due after its backoff, so
+        // no worker waits through it.
+        let (update, delay) = match (step.retrying, step.result) {
+            (Some(retrying), _) => (
+                StepUpdate::Retry {
+                    attempts: retrying.attempts,
+                    due_at: now + retrying.delay_ms.max(0),
                 },
-                delay,
-            }));
-        }
-        let update = match step.result {
-            Ok((output, Some(next))) => StepUpdate::Advance {
-                state: next,
-                input: output,
-                variables: step.variables,
-            },
-            Ok((output, None)) => {
+                Some(Duration::from_millis(retrying.delay_ms.max(0) as u64)),
+            ),
+            (None, Ok((output, Some(next)))) => (
+                StepUpdate::Advance {
+                    state: next,
+                    input: output,
+                    variables: step.variables,
+                },
+                Some(Duration::ZERO),
+            ),
+            (None, Ok((output, None))) => {
                 events.push(Event::execution(
                     "ExecutionSucceeded",
                     serde_json::json!({"output": output}),
                 ));
-                StepUpdate::Succeed {
+                let update = StepUpdate::Succeed {
                     output,
                     variables: step.variables,
-                }
+                };
+                (update, None)
             }
-            Err(failure) => {
+            (None, Err(failure)) => {
                 events.push(Event::execution(
                     "ExecutionFailed",
                     serde_json::json!({"error": failure.error, "cause": failure.cause}),
                 ));
-                StepUpdate::Fail {
+                let update = StepUpdate::Fail {
                     failure,
                     variables: step.variables,
-                }
+                };
+                (update, None)
             }
         };
-        let continues = matches!(update, StepUpdate::Advance { .. });
         let committed = store::commit_step(
             &self.pool,
             &task.execution,
@@ -222,12 +211,12 @@ impl Engine {
             update,
         )
         .await?;
-        Ok((committed && continues).then(|| Next {
+        Ok(delay.filter(|_| committed).map(|delay| Next {
             task: StepTask {
                 execution: task.execution.clone(),
                 step: task.step + 1,
             },
-            delay: Duration::ZERO,
+            delay,
         }))
     }
 
