@@ -7,6 +7,7 @@
 //! after it) and [`Dataset::export`] writes SageMaker DeepAR's JSON lines. Every dataset has a
 //! snapshot id (the files read and the spec, hashed) that models record as lineage.
 
+mod frequency;
 mod load;
 
 #[cfg(test)]
@@ -18,6 +19,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use frequency::Frequency;
 pub use load::{load, snapshot_id};
 
 use crate::{Error, Result};
@@ -49,77 +51,13 @@ impl std::str::FromStr for Aggregation {
     }
 }
 
-/// A fixed sampling frequency: `30s`, `15min`, `1h`, `H`, `1d`, `D`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frequency {
-    pub multiple: u32,
-    /// Milliseconds of one unit.
-    unit_ms: i64,
-    unit: &'static str,
-}
-
-impl std::str::FromStr for Frequency {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Self> {
-        let invalid = |reason: &str| Error::InvalidArgument {
-            field: "frequency",
-            reason: format!("{text:?}: {reason}"),
-        };
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (digits, name) = text.split_at(split);
-        let multiple = if digits.is_empty() {
-            1
-        } else {
-            digits.parse().map_err(|_| invalid("bad multiple"))?
-        };
-        if multiple == 0 {
-            return Err(invalid("the multiple must be at least 1"));
-        }
-        let (unit_ms, unit) = match name {
-            "s" | "S" => (1_000, "S"),
-            "min" | "T" | "m" => (60_000, "min"),
-            "h" | "H" => (3_600_000, "H"),
-            "d" | "D" => (86_400_000, "D"),
-            _ => {
-                return Err(invalid(
-                    "use a multiple of s, min, h or d (calendar frequencies are not supported here)",
-                ));
-            }
-        };
-        Ok(Self {
-            multiple,
-            unit_ms,
-            unit,
-        })
-    }
-}
-
-impl Frequency {
-    /// Milliseconds of one step.
-    pub fn step_ms(&self) -> i64 {
-        self.unit_ms * i64::from(self.multiple)
-    }
-
-    /// The frequency in DeepAR's (pandas') spelling, for `time_freq`.
-    pub fn deepar(&self) -> String {
-        if self.multiple == 1 {
-            self.unit.to_string()
-        } else {
-            format!("{}{}", self.multiple, self.unit)
-        }
-    }
-}
-
 /// What to build.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DatasetSpec {
     pub item_columns: Vec<String>,
     pub timestamp: String,
     pub target: String,
-    /// `1h`, `15min`, `1d`, ...
+    /// `1h`, `15min`, `1d`, `W`, `M`, `Q`, ... (see [`Frequency`]).
     pub frequency: String,
     pub aggregation: Aggregation,
     #[serde(default)]
@@ -214,12 +152,7 @@ impl Dataset {
     /// SageMaker DeepAR JSON lines: training series up to the cut, then the test windows in
     /// window-major order (each test series ends `prediction_length` points after the previous).
     pub fn export(&self) -> (Vec<Value>, Vec<Value>) {
-        let step = self
-            .spec
-            .frequency
-            .parse::<Frequency>()
-            .map(|f| f.step_ms())
-            .unwrap_or(1);
+        let frequency = self.spec.frequency.parse::<Frequency>();
         let horizon = self.spec.prediction_length;
         let line = |item: &ItemSeries, points: usize| {
             let mut value = json!({
@@ -240,8 +173,10 @@ impl Dataset {
             }
             value
         };
-        let train_points =
-            |item: &ItemSeries| ((self.cut_ms - item.start_ms) / step).max(0) as usize;
+        let train_points = |item: &ItemSeries| match &frequency {
+            Ok(f) => (f.index(self.cut_ms) - f.index(item.start_ms)).max(0) as usize,
+            Err(_) => 0,
+        };
         let train = self
             .items
             .iter()
@@ -280,8 +215,22 @@ fn polars_error(context: &str) -> impl Fn(PolarsError) -> Error + '_ {
 /// a dataset; see the module doc.
 pub fn build(frame: DataFrame, spec: &DatasetSpec, snapshot_id: String) -> Result<Dataset> {
     let frequency = spec.validate()?;
-    let step = frequency.step_ms();
     let bucket = "__bucket";
+    // Each point's bucket: its index on the frequency's grid (a month is one step).
+    let buckets: Int64Chunked = frame
+        .column(spec.timestamp.as_str())
+        .map_err(polars_error(&spec.timestamp))?
+        .cast(&DataType::Int64)
+        .map_err(polars_error(&spec.timestamp))?
+        .i64()
+        .map_err(polars_error(&spec.timestamp))?
+        .iter()
+        .map(|ms| ms.map(|ms| frequency.index(ms)))
+        .collect();
+    let mut frame = frame;
+    frame
+        .with_column(buckets.with_name(bucket.into()).into_column())
+        .map_err(polars_error(bucket))?;
     let mut aggregations = vec![
         aggregate(
             col(spec.target.as_str()).cast(DataType::Float64),
@@ -308,10 +257,6 @@ pub fn build(frame: DataFrame, spec: &DatasetSpec, snapshot_id: String) -> Resul
             spec.item_columns
                 .iter()
                 .map(|c| col(c.as_str()).cast(DataType::String))
-                .chain([
-                    (col(spec.timestamp.as_str()) - col(spec.timestamp.as_str()) % lit(step))
-                        .alias(bucket),
-                ])
                 .collect::<Vec<_>>(),
         )
         .group_by(
@@ -401,7 +346,8 @@ pub fn build(frame: DataFrame, spec: &DatasetSpec, snapshot_id: String) -> Resul
             distinct
         })
         .collect();
-    let cut_ms = end + step - (spec.test_windows * spec.prediction_length) as i64 * step;
+    let cut = end + 1 - (spec.test_windows * spec.prediction_length) as i64;
+    let cut_ms = frequency.start_ms(cut);
     let mut rows_by_item: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (row, item) in items.iter().enumerate() {
         rows_by_item
@@ -412,13 +358,13 @@ pub fn build(frame: DataFrame, spec: &DatasetSpec, snapshot_id: String) -> Resul
     let mut series = Vec::new();
     let mut dropped = Vec::new();
     for (item_id, rows) in rows_by_item {
-        let start_ms = buckets[rows[0]].expect("filtered nulls");
-        let length = ((end - start_ms) / step + 1) as usize;
+        let start = buckets[rows[0]].expect("filtered nulls");
+        let length = (end - start + 1) as usize;
         let mut target = vec![f64::NAN; length];
         let mut dynamic: Vec<Vec<Option<f64>>> = vec![vec![None; length]; dynamics.len()];
         let mut cat = vec![0u32; categoricals.len()];
         for &row in &rows {
-            let index = ((buckets[row].expect("filtered nulls") - start_ms) / step) as usize;
+            let index = (buckets[row].expect("filtered nulls") - start) as usize;
             target[index] = targets[row].unwrap_or(f64::NAN);
             for (f, values) in dynamics.iter().enumerate() {
                 dynamic[f][index] = values[row];
@@ -431,7 +377,7 @@ pub fn build(frame: DataFrame, spec: &DatasetSpec, snapshot_id: String) -> Resul
         }
         let observed_before_cut = target
             .iter()
-            .take(((cut_ms - start_ms) / step).max(0) as usize)
+            .take((cut - start).max(0) as usize)
             .filter(|v| !v.is_nan())
             .count();
         if observed_before_cut == 0 {
@@ -441,7 +387,7 @@ pub fn build(frame: DataFrame, spec: &DatasetSpec, snapshot_id: String) -> Resul
         let dynamic_feat = dynamic.into_iter().map(fill_forward).collect();
         series.push(ItemSeries {
             item_id,
-            start_ms,
+            start_ms: frequency.start_ms(start),
             target,
             dynamic_feat,
             cat,

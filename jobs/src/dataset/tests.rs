@@ -154,7 +154,7 @@ fn bad_specs_are_refused_with_the_field() {
     };
     refuse(
         DatasetSpec {
-            frequency: "1M".into(),
+            frequency: "1y".into(),
             ..spec()
         },
         "frequency",
@@ -217,4 +217,57 @@ fn the_snapshot_id_follows_the_spec_and_the_files() {
             &files
         )
     );
+}
+
+#[test]
+fn calendar_frequencies_bucket_by_the_calendar() {
+    // One reading a day from 2024-01-01 to 2024-06-30: months of 31, 29 and 30 days.
+    let day = 24 * HOUR;
+    let first = 1_704_067_200_000; // 2024-01-01 00:00 UTC, a Monday
+    let days = 182;
+    let frame = df!(
+        "device_id" => vec!["a"; days],
+        "ts" => (0..days as i64).map(|d| first + d * day + 12 * HOUR).collect::<Vec<_>>(),
+        "pm25" => (0..days).map(|d| d as f64).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let monthly = DatasetSpec {
+        frequency: "M".into(),
+        aggregation: Aggregation::Sum,
+        dynamic_features: vec![],
+        categorical_features: vec![],
+        prediction_length: 1,
+        test_windows: 1,
+        ..spec()
+    };
+    let dataset = build(frame.clone(), &monthly, "x".into()).unwrap();
+    assert_eq!(dataset.time_freq, "M");
+    let item = &dataset.items[0];
+    assert_eq!(format_start(item.start_ms), "2024-01-01 00:00:00");
+    let sum = |from: usize, to: usize| (from..to).map(|d| d as f64).sum::<f64>();
+    assert_eq!(
+        item.target,
+        [
+            sum(0, 31),
+            sum(31, 60),
+            sum(60, 91),
+            sum(91, 121),
+            sum(121, 152),
+            sum(152, 182)
+        ]
+    );
+    assert_eq!(format_start(dataset.cut_ms), "2024-06-01 00:00:00");
+    let (train, test) = dataset.export();
+    assert_eq!(train[0]["target"].as_array().unwrap().len(), 5);
+    assert_eq!(test[0]["target"].as_array().unwrap().len(), 6);
+
+    let weekly = DatasetSpec {
+        frequency: "W".into(),
+        ..monthly
+    };
+    let dataset = build(frame, &weekly, "x".into()).unwrap();
+    let item = &dataset.items[0];
+    assert_eq!((dataset.time_freq.as_str(), item.target.len()), ("W", 26));
+    assert_eq!(item.target[0], sum(0, 7));
+    assert_eq!(format_start(item.start_ms + 7 * day), "2024-01-08 00:00:00");
 }

@@ -17,7 +17,8 @@ pub struct DatasetArgs {
     /// The column to forecast.
     #[arg(long)]
     pub target: String,
-    /// Sampling frequency: 30s, 15min, 1h, 1d, ...
+    /// Sampling frequency: 30s, 15min, 1h, 1d, or by the calendar W (weeks from Monday), M, Q;
+    /// with a multiple (2h, 2W).
     #[arg(long = "freq", default_value = "1h")]
     pub frequency: String,
     /// How the points of a bucket become one value.
