@@ -20,3 +20,4 @@ mod s3_lake;
 mod scale_out;
 mod schedules;
 mod serving;
+mod task_limits;
