@@ -281,16 +281,46 @@ async fn insert_events(
     events: &[Event],
     times: &[i64],
 ) -> Result<(), Error> {
-    for ((offset, event), at) in events.iter().enumerate().zip(times) {
-        sqlx::query("INSERT INTO execution_events (execution_id, seq, kind, state, details, at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(id)
-            .bind(first_seq + offset as i64)
-            .bind(&event.kind)
-            .bind(&event.state)
-            .bind(event.details.to_string())
-            .bind(*at)
-            .execute(&mut **tx)
-            .await?;
+    // Multi-row INSERTs (one round trip for a step's few events); chunks stay far below the
+    // backends' limits on bound parameters (a Map state's step may hold thousands of events).
+    const ROWS: usize = 500;
+    let rows: Vec<(i64, &Event, i64)> = events
+        .iter()
+        .zip(times)
+        .enumerate()
+        .map(|(offset, (event, at))| (first_seq + offset as i64, event, *at))
+        .collect();
+    for chunk in rows.chunks(ROWS) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let p = row * 6;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6
+                )
+            })
+            .collect();
+        // Only numbered placeholders are formatted in: every value is bound.
+        let sql = format!(
+            "INSERT INTO execution_events (execution_id, seq, kind, state, details, at) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (seq, event, at) in chunk {
+            query = query
+                .bind(id)
+                .bind(*seq)
+                .bind(event.kind.as_str())
+                .bind(event.state.as_deref())
+                .bind(event.details.to_string())
+                .bind(*at);
+        }
+        query.execute(&mut **tx).await?;
     }
     Ok(())
 }
