@@ -181,4 +181,5 @@ fn failures_exit_non_zero_with_one_line_naming_what_failed() {
         &["demo", "--dir", "used"],
         "demo directory used is not empty",
     );
+    check(&["demo", "--days", "0"], "the demo needs --days 3 or more");
 }

@@ -68,6 +68,10 @@ fn landed(output: &Value) -> anyhow::Result<Vec<models::deepar::series::Series>>
 
 pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     let started = Instant::now();
+    anyhow::ensure!(
+        args.days >= 3 && args.devices >= 1,
+        "the demo needs --days 3 or more (a day to test on, the others to train on) and --devices 1 or more"
+    );
     let dir = fresh_dir(&args.dir)?;
     let mut config = context.config.clone();
     config.database = format!("sqlite://{}/.sluice/sluice.db", dir.display());
