@@ -57,6 +57,20 @@ pub struct Bookmark {
     pub quarantine_path: Option<String>,
 }
 
+/// What a run replaces.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replace {
+    /// Nothing: it converts new objects.
+    Nothing,
+    /// Every file and bookmark of the table (`--reprocess`).
+    All,
+    /// These published files and these sources' bookmarks (a range's lineage closure).
+    Files {
+        files: Vec<i64>,
+        sources: Vec<String>,
+    },
+}
+
 /// Everything a run commits at once.
 #[derive(Debug, Clone)]
 pub struct ConversionCommit {
@@ -68,8 +82,8 @@ pub struct ConversionCommit {
     pub curated: CuratedTableWrite,
     pub files: Vec<FileWrite>,
     pub bookmarks: Vec<Bookmark>,
-    /// Replace every earlier file and bookmark of the table (`--reprocess`).
-    pub replace: bool,
+    /// What earlier files and bookmarks the run replaces.
+    pub replace: Replace,
     pub duration_ms: i64,
     pub report: serde_json::Value,
 }
@@ -221,6 +235,34 @@ impl Catalog {
             .collect()
     }
 
+    /// Lineage of a curated table's published files: one row per (file, source).
+    pub async fn curated_lineage(
+        &self,
+        curated_table_id: i64,
+    ) -> Result<Vec<crate::convert::scope::Lineage>> {
+        let rows = sqlx::query(
+            "SELECT f.id, p.location, p.partition_values, s.source_key FROM curated_files f \
+             JOIN partitions p ON p.id = f.partition_id JOIN file_sources s ON s.file_id = f.id \
+             WHERE f.curated_table_id = $1 AND f.state = 'published' ORDER BY f.id, s.source_key",
+        )
+        .bind(curated_table_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(crate::convert::scope::Lineage {
+                    file_id: row.try_get("id")?,
+                    partition_location: row.try_get("location")?,
+                    partition_values: serde_json::from_str(
+                        &row.try_get::<String, _>("partition_values")?,
+                    )
+                    .unwrap_or_default(),
+                    source_key: row.try_get("source_key")?,
+                })
+            })
+            .collect()
+    }
+
     /// The commit point of a run; see the module doc.
     pub async fn commit_conversion(&self, commit: &ConversionCommit) -> Result<i64> {
         let now = now_ms();
@@ -283,15 +325,48 @@ impl Catalog {
                 .execute(&mut *tx)
                 .await?;
         }
-        if commit.replace {
-            sqlx::query("UPDATE curated_files SET state = 'removed' WHERE curated_table_id = $1 AND state <> 'removed'")
-                .bind(curated_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM converted_objects WHERE table_id = $1")
-                .bind(commit.source_table_id)
-                .execute(&mut *tx)
-                .await?;
+        match &commit.replace {
+            Replace::Nothing => {}
+            Replace::All => {
+                sqlx::query("UPDATE curated_files SET state = 'removed' WHERE curated_table_id = $1 AND state <> 'removed'")
+                    .bind(curated_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM converted_objects WHERE table_id = $1")
+                    .bind(commit.source_table_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Replace::Files { files, sources } => {
+                for file in files {
+                    let replaced = sqlx::query(
+                        "UPDATE curated_files SET state = 'removed' WHERE id = $1 AND curated_table_id = $2 AND state = 'published'",
+                    )
+                    .bind(file)
+                    .bind(curated_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if replaced != 1 {
+                        // Another run replaced it since the scope was read: nothing commits.
+                        return Err(crate::Error::InvalidArgument {
+                            field: "reprocess",
+                            reason: format!(
+                                "curated file {file} was replaced by another run meanwhile; run the reprocess again"
+                            ),
+                        });
+                    }
+                }
+                for source in sources {
+                    sqlx::query(
+                        "DELETE FROM converted_objects WHERE table_id = $1 AND source_key = $2",
+                    )
+                    .bind(commit.source_table_id)
+                    .bind(source)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
         }
         for file in &commit.files {
             let partition_id: i64 = sqlx::query(

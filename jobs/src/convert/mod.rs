@@ -15,6 +15,7 @@ pub mod mapping;
 pub mod partition;
 mod pipeline;
 pub mod publish;
+pub mod scope;
 mod write;
 
 use std::time::Instant;
@@ -23,7 +24,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::Serialize;
 use tracing::{info, instrument, warn};
 
-use crate::catalog::conversion::{Bookmark, ConversionCommit, CuratedTableWrite, FileWrite};
+use crate::catalog::conversion::{
+    Bookmark, ConversionCommit, CuratedTableWrite, FileWrite, Replace,
+};
 use crate::catalog::schema::diff;
 use crate::catalog::{Catalog, CatalogDbName, SchemaPolicy, TableInfo, TableKind};
 use crate::lake::{Lake, LakeKey};
@@ -68,6 +71,9 @@ pub struct ConvertOptions {
     pub dry_run: bool,
     /// Convert every object again and replace the table's files atomically.
     pub reprocess: bool,
+    /// With `reprocess`: only the partitions of these event dates (inclusive), closed under
+    /// lineage (see [`scope`]).
+    pub range: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
     pub files: FileOptions,
     /// Objects decoded at once.
     pub concurrency: usize,
@@ -85,6 +91,7 @@ impl ConvertOptions {
             event_time: None,
             dry_run: false,
             reprocess: false,
+            range: None,
             files: FileOptions::default(),
             concurrency: std::thread::available_parallelism().map_or(2, usize::from),
             fail_at: None,
@@ -116,6 +123,8 @@ pub struct ConvertReport {
     pub schema_version: Option<i64>,
     pub new_columns: Vec<String>,
     pub quarantine: Option<String>,
+    /// A range reprocess: what it replaced.
+    pub reprocessed: Option<scope::ReprocessScope>,
     pub duration_ms: u64,
 }
 
@@ -192,9 +201,36 @@ pub async fn convert(
             publish::publish(curated_lake, catalog, &stranded, None).await?;
         }
     }
-    let sources = catalog
+    let reprocessed = match (options.range, options.reprocess) {
+        (None, _) => None,
+        (Some(_), false) => {
+            return Err(Error::InvalidArgument {
+                field: "range",
+                reason: "a range is for reprocessing: pass reprocess too".into(),
+            });
+        }
+        (Some((from, to)), true) => {
+            if from > to {
+                return Err(Error::InvalidArgument {
+                    field: "range",
+                    reason: format!("{from} is after {to}"),
+                });
+            }
+            let lineage = match &curated {
+                Some(curated) => catalog.curated_lineage(curated.id).await?,
+                None => Vec::new(),
+            };
+            Some(scope::scope(&lineage, from, to))
+        }
+    };
+    let mut sources = catalog
         .pending_sources(table.id, &table.location, options.reprocess)
         .await?;
+    if let Some(scope) = &reprocessed {
+        let wanted: std::collections::HashSet<&str> =
+            scope.sources.iter().map(String::as_str).collect();
+        sources.retain(|s| wanted.contains(s.key.as_str()));
+    }
     let event_time = event_column(&table.schema, options.event_time.as_deref())?;
     let location = options.dest.join(&table.name)?;
     let mut report = ConvertReport {
@@ -216,6 +252,7 @@ pub async fn convert(
         schema_version: curated.as_ref().map(|c| c.current_version),
         new_columns: Vec::new(),
         quarantine: None,
+        reprocessed,
         duration_ms: 0,
     };
     if options.dry_run || sources.is_empty() {
@@ -451,7 +488,14 @@ async fn run(
         },
         files,
         bookmarks,
-        replace: options.reprocess,
+        replace: match (&report.reprocessed, options.reprocess) {
+            (Some(scope), _) => Replace::Files {
+                files: scope.files.clone(),
+                sources: scope.sources.clone(),
+            },
+            (None, true) => Replace::All,
+            (None, false) => Replace::Nothing,
+        },
         duration_ms: report.duration_ms as i64,
         report: serde_json::to_value(&*report).expect("serializes"),
     };

@@ -225,6 +225,13 @@ pub struct ConvertArgs {
     /// Convert every object again, replacing the table's files atomically.
     #[arg(long)]
     pub reprocess: bool,
+    /// With --reprocess and --to: rebuild only the partitions of these event dates (YYYY-MM-DD,
+    /// inclusive), with every file their source objects also fed, in one commit.
+    #[arg(long, requires_all = ["reprocess", "to"])]
+    pub from: Option<chrono::NaiveDate>,
+    /// The last event date of --from's range.
+    #[arg(long, requires_all = ["reprocess", "from"])]
+    pub to: Option<chrono::NaiveDate>,
     /// Target size of output files, in MiB.
     #[arg(long, default_value_t = 128)]
     pub target_file_mib: u64,

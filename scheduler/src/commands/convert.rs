@@ -20,6 +20,7 @@ pub fn convert_options(args: &ConvertArgs, context: &Context) -> anyhow::Result<
     options.event_time = args.event_time.clone();
     options.dry_run = args.dry_run;
     options.reprocess = args.reprocess;
+    options.range = args.from.zip(args.to);
     options.files = FileOptions {
         target_file_bytes: args.target_file_mib << 20,
         row_group_rows: args.row_group_rows,
@@ -104,6 +105,16 @@ pub fn convert_report(report: &ConvertReport) -> Report {
     }
     for (key, reason) in &report.unreadable {
         text.push_str(&format!("\nunreadable object {key}: {reason}"));
+    }
+    if let Some(scope) = &report.reprocessed {
+        text.push_str(&format!(
+            "\nreprocessed {} to {}: {} files replaced in {} partitions (the range's, and those its objects also fed): {}",
+            scope.from.map(|d| d.to_string()).unwrap_or_default(),
+            scope.to.map(|d| d.to_string()).unwrap_or_default(),
+            scope.files.len(),
+            scope.partitions.len(),
+            scope.partitions.join(", ")
+        ));
     }
     Report::new(serde_json::to_value(report).expect("serializes"), text)
 }

@@ -184,6 +184,21 @@ pub async fn run(
                 .get("reprocess")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
+            let date = |name: &str| -> Result<Option<chrono::NaiveDate>, Failure> {
+                input
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .map(|text| {
+                        text.parse().map_err(|_| {
+                            Failure::new(
+                                "Sluice.InvalidInput",
+                                format!("{name} must be a date (YYYY-MM-DD): {text:?}"),
+                            )
+                        })
+                    })
+                    .transpose()
+            };
+            options.range = date("from")?.zip(date("to")?);
             let beating = heartbeat.clone();
             options.on_source = Some(jobs::convert::SourceDone(std::sync::Arc::new(
                 move |_: &str| beating.beat(),

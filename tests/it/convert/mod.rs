@@ -14,7 +14,10 @@ use jobs::lake::{Lake, LakeKey};
 use object_store::ObjectStoreExt;
 use tests::{Backend, TestDb, put};
 
+mod reprocess_range;
 mod shaping;
+
+use reprocess_range::a_range_is_rebuilt_with_its_lineage_and_nothing_else;
 
 fn db_name() -> CatalogDbName {
     CatalogDbName::parse("default").unwrap()
@@ -421,4 +424,5 @@ tests::on_both_backends!(
     reconciliation_on_ndjson_and_concatenated_landings,
     late_fields_conflicts_and_schema_versions,
     reprocess_replaces_files_atomically_and_dry_run_writes_nothing,
+    a_range_is_rebuilt_with_its_lineage_and_nothing_else,
 );
