@@ -2,7 +2,7 @@
 //! it), a `sluice server --no-worker` for the API and two `sluice worker` processes. The
 //! nightly-retrain workflow starts over the HTTP API; the worker that runs its training is killed
 //! with SIGKILL; the other one takes the step over and finishes, and every landed record is
-//! converted exactly once.
+//! converted exactly once. Datasets and models go through the lake (`lake:work`), not a disk.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -79,11 +79,11 @@ async fn two_workers_finish_the_nightly_workflow_after_one_is_killed_in_training
     );
     assert!(ok, "{stderr}");
     let generated: Value = serde_json::from_str(&stdout).unwrap();
-    // The work folder (datasets, model directories) is shared by the workers.
-    let work = path.join("work");
+    // The work folder (datasets, model directories) is in the lake, on S3: the workers share
+    // nothing but Postgres and S3.
     let input = json!({
         "prefix": "landing", "table": "telemetry", "group": "air-quality",
-        "work": work, "item": "device_id", "target": "pm25", "freq": "1h",
+        "work": "lake:work", "item": "device_id", "target": "pm25", "freq": "1h",
         "prediction_length": 12, "margin": 0.0,
         "hyperparameters": {"context_length": "24", "epochs": "40", "num_cells": "24",
                             "mini_batch_size": "32", "num_batches_per_epoch": "20"}
@@ -233,5 +233,16 @@ async fn two_workers_finish_the_nightly_workflow_after_one_is_killed_in_training
     assert!(
         output["publish"]["version"].as_u64() == Some(1),
         "the model was registered once: {output}"
+    );
+    assert!(
+        output["dataset"]["train"]
+            .as_str()
+            .unwrap()
+            .starts_with("lake:work/night-1/dataset/"),
+        "{output}"
+    );
+    assert!(
+        !path.join("work").exists(),
+        "nothing was written to a local work folder"
     );
 }

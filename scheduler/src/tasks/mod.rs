@@ -10,7 +10,9 @@ use crate::asl::run::{Limits, TaskRunner};
 use crate::commands::Context;
 
 mod heartbeat;
+mod workspace;
 pub use heartbeat::Heartbeat;
+use workspace::Workspace;
 
 /// The built-in jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -474,8 +476,21 @@ impl TaskRunner for InProcess<'_> {
                     None => std::future::pending().await,
                 }
             };
+            let work = async {
+                if !Workspace::wanted(job, input) {
+                    return run(job, input, self.context, &heartbeat).await;
+                }
+                // Paths in the lake: fetched to a scratch folder, outputs copied back.
+                let lake = self
+                    .context
+                    .lake()
+                    .map_err(|e| Failure::new("Sluice.InvalidInput", format!("{e:#}")))?;
+                let (workspace, local) = Workspace::prepare(job, &lake, input).await?;
+                let output = run(job, &local, self.context, &heartbeat).await?;
+                workspace.finish(&lake, output).await
+            };
             tokio::select! {
-                result = run(job, input, self.context, &heartbeat) => result,
+                result = work => result,
                 () = timed_out => Err(Failure::new(
                     "States.Timeout",
                     format!(

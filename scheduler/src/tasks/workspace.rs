@@ -1,0 +1,231 @@
+//! Work folders in the lake. A job's path field may name a lake key, `lake:work/night-1/dataset`,
+//! so that a step another machine takes over finds what earlier steps wrote without a shared
+//! disk. Inputs are fetched into a scratch folder before the job runs; output folders are written
+//! there and copied to the lake after it succeeds; paths in the job's output point back into the
+//! lake. Plain paths are left alone.
+
+use std::path::{Path, PathBuf};
+
+use futures::TryStreamExt;
+use jobs::lake::{Lake, LakeKey};
+use serde_json::Value;
+
+use super::{Failure, Job};
+
+/// How a path field names a lake key.
+pub const LAKE: &str = "lake:";
+
+/// The path fields of a job: (files it reads, folders it reads, folders it writes).
+fn fields(
+    job: Job,
+) -> (
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+) {
+    match job {
+        Job::Dataset => (&[], &[], &["out"]),
+        Job::Train => (&["train", "test"], &[], &["model_dir"]),
+        Job::DetectDrift => (&["train", "test"], &[], &[]),
+        Job::Publish => (&["test"], &["model_dir"], &[]),
+        Job::BatchForecast => (&["input"], &[], &[]),
+        _ => (&[], &[], &[]),
+    }
+}
+
+fn unavailable(err: impl std::fmt::Display) -> Failure {
+    Failure::new("Sluice.Unavailable", err.to_string())
+}
+
+fn invalid(field: &str, err: impl std::fmt::Display) -> Failure {
+    Failure::new("Sluice.InvalidInput", format!("{field}: {err}"))
+}
+
+/// A job's scratch folder and the output folders to copy to the lake.
+pub struct Workspace {
+    scratch: tempfile::TempDir,
+    outputs: Vec<(PathBuf, LakeKey)>,
+}
+
+impl Workspace {
+    /// Whether any path field of the input names a lake key.
+    pub fn wanted(job: Job, input: &Value) -> bool {
+        let (files, dirs_in, dirs_out) = fields(job);
+        files.iter().chain(dirs_in).chain(dirs_out).any(|f| {
+            input
+                .get(*f)
+                .and_then(Value::as_str)
+                .is_some_and(|p| p.starts_with(LAKE))
+        })
+    }
+
+    /// Fetches the job's lake inputs and points its lake outputs at scratch folders; returns the
+    /// workspace and the input with local paths.
+    pub async fn prepare(job: Job, lake: &Lake, input: &Value) -> Result<(Self, Value), Failure> {
+        let scratch = tempfile::tempdir().map_err(unavailable)?;
+        let mut workspace = Self {
+            scratch,
+            outputs: Vec::new(),
+        };
+        let mut local = input.clone();
+        let (files, dirs_in, dirs_out) = fields(job);
+        for (index, field) in files.iter().chain(dirs_in).chain(dirs_out).enumerate() {
+            let Some(key) = input
+                .get(*field)
+                .and_then(Value::as_str)
+                .and_then(|p| p.strip_prefix(LAKE))
+            else {
+                continue;
+            };
+            let key = LakeKey::parse(key).map_err(|e| invalid(field, e))?;
+            let path = workspace.scratch.path().join(format!("{index}-{field}"));
+            if index < files.len() {
+                let bytes = lake.get(&key).await.map_err(|e| invalid(field, e))?;
+                tokio::fs::write(&path, bytes).await.map_err(unavailable)?;
+            } else if index < files.len() + dirs_in.len() {
+                fetch_folder(lake, &key, &path).await?;
+            } else {
+                tokio::fs::create_dir_all(&path)
+                    .await
+                    .map_err(unavailable)?;
+                workspace.outputs.push((path.clone(), key));
+            }
+            local[*field] = Value::String(path.display().to_string());
+        }
+        Ok((workspace, local))
+    }
+
+    /// Copies the output folders to the lake; returns the job's output with their paths as lake
+    /// keys.
+    pub async fn finish(self, lake: &Lake, output: Value) -> Result<Value, Failure> {
+        let mut output = output;
+        for (dir, key) in &self.outputs {
+            put_folder(lake, dir, key).await?;
+            let (local, remote) = (dir.display().to_string(), format!("{LAKE}{key}"));
+            rewrite(&mut output, &local, &remote);
+        }
+        Ok(output)
+    }
+}
+
+/// Every object under `key` into `dir`, by its name relative to `key`.
+async fn fetch_folder(lake: &Lake, key: &LakeKey, dir: &Path) -> Result<(), Failure> {
+    let prefix = lake.path(key);
+    let objects: Vec<_> = lake
+        .store()
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(unavailable)?;
+    if objects.is_empty() {
+        return Err(invalid(key.as_str(), "no objects under this lake key"));
+    }
+    for meta in objects {
+        let location = meta.location.to_string();
+        let name = location
+            .strip_prefix(key.as_str())
+            .unwrap_or(&location)
+            .trim_start_matches('/');
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(unavailable)?;
+        }
+        let object = LakeKey::parse(&location).map_err(unavailable)?;
+        let bytes = lake.get(&object).await.map_err(unavailable)?;
+        tokio::fs::write(&path, bytes).await.map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Every file under `dir` to the lake under `key`.
+async fn put_folder(lake: &Lake, dir: &Path, key: &LakeKey) -> Result<(), Failure> {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let mut entries = tokio::fs::read_dir(&folder).await.map_err(unavailable)?;
+        while let Some(entry) = entries.next_entry().await.map_err(unavailable)? {
+            let path = entry.path();
+            if entry.file_type().await.map_err(unavailable)?.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let name = path
+                .strip_prefix(dir)
+                .map_err(unavailable)?
+                .to_string_lossy()
+                .replace('\\', "/");
+            let bytes = tokio::fs::read(&path).await.map_err(unavailable)?;
+            let object = key.join(&name).map_err(unavailable)?;
+            lake.put(&object, bytes.into()).await.map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the `local` prefix of every string in `value` with `remote`.
+fn rewrite(value: &mut Value, local: &str, remote: &str) {
+    match value {
+        Value::String(text) => {
+            if let Some(rest) = text.strip_prefix(local) {
+                *text = format!("{remote}{rest}");
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite(v, local, remote)),
+        Value::Object(map) => map.values_mut().for_each(|v| rewrite(v, local, remote)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lake_paths_are_fetched_and_outputs_copied_back() {
+        let lake = Lake::in_memory();
+        let put = |key: &str, text: &str| {
+            let (lake, key, text) = (lake.clone(), key.to_owned(), text.to_owned());
+            async move {
+                lake.put(&LakeKey::parse(&key).unwrap(), text.into_bytes().into())
+                    .await
+                    .unwrap();
+            }
+        };
+        put("work/a/train.jsonl", "train").await;
+        put("work/a/model/config.json", "{}").await;
+        let input = serde_json::json!({"train": "lake:work/a/train.jsonl", "test": "/local/test.jsonl",
+                                       "model_dir": "lake:work/b/model"});
+        assert!(Workspace::wanted(Job::Train, &input));
+        let (workspace, local) = Workspace::prepare(Job::Train, &lake, &input).await.unwrap();
+        let train = local["train"].as_str().unwrap();
+        assert_eq!(std::fs::read_to_string(train).unwrap(), "train");
+        assert_eq!(local["test"], "/local/test.jsonl", "plain paths stay");
+        let model_dir = PathBuf::from(local["model_dir"].as_str().unwrap());
+        std::fs::write(model_dir.join("model.safetensors"), "w").unwrap();
+        let output = serde_json::json!({"model_dir": model_dir, "epochs": 3});
+        let output = workspace.finish(&lake, output).await.unwrap();
+        assert_eq!(output["model_dir"], "lake:work/b/model");
+        let copied = lake
+            .get(&LakeKey::parse("work/b/model/model.safetensors").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(&copied[..], b"w");
+
+        let publish = serde_json::json!({"model_dir": "lake:work/a/model", "test": "lake:work/a/train.jsonl"});
+        let (_kept, local) = Workspace::prepare(Job::Publish, &lake, &publish)
+            .await
+            .unwrap();
+        let dir = PathBuf::from(local["model_dir"].as_str().unwrap());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("config.json")).unwrap(),
+            "{}"
+        );
+        let missing = serde_json::json!({"model_dir": "lake:work/none"});
+        let err = Workspace::prepare(Job::Publish, &lake, &missing)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.error, "Sluice.InvalidInput");
+    }
+}
