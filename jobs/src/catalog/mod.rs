@@ -9,6 +9,7 @@
 
 mod compaction;
 pub mod conversion;
+mod conversion_commit;
 mod model;
 mod read;
 pub mod schema;

@@ -201,28 +201,7 @@ pub async fn convert(
             publish::publish(curated_lake, catalog, &stranded, None).await?;
         }
     }
-    let reprocessed = match (options.range, options.reprocess) {
-        (None, _) => None,
-        (Some(_), false) => {
-            return Err(Error::InvalidArgument {
-                field: "range",
-                reason: "a range is for reprocessing: pass reprocess too".into(),
-            });
-        }
-        (Some((from, to)), true) => {
-            if from > to {
-                return Err(Error::InvalidArgument {
-                    field: "range",
-                    reason: format!("{from} is after {to}"),
-                });
-            }
-            let lineage = match &curated {
-                Some(curated) => catalog.curated_lineage(curated.id).await?,
-                None => Vec::new(),
-            };
-            Some(scope::scope(&lineage, from, to))
-        }
-    };
+    let reprocessed = scope::resolve(catalog, curated.as_ref(), options).await?;
     let mut sources = catalog
         .pending_sources(table.id, &table.location, options.reprocess)
         .await?;

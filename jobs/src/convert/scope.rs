@@ -31,6 +31,32 @@ pub struct ReprocessScope {
     pub partitions: Vec<String>,
 }
 
+/// The scope of `options`' range reprocess (None: not one), on the curated table's lineage.
+pub(super) async fn resolve(
+    catalog: &crate::catalog::Catalog,
+    curated: Option<&crate::catalog::TableInfo>,
+    options: &super::ConvertOptions,
+) -> crate::Result<Option<ReprocessScope>> {
+    let invalid = |reason: String| crate::Error::InvalidArgument {
+        field: "range",
+        reason,
+    };
+    match (options.range, options.reprocess) {
+        (None, _) => Ok(None),
+        (Some(_), false) => Err(invalid(
+            "a range is for reprocessing: pass reprocess too".into(),
+        )),
+        (Some((from, to)), true) if from > to => Err(invalid(format!("{from} is after {to}"))),
+        (Some((from, to)), true) => {
+            let lineage = match curated {
+                Some(curated) => catalog.curated_lineage(curated.id).await?,
+                None => Vec::new(),
+            };
+            Ok(Some(scope(&lineage, from, to)))
+        }
+    }
+}
+
 /// The event date of a partition (`year`, `month`, `day` first).
 fn partition_date(values: &[String]) -> Option<NaiveDate> {
     let number = |i: usize| values.get(i).and_then(|v| v.parse::<u32>().ok());

@@ -6,13 +6,13 @@
 use serde_json::{Value, json};
 
 use crate::asl::Failure;
-use crate::asl::run::{Limits, TaskRunner};
 use crate::commands::Context;
 
 mod heartbeat;
+mod runner;
 mod workspace;
 pub use heartbeat::Heartbeat;
-use workspace::Workspace;
+pub use runner::InProcess;
 
 /// The built-in jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -444,68 +444,4 @@ async fn train(input: &Value, heartbeat: &Heartbeat) -> Result<Value, Failure> {
         .await
         .map_err(|e| command_failure(e, "Sluice.TrainingFailed"))?;
     Ok(report.json)
-}
-
-/// Runs Task states in-process: each job on the runtime, from the interpreter's blocking thread.
-pub struct InProcess<'a> {
-    pub context: &'a Context,
-    pub handle: tokio::runtime::Handle,
-}
-
-impl TaskRunner for InProcess<'_> {
-    fn run(&mut self, resource: &str, input: &Value, limits: Limits) -> Result<Value, Failure> {
-        let job = Job::from_resource(resource).ok_or_else(|| {
-            Failure::new(
-                "States.TaskFailed",
-                format!(
-                    "unknown resource {resource:?}: sluice:echo, fail, sleep, crawl, convert, compact, dataset, train, publish, detect-drift or batch-forecast"
-                ),
-            )
-        })?;
-        let heartbeat = Heartbeat::new();
-        self.handle.block_on(async {
-            let timed_out = async {
-                match limits.timeout {
-                    Some(limit) => tokio::time::sleep(limit).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let lapsed = async {
-                match limits.heartbeat {
-                    Some(every) => heartbeat.lapse(every).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let work = async {
-                if !Workspace::wanted(job, input) {
-                    return run(job, input, self.context, &heartbeat).await;
-                }
-                // Paths in the lake: fetched to a scratch folder, outputs copied back.
-                let lake = self
-                    .context
-                    .lake()
-                    .map_err(|e| Failure::new("Sluice.InvalidInput", format!("{e:#}")))?;
-                let (workspace, local) = Workspace::prepare(job, &lake, input).await?;
-                let output = run(job, &local, self.context, &heartbeat).await?;
-                workspace.finish(&lake, output).await
-            };
-            tokio::select! {
-                result = work => result,
-                () = timed_out => Err(Failure::new(
-                    "States.Timeout",
-                    format!(
-                        "the task ran past its {} s TimeoutSeconds",
-                        limits.timeout.unwrap_or_default().as_secs_f64()
-                    ),
-                )),
-                () = lapsed => Err(Failure::new(
-                    "States.HeartbeatTimeout",
-                    format!(
-                        "{resource} sent no heartbeat for {} s (HeartbeatSeconds)",
-                        limits.heartbeat.unwrap_or_default().as_secs_f64()
-                    ),
-                )),
-            }
-        })
-    }
 }
