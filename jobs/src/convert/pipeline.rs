@@ -229,11 +229,24 @@ fn worker(
         let decoded = decompress_into(&bytes, &mut text)
             .map_err(|failure| failure.to_string())
             .and_then(|()| {
-                let mut object = decode_object(&text, &source.key, &latest, spec.allow_new_fields)?;
+                // Delimited landings are read as JSON lines typed by the table's schema.
+                let delimited = super::decode::delimited_to_json(&text, &latest);
+                if let Some(rows) = &delimited {
+                    text.clear();
+                    text.extend_from_slice(&rows.json);
+                }
+                let mut object = if delimited.as_ref().is_some_and(|d| d.json.is_empty()) {
+                    super::decode::Decoded::empty(latest.clone())
+                } else {
+                    decode_object(&text, &source.key, &latest, spec.allow_new_fields)?
+                };
                 if let Some(mapping) = &spec.mapping {
                     object
                         .apply_mapping(mapping, &text, &source.key)
                         .map_err(|e| e.to_string())?;
+                }
+                if let Some(rows) = delimited {
+                    rows.restore(&mut object, &source.key);
                 }
                 Ok(object)
             });

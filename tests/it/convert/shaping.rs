@@ -12,7 +12,86 @@ use super::{convert_table, db_name, landed, unique_rows, visible_batches};
 tests::on_both_backends!(
     compaction_merges_small_files_and_keeps_every_row,
     a_mapping_flattens_renames_drops_and_casts,
+    delimited_landings_convert_and_bad_rows_keep_their_csv_lines,
 );
+
+async fn delimited_landings_convert_and_bad_rows_keep_their_csv_lines(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let lake = Lake::in_memory();
+    let mut csv = String::from("device_id,ts,pm25,ok\n");
+    for i in 0..40 {
+        csv.push_str(&format!(
+            "aq-{:02},2024-05-30T{:02}:{:02}:00Z,{}.5,{}\n",
+            i % 3,
+            i / 4,
+            (i % 4) * 15,
+            10 + i,
+            i % 2 == 0
+        ));
+    }
+    csv.push_str("aq-09,2024-05-30T11:00:00Z,12.5\n"); // line 42: a field short
+    csv.push_str("aq-09,2024-05-30T11:15:00Z,,true\n"); // line 43: no reading (null)
+    put(
+        &lake,
+        "readings/2024/05/30/12/part-0.csv.gz",
+        tests::gzip(csv.as_bytes()),
+    )
+    .await;
+    crawl(
+        &lake,
+        &db.catalog,
+        &CrawlOptions::new(db_name(), LakeKey::parse("readings").unwrap()),
+    )
+    .await
+    .unwrap();
+    let report = convert_table(&lake, &db, "readings", |_| {}).await.unwrap();
+    assert_eq!(
+        (
+            report.records_read,
+            report.records_written,
+            report.records_quarantined
+        ),
+        (42, 41, 1),
+        "{report:?}"
+    );
+    let rows: usize = visible_batches(&lake, "curated/readings")
+        .await
+        .iter()
+        .map(|(_, b)| b.num_rows())
+        .sum();
+    assert_eq!(rows, 41);
+    let (_, batch) = &visible_batches(&lake, "curated/readings").await[0];
+    assert_eq!(
+        batch.column_by_name("pm25").unwrap().data_type(),
+        &arrow::datatypes::DataType::Float64,
+        "cells are typed by the table's schema"
+    );
+    assert!(
+        report.partitions.iter().all(|p| p.contains("day=30")),
+        "event time from the ts column: {:?}",
+        report.partitions
+    );
+    let quarantine = lake
+        .get(&LakeKey::parse(report.quarantine.as_deref().unwrap()).unwrap())
+        .await
+        .unwrap();
+    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&quarantine)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<(u64, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].0, 42, "the CSV's line: {lines:?}");
+    assert!(lines[0].1.contains("3 fields, expected 4"), "{lines:?}");
+}
 
 async fn compaction_merges_small_files_and_keeps_every_row(backend: Backend) {
     let db = TestDb::new(backend).await;

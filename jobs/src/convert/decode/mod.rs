@@ -16,6 +16,9 @@ use serde_json::Value;
 use crate::crawler::infer::{Node, TIMESTAMP_SOURCE};
 use crate::crawler::sniff::{JsonFraming, TextFormat, sniff_text};
 
+mod delimited;
+pub use delimited::{Delimited, delimited_to_json};
+
 /// Records decoded together before falling back to one at a time.
 const CHUNK_RECORDS: usize = 4096;
 
@@ -52,6 +55,18 @@ pub struct Decoded {
 }
 
 impl Decoded {
+    /// An object with no records.
+    pub fn empty(schema: SchemaRef) -> Self {
+        Self {
+            batches: Vec::new(),
+            schema,
+            quarantined: Vec::new(),
+            records_read: 0,
+            spans: Vec::new(),
+            row_spans: Vec::new(),
+        }
+    }
+
     /// Applies a table's mapping to every batch; rows that cannot be cast are quarantined.
     pub fn apply_mapping(
         &mut self,
