@@ -33,6 +33,8 @@ pub struct PipelineSpec {
     /// Where finished files are uploaded: `<dest>/<table>/_staging/run=<id>`.
     pub staging: LakeKey,
     pub on_source: Option<super::SourceDone>,
+    /// A delimited table's delimiter: its objects are read as CSV rows.
+    pub delimiter: Option<u8>,
 }
 
 /// One source's outcome.
@@ -230,7 +232,9 @@ fn worker(
             .map_err(|failure| failure.to_string())
             .and_then(|()| {
                 // Delimited landings are read as JSON lines typed by the table's schema.
-                let delimited = super::decode::delimited_to_json(&text, &latest);
+                let delimited = spec
+                    .delimiter
+                    .map(|d| super::decode::delimited_to_json(&text, &latest, d));
                 if let Some(rows) = &delimited {
                     text.clear();
                     text.extend_from_slice(&rows.json);

@@ -5,7 +5,6 @@ use arrow::datatypes::{DataType, Schema};
 use serde_json::Value;
 
 use super::{Decoded, Quarantined};
-use crate::crawler::sniff::{TextFormat, sniff_text};
 
 /// A delimited (CSV, TSV) object as JSON lines, so that the JSON decoder reads it against the
 /// table's schema: one JSON object per row, its CSV line kept for quarantine.
@@ -18,16 +17,11 @@ pub struct Delimited {
     pub rejected: Vec<(u64, usize, String, String)>,
 }
 
-/// Turns delimited text into JSON lines typed by `schema` (None: the text is not delimited).
-/// Columns are the header's names when the first row is exactly the schema's columns, else
+/// Turns delimited text into JSON lines typed by `schema`. Columns are the header's names when the first row is exactly the schema's columns, else
 /// `col0`, `col1`, ... as the crawler names them. Empty cells are null; cells of numeric and
 /// boolean columns are numbers and booleans when they parse (otherwise strings, which the
 /// decoder then quarantines with its reason); other cells are strings.
-pub fn delimited_to_json(text: &[u8], schema: &Schema) -> Option<Delimited> {
-    let sample = std::str::from_utf8(&text[..text.len().min(1 << 20)]).unwrap_or("");
-    let TextFormat::Delimited(delimiter) = sniff_text(sample, text.len() <= 1 << 20) else {
-        return None;
-    };
+pub fn delimited_to_json(text: &[u8], schema: &Schema, delimiter: u8) -> Delimited {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
@@ -122,7 +116,7 @@ pub fn delimited_to_json(text: &[u8], schema: &Schema) -> Option<Delimited> {
         out.json.push(b'\n');
         out.positions.push((line, offset));
     }
-    Some(out)
+    out
 }
 
 impl Delimited {
