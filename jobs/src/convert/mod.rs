@@ -169,18 +169,6 @@ fn table_mapping(table: &TableInfo) -> Result<Option<mapping::Mapping>> {
     Ok(Some(mapping))
 }
 
-/// The delimiter of a delimited (CSV, TSV) table, as the crawler recorded it; None otherwise.
-fn table_delimiter(table: &TableInfo) -> Option<u8> {
-    let recorded = table.properties["delimiter"]
-        .as_str()
-        .and_then(|d| d.bytes().next());
-    match table.format.as_str() {
-        "csv" => Some(recorded.unwrap_or(b',')),
-        "tsv" => Some(recorded.unwrap_or(b'\t')),
-        _ => None,
-    }
-}
-
 /// Converts a table's new landed objects; see the module doc.
 #[instrument(skip_all, fields(table = %options.table))]
 pub async fn convert(
@@ -342,7 +330,7 @@ async fn run(
         base_version,
         staging: location.join(&format!("_staging/run={run_id}"))?,
         on_source: options.on_source.clone(),
-        delimiter: table_delimiter(table),
+        delimiter: decode::table_delimiter(table),
     };
     let output = pipeline::run(source_lake, curated_lake, sources, &spec).await?;
 

@@ -144,3 +144,15 @@ impl Delimited {
         }
     }
 }
+
+/// The delimiter of a delimited (CSV, TSV) table, as the crawler recorded it; None otherwise.
+pub fn table_delimiter(table: &crate::catalog::TableInfo) -> Option<u8> {
+    let recorded = table.properties["delimiter"]
+        .as_str()
+        .and_then(|d| d.bytes().next());
+    match table.format.as_str() {
+        "csv" => Some(recorded.unwrap_or(b',')),
+        "tsv" => Some(recorded.unwrap_or(b'\t')),
+        _ => None,
+    }
+}

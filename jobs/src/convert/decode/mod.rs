@@ -17,7 +17,7 @@ use crate::crawler::infer::{Node, TIMESTAMP_SOURCE};
 use crate::crawler::sniff::{JsonFraming, TextFormat, sniff_text};
 
 mod delimited;
-pub use delimited::{Delimited, delimited_to_json};
+pub use delimited::{Delimited, delimited_to_json, table_delimiter};
 
 /// Records decoded together before falling back to one at a time.
 const CHUNK_RECORDS: usize = 4096;
