@@ -21,6 +21,17 @@ pub(super) async fn append_events(
     insert_events(tx, id, next_seq, events, times).await
 }
 
+/// Appends one event of the execution itself (`ExecutionStarted`, `ExecutionAborted`, ...).
+pub(super) async fn append_execution_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    kind: &str,
+    details: serde_json::Value,
+    now: i64,
+) -> Result<(), Error> {
+    append_events(tx, id, &[Event::execution(kind, details)], &[now]).await
+}
+
 /// When each of a step's events happened: the leading `...Entered`, `...Scheduled` and
 /// `...Started` events when the state was entered, the rest (its outcome) when it committed.
 pub(super) fn event_times(events: &[Event], began: i64, now: i64) -> Vec<i64> {
@@ -37,7 +48,7 @@ pub(super) fn event_times(events: &[Event], began: i64, now: i64) -> Vec<i64> {
         .collect()
 }
 
-pub(super) async fn insert_events(
+async fn insert_events(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
     first_seq: i64,

@@ -10,7 +10,7 @@ use crate::asl::run::Event;
 
 mod events;
 pub use events::history;
-use events::{append_events, event_times, insert_events};
+use events::{append_events, append_execution_event, event_times};
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -225,15 +225,12 @@ pub async fn insert_execution(
     .rows_affected()
         == 1;
     if inserted {
-        insert_events(
+        append_execution_event(
             &mut tx,
             &id,
-            0,
-            &[Event::execution(
-                "ExecutionStarted",
-                serde_json::json!({"input": input}),
-            )],
-            &[now],
+            "ExecutionStarted",
+            serde_json::json!({"input": input}),
+            now,
         )
         .await?;
     }
@@ -357,13 +354,7 @@ pub async fn abort(pool: &AnyPool, id: &str) -> Result<bool, Error> {
         .rows_affected()
         == 1;
     if stopped {
-        append_events(
-            &mut tx,
-            id,
-            &[Event::execution("ExecutionAborted", serde_json::json!({}))],
-            &[now],
-        )
-        .await?;
+        append_execution_event(&mut tx, id, "ExecutionAborted", serde_json::json!({}), now).await?;
     }
     tx.commit().await?;
     Ok(stopped)
@@ -393,14 +384,12 @@ pub async fn redrive(pool: &AnyPool, id: &str, version: i64) -> Result<Option<i6
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-    append_events(
+    append_execution_event(
         &mut tx,
         id,
-        &[Event::execution(
-            "ExecutionRedriven",
-            serde_json::json!({"version": version}),
-        )],
-        &[now],
+        "ExecutionRedriven",
+        serde_json::json!({"version": version}),
+        now,
     )
     .await?;
     tx.commit().await?;
