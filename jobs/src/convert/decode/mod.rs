@@ -1,7 +1,8 @@
 //! Decoding one landed object into Arrow batches of the table's schema.
 //!
 //! Records are split first (so each has a line and byte offset for quarantine), then decoded in
-//! chunks by arrow-json in strict mode. A chunk that fails is decoded record by record: a record
+//! chunks: directly into Arrow buffers where every record is well typed (`direct`), else by
+//! arrow-json in strict mode. A chunk that fails is decoded record by record: a record
 //! with fields the schema lacks extends the schema (add-only: existing columns never change
 //! type), any other failing record is quarantined with its reason. Every record read is either
 //! written or quarantined.
@@ -17,6 +18,7 @@ use crate::crawler::infer::{Node, TIMESTAMP_SOURCE};
 use crate::crawler::sniff::{JsonFraming, TextFormat, sniff_text};
 
 mod delimited;
+mod direct;
 pub use delimited::{Delimited, delimited_to_json, table_delimiter};
 
 /// Records decoded together before falling back to one at a time.
@@ -326,10 +328,13 @@ pub fn decode_object(
         for (chunk_index, chunk) in spans.chunks(CHUNK_RECORDS).enumerate() {
             let chunk_start = (chunk_index * CHUNK_RECORDS) as u32;
             let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
-            // Back-to-back records decode in one call; JSON arrays (commas between records) and
-            // chunks with a bad record go record by record.
+            // Well-typed records decode directly; otherwise back-to-back records decode in one
+            // arrow-json call; JSON arrays (commas between records) and chunks with a bad record
+            // go record by record.
             let contiguous = &text[first.offset..last.offset + last.len];
-            if let Ok(Some(batch)) = decode(contiguous, chunk.len(), &read) {
+            let decoded = direct::decode_records(text, chunk, &read)
+                .or_else(|| decode(contiguous, chunk.len(), &read).ok().flatten());
+            if let Some(batch) = decoded {
                 batches.push(to_output(batch, &schema, &scaled));
                 row_spans.push((chunk_start..chunk_start + chunk.len() as u32).collect());
                 continue;
