@@ -72,6 +72,8 @@ impl PartitionKey {
 }
 
 /// Splits a batch by the partition of each row's event time (`event_column`), or `fallback`.
+/// Rows keep their order within a partition. A row's partition is the index of its day (or
+/// hour) since the epoch, so the calendar is consulted once per partition, not once per row.
 pub fn split_by_partition(
     batch: &RecordBatch,
     event_column: Option<usize>,
@@ -82,12 +84,39 @@ pub fn split_by_partition(
     let Some(times) = times else {
         return vec![(fallback, batch.clone())];
     };
-    let mut rows: BTreeMap<PartitionKey, Vec<u32>> = BTreeMap::new();
+    let width: i64 = match granularity {
+        Granularity::Day => 86_400_000_000,
+        Granularity::Hour => 3_600_000_000,
+    };
+    // Rows per bucket (None: no event time), in order of first appearance; a batch holds few.
+    let mut buckets: Vec<(Option<i64>, Vec<u32>)> = Vec::new();
+    let mut current = usize::MAX;
     for (row, time) in times.iter().enumerate() {
-        let key = time
-            .and_then(|t| PartitionKey::from_micros(t, granularity))
+        let bucket = time.map(|t| t.div_euclid(width));
+        if buckets.get(current).is_none_or(|(b, _)| *b != bucket) {
+            current = match buckets.iter().position(|(b, _)| *b == bucket) {
+                Some(found) => found,
+                None => {
+                    buckets.push((bucket, Vec::new()));
+                    buckets.len() - 1
+                }
+            };
+        }
+        buckets[current].1.push(row as u32);
+    }
+    let mut rows: BTreeMap<PartitionKey, Vec<u32>> = BTreeMap::new();
+    for (bucket, indices) in buckets {
+        let key = bucket
+            .and_then(|b| PartitionKey::from_micros(b.checked_mul(width)?, granularity))
             .unwrap_or(fallback);
-        rows.entry(key).or_default().push(row as u32);
+        let merged = rows.entry(key).or_default();
+        if merged.is_empty() {
+            *merged = indices;
+        } else {
+            // Rows without an event time that share the fallback's partition.
+            merged.extend(indices);
+            merged.sort_unstable();
+        }
     }
     if rows.len() == 1 {
         let key = *rows.keys().next().expect("one key");

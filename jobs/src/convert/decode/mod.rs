@@ -401,19 +401,16 @@ pub fn decode_object(
     }
 }
 
-/// Microseconds since the epoch of a timestamp column's rows (None where null).
-pub fn timestamp_micros(column: &ArrayRef) -> Option<Vec<Option<i64>>> {
+/// A timestamp column's rows as microseconds since the epoch (`None` if it is no timestamp).
+pub fn timestamp_micros(column: &ArrayRef) -> Option<TimestampMicrosecondArray> {
     if !matches!(column.data_type(), DataType::Timestamp(..)) {
         return None;
     }
     let cast =
         arrow::compute::cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None)).ok()?;
-    let micros = cast.as_any().downcast_ref::<TimestampMicrosecondArray>()?;
-    Some(
-        (0..micros.len())
-            .map(|i| micros.is_valid(i).then(|| micros.value(i)))
-            .collect(),
-    )
+    cast.as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .cloned()
 }
 
 #[cfg(test)]
