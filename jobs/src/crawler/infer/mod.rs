@@ -13,6 +13,9 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 use serde_json::Value;
 
+mod visit;
+pub use visit::ObserveSeed;
+
 /// The time zone of zone-aware timestamps: UTC, as an offset.
 pub const UTC: &str = "+00:00";
 
@@ -126,8 +129,14 @@ impl Node {
     }
 
     fn field_mut(&mut self, name: &str) -> &mut Node {
-        let index = match self.field_index.get(name) {
-            Some(&index) => index,
+        // Records have a handful of fields: comparing names beats hashing them.
+        let found = if self.fields.len() <= 24 {
+            self.fields.iter().position(|(field, _)| field == name)
+        } else {
+            self.field_index.get(name).copied()
+        };
+        let index = match found {
+            Some(index) => index,
             None => {
                 self.fields.push((name.to_owned(), Node::default()));
                 self.field_index
@@ -143,14 +152,11 @@ impl Node {
         match value {
             Value::Null => self.mark(Kind::Null, String::new),
             Value::Bool(b) => self.mark(Kind::Bool, || b.to_string()),
-            Value::Number(number) => {
-                let kind = match number.as_i64() {
-                    Some(int) => epoch_kind(name, int).unwrap_or(Kind::Int),
-                    None => Kind::Float,
-                };
-                self.mark(kind, || number.to_string());
-            }
-            Value::String(text) => self.mark(string_kind(text), || format!("{text:?}")),
+            Value::Number(number) => match number.as_i64() {
+                Some(int) => self.observe_int(int, name),
+                None => self.mark(Kind::Float, || number.to_string()),
+            },
+            Value::String(text) => self.observe_str(text),
             Value::Array(items) => {
                 self.mark(Kind::List, String::new);
                 let item = self.item.get_or_insert_with(Box::default);
@@ -165,6 +171,15 @@ impl Node {
                 }
             }
         }
+    }
+
+    fn observe_int(&mut self, int: i64, name: &str) {
+        let kind = epoch_kind(name, int).unwrap_or(Kind::Int);
+        self.mark(kind, || int.to_string());
+    }
+
+    fn observe_str(&mut self, text: &str) {
+        self.mark(string_kind(text), || format!("{text:?}"));
     }
 
     /// Unions another node into this one.
@@ -343,6 +358,12 @@ pub fn source_metadata(source: &str) -> HashMap<String, String> {
 
 /// Integers in a field whose name says it is a time, and whose magnitude fits, are epoch times.
 fn epoch_kind(name: &str, value: i64) -> Option<Kind> {
+    // Magnitude first: most integers are no epoch time, and the name test is the dearer one.
+    let seconds = (1_000_000_000..10_000_000_000).contains(&value);
+    let millis = (1_000_000_000_000..10_000_000_000_000).contains(&value);
+    if !seconds && !millis {
+        return None;
+    }
     let lower = name.to_ascii_lowercase();
     let says_millis = ["_ms", "millis", "_msec"]
         .iter()
@@ -366,8 +387,6 @@ fn epoch_kind(name: &str, value: i64) -> Option<Kind> {
     if !says_time {
         return None;
     }
-    let seconds = (1_000_000_000..10_000_000_000).contains(&value);
-    let millis = (1_000_000_000_000..10_000_000_000_000).contains(&value);
     match (seconds, millis) {
         (true, _) if !says_millis => Some(Kind::EpochSeconds),
         (_, true) => Some(Kind::EpochMillis),

@@ -56,29 +56,14 @@ pub(super) fn json(
     sink: &mut Sink,
 ) -> Result<Parsed, ObjectFailure> {
     match framing {
-        JsonFraming::Lines => {
-            lines(
-                text,
-                at_end,
-                max_record,
-                sink,
-                |line| match serde_json::from_str::<Value>(line) {
-                    Ok(Value::Object(map)) => Ok(Value::Object(map)),
-                    Ok(other) => Err(format!(
-                        "expected a JSON object, found {}",
-                        json_kind(&other)
-                    )),
-                    Err(err) => Err(err.to_string()),
-                },
-            )
-        }
+        JsonFraming::Lines => lines(text, at_end, max_record, sink, Sink::record_json),
         JsonFraming::Concatenated | JsonFraming::Array => {
             stream(text, framing, at_end, max_record, sink)
         }
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
+pub(super) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -95,7 +80,7 @@ fn lines(
     at_end: bool,
     max_record: usize,
     sink: &mut Sink,
-    parse: impl Fn(&str) -> Result<Value, String>,
+    mut record: impl FnMut(&mut Sink, &str) -> Result<(), String>,
 ) -> Result<Parsed, ObjectFailure> {
     let mut rest = text;
     let mut line_number = 0_u64;
@@ -128,9 +113,8 @@ fn lines(
         }
         let line = line.trim();
         if !line.is_empty() {
-            match parse(line) {
-                Ok(record) => sink.record(record),
-                Err(reason) => sink.malformed(line_number, reason),
+            if let Err(reason) = record(sink, line) {
+                sink.malformed(line_number, reason);
             }
         }
         rest = next;
@@ -294,7 +278,7 @@ pub(super) fn apache_log(
         &*COMMON_LOG
     };
     let format_name = if combined { "combined" } else { "common" };
-    lines(text, at_end, max_record, sink, |line| {
+    lines(text, at_end, max_record, sink, |sink, line| {
         let caps = regex
             .captures(line)
             .ok_or_else(|| format!("line does not match the Apache {format_name} log format"))?;
@@ -338,7 +322,8 @@ pub(super) fn apache_log(
             record.insert("referrer".into(), text_field(8));
             record.insert("agent".into(), text_field(9));
         }
-        Ok(Value::Object(record))
+        sink.record(Value::Object(record));
+        Ok(())
     })
 }
 

@@ -9,9 +9,10 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::decompress::{decompressor, gzip_size_hint};
-use super::infer::Node;
+use super::infer::{Node, ObserveSeed};
 use super::records;
 use super::sniff::{Compression, Format, JsonFraming, TextFormat, sniff_text};
+use serde::de::DeserializeSeed;
 
 /// Bounds on how much of each object the crawler reads.
 #[derive(Debug, Clone)]
@@ -88,6 +89,19 @@ pub struct ObjectAnalysis {
 /// Decompressed bytes of the first look at an object.
 const INITIAL_SAMPLE_BYTES: usize = 256 << 10;
 
+/// How far the sample reads next: where the wanted records should end at the density seen so
+/// far, with a quarter more for margin; 4× when no record is complete yet. At least a quarter
+/// more than now (so it ends), at most 4× and `max_bytes`.
+fn next_sample_target(target: usize, sampled: usize, seen: u64, options: &SampleOptions) -> usize {
+    let wanted = match seen {
+        0 => target.saturating_mul(4),
+        seen => (sampled as f64 / seen as f64 * options.max_records as f64 * 1.25) as usize,
+    };
+    wanted
+        .clamp(target + target / 4, target.saturating_mul(4))
+        .min(options.max_bytes)
+}
+
 /// Samples a whole object held in memory (everything but Parquet, whose footer is read apart).
 pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, ObjectFailure> {
     if bytes.is_empty() {
@@ -101,8 +115,8 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
         detail: err.to_string(),
     };
 
-    // The sample grows (256 KiB, then 4× at a time, up to `max_bytes`) only while it holds fewer
-    // records than wanted: most objects need a fraction of the byte budget.
+    // The sample grows (from 256 KiB up to `max_bytes`) only while it holds fewer records than
+    // wanted: most objects need a fraction of the byte budget.
     let mut sample = Vec::with_capacity(INITIAL_SAMPLE_BYTES.min(options.max_bytes));
     let mut target = INITIAL_SAMPLE_BYTES.min(options.max_bytes);
     let (at_end, text_format, mut sink, parsed) = loop {
@@ -144,7 +158,15 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
             }
             TextFormat::Unrecognised => return Err(ObjectFailure::Unrecognised),
             TextFormat::Json(framing) => {
-                records::json(text, framing, at_end, options.max_record_bytes, &mut sink)?
+                let parsed =
+                    records::json(text, framing, at_end, options.max_record_bytes, &mut sink)?;
+                if sink.polluted {
+                    sink = Sink::new(options.max_records);
+                    sink.direct = false;
+                    records::json(text, framing, at_end, options.max_record_bytes, &mut sink)?
+                } else {
+                    parsed
+                }
             }
             TextFormat::ApacheCommon | TextFormat::ApacheCombined => {
                 let combined = text_format == TextFormat::ApacheCombined;
@@ -157,7 +179,7 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
         if at_end || sink.full() || sample.len() >= options.max_bytes {
             break (at_end, text_format, sink, parsed);
         }
-        target = target.saturating_mul(4).min(options.max_bytes);
+        target = next_sample_target(target, sample.len(), sink.sampled + sink.malformed, options);
     };
     if text_format == TextFormat::Unrecognised {
         return Err(ObjectFailure::Unrecognised);
@@ -309,6 +331,11 @@ pub(super) struct Sink {
     malformed_examples: Vec<String>,
     first_malformed: Option<(u64, String)>,
     error_codes: BTreeMap<String, u64>,
+    /// JSON lines may be observed straight from their text (see `record_json`).
+    direct: bool,
+    /// A line failed half-way through a direct observation: the schema may hold part of it, so
+    /// the sample is parsed again without direct observation.
+    polluted: bool,
 }
 
 impl Sink {
@@ -324,6 +351,8 @@ impl Sink {
             malformed_examples: Vec::new(),
             first_malformed: None,
             error_codes: BTreeMap::new(),
+            direct: true,
+            polluted: false,
         }
     }
 
@@ -350,6 +379,43 @@ impl Sink {
 
     pub(super) fn full(&self) -> bool {
         self.sampled + self.malformed >= self.max_records as u64
+    }
+
+    /// A JSON line. Once the first record shows the object holds plain records (not Firehose
+    /// error envelopes, whose values are needed), a line is validated without allocating and
+    /// then observed straight from its text; otherwise it is parsed into a `Value`.
+    pub(super) fn record_json(&mut self, line: &str) -> Result<(), String> {
+        if self.direct && self.decided && !self.envelopes && line.starts_with('{') {
+            serde_json::from_str::<serde::de::IgnoredAny>(line).map_err(|e| e.to_string())?;
+            let mut deserializer = serde_json::Deserializer::from_str(line);
+            let observed = ObserveSeed {
+                node: &mut self.schema,
+                name: "",
+            }
+            .deserialize(&mut deserializer);
+            // A lone surrogate or an out-of-range number passes the validation but not a parse.
+            return match observed {
+                Ok(()) => {
+                    self.sampled += 1;
+                    Ok(())
+                }
+                Err(err) => {
+                    self.polluted = true;
+                    Err(err.to_string())
+                }
+            };
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(record @ Value::Object(_)) => {
+                self.record(record);
+                Ok(())
+            }
+            Ok(other) => Err(format!(
+                "expected a JSON object, found {}",
+                records::json_kind(&other)
+            )),
+            Err(err) => Err(err.to_string()),
+        }
     }
 
     pub(super) fn record(&mut self, record: Value) {
