@@ -330,7 +330,7 @@ async fn run(
         base_version,
         staging: location.join(&format!("_staging/run={run_id}"))?,
         on_source: options.on_source.clone(),
-        delimiter: decode::table_delimiter(table),
+        line_format: decode::LineFormat::of_table(table),
     };
     let output = pipeline::run(source_lake, curated_lake, sources, &spec).await?;
 

@@ -33,8 +33,8 @@ pub struct PipelineSpec {
     /// Where finished files are uploaded: `<dest>/<table>/_staging/run=<id>`.
     pub staging: LakeKey,
     pub on_source: Option<super::SourceDone>,
-    /// A delimited table's delimiter: its objects are read as CSV rows.
-    pub delimiter: Option<u8>,
+    /// A line-oriented table's format (CSV, TSV, Apache log): its objects are read as rows.
+    pub line_format: Option<super::decode::LineFormat>,
 }
 
 /// One source's outcome.
@@ -231,15 +231,15 @@ fn worker(
         let decoded = decompress_into(&bytes, &mut text)
             .map_err(|failure| failure.to_string())
             .and_then(|()| {
-                // Delimited landings are read as JSON lines typed by the table's schema.
-                let delimited = spec
-                    .delimiter
-                    .map(|d| super::decode::delimited_to_json(&text, &latest, d));
-                if let Some(rows) = &delimited {
+                // Line-oriented landings are read as JSON lines typed by the table's schema.
+                let rows = spec
+                    .line_format
+                    .map(|format| format.to_json(&text, &latest));
+                if let Some(rows) = &rows {
                     text.clear();
                     text.extend_from_slice(&rows.json);
                 }
-                let mut object = if delimited.as_ref().is_some_and(|d| d.json.is_empty()) {
+                let mut object = if rows.as_ref().is_some_and(|r| r.json.is_empty()) {
                     super::decode::Decoded::empty(latest.clone())
                 } else {
                     decode_object(&text, &source.key, &latest, spec.allow_new_fields)?
@@ -249,7 +249,7 @@ fn worker(
                         .apply_mapping(mapping, &text, &source.key)
                         .map_err(|e| e.to_string())?;
                 }
-                if let Some(rows) = delimited {
+                if let Some(rows) = rows {
                     rows.restore(&mut object, &source.key);
                 }
                 Ok(object)

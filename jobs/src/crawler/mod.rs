@@ -10,7 +10,7 @@ pub mod group;
 pub mod infer;
 pub mod layout;
 pub mod plan;
-mod records;
+pub(crate) mod records;
 mod report;
 pub mod sample;
 pub mod sniff;

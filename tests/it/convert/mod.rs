@@ -55,6 +55,29 @@ async fn convert_table(
     convert(lake, lake, &db.catalog, &options).await
 }
 
+/// The run's quarantine entries, in the order they were written.
+async fn quarantine_entries(lake: &Lake, report: &ConvertReport) -> Vec<serde_json::Value> {
+    let key = report
+        .quarantine
+        .as_deref()
+        .expect("the run quarantined records");
+    let bytes = lake.get(&LakeKey::parse(key).unwrap()).await.unwrap();
+    std::str::from_utf8(&bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Records read, written and quarantined by a run.
+fn counts(report: &ConvertReport) -> (u64, u64, u64) {
+    (
+        report.records_read,
+        report.records_written,
+        report.records_quarantined,
+    )
+}
+
 /// Every row of the visible (non-staging) Parquet files under a prefix.
 async fn visible_batches(lake: &Lake, prefix: &str) -> Vec<(String, RecordBatch)> {
     let keys: Vec<String> = lake
@@ -196,15 +219,7 @@ async fn reconciliation_on_ndjson_and_concatenated_landings(backend: Backend) {
             report.records_quarantined, generated.malformed_records,
             "concat={concat}"
         );
-        let quarantine = lake
-            .get(&LakeKey::parse(report.quarantine.as_deref().unwrap()).unwrap())
-            .await
-            .unwrap();
-        let entries: Vec<serde_json::Value> = std::str::from_utf8(&quarantine)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let entries = quarantine_entries(&lake, &report).await;
         assert_eq!(entries.len() as u64, report.records_quarantined);
         for entry in &entries {
             assert!(
@@ -268,12 +283,7 @@ async fn late_fields_conflicts_and_schema_versions(backend: Backend) {
         ["firmware.v"],
         "new columns are named by nested path"
     );
-    let quarantine = lake
-        .get(&LakeKey::parse(report.quarantine.as_deref().unwrap()).unwrap())
-        .await
-        .unwrap();
-    let entry: serde_json::Value =
-        serde_json::from_slice(quarantine.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    let entry = &quarantine_entries(&lake, &report).await[0];
     assert_eq!(entry["line"], 15_001);
     assert!(
         entry["reason"].as_str().unwrap().contains("pm25"),

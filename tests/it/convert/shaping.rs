@@ -7,13 +7,94 @@ use jobs::crawler::{CrawlOptions, crawl};
 use jobs::lake::{Lake, LakeKey};
 use tests::{Backend, TestDb, put};
 
-use super::{convert_table, db_name, landed, unique_rows, visible_batches};
+use jobs::convert::ConvertReport;
+
+use super::{
+    convert_table, counts, db_name, landed, quarantine_entries, unique_rows, visible_batches,
+};
 
 tests::on_both_backends!(
     compaction_merges_small_files_and_keeps_every_row,
     a_mapping_flattens_renames_drops_and_casts,
     delimited_landings_convert_and_bad_rows_keep_their_csv_lines,
+    apache_log_landings_convert_by_request_time,
 );
+
+/// Lands `objects`, crawls `table` (expecting `failed` objects the crawler cannot read), and
+/// converts it.
+async fn land_crawl_convert(
+    lake: &Lake,
+    db: &TestDb,
+    table: &str,
+    objects: Vec<(&str, Vec<u8>)>,
+    failed: usize,
+) -> ConvertReport {
+    for (key, bytes) in objects {
+        put(lake, key, bytes).await;
+    }
+    let crawled = crawl(
+        lake,
+        &db.catalog,
+        &CrawlOptions::new(db_name(), LakeKey::parse(table).unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(crawled.objects_failed, failed, "{:?}", crawled.failures);
+    convert_table(lake, db, table, |_| {}).await.unwrap()
+}
+
+async fn apache_log_landings_convert_by_request_time(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let lake = Lake::in_memory();
+    let mut log = String::new();
+    for i in 0..30 {
+        // Around midnight UTC in +02:00: the first fifteen requests are still the 29th in UTC.
+        log.push_str(&format!(
+            "10.0.0.{i} - alice [30/May/2024:{:02}:{:02}:00 +0200] \"GET /api/{i} HTTP/1.1\" 200 {}\n",
+            1 + i / 15,
+            (i * 4) % 60,
+            100 + i
+        ));
+    }
+    log.push_str("not a log line at all\n"); // line 31
+    log.push_str(
+        "10.0.0.99 - - [30/May/2024:02:00:00 +0200] \"GET / HTTP/1.1\" 404 -\n", // no bytes: null
+    );
+    let object = tests::gzip(log.as_bytes());
+    let objects = vec![("access/2024/05/30/00/part-0.log.gz", object)];
+    let report = land_crawl_convert(&lake, &db, "access", objects, 0).await;
+    assert_eq!(counts(&report), (32, 31, 1), "{report:?}");
+    let mut partitions = report.partitions.clone();
+    partitions.sort();
+    assert!(
+        partitions[0].ends_with("day=29") && partitions[1].ends_with("day=30"),
+        "partitioned by the request's time in UTC: {partitions:?}"
+    );
+    let batches = visible_batches(&lake, "curated/access").await;
+    let rows: usize = batches.iter().map(|(_, b)| b.num_rows()).sum();
+    assert_eq!(rows, 31);
+    let (_, batch) = &batches[0];
+    for (column, data_type) in [
+        ("response", arrow::datatypes::DataType::Int64),
+        ("bytes", arrow::datatypes::DataType::Int64),
+        ("verb", arrow::datatypes::DataType::Utf8),
+    ] {
+        assert_eq!(
+            batch.column_by_name(column).unwrap().data_type(),
+            &data_type
+        );
+    }
+    let entry = &quarantine_entries(&lake, &report).await[0];
+    assert_eq!(entry["line"], 31, "{entry}");
+    assert_eq!(entry["record"], "not a log line at all", "{entry}");
+    assert!(
+        entry["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match the Apache common log format"),
+        "{entry}"
+    );
+}
 
 async fn delimited_landings_convert_and_bad_rows_keep_their_csv_lines(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -31,42 +112,24 @@ async fn delimited_landings_convert_and_bad_rows_keep_their_csv_lines(backend: B
     }
     csv.push_str("aq-09,2024-05-30T11:00:00Z,12.5\n"); // line 42: a field short
     csv.push_str("aq-09,2024-05-30T11:15:00Z,,true\n"); // line 43: no reading (null)
-    put(
-        &lake,
-        "readings/2024/05/30/12/part-0.csv.gz",
-        tests::gzip(csv.as_bytes()),
-    )
-    .await;
     // A ragged second line: the crawler cannot tell the format and fails the object; the
     // conversion takes it (it lies under the table) and reads it with the table's delimiter.
     let mut ragged = String::from("device_id,ts,pm25,ok\naq-07\n");
     for i in 0..5 {
         ragged.push_str(&format!("aq-07,2024-05-30T13:{i:02}:00Z,9.5,true\n"));
     }
-    put(
-        &lake,
-        "readings/2024/05/30/13/part-1.csv.gz",
-        tests::gzip(ragged.as_bytes()),
-    )
-    .await;
-    let crawled = crawl(
-        &lake,
-        &db.catalog,
-        &CrawlOptions::new(db_name(), LakeKey::parse("readings").unwrap()),
-    )
-    .await
-    .unwrap();
-    assert_eq!(crawled.objects_failed, 1, "{:?}", crawled.failures);
-    let report = convert_table(&lake, &db, "readings", |_| {}).await.unwrap();
-    assert_eq!(
+    let objects = vec![
         (
-            report.records_read,
-            report.records_written,
-            report.records_quarantined
+            "readings/2024/05/30/12/part-0.csv.gz",
+            tests::gzip(csv.as_bytes()),
         ),
-        (48, 46, 2),
-        "{report:?}"
-    );
+        (
+            "readings/2024/05/30/13/part-1.csv.gz",
+            tests::gzip(ragged.as_bytes()),
+        ),
+    ];
+    let report = land_crawl_convert(&lake, &db, "readings", objects, 1).await;
+    assert_eq!(counts(&report), (48, 46, 2), "{report:?}");
     let rows: usize = visible_batches(&lake, "curated/readings")
         .await
         .iter()
@@ -84,14 +147,7 @@ async fn delimited_landings_convert_and_bad_rows_keep_their_csv_lines(backend: B
         "event time from the ts column: {:?}",
         report.partitions
     );
-    let quarantine = lake
-        .get(&LakeKey::parse(report.quarantine.as_deref().unwrap()).unwrap())
-        .await
-        .unwrap();
-    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&quarantine)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let entries = quarantine_entries(&lake, &report).await;
     let lines: Vec<(u64, String)> = entries
         .iter()
         .map(|e| {

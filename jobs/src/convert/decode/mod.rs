@@ -17,9 +17,9 @@ use serde_json::Value;
 use crate::crawler::infer::{Node, TIMESTAMP_SOURCE};
 use crate::crawler::sniff::{JsonFraming, TextFormat, sniff_text};
 
-mod delimited;
 mod direct;
-pub use delimited::{Delimited, delimited_to_json, table_delimiter};
+mod text_rows;
+pub use text_rows::{LineFormat, TextRows, apache_log_to_json, delimited_to_json};
 
 /// Records decoded together before falling back to one at a time.
 const CHUNK_RECORDS: usize = 4096;

@@ -130,3 +130,21 @@ fn delimited_rows_are_typed_by_the_schema_and_keep_their_csv_lines() {
     assert_eq!(lines[2].0, 27, "{lines:?}");
     assert!(lines[2].1.contains("2 fields, expected 4"), "{lines:?}");
 }
+
+#[test]
+fn apache_log_lines_become_records_and_bad_lines_keep_their_place() {
+    let log = "127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET /a.gif HTTP/1.0\" 200 2326\n\
+               \n\
+               garbage\n\
+               10.1.1.1 - - [10/Oct/2000:13:56:00 -0700] \"POST /b HTTP/1.1\" 201 -\n";
+    let rows = apache_log_to_json(log.as_bytes(), false);
+    assert_eq!(rows.positions, [(1, 0), (4, 87)]);
+    assert_eq!(rows.rejected.len(), 1);
+    let (line, offset, reason, record) = &rows.rejected[0];
+    assert_eq!((*line, *offset, record.as_str()), (3, 79, "garbage"));
+    assert!(reason.contains("Apache common log format"), "{reason}");
+    let first: serde_json::Value =
+        serde_json::from_slice(rows.json.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(first["timestamp"], "2000-10-10T13:55:36-07:00");
+    assert_eq!(first["bytes"], 2326);
+}

@@ -272,59 +272,66 @@ pub(super) fn apache_log(
     max_record: usize,
     sink: &mut Sink,
 ) -> Result<Parsed, ObjectFailure> {
+    lines(text, at_end, max_record, sink, |sink, line| {
+        sink.record(Value::Object(apache_record(line, combined)?));
+        Ok(())
+    })
+}
+
+/// One line of an Apache common or combined log as a record (`clientip`, `timestamp` in
+/// RFC 3339, `verb`, `request`, `response`, `bytes`, ...), or why it is not one. Conversion
+/// reads Apache log landings with it too.
+pub fn apache_record(line: &str, combined: bool) -> Result<Map<String, Value>, String> {
     let regex = if combined {
         &*COMBINED_LOG
     } else {
         &*COMMON_LOG
     };
     let format_name = if combined { "combined" } else { "common" };
-    lines(text, at_end, max_record, sink, |sink, line| {
-        let caps = regex
-            .captures(line)
-            .ok_or_else(|| format!("line does not match the Apache {format_name} log format"))?;
-        let mut record = Map::new();
-        let text_field = |i: usize| Value::String(caps[i].to_owned());
-        record.insert("clientip".into(), text_field(1));
-        record.insert("ident".into(), text_field(2));
-        record.insert("auth".into(), text_field(3));
-        let timestamp = chrono::DateTime::parse_from_str(&caps[4], "%d/%b/%Y:%H:%M:%S %z")
-            .map(|t| Value::String(t.to_rfc3339()))
-            .map_err(|err| format!("timestamp {:?}: {err}", &caps[4]))?;
-        record.insert("timestamp".into(), timestamp);
-        let mut request = caps[5].splitn(3, ' ');
-        record.insert(
-            "verb".into(),
-            request
-                .next()
-                .map_or(Value::Null, |s| Value::String(s.into())),
-        );
-        record.insert(
-            "request".into(),
-            request
-                .next()
-                .map_or(Value::Null, |s| Value::String(s.into())),
-        );
-        record.insert(
-            "httpversion".into(),
-            request.next().map_or(Value::Null, |s| {
-                Value::String(s.trim_start_matches("HTTP/").into())
-            }),
-        );
-        record.insert(
-            "response".into(),
-            Value::from(caps[6].parse::<i64>().unwrap_or_default()),
-        );
-        record.insert(
-            "bytes".into(),
-            caps[7].parse::<i64>().map_or(Value::Null, Value::from),
-        );
-        if combined {
-            record.insert("referrer".into(), text_field(8));
-            record.insert("agent".into(), text_field(9));
-        }
-        sink.record(Value::Object(record));
-        Ok(())
-    })
+    let caps = regex
+        .captures(line)
+        .ok_or_else(|| format!("line does not match the Apache {format_name} log format"))?;
+    let mut record = Map::new();
+    let text_field = |i: usize| Value::String(caps[i].to_owned());
+    record.insert("clientip".into(), text_field(1));
+    record.insert("ident".into(), text_field(2));
+    record.insert("auth".into(), text_field(3));
+    let timestamp = chrono::DateTime::parse_from_str(&caps[4], "%d/%b/%Y:%H:%M:%S %z")
+        .map(|t| Value::String(t.to_rfc3339()))
+        .map_err(|err| format!("timestamp {:?}: {err}", &caps[4]))?;
+    record.insert("timestamp".into(), timestamp);
+    let mut request = caps[5].splitn(3, ' ');
+    record.insert(
+        "verb".into(),
+        request
+            .next()
+            .map_or(Value::Null, |s| Value::String(s.into())),
+    );
+    record.insert(
+        "request".into(),
+        request
+            .next()
+            .map_or(Value::Null, |s| Value::String(s.into())),
+    );
+    record.insert(
+        "httpversion".into(),
+        request.next().map_or(Value::Null, |s| {
+            Value::String(s.trim_start_matches("HTTP/").into())
+        }),
+    );
+    record.insert(
+        "response".into(),
+        Value::from(caps[6].parse::<i64>().unwrap_or_default()),
+    );
+    record.insert(
+        "bytes".into(),
+        caps[7].parse::<i64>().map_or(Value::Null, Value::from),
+    );
+    if combined {
+        record.insert("referrer".into(), text_field(8));
+        record.insert("agent".into(), text_field(9));
+    }
+    Ok(record)
 }
 
 /// A CSV/TSV cell as the JSON value inference should see.

@@ -1,17 +1,50 @@
-//! Delimited landings (CSV, TSV): rows become JSON lines typed by the table's schema, so that
-//! the JSON decoder reads them; the quarantine points back at the CSV's lines.
+//! Line-oriented landings (CSV, TSV, Apache logs): rows become JSON lines typed by the table's
+//! schema, so that the JSON decoder reads them; the quarantine points back at the source's lines.
 
 use arrow::datatypes::{DataType, Schema};
 use serde_json::Value;
 
 use super::{Decoded, Quarantined};
 
-/// A delimited (CSV, TSV) object as JSON lines, so that the JSON decoder reads it against the
-/// table's schema: one JSON object per row, its CSV line kept for quarantine.
-pub struct Delimited {
+/// How the objects of a line-oriented (not JSON) table are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFormat {
+    /// CSV or TSV rows with this delimiter.
+    Delimited(u8),
+    /// Apache common or combined log lines, read as the crawler reads them.
+    ApacheLog { combined: bool },
+}
+
+impl LineFormat {
+    /// The format of a table as the crawler recorded it; `None` for JSON tables.
+    pub fn of_table(table: &crate::catalog::TableInfo) -> Option<Self> {
+        let recorded = table.properties["delimiter"]
+            .as_str()
+            .and_then(|d| d.bytes().next());
+        match table.format.as_str() {
+            "csv" => Some(Self::Delimited(recorded.unwrap_or(b','))),
+            "tsv" => Some(Self::Delimited(recorded.unwrap_or(b'\t'))),
+            "apache_common" => Some(Self::ApacheLog { combined: false }),
+            "apache_combined" => Some(Self::ApacheLog { combined: true }),
+            _ => None,
+        }
+    }
+
+    /// An object's text as JSON lines typed by `schema`.
+    pub fn to_json(self, text: &[u8], schema: &Schema) -> TextRows {
+        match self {
+            Self::Delimited(delimiter) => delimited_to_json(text, schema, delimiter),
+            Self::ApacheLog { combined } => apache_log_to_json(text, combined),
+        }
+    }
+}
+
+/// A line-oriented object as JSON lines, so that the JSON decoder reads it against the table's
+/// schema: one JSON object per row, its source line kept for quarantine.
+pub struct TextRows {
     /// One JSON object per well-formed row, newline-separated.
     pub json: Vec<u8>,
-    /// The CSV line and byte offset of each JSON line.
+    /// The source line and byte offset of each JSON line.
     pub positions: Vec<(u64, usize)>,
     /// Rows that could not become records (wrong number of fields), with why.
     pub rejected: Vec<(u64, usize, String, String)>,
@@ -21,14 +54,14 @@ pub struct Delimited {
 /// `col0`, `col1`, ... as the crawler names them. Empty cells are null; cells of numeric and
 /// boolean columns are numbers and booleans when they parse (otherwise strings, which the
 /// decoder then quarantines with its reason); other cells are strings.
-pub fn delimited_to_json(text: &[u8], schema: &Schema, delimiter: u8) -> Delimited {
+pub fn delimited_to_json(text: &[u8], schema: &Schema, delimiter: u8) -> TextRows {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
         .from_reader(text);
     let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    let mut out = Delimited {
+    let mut out = TextRows {
         json: Vec::new(),
         positions: Vec::new(),
         rejected: Vec::new(),
@@ -119,8 +152,40 @@ pub fn delimited_to_json(text: &[u8], schema: &Schema, delimiter: u8) -> Delimit
     out
 }
 
-impl Delimited {
-    /// Points the quarantine of a decoded object back at the CSV's lines and adds the rows
+/// Apache log lines as JSON lines; a line that does not match the format, or whose time does not
+/// parse, is rejected with why (blank lines are no records).
+pub fn apache_log_to_json(text: &[u8], combined: bool) -> TextRows {
+    let mut out = TextRows {
+        json: Vec::new(),
+        positions: Vec::new(),
+        rejected: Vec::new(),
+    };
+    let mut offset = 0;
+    for (line_number, line) in (1..).zip(text.split(|&b| b == b'\n')) {
+        let start = offset;
+        offset += line.len() + 1;
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match crate::crawler::records::apache_record(line, combined) {
+            Ok(record) => {
+                serde_json::to_writer(&mut out.json, &Value::Object(record))
+                    .expect("writes to memory");
+                out.json.push(b'\n');
+                out.positions.push((line_number, start));
+            }
+            Err(reason) => out
+                .rejected
+                .push((line_number, start, reason, line.to_owned())),
+        }
+    }
+    out
+}
+
+impl TextRows {
+    /// Points the quarantine of a decoded object back at the source's lines and adds the rows
     /// that never became records, so that read = written + quarantined still holds.
     pub fn restore(self, decoded: &mut Decoded, source_key: &str) {
         for record in &mut decoded.quarantined {
@@ -142,17 +207,5 @@ impl Delimited {
                 record,
             });
         }
-    }
-}
-
-/// The delimiter of a delimited (CSV, TSV) table, as the crawler recorded it; None otherwise.
-pub fn table_delimiter(table: &crate::catalog::TableInfo) -> Option<u8> {
-    let recorded = table.properties["delimiter"]
-        .as_str()
-        .and_then(|d| d.bytes().next());
-    match table.format.as_str() {
-        "csv" => Some(recorded.unwrap_or(b',')),
-        "tsv" => Some(recorded.unwrap_or(b'\t')),
-        _ => None,
     }
 }
