@@ -254,13 +254,8 @@ impl Column {
                     loop {
                         item.value(parser)?;
                         count += 1;
-                        match parser.peek()? {
-                            b',' => parser.pos += 1,
-                            b']' => {
-                                parser.pos += 1;
-                                break;
-                            }
-                            _ => return None,
+                        if parser.separator(b']')? {
+                            break;
                         }
                     }
                 }
@@ -426,13 +421,8 @@ impl StructColumn {
                 guess = self.follows[index];
                 parser.expect(b':')?;
                 self.children[index].value(parser)?;
-                match parser.peek()? {
-                    b',' => parser.pos += 1,
-                    b'}' => {
-                        parser.pos += 1;
-                        break;
-                    }
-                    _ => return None,
+                if parser.separator(b'}')? {
+                    break;
                 }
             }
         }

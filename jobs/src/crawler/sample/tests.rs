@@ -128,3 +128,24 @@ fn other_compressions_decode() {
         assert_eq!((analysis.compression, analysis.records), (compression, 3));
     }
 }
+
+#[test]
+fn a_line_that_fails_half_way_leaves_no_field_in_the_schema() {
+    // The second line is valid JSON to a validator but not to a parser (a lone surrogate after
+    // a field only it has): observed straight from its text, it would leave `ghost` behind.
+    let text = "{\"a\":1}\n{\"ghost\":1,\"s\":\"\\ud800\"}\n{\"a\":2,\"b\":\"x\"}\n";
+    let analysis = analyze(text.as_bytes(), &SampleOptions::default()).unwrap();
+    assert_eq!(
+        (analysis.sampled_records, analysis.malformed_records),
+        (2, 1)
+    );
+    assert_eq!(
+        analysis.schema.field_names().collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert!(
+        analysis.malformed_examples[0].starts_with("line 2: "),
+        "{:?}",
+        analysis.malformed_examples
+    );
+}

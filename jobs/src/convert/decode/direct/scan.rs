@@ -74,6 +74,19 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// After a member or an element: steps over a comma (`Some(false)`) or the closing `close`
+    /// (`Some(true)`); anything else is malformed.
+    #[inline]
+    pub(super) fn separator(&mut self, close: u8) -> Option<bool> {
+        let byte = self.peek()?;
+        self.pos += 1;
+        match byte {
+            b',' => Some(false),
+            _ if byte == close => Some(true),
+            _ => None,
+        }
+    }
+
     /// Whether the text at the cursor is `key` (a field's name in quotes); if so, steps over it.
     #[inline]
     pub(super) fn key(&mut self, key: &Key) -> bool {
