@@ -3,7 +3,7 @@
 use candle_core::{Device, Tensor, Var};
 
 use super::super::cell;
-use super::super::likelihood::{Likelihood, lgamma, softplus};
+use super::super::likelihood::{Likelihood, lgamma, softplus, stratified_normals};
 use super::tensor;
 
 #[test]
@@ -145,6 +145,85 @@ fn samples_follow_their_distribution() {
             "{likelihood}: sample mean {mean}, mean {want}"
         );
     }
+}
+
+#[test]
+fn stratified_normals_put_one_draw_in_every_stratum() {
+    use rand::SeedableRng;
+    use statrs::distribution::{ContinuousCDF, Normal};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let phi = Normal::standard();
+    let mut draws = Vec::new();
+    for n in [1, 2, 7, 100] {
+        stratified_normals(n, &mut rng, &mut draws);
+        assert_eq!(draws.len(), n);
+        let mut strata: Vec<usize> = draws
+            .iter()
+            .map(|z| (phi.cdf(*z) * n as f64) as usize)
+            .collect();
+        strata.sort_unstable();
+        assert_eq!(strata, (0..n).collect::<Vec<_>>(), "n = {n}: {draws:?}");
+    }
+}
+
+#[test]
+fn one_path_s_stratified_draws_are_independent_standard_normals() {
+    use rand::SeedableRng;
+    use statrs::distribution::{ContinuousCDF, Normal};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let (calls, paths) = (20_000, 10);
+    let mut draws = Vec::new();
+    // Path 3's draw at every call (a call is one forecast step).
+    let path: Vec<f64> = (0..calls)
+        .map(|_| {
+            stratified_normals(paths, &mut rng, &mut draws);
+            draws[3]
+        })
+        .collect();
+    let mut sorted = path.clone();
+    sorted.sort_by(f64::total_cmp);
+    let phi = Normal::standard();
+    // Kolmogorov-Smirnov distance to N(0, 1); 0.0136 is the 5 % critical value for n = 20 000.
+    let ks = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, z)| {
+            let f = phi.cdf(*z);
+            (f - i as f64 / calls as f64)
+                .abs()
+                .max((f - (i + 1) as f64 / calls as f64).abs())
+        })
+        .fold(0.0, f64::max);
+    assert!(ks < 0.0136, "KS distance {ks}");
+    let mean = path.iter().sum::<f64>() / calls as f64;
+    let lag1 = path.windows(2).map(|w| (w[0] - mean) * (w[1] - mean)).sum::<f64>()
+        / (calls - 1) as f64;
+    assert!(lag1.abs() < 0.03, "draws of consecutive steps correlate: {lag1}");
+}
+
+#[test]
+fn student_t_from_a_normal_draw_is_student_t() {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    // df = 2 + softplus(1.0), mu 1, sigma softplus(0.5).
+    let d = Likelihood::StudentT.host_distribution(&[1.0, 1.0, 0.5], 1.0);
+    let super::super::likelihood::Distribution1::StudentT { df, mu, sigma } = d else {
+        panic!("{d:?}")
+    };
+    let want = StudentsT::new(f64::from(mu), f64::from(sigma), f64::from(df)).unwrap();
+    let n = 20_000;
+    let mut sorted: Vec<f64> = (0..n)
+        .map(|_| f64::from(d.sample_from_normal(StandardNormal.sample(&mut rng), &mut rng)))
+        .collect();
+    sorted.sort_by(f64::total_cmp);
+    let ks = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (want.cdf(*x) - (i as f64 + 0.5) / n as f64).abs())
+        .fold(0.0, f64::max);
+    assert!(ks < 0.0136, "KS distance to Student-t({df}): {ks}");
 }
 
 #[test]
