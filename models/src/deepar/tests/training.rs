@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::super::series::{Series, read_json_lines};
 use super::super::*;
-use super::{hyperparameters, series};
+use super::{freq, hyperparameters, series};
 
 fn write_lines(lines: &[serde_json::Value]) -> tempfile::NamedTempFile {
     use std::io::Write;
@@ -227,4 +227,35 @@ fn quantiles_and_mean_of_a_forecast() {
     assert_eq!(f.mean(), vec![2.0, 20.0]);
     assert_eq!(f.quantile(0.5), vec![2.0, 20.0]);
     assert_eq!(f.quantile(0.25), vec![1.5, 15.0]);
+}
+
+#[test]
+fn training_windows_have_their_whole_history_unless_the_series_is_short() {
+    use rand::SeedableRng;
+
+    use super::super::inputs::{Layout, Prepared};
+    use super::super::train::Sampler;
+    let layout = Layout::new(freq("H"), 24, 24, 0);
+    // Context 24 plus the longest hourly lag (721) minus one.
+    assert_eq!(layout.history(), 744);
+    let long = Prepared::new(&series("2016-01-01 00:00:00", vec![1.0; 2000]), &layout, 0);
+    let short = Prepared::new(&series("2016-01-01 00:00:00", vec![1.0; 100]), &layout, 0);
+    let sampler = Sampler::new(&[long, short], 24, layout.history());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let (mut long_splits, mut short_draws) = (Vec::new(), 0);
+    for _ in 0..50_000 {
+        match sampler.draw(&mut rng) {
+            (0, split) => long_splits.push(split),
+            (1, split) => {
+                // Too short for a full history: only its latest window.
+                assert_eq!(split, 76);
+                short_draws += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(long_splits.iter().min(), Some(&744));
+    assert_eq!(long_splits.iter().max(), Some(&1976));
+    // Uniform over the 1233 + 1 (series, split) pairs: about 40 of 50 000 fall on the short one.
+    assert!((15..80).contains(&short_draws), "{short_draws}");
 }
