@@ -230,7 +230,7 @@ fn quantiles_and_mean_of_a_forecast() {
 }
 
 #[test]
-fn training_windows_have_their_whole_history_unless_the_series_is_short() {
+fn training_windows_have_their_whole_history_where_the_series_is_long_enough() {
     use rand::SeedableRng;
 
     use super::super::inputs::{Layout, Prepared};
@@ -238,24 +238,22 @@ fn training_windows_have_their_whole_history_unless_the_series_is_short() {
     let layout = Layout::new(freq("H"), 24, 24, 0);
     // Context 24 plus the longest hourly lag (721) minus one.
     assert_eq!(layout.history(), 744);
-    let long = Prepared::new(&series("2016-01-01 00:00:00", vec![1.0; 2000]), &layout, 0);
-    let short = Prepared::new(&series("2016-01-01 00:00:00", vec![1.0; 100]), &layout, 0);
+    let at = "2016-01-01 00:00:00";
+    // Split points 0..=1976, of which 744..=1976 (more than half) have the whole history.
+    let long = Prepared::new(&series(at, vec![1.0; 2000]), &layout, 0);
+    // Split points 0..=1000: fewer than half have it, so all are drawn.
+    let short = Prepared::new(&series(at, vec![1.0; 1024]), &layout, 0);
     let sampler = Sampler::new(&[long, short], 24, layout.history());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
-    let (mut long_splits, mut short_draws) = (Vec::new(), 0);
+    let mut splits = [Vec::new(), Vec::new()];
     for _ in 0..50_000 {
-        match sampler.draw(&mut rng) {
-            (0, split) => long_splits.push(split),
-            (1, split) => {
-                // Too short for a full history: only its latest window.
-                assert_eq!(split, 76);
-                short_draws += 1;
-            }
-            other => panic!("{other:?}"),
-        }
+        let (index, split) = sampler.draw(&mut rng);
+        splits[index].push(split);
     }
-    assert_eq!(long_splits.iter().min(), Some(&744));
-    assert_eq!(long_splits.iter().max(), Some(&1976));
-    // Uniform over the 1233 + 1 (series, split) pairs: about 40 of 50 000 fall on the short one.
-    assert!((15..80).contains(&short_draws), "{short_draws}");
+    let range = |s: &Vec<usize>| (*s.iter().min().unwrap(), *s.iter().max().unwrap());
+    assert_eq!(range(&splits[0]), (744, 1976));
+    assert_eq!(range(&splits[1]), (0, 1000));
+    // Uniform over the 1233 + 1001 (series, split) pairs.
+    let share = splits[0].len() as f64 / 50_000.0;
+    assert!((share - 1233.0 / 2234.0).abs() < 0.01, "{share}");
 }
