@@ -13,8 +13,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::Model;
 use super::inputs::{Prepared, scales, write_step};
-use super::{likelihood, network};
 use super::series::{Expectations, Origin, Series, check_series};
+use super::{likelihood, network};
 use crate::Result;
 
 /// How to forecast.

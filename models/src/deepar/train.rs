@@ -101,7 +101,11 @@ impl Sampler {
             .iter()
             .map(|s| {
                 let last = s.len() - prediction_length;
-                let start = if last + 1 >= 2 * min_past { min_past } else { 0 };
+                let start = if last + 1 >= 2 * min_past {
+                    min_past
+                } else {
+                    0
+                };
                 first.push(start);
                 total += last + 1 - start;
                 total

@@ -196,9 +196,15 @@ fn one_path_s_stratified_draws_are_independent_standard_normals() {
         .fold(0.0, f64::max);
     assert!(ks < 0.0136, "KS distance {ks}");
     let mean = path.iter().sum::<f64>() / calls as f64;
-    let lag1 = path.windows(2).map(|w| (w[0] - mean) * (w[1] - mean)).sum::<f64>()
+    let lag1 = path
+        .windows(2)
+        .map(|w| (w[0] - mean) * (w[1] - mean))
+        .sum::<f64>()
         / (calls - 1) as f64;
-    assert!(lag1.abs() < 0.03, "draws of consecutive steps correlate: {lag1}");
+    assert!(
+        lag1.abs() < 0.03,
+        "draws of consecutive steps correlate: {lag1}"
+    );
 }
 
 #[test]
