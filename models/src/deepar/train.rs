@@ -1,8 +1,8 @@
-//! Training: random windows of the training series (uniform over every (series, split point)
-//! with a full history behind it, see [`Sampler`]), teacher forcing over `context + prediction - 1`
-//! steps, the likelihood's loss over observed points only (per window, then averaged), AdamW
-//! with the gradient norm clipped at 10, the learning rate halved after 10 epochs without
-//! improvement, optional early stopping, and the best epoch's weights restored at the end. The
+//! Training: random windows of the training series (uniform over (series, split point), only
+//! split points with a full history behind them where a series has enough, see [`Sampler`]),
+//! teacher forcing over `context + prediction - 1` steps, the likelihood's loss over observed
+//! points only (per window, then averaged), AdamW with the gradient norm clipped at 10, the
+//! learning rate halved after 10 epochs without improvement, optional early stopping, and the best epoch's weights restored at the end. The
 //! weights kept are a running average over the last steps, which makes results far less
 //! dependent on the seed than the raw weights of the last step.
 
@@ -30,9 +30,10 @@ const PLATEAU_FACTOR: f64 = 0.5;
 const IMPROVEMENT: f64 = 1e-4;
 /// Decay of the running average of the weights (Polyak averaging, a time constant of 20
 /// steps). The averaged weights are what an epoch's checkpoint keeps: on aus_retail they took
-/// the spread of mean_wQuantileLoss over seeds 0-4 from 0.024-0.136 down to 0.023-0.025. A
+/// the spread of mean_wQuantileLoss over seeds 0-4 from 0.024-0.136 down to 0.022-0.024. A
 /// time constant of 100 steps was as steady but lagged further behind a model still improving
-/// after 20 epochs (aus_retail 0.0239 against 0.0233, pedestrian 0.1740 against 0.1739).
+/// after 20 epochs (same windows otherwise: aus_retail 0.0239 against 0.0233, pedestrian 0.1740
+/// against 0.1739).
 const AVERAGE_DECAY: f64 = 0.95;
 
 /// One epoch of training.
