@@ -2,9 +2,10 @@
 //! split points with a full history behind them where a series has enough, see [`Sampler`]),
 //! teacher forcing over `context + prediction - 1` steps, the likelihood's loss over observed
 //! points only (per window, then averaged), AdamW with the gradient norm clipped at 10, the
-//! learning rate halved after 10 epochs without improvement, optional early stopping, and the best epoch's weights restored at the end. The
-//! weights kept are a running average over the last steps, which makes results far less
-//! dependent on the seed than the raw weights of the last step.
+//! learning rate halved after 10 epochs without improvement, optional early stopping, and the
+//! best epoch's weights restored at the end. The weights kept are a running average over the
+//! last steps, which makes results far less dependent on the seed than the raw weights of the
+//! last step.
 
 use std::time::Instant;
 
