@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// DeepAR's training allocates and frees many tensors every step. Under glibc's allocator,
+/// malloc/free and the zeroing of freshly mapped pages were about a quarter of training time
+/// (perf, aus_retail); mimalloc cut training CPU by 13% there (10.4 → 9.0 s a seed, 6 runs
+/// each), with identical results.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// candle sizes its CPU parallelism from `RAYON_NUM_THREADS` on every matrix product and,
 /// without it, parses /proc/cpuinfo each time: a third of DeepAR's training time. DeepAR's
 /// products are small, one thread is fastest for them (two made a one-series forecast 70%
