@@ -8,7 +8,7 @@ use std::f64::consts::PI;
 
 use candle_core::Tensor;
 use rand::Rng;
-use rand_distr::{ChiSquared, Distribution, Gamma, Normal, Open01, Poisson, StudentT};
+use rand_distr::{ChiSquared, Distribution, Gamma, Open01, Poisson, StandardNormal};
 use statrs::distribution::ContinuousCDF;
 
 use crate::{Error, Result};
@@ -170,26 +170,10 @@ impl Distribution1 {
     /// One draw.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {
         match *self {
-            Self::Gaussian { mu, sigma } => {
-                let z: f64 = Normal::new(0.0, 1.0).map(|n| n.sample(rng)).unwrap_or(0.0);
-                mu + sigma * z as f32
-            }
-            Self::StudentT { df, mu, sigma } => {
-                let t: f64 = StudentT::new(f64::from(df))
-                    .map(|d| d.sample(rng))
-                    .unwrap_or(0.0);
-                mu + sigma * t as f32
-            }
             Self::NegativeBinomial { count, logits } => {
-                let scale = f64::from(logits).exp().min(1e30);
-                let rate = Gamma::new(f64::from(count), scale)
-                    .map(|g| g.sample(rng))
-                    .unwrap_or(0.0);
-                if rate <= 0.0 || !rate.is_finite() {
-                    return 0.0;
-                }
-                Poisson::new(rate).map(|p| p.sample(rng)).unwrap_or(rate) as f32
+                sample_negative_binomial(count, logits, rng)
             }
+            _ => self.sample_from_normal(StandardNormal.sample(rng), rng),
         }
     }
 
@@ -202,10 +186,12 @@ impl Distribution1 {
             Self::Gaussian { mu, sigma } => mu + sigma * z as f32,
             Self::StudentT { df, mu, sigma } => {
                 let df = f64::from(df);
-                let chi2: f64 = ChiSquared::new(df).map(|d| d.sample(rng)).unwrap_or(df);
-                mu + sigma * (z / (chi2 / df).sqrt()) as f32
+                let ratio = ChiSquared::new(df).map_or(1.0, |d| d.sample(rng) / df);
+                mu + sigma * (z / ratio.sqrt()) as f32
             }
-            Self::NegativeBinomial { .. } => self.sample(rng),
+            Self::NegativeBinomial { count, logits } => {
+                sample_negative_binomial(count, logits, rng)
+            }
         }
     }
 
@@ -216,6 +202,18 @@ impl Distribution1 {
             Self::NegativeBinomial { count, logits } => count * logits.exp(),
         }
     }
+}
+
+/// A Gamma-Poisson draw: the negative binomial with `count` and `logits`.
+fn sample_negative_binomial<R: Rng + ?Sized>(count: f32, logits: f32, rng: &mut R) -> f32 {
+    let scale = f64::from(logits).exp().min(1e30);
+    let rate = Gamma::new(f64::from(count), scale)
+        .map(|g| g.sample(rng))
+        .unwrap_or(0.0);
+    if rate <= 0.0 || !rate.is_finite() {
+        return 0.0;
+    }
+    Poisson::new(rate).map(|p| p.sample(rng)).unwrap_or(rate) as f32
 }
 
 /// Standard normal draws for `n` sample paths by Latin hypercube sampling: one draw from each of

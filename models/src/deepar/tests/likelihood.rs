@@ -147,6 +147,19 @@ fn samples_follow_their_distribution() {
     }
 }
 
+/// The Kolmogorov-Smirnov distance between the empirical distribution of `sorted` and `cdf`.
+fn ks_distance(sorted: &[f64], cdf: impl Fn(f64) -> f64) -> f64 {
+    let n = sorted.len() as f64;
+    sorted
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let f = cdf(x);
+            (f - i as f64 / n).abs().max((f - (i + 1) as f64 / n).abs())
+        })
+        .fold(0.0, f64::max)
+}
+
 #[test]
 fn stratified_normals_put_one_draw_in_every_stratum() {
     use rand::SeedableRng;
@@ -183,17 +196,8 @@ fn one_path_s_stratified_draws_are_independent_standard_normals() {
     let mut sorted = path.clone();
     sorted.sort_by(f64::total_cmp);
     let phi = Normal::standard();
-    // Kolmogorov-Smirnov distance to N(0, 1); 0.0136 is the 5 % critical value for n = 20 000.
-    let ks = sorted
-        .iter()
-        .enumerate()
-        .map(|(i, z)| {
-            let f = phi.cdf(*z);
-            (f - i as f64 / calls as f64)
-                .abs()
-                .max((f - (i + 1) as f64 / calls as f64).abs())
-        })
-        .fold(0.0, f64::max);
+    // 0.0136 is the 5 % critical value for n = 20 000.
+    let ks = ks_distance(&sorted, |z| phi.cdf(z));
     assert!(ks < 0.0136, "KS distance {ks}");
     let mean = path.iter().sum::<f64>() / calls as f64;
     let lag1 = path
@@ -224,11 +228,7 @@ fn student_t_from_a_normal_draw_is_student_t() {
         .map(|_| f64::from(d.sample_from_normal(StandardNormal.sample(&mut rng), &mut rng)))
         .collect();
     sorted.sort_by(f64::total_cmp);
-    let ks = sorted
-        .iter()
-        .enumerate()
-        .map(|(i, x)| (want.cdf(*x) - (i as f64 + 0.5) / n as f64).abs())
-        .fold(0.0, f64::max);
+    let ks = ks_distance(&sorted, |x| want.cdf(x));
     assert!(ks < 0.0136, "KS distance to Student-t({df}): {ks}");
 }
 
