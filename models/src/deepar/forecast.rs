@@ -158,13 +158,13 @@ fn forecast_chunk(
             device,
         )?)
     };
-    let static_bias = network.static_bias(cat.as_ref())?;
+    let static_bias = network.static_bias(cat.as_ref())?.detach();
     let mut state = network.zero_state(count)?;
     let mut output = None;
     for i in 0..context {
         let (out, next) = network.step(&inputs.get(i)?, &static_bias, &state, None)?;
-        output = Some(out);
-        state = next;
+        output = Some(out.detach());
+        state = next.detach();
     }
     let output = output.expect("context_length is at least 1");
 
@@ -228,7 +228,7 @@ fn forecast_chunk(
         }
         let input = Tensor::from_slice(&step_input, (rows, width), device)?;
         let (out, next) = network.step(&input, &static_bias, &state, None)?;
-        state = next;
+        state = next.detach();
         raw = network.project(&out)?.to_vec2::<f32>()?;
     }
     Ok(prepared
