@@ -248,6 +248,18 @@ fn the_fused_lstm_cell_matches_the_composed_one_and_its_gradients() {
             .unwrap();
     let c_prev =
         Var::from_tensor(&Tensor::from_vec(c_prev, (batch, cells), &Device::Cpu).unwrap()).unwrap();
+    // A bias shared by every row, and one per row (layer 0's, with categorical embeddings).
+    let shared: Vec<f32> = (0..4 * cells)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let per_row: Vec<f32> = (0..batch * 4 * cells)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let shared =
+        Var::from_tensor(&Tensor::from_vec(shared, 4 * cells, &Device::Cpu).unwrap()).unwrap();
+    let per_row =
+        Var::from_tensor(&Tensor::from_vec(per_row, (batch, 4 * cells), &Device::Cpu).unwrap())
+            .unwrap();
     let weights = Tensor::from_vec(
         (0..2 * batch * cells)
             .map(|i| (i % 7) as f32 - 3.0)
@@ -256,11 +268,11 @@ fn the_fused_lstm_cell_matches_the_composed_one_and_its_gradients() {
         &Device::Cpu,
     )
     .unwrap();
-    let run = |fused: bool| {
+    let run = |fused: bool, bias: &Var| {
         let (h, c) = if fused {
-            cell::lstm_cell(gates.as_tensor(), c_prev.as_tensor()).unwrap()
+            cell::lstm_cell(gates.as_tensor(), bias.as_tensor(), c_prev.as_tensor()).unwrap()
         } else {
-            cell::composed(gates.as_tensor(), c_prev.as_tensor()).unwrap()
+            cell::composed(gates.as_tensor(), bias.as_tensor(), c_prev.as_tensor()).unwrap()
         };
         // A loss that weighs every output differently.
         let loss = ((h * weights.get(0).unwrap()).unwrap().sum_all().unwrap()
@@ -275,19 +287,24 @@ fn the_fused_lstm_cell_matches_the_composed_one_and_its_gradients() {
             flat(&c),
             flat(grads.get(gates.as_tensor()).unwrap()),
             flat(grads.get(c_prev.as_tensor()).unwrap()),
+            flat(grads.get(bias.as_tensor()).unwrap()),
         )
     };
-    let (fused, composed) = (run(true), run(false));
-    for (name, a, b) in [
-        ("c", &fused.0, &composed.0),
-        ("d gates", &fused.1, &composed.1),
-        ("d c_prev", &fused.2, &composed.2),
-    ] {
-        for (x, y) in a.iter().zip(b.iter()) {
-            assert!(
-                (x - y).abs() < 1e-5 * (1.0 + y.abs()),
-                "{name}: fused {x} vs composed {y}"
-            );
+    for bias in [&shared, &per_row] {
+        let (fused, composed) = (run(true, bias), run(false, bias));
+        assert_eq!(fused.3.len(), bias.elem_count());
+        for (name, a, b) in [
+            ("c", &fused.0, &composed.0),
+            ("d gates", &fused.1, &composed.1),
+            ("d c_prev", &fused.2, &composed.2),
+            ("d bias", &fused.3, &composed.3),
+        ] {
+            for (x, y) in a.iter().zip(b.iter()) {
+                assert!(
+                    (x - y).abs() < 1e-5 * (1.0 + y.abs()),
+                    "{name}: fused {x} vs composed {y}"
+                );
+            }
         }
     }
 }
