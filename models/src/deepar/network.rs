@@ -251,12 +251,14 @@ impl Network {
             let (h, c) = &state.0[l];
             let gates =
                 (x.matmul(layer.w_input.as_tensor())? + h.matmul(layer.w_hidden.as_tensor())?)?;
-            let (h_next, c_next) = if l == 0 {
-                super::cell::lstm_cell(&gates, static_bias, c)?
+            let layer_bias;
+            let bias = if l == 0 {
+                static_bias
             } else {
-                let bias = (layer.b_input.as_tensor() + layer.b_hidden.as_tensor())?;
-                super::cell::lstm_cell(&gates, &bias, c)?
+                layer_bias = (layer.b_input.as_tensor() + layer.b_hidden.as_tensor())?;
+                &layer_bias
             };
+            let (h_next, c_next) = super::cell::lstm_cell(&gates, bias, c)?;
             x = match dropout {
                 Some(masks) if l + 1 < self.layers.len() => (&h_next * &masks[l])?,
                 _ => h_next.clone(),
