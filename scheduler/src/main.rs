@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 /// (perf, aus_retail); mimalloc cut training CPU by 13% there (10.4 → 9.0 s a seed, 6 runs
 /// each), with identical results. It is built without transparent huge pages (the workspace's
 /// `no_thp` feature): with them, every thread's heap faulted in 2 MiB pages, and the demo's
-/// many async and blocking threads took its peak RSS from about 230 to 620 MB.
+/// many async and blocking threads took its peak RSS to 620-670 MB (270-290 MB without).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
