@@ -136,20 +136,24 @@ impl CustomOp3 for LstmCell {
             cells,
         });
         let device = gates.device();
-        // The bias's gradient: the gates' gradient itself, or summed over rows when shared.
-        let d_bias = if bias.rank() == 1 {
+        // The bias's gradient: summed over rows when shared, else the gates' gradient itself
+        // (the same immutable tensor, not a copy).
+        let shared_sums = (bias.rank() == 1).then(|| {
             let mut sums = vec![0f32; 4 * cells];
             for row in d_gates.chunks_exact(4 * cells) {
                 for (sum, d) in sums.iter_mut().zip(row) {
                     *sum += d;
                 }
             }
-            Tensor::from_vec(sums, 4 * cells, device)?
-        } else {
-            Tensor::from_slice(&d_gates, (batch, 4 * cells), device)?
+            sums
+        });
+        let d_gates = Tensor::from_vec(d_gates, (batch, 4 * cells), device)?;
+        let d_bias = match shared_sums {
+            Some(sums) => Tensor::from_vec(sums, 4 * cells, device)?,
+            None => d_gates.clone(),
         };
         Ok((
-            Some(Tensor::from_vec(d_gates, (batch, 4 * cells), device)?),
+            Some(d_gates),
             Some(d_bias),
             Some(Tensor::from_vec(d_c_prev, (batch, cells), device)?),
         ))
