@@ -159,8 +159,10 @@ fn step_inputs_read_lags_scale_calendar_and_features() {
 fn hyperparameters_take_sagemaker_names_and_string_values() {
     let hp = hyperparameters(
         json!({"num_cells": "8", "likelihood": "negative-binomial", "test_quantiles": "[0.1, 0.5, 0.9]",
-        "cardinality": "[3, 2]", "num_dynamic_feat": 2, "early_stopping_patience": "4", "learning_rate": "0.01"}),
+        "cardinality": "[3, 2]", "num_dynamic_feat": 2, "early_stopping_patience": "4", "learning_rate": "0.01",
+        "scheduled_sampling": "0.25"}),
     );
+    assert_eq!(hp.scheduled_sampling, 0.25);
     assert_eq!(hp.num_cells, 8);
     assert_eq!(hp.likelihood, Likelihood::NegativeBinomial);
     assert_eq!(hp.test_quantiles, vec![0.1, 0.5, 0.9]);
@@ -182,6 +184,7 @@ fn hyperparameters_take_sagemaker_names_and_string_values() {
     refuse(json!({"time_freq": "fortnight"}), "time_freq");
     refuse(json!({"likelihood": "poisson"}), "likelihood");
     refuse(json!({"dropout_rate": "1.5"}), "dropout_rate");
+    refuse(json!({"scheduled_sampling": "-0.1"}), "scheduled_sampling");
     refuse(json!({"test_quantiles": "[0.5, 1.0]"}), "test_quantiles");
     refuse(json!({"epochs": "ten"}), "epochs");
 }

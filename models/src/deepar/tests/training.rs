@@ -92,6 +92,14 @@ fn seasonal_panel(count: usize, length: usize, seed: u64) -> Vec<Series> {
 }
 
 fn small_model(epochs: usize, seed: u64) -> (Model, TrainReport, Vec<Series>) {
+    small_model_with(epochs, seed, json!({}))
+}
+
+fn small_model_with(
+    epochs: usize,
+    seed: u64,
+    extra: serde_json::Value,
+) -> (Model, TrainReport, Vec<Series>) {
     let panel = seasonal_panel(6, 24 * 21, 1);
     let train_set: Vec<Series> = panel
         .iter()
@@ -101,10 +109,14 @@ fn small_model(epochs: usize, seed: u64) -> (Model, TrainReport, Vec<Series>) {
             t
         })
         .collect();
-    let hp = hyperparameters(
-        json!({"epochs": epochs.to_string(), "num_cells": "16", "mini_batch_size": "16",
-        "num_batches_per_epoch": "25", "learning_rate": "0.005", "embedding_dimension": "2"}),
-    );
+    let mut settings = json!({"epochs": epochs.to_string(), "num_cells": "16",
+        "mini_batch_size": "16", "num_batches_per_epoch": "25", "learning_rate": "0.005",
+        "embedding_dimension": "2"});
+    settings
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let hp = hyperparameters(settings);
     let options = TrainOptions {
         seed,
         device: Device::Cpu,
@@ -294,4 +306,59 @@ fn weight_averages_and_carried_states_hold_no_computation_graph() {
         assert_eq!(h.to_vec2::<f32>().unwrap(), h0.to_vec2::<f32>().unwrap());
         assert_eq!(c.to_vec2::<f32>().unwrap(), c0.to_vec2::<f32>().unwrap());
     }
+}
+
+/// Scheduled sampling writes a draw for predicted point `j` exactly where the step inputs read
+/// that point: the same input as [`write_step`] gives for a history continued by the draws.
+#[test]
+fn fed_back_draws_land_in_the_lags_that_read_them() {
+    use super::super::inputs::{Layout, Prepared, write_step};
+    use super::super::train::feed_back;
+    let layout = Layout::new(freq("H"), 24, 24, 0);
+    let values: Vec<f32> = (0..2000).map(|t| t as f32).collect();
+    let prepared = Prepared::new(&series("2016-01-01 00:00:00", values), &layout, 0);
+    let (split, context) = (1500isize, 24isize);
+    // The draws: predicted point j is -(j + 1), unlike any observed value.
+    let path: Vec<f32> = (0..24).map(|j| -(j as f32 + 1.0)).collect();
+    let width = layout.input_size();
+    let mut rewritten = 0;
+    for i in context..context + 23 {
+        let position = split - context + i;
+        let mut truth = vec![0f32; width];
+        write_step(
+            &layout,
+            &prepared,
+            position,
+            0.0,
+            |q| prepared.value(q),
+            &mut truth,
+        );
+        let mut expected = vec![0f32; width];
+        let continued = |q: isize| {
+            if q >= split {
+                path[(q - split) as usize]
+            } else {
+                prepared.value(q)
+            }
+        };
+        write_step(&layout, &prepared, position, 0.0, continued, &mut expected);
+        let mut fed = truth.clone();
+        feed_back(&layout.lags, (i + 1 - context) as usize, &path, &mut fed);
+        assert_eq!(fed, expected, "step {i}");
+        rewritten += fed.iter().zip(&truth).filter(|(a, b)| a != b).count();
+    }
+    // Lag l reads a draw from step l on: 24 - l of the 23 steps for lags 1-7, one for lag 23.
+    assert_eq!(rewritten, 140 + 1);
+}
+
+#[test]
+fn scheduled_sampling_is_seeded_and_changes_what_the_model_learns() {
+    let sampled = || {
+        let (_, report, _) = small_model_with(1, 4, json!({"scheduled_sampling": "0.5"}));
+        report.epochs[0].loss
+    };
+    let (_, forced, _) = small_model_with(1, 4, json!({"scheduled_sampling": "0"}));
+    let loss = sampled();
+    assert_eq!(loss, sampled(), "same seed, same loss");
+    assert_ne!(loss, forced.epochs[0].loss);
 }
