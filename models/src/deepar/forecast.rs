@@ -195,11 +195,7 @@ fn forecast_chunk(
             let value = likelihood
                 .host_distribution(args, scale)
                 .sample_from_normal(normals[row % paths], rng);
-            drawn[row][k] = if likelihood.samples_scaled() {
-                value
-            } else {
-                value / scale
-            };
+            drawn[row][k] = likelihood.scaled_draw(value, scale);
         }
         if k + 1 == horizon {
             break;

@@ -152,9 +152,13 @@ impl Likelihood {
         }
     }
 
-    /// Whether samples are in scaled units (multiply by the scale to report them).
-    pub fn samples_scaled(&self) -> bool {
-        !matches!(self, Self::NegativeBinomial)
+    /// A draw of [`Self::host_distribution`] in scaled units: the continuous likelihoods draw
+    /// in them already, the negative binomial in original units.
+    pub fn scaled_draw(&self, draw: f32, scale: f32) -> f32 {
+        match self {
+            Self::NegativeBinomial => draw / scale,
+            _ => draw,
+        }
     }
 }
 

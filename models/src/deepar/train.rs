@@ -157,6 +157,7 @@ fn build_batch(
     let mut observed = vec![0f32; steps * batch];
     let mut scale = vec![0f32; steps * batch];
     let mut counts = vec![0f32; batch];
+    let mut path = Vec::with_capacity(batch);
     for (b, &(s, split)) in windows.iter().enumerate() {
         let prepared = &series[s];
         let window_scale = window_scales[b];
@@ -179,16 +180,12 @@ fn build_batch(
             counts[b] += observed[row];
         }
         counts[b] = counts[b].max(1.0);
-    }
-    let path = windows
-        .iter()
-        .zip(&window_scales)
-        .map(|(&(s, split), &scale)| {
+        path.push(
             (0..layout.prediction_length)
-                .map(|j| series[s].value((split + j) as isize) / scale)
-                .collect()
-        })
-        .collect();
+                .map(|j| scaled((split + j) as isize))
+                .collect(),
+        );
+    }
     let cat = if model.network.shape.cardinality.is_empty() {
         None
     } else {
@@ -219,11 +216,11 @@ fn build_batch(
 /// then the mean over windows; with dropout, and with scheduled sampling (Bengio et al. 2015):
 /// from the first predicted step on, each window's input for the previous point is, with
 /// probability `scheduled_sampling`, a draw from the model's own (detached) distribution for it
-/// instead of the truth, and the later steps' lags read that draw too. Teacher forcing alone never shows the network its own errors, which it meets at
-/// every step of a forecast. At the default rate (0.5) it took pedestrian's mean_wQuantileLoss
-/// from 0.1739 to 0.1695 (test split, seeds 0-4); aus_retail's, whose monthly series are
-/// smooth, went from 0.0231 to 0.0243 on its test split while its validation split was level
-/// (0.0269, 0.0267).
+/// instead of the truth, and the later steps' lags read that draw too. Teacher forcing alone
+/// never shows the network its own errors, which it meets at every step of a forecast. At the
+/// default rate (0.5) it took pedestrian's mean_wQuantileLoss from 0.1739 to 0.1695 (test
+/// split, seeds 0-4); aus_retail's, whose monthly series are smooth, went from 0.0231 to 0.0243
+/// on its test split while its validation split was level (0.0269, 0.0267).
 fn batch_loss(model: &Model, batch: &Batch, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let network = &model.network;
     let hp = &model.hyperparameters;
@@ -250,11 +247,7 @@ fn batch_loss(model: &Model, batch: &Batch, rng: &mut ChaCha8Rng) -> Result<Tens
                 if rng.random::<f64>() < hp.scheduled_sampling {
                     let scale = batch.window_scales[b];
                     let value = hp.likelihood.host_distribution(raw, scale).sample(rng);
-                    path[b][j] = if hp.likelihood.samples_scaled() {
-                        value
-                    } else {
-                        value / scale
-                    };
+                    path[b][j] = hp.likelihood.scaled_draw(value, scale);
                 }
                 feed_back(
                     &model.layout.lags,
