@@ -232,79 +232,102 @@ fn student_t_from_a_normal_draw_is_student_t() {
     assert!(ks < 0.0136, "KS distance to Student-t({df}): {ks}");
 }
 
-#[test]
-fn the_fused_lstm_cell_matches_the_composed_one_and_its_gradients() {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let (batch, cells) = (3, 5);
-    let gates: Vec<f32> = (0..batch * 4 * cells)
-        .map(|_| rng.random_range(-4.0..4.0))
-        .collect();
-    let c_prev: Vec<f32> = (0..batch * cells)
-        .map(|_| rng.random_range(-2.0..2.0))
-        .collect();
-    let gates =
-        Var::from_tensor(&Tensor::from_vec(gates, (batch, 4 * cells), &Device::Cpu).unwrap())
-            .unwrap();
-    let c_prev =
-        Var::from_tensor(&Tensor::from_vec(c_prev, (batch, cells), &Device::Cpu).unwrap()).unwrap();
-    // A bias shared by every row, and one per row (layer 0's, with categorical embeddings).
-    let shared: Vec<f32> = (0..4 * cells)
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-    let per_row: Vec<f32> = (0..batch * 4 * cells)
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-    let shared =
-        Var::from_tensor(&Tensor::from_vec(shared, 4 * cells, &Device::Cpu).unwrap()).unwrap();
-    let per_row =
-        Var::from_tensor(&Tensor::from_vec(per_row, (batch, 4 * cells), &Device::Cpu).unwrap())
-            .unwrap();
-    let weights = Tensor::from_vec(
-        (0..2 * batch * cells)
-            .map(|i| (i % 7) as f32 - 3.0)
-            .collect::<Vec<_>>(),
-        (2, batch, cells),
-        &Device::Cpu,
-    )
-    .unwrap();
-    let run = |fused: bool, bias: &Var| {
-        let (h, c) = if fused {
-            cell::lstm_cell(gates.as_tensor(), bias.as_tensor(), c_prev.as_tensor()).unwrap()
-        } else {
-            cell::composed(gates.as_tensor(), bias.as_tensor(), c_prev.as_tensor()).unwrap()
+/// One LSTM cell step's inputs on a device, the same values on every device: gates, the
+/// previous cell state, two biases (one shared by every row, and one per row as layer 0 has with
+/// categorical embeddings) and the weights of a loss that weighs every output differently.
+pub(super) struct CellCase {
+    gates: Var,
+    c_prev: Var,
+    pub(super) biases: [Var; 2],
+    weights: Tensor,
+}
+
+/// What a cell gives for a [`CellCase`]: `c` and the loss's gradients with respect to the
+/// gates, `c_prev` and the bias, each flattened.
+pub(super) type CellOutputs = [Vec<f32>; 4];
+
+impl CellCase {
+    pub(super) fn new(device: &Device) -> Self {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let (batch, cells) = (3, 5);
+        let mut var = |shape: &[usize], bound: f32| {
+            let values: Vec<f32> = (0..shape.iter().product())
+                .map(|_| rng.random_range(-bound..bound))
+                .collect();
+            Var::from_tensor(&Tensor::from_vec(values, shape, device).unwrap()).unwrap()
         };
-        // A loss that weighs every output differently.
-        let loss = ((h * weights.get(0).unwrap()).unwrap().sum_all().unwrap()
-            + (c.clone() * weights.get(1).unwrap())
+        let gates = var(&[batch, 4 * cells], 4.0);
+        let c_prev = var(&[batch, cells], 2.0);
+        let biases = [var(&[4 * cells], 1.0), var(&[batch, 4 * cells], 1.0)];
+        let weights: Vec<f32> = (0..2 * batch * cells)
+            .map(|i| (i % 7) as f32 - 3.0)
+            .collect();
+        let weights = Tensor::from_vec(weights, (2, batch, cells), device).unwrap();
+        Self {
+            gates,
+            c_prev,
+            biases,
+            weights,
+        }
+    }
+
+    /// Runs `cell` with bias `bias` (0: shared, 1: per row) and back-propagates the loss.
+    pub(super) fn run(
+        &self,
+        bias: usize,
+        cell: impl Fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<(Tensor, Tensor)>,
+    ) -> CellOutputs {
+        let bias = &self.biases[bias];
+        let (h, c) = cell(
+            self.gates.as_tensor(),
+            bias.as_tensor(),
+            self.c_prev.as_tensor(),
+        )
+        .unwrap();
+        let loss = ((h * self.weights.get(0).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            + (c.clone() * self.weights.get(1).unwrap())
                 .unwrap()
                 .sum_all()
                 .unwrap())
         .unwrap();
         let grads = loss.backward().unwrap();
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        (
+        [
             flat(&c),
-            flat(grads.get(gates.as_tensor()).unwrap()),
-            flat(grads.get(c_prev.as_tensor()).unwrap()),
+            flat(grads.get(self.gates.as_tensor()).unwrap()),
+            flat(grads.get(self.c_prev.as_tensor()).unwrap()),
             flat(grads.get(bias.as_tensor()).unwrap()),
-        )
-    };
-    for bias in [&shared, &per_row] {
-        let (fused, composed) = (run(true, bias), run(false, bias));
-        assert_eq!(fused.3.len(), bias.elem_count());
-        for (name, a, b) in [
-            ("c", &fused.0, &composed.0),
-            ("d gates", &fused.1, &composed.1),
-            ("d c_prev", &fused.2, &composed.2),
-            ("d bias", &fused.3, &composed.3),
-        ] {
-            for (x, y) in a.iter().zip(b.iter()) {
-                assert!(
-                    (x - y).abs() < 1e-5 * (1.0 + y.abs()),
-                    "{name}: fused {x} vs composed {y}"
-                );
-            }
+        ]
+    }
+}
+
+/// Asserts two cells' outputs agree to within `1e-5` relative.
+pub(super) fn assert_cells_agree(what: &str, a: &CellOutputs, b: &CellOutputs) {
+    for (name, (a, b)) in ["c", "d gates", "d c_prev", "d bias"]
+        .iter()
+        .zip(a.iter().zip(b))
+    {
+        assert_eq!(a.len(), b.len(), "{what} {name}");
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() < 1e-5 * (1.0 + y.abs()),
+                "{what} {name}: {x} vs {y}"
+            );
         }
+    }
+}
+
+#[test]
+fn the_fused_lstm_cell_matches_the_composed_one_and_its_gradients() {
+    let case = CellCase::new(&Device::Cpu);
+    for bias in 0..2 {
+        let fused = case.run(bias, cell::lstm_cell);
+        let composed = case.run(bias, cell::composed);
+        assert_eq!(fused[3].len(), case.biases[bias].elem_count());
+        assert_cells_agree("fused vs composed", &fused, &composed);
     }
 }

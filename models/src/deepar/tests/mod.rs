@@ -1,7 +1,10 @@
 //! Unit tests of DeepAR's pieces: `features` (lags, calendar features, scaling, step inputs,
 //! hyperparameters and series parsing), `likelihood` (closed forms, finite differences,
-//! sampling, the fused cell) and `training` (refusals, learning, reproducibility, save/load).
+//! sampling, the fused cell) and `training` (refusals, learning, reproducibility, save/load);
+//! with `--features cuda`, `cuda` (the GPU path against the CPU's).
 
+#[cfg(feature = "cuda")]
+mod cuda;
 mod features;
 mod likelihood;
 mod training;

@@ -100,6 +100,17 @@ fn small_model_with(
     seed: u64,
     extra: serde_json::Value,
 ) -> (Model, TrainReport, Vec<Series>) {
+    small_model_on(&Device::Cpu, epochs, seed, extra)
+}
+
+/// A model trained on `device` for `epochs` on six seasonal series whose last day is held out;
+/// the panel comes back whole, for backtests.
+pub(super) fn small_model_on(
+    device: &Device,
+    epochs: usize,
+    seed: u64,
+    extra: serde_json::Value,
+) -> (Model, TrainReport, Vec<Series>) {
     let panel = seasonal_panel(6, 24 * 21, 1);
     let train_set: Vec<Series> = panel
         .iter()
@@ -119,7 +130,7 @@ fn small_model_with(
     let hp = hyperparameters(settings);
     let options = TrainOptions {
         seed,
-        device: Device::Cpu,
+        device: device.clone(),
         source: "panel",
         on_epoch: None,
     };
