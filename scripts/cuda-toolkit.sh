@@ -17,7 +17,7 @@ if [ -x "$DIR/bin/nvcc" ] && [ -f "$DIR/lib/stubs/libcuda.so" ]; then
 fi
 WHEELS="$DIR.wheels"
 mkdir -p "$WHEELS" "$DIR.unpack"
-# 13.0 is the CUDA that the lent GPU machines' driver and libraries are (.library/device/KINDS.md).
+# 13.0: the CUDA whose driver and libraries the H200 machines this is checked on carry.
 for spec in nvidia-cuda-nvcc==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-nvvm==13.0.88 \
   nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85 nvidia-cuda-nvrtc==13.0.88 \
   nvidia-cublas==13.0.2.14 nvidia-curand==10.4.0.35; do

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::super::cell;
 use super::super::*;
 use super::likelihood::{CellCase, assert_cells_agree};
-use super::training::small_model_on;
+use super::training::{FEW_PATHS, save_and_load, small_model_on};
 
 fn gpu() -> Device {
     Device::new_cuda(0).expect("CUDA device 0: these tests need an NVIDIA GPU and its driver")
@@ -53,21 +53,9 @@ fn training_on_the_gpu_follows_the_cpu_and_its_model_forecasts_the_same_on_the_c
         "trained on the gpu: {deepar} vs seasonal naive {naive}"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let lineage = artifact::Lineage {
-        seed: 3,
-        train: "panel".into(),
-        dataset_snapshot: None,
-    };
-    artifact::save(&on_gpu, dir.path(), &lineage).unwrap();
-    let (on_cpu, _) = artifact::load(dir.path(), &Device::Cpu).unwrap();
-    let options = ForecastOptions {
-        num_samples: 20,
-        seed: 5,
-        batch_series: 4,
-    };
-    let from_gpu = forecast(&on_gpu, &panel, options, "panel").unwrap();
-    let from_cpu = forecast(&on_cpu, &panel, options, "panel").unwrap();
+    let (_dir, on_cpu) = save_and_load(&on_gpu, &Device::Cpu);
+    let from_gpu = forecast(&on_gpu, &panel, FEW_PATHS, "panel").unwrap();
+    let from_cpu = forecast(&on_cpu, &panel, FEW_PATHS, "panel").unwrap();
     for (index, (a, b)) in from_gpu.iter().zip(&from_cpu).enumerate() {
         assert_eq!(a.start, b.start);
         let level = b.mean().iter().map(|v| v.abs()).sum::<f32>() / b.mean().len() as f32;

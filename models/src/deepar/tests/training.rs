@@ -170,6 +170,28 @@ fn a_trained_model_beats_seasonal_naive_on_a_seasonal_panel() {
     );
 }
 
+/// What the save/load tests forecast with: few paths, a fixed seed.
+pub(super) const FEW_PATHS: ForecastOptions = ForecastOptions {
+    num_samples: 20,
+    seed: 5,
+    batch_series: 4,
+};
+
+/// Saves `model` into a fresh directory and loads it onto `device`, checking that its lineage
+/// comes back; the directory lives as long as the returned handle.
+pub(super) fn save_and_load(model: &Model, device: &Device) -> (tempfile::TempDir, Model) {
+    let dir = tempfile::tempdir().unwrap();
+    let lineage = artifact::Lineage {
+        seed: 11,
+        train: "panel".into(),
+        dataset_snapshot: Some("snap-1".into()),
+    };
+    artifact::save(model, dir.path(), &lineage).unwrap();
+    let (loaded, read_lineage) = artifact::load(dir.path(), device).unwrap();
+    assert_eq!(read_lineage, lineage);
+    (dir, loaded)
+}
+
 #[test]
 fn training_is_reproducible_and_save_load_keeps_forecasts() {
     let (model, report, panel) = small_model(1, 11);
@@ -178,20 +200,8 @@ fn training_is_reproducible_and_save_load_keeps_forecasts() {
         report.epochs[0].loss, again.epochs[0].loss,
         "same seed, same loss"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let lineage = artifact::Lineage {
-        seed: 11,
-        train: "panel".into(),
-        dataset_snapshot: Some("snap-1".into()),
-    };
-    artifact::save(&model, dir.path(), &lineage).unwrap();
-    let (loaded, read_lineage) = artifact::load(dir.path(), &Device::Cpu).unwrap();
-    assert_eq!(read_lineage, lineage);
-    let options = ForecastOptions {
-        num_samples: 20,
-        seed: 5,
-        batch_series: 4,
-    };
+    let (dir, loaded) = save_and_load(&model, &Device::Cpu);
+    let options = FEW_PATHS;
     let before = forecast(&model, &panel, options, "panel").unwrap();
     let after = forecast(&loaded, &panel, options, "panel").unwrap();
     assert_eq!(before, after);
