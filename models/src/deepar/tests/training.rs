@@ -138,6 +138,23 @@ pub(super) fn small_model_on(
     (model, report, panel)
 }
 
+/// Backtests `model` on `panel`'s last day and asserts it beats seasonal naive there.
+pub(super) fn backtest_beating_seasonal_naive(
+    model: &Model,
+    panel: &[Series],
+) -> evaluate::Backtest {
+    let backtest = evaluate::backtest(model, panel, ForecastOptions::default(), "panel").unwrap();
+    let (deepar, naive) = (
+        backtest.deepar.mean_weighted_quantile_loss,
+        backtest.seasonal_naive.mean_weighted_quantile_loss,
+    );
+    assert!(
+        deepar < naive,
+        "DeepAR mean_wQuantileLoss {deepar} should beat seasonal naive's {naive}"
+    );
+    backtest
+}
+
 #[test]
 fn a_trained_model_beats_seasonal_naive_on_a_seasonal_panel() {
     let (model, report, panel) = small_model(12, 3);
@@ -148,15 +165,7 @@ fn a_trained_model_beats_seasonal_naive_on_a_seasonal_panel() {
         report.epochs
     );
     assert_eq!(model.network.shape.cardinality, vec![2]);
-    let backtest = evaluate::backtest(&model, &panel, ForecastOptions::default(), "panel").unwrap();
-    let (deepar, naive) = (
-        backtest.deepar.mean_weighted_quantile_loss,
-        backtest.seasonal_naive.mean_weighted_quantile_loss,
-    );
-    assert!(
-        deepar < naive,
-        "DeepAR mean_wQuantileLoss {deepar} should beat seasonal naive's {naive}"
-    );
+    let backtest = backtest_beating_seasonal_naive(&model, &panel);
     // Forecasts start right after each history and have the asked shape.
     let f = &backtest.forecasts[0];
     assert_eq!(f.samples.len(), 100);
