@@ -64,7 +64,7 @@ impl Source {
 }
 
 /// What a run wrote.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BatchRun {
     pub id: String,
     pub model_group: String,

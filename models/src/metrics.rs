@@ -19,7 +19,7 @@ pub struct Scored<'a> {
 }
 
 /// The aggregate metrics.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Metrics {
     pub series: usize,
     pub mse: f64,

@@ -22,8 +22,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use model::{
-    CatalogDbName, CrawlInfo, ObjectInfo, PartitionInfo, SchemaChange, SchemaPolicy, SchemaVersion,
-    TableInfo, TableKind, TableName,
+    CatalogDbName, CrawlInfo, CrawlStatus, ObjectInfo, ObjectStatus, PartitionInfo, SchemaChange,
+    SchemaPolicy, SchemaVersion, TableInfo, TableKind, TableName,
 };
 pub use write::{CrawlCommit, ObjectWrite, PartitionWrite, TableWrite};
 
@@ -61,6 +61,20 @@ impl Default for ConnectOptions {
 pub struct Catalog {
     pool: AnyPool,
     backend: Backend,
+}
+
+/// Wakes the listeners of `channel` (Postgres `NOTIFY`, sent when the connection's transaction
+/// commits) with `payload`. A no-op on SQLite, whose processes poll instead: callers never ask
+/// which backend they are on.
+pub async fn notify(conn: &mut sqlx::AnyConnection, channel: &str, payload: &str) -> Result<()> {
+    if conn.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Milliseconds since the epoch, the catalog's time unit.

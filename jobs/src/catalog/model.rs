@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use arrow::datatypes::{Field, Schema};
+use serde::Serialize;
 
 use super::schema::SchemaDiff;
 use crate::{Error, Result};
@@ -194,6 +195,64 @@ pub struct PartitionInfo {
     pub updated_at: i64,
 }
 
+/// A closed vocabulary stored as text: each value's name in the database, and its parse, which
+/// refuses any other text as a corrupt record.
+macro_rules! stored_status {
+    ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+
+            /// The status stored as `text`.
+            pub fn parse(text: &str) -> Result<Self> {
+                match text {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(Error::CorruptRecord {
+                        what: $what,
+                        reason: format!("unknown status {other:?}"),
+                    }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+stored_status! {
+    /// What became of a landed object the crawler read.
+    ObjectStatus, "object" {
+        /// Read, and registered in a table.
+        Crawled => "crawled",
+        /// Unreadable, with its reason.
+        Failed => "failed",
+    }
+}
+
+stored_status! {
+    /// Where a crawl is.
+    CrawlStatus, "crawl" {
+        Running => "running",
+        Succeeded => "succeeded",
+        /// Failed before it committed, with the error.
+        Failed => "failed",
+    }
+}
+
 /// One landed object as the catalog knows it.
 #[derive(Debug, Clone)]
 pub struct ObjectInfo {
@@ -201,7 +260,7 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
     pub size: i64,
     pub last_modified: i64,
-    pub status: String,
+    pub status: ObjectStatus,
     pub format: Option<String>,
     pub compression: Option<String>,
     pub table: Option<String>,
@@ -217,7 +276,7 @@ pub struct CrawlInfo {
     pub id: i64,
     pub catalog_db: String,
     pub prefix: String,
-    pub status: String,
+    pub status: CrawlStatus,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     pub objects_listed: i64,

@@ -6,8 +6,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::model::{
-    CatalogDbName, CrawlInfo, ObjectInfo, PartitionInfo, SchemaChange, SchemaPolicy, SchemaVersion,
-    TableInfo, TableKind,
+    CatalogDbName, CrawlInfo, CrawlStatus, ObjectInfo, ObjectStatus, PartitionInfo, SchemaChange,
+    SchemaPolicy, SchemaVersion, TableInfo, TableKind,
 };
 use super::schema::{SchemaDiff, decode_schema};
 use super::{Catalog, now_ms};
@@ -230,7 +230,7 @@ impl Catalog {
                     etag: row.try_get("etag")?,
                     size: row.try_get("size")?,
                     last_modified: row.try_get("last_modified")?,
-                    status: row.try_get("status")?,
+                    status: ObjectStatus::parse(&row.try_get::<String, _>("status")?)?,
                     format: row.try_get("format")?,
                     compression: row.try_get("compression")?,
                     table: row.try_get("table_name")?,
@@ -287,7 +287,7 @@ impl Catalog {
                     id: row.try_get("id")?,
                     catalog_db: row.try_get("catalog_db")?,
                     prefix: row.try_get("prefix")?,
-                    status: row.try_get("status")?,
+                    status: CrawlStatus::parse(&row.try_get::<String, _>("status")?)?,
                     started_at: row.try_get("started_at")?,
                     finished_at: row.try_get("finished_at")?,
                     objects_listed: row.try_get("objects_listed")?,

@@ -4,7 +4,7 @@
 use arrow::datatypes::{Field, Schema};
 use sqlx::Row;
 
-use super::model::{CatalogDbName, SchemaPolicy, TableKind};
+use super::model::{CatalogDbName, ObjectStatus, SchemaPolicy, TableKind};
 use super::schema::{SchemaDiff, encode_fields, encode_schema};
 use super::{Catalog, now_ms};
 use crate::Result;
@@ -47,8 +47,7 @@ pub struct ObjectWrite {
     pub etag: Option<String>,
     pub size: i64,
     pub last_modified: i64,
-    /// `crawled` or `failed`.
-    pub status: &'static str,
+    pub status: ObjectStatus,
     pub format: Option<String>,
     pub compression: Option<String>,
     pub partition_location: Option<String>,
@@ -229,7 +228,7 @@ impl Catalog {
                     now,
                 )
                 .await?;
-                if object.status == "failed" {
+                if object.status == ObjectStatus::Failed {
                     failed += 1
                 } else {
                     crawled += 1
@@ -296,7 +295,7 @@ async fn upsert_object(
     .bind(&object.etag)
     .bind(object.size)
     .bind(object.last_modified)
-    .bind(object.status)
+    .bind(object.status.as_str())
     .bind(&object.format)
     .bind(&object.compression)
     .bind(table_id)

@@ -57,6 +57,44 @@ impl std::fmt::Debug for SourceDone {
     }
 }
 
+/// What a conversion run does with the table's landed objects. A range has both ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConvertMode {
+    /// Convert the objects never converted (the bookmark).
+    #[default]
+    Incremental,
+    /// Plan an incremental run and report it; convert nothing.
+    DryRun,
+    /// Convert every object again and replace the table's files atomically.
+    Reprocess,
+    /// Rebuild the partitions of these event dates (inclusive), closed under lineage (see
+    /// [`scope`]), in one commit.
+    ReprocessRange {
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    },
+}
+
+impl ConvertMode {
+    pub fn dry_run(self) -> bool {
+        self == Self::DryRun
+    }
+
+    /// Whether objects converted before are converted again.
+    pub fn reprocess(self) -> bool {
+        matches!(self, Self::Reprocess | Self::ReprocessRange { .. })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Incremental => "incremental",
+            Self::DryRun => "dry run",
+            Self::Reprocess => "reprocess",
+            Self::ReprocessRange { .. } => "reprocess range",
+        }
+    }
+}
+
 /// What to convert and how.
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
@@ -67,13 +105,7 @@ pub struct ConvertOptions {
     pub granularity: Granularity,
     /// The event-time column (default: the table's first timestamp column, `ts`-like names first).
     pub event_time: Option<String>,
-    /// Plan only: report what would be converted.
-    pub dry_run: bool,
-    /// Convert every object again and replace the table's files atomically.
-    pub reprocess: bool,
-    /// With `reprocess`: only the partitions of these event dates (inclusive), closed under
-    /// lineage (see [`scope`]).
-    pub range: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+    pub mode: ConvertMode,
     pub files: FileOptions,
     /// Objects decoded at once.
     pub concurrency: usize,
@@ -89,9 +121,7 @@ impl ConvertOptions {
             dest: LakeKey::parse("curated").expect("valid key"),
             granularity: Granularity::Day,
             event_time: None,
-            dry_run: false,
-            reprocess: false,
-            range: None,
+            mode: ConvertMode::Incremental,
             files: FileOptions::default(),
             concurrency: std::thread::available_parallelism().map_or(2, usize::from),
             fail_at: None,
@@ -101,7 +131,7 @@ impl ConvertOptions {
 }
 
 /// What a run did (or, dry, would do).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ConvertReport {
     pub run_id: Option<i64>,
     pub table: String,
@@ -203,7 +233,7 @@ pub async fn convert(
     }
     let reprocessed = scope::resolve(catalog, curated.as_ref(), options).await?;
     let mut sources = catalog
-        .pending_sources(table.id, &table.location, options.reprocess)
+        .pending_sources(table.id, &table.location, options.mode.reprocess())
         .await?;
     if let Some(scope) = &reprocessed {
         let wanted: std::collections::HashSet<&str> =
@@ -216,7 +246,7 @@ pub async fn convert(
         run_id: None,
         table: table.name.clone(),
         curated_table: curated_name.clone(),
-        dry_run: options.dry_run,
+        dry_run: options.mode.dry_run(),
         sources: sources.len(),
         source_bytes: sources.iter().map(|s| s.size).sum(),
         records_read: 0,
@@ -234,7 +264,7 @@ pub async fn convert(
         reprocessed,
         duration_ms: 0,
     };
-    if options.dry_run || sources.is_empty() {
+    if options.mode.dry_run() || sources.is_empty() {
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
@@ -468,7 +498,7 @@ async fn run(
         },
         files,
         bookmarks,
-        replace: match (&report.reprocessed, options.reprocess) {
+        replace: match (&report.reprocessed, options.mode.reprocess()) {
             (Some(scope), _) => Replace::Files {
                 files: scope.files.clone(),
                 sources: scope.sources.clone(),
@@ -489,7 +519,7 @@ async fn run(
     let staged = catalog.unpublished_files(Some(curated_id)).await?;
     let stop = (options.fail_at == Some(FailPoint::MidPublish)).then_some(1);
     publish::publish(curated_lake, catalog, &staged, stop).await?;
-    if options.reprocess {
+    if options.mode.reprocess() {
         vacuum(curated_lake, catalog, i64::MAX / 2).await?;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;

@@ -41,19 +41,18 @@ pub(super) async fn resolve(
         field: "range",
         reason,
     };
-    match (options.range, options.reprocess) {
-        (None, _) => Ok(None),
-        (Some(_), false) => Err(invalid(
-            "a range is for reprocessing: pass reprocess too".into(),
-        )),
-        (Some((from, to)), true) if from > to => Err(invalid(format!("{from} is after {to}"))),
-        (Some((from, to)), true) => {
+    match options.mode {
+        super::ConvertMode::ReprocessRange { from, to } if from > to => {
+            Err(invalid(format!("{from} is after {to}")))
+        }
+        super::ConvertMode::ReprocessRange { from, to } => {
             let lineage = match curated {
                 Some(curated) => catalog.curated_lineage(curated.id).await?,
                 None => Vec::new(),
             };
             Ok(Some(scope(&lineage, from, to)))
         }
+        _ => Ok(None),
     }
 }
 

@@ -37,7 +37,7 @@ pub struct TableConflict {
 }
 
 /// What a crawl did; stored with the crawl and printed by `sluice crawl`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CrawlReport {
     pub crawl_id: i64,
     pub catalog_db: String,

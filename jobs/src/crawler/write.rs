@@ -14,7 +14,9 @@ use super::report::{CrawlReport, Split, TableChange, TableConflict};
 use super::sample::{ObjectAnalysis, ObjectFailure};
 use super::sniff::Format;
 use crate::catalog::schema::{diff, encode_schema};
-use crate::catalog::{ObjectWrite, PartitionWrite, SchemaPolicy, TableInfo, TableKind, TableWrite};
+use crate::catalog::{
+    ObjectStatus, ObjectWrite, PartitionWrite, SchemaPolicy, TableInfo, TableKind, TableWrite,
+};
 
 /// The write for one group of objects (`indices` into `reads`), against the table it extends
 /// if any; `default_policy` applies to a new table.
@@ -145,7 +147,7 @@ pub(super) fn object_write(
         etag: object.etag.clone(),
         size: object.size as i64,
         last_modified: object.last_modified_ms,
-        status: "crawled",
+        status: ObjectStatus::Crawled,
         format: None,
         compression: None,
         partition_location,
@@ -169,7 +171,7 @@ pub(super) fn object_write(
             ..base
         },
         Err(failure) => ObjectWrite {
-            status: "failed",
+            status: ObjectStatus::Failed,
             failure_reason: Some(failure.to_string()),
             ..base
         },

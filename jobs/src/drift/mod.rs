@@ -63,7 +63,7 @@ pub struct FeatureDrift {
 }
 
 /// The verdict on a dataset.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct DataDrift {
     pub series: usize,
     pub drifted_series: usize,

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use decide::{Decision, Scores, decide};
-pub use store::Registry;
+pub use store::{Registry, Verdict};
 
 use crate::{Error, Result};
 

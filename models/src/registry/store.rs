@@ -14,7 +14,6 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Registry {
     pub(super) pool: AnyPool,
-    postgres: bool,
 }
 
 fn now_ms() -> i64 {
@@ -48,6 +47,15 @@ pub(super) fn version_from_row(row: &AnyRow) -> Result<VersionInfo> {
     })
 }
 
+/// What a publish decided for the version it registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Point this alias at it (approving it).
+    Promote(AliasName),
+    /// Reject it, with the change's reason.
+    Reject,
+}
+
 /// An event row about to be written.
 struct NewEvent<'a> {
     kind: &'a str,
@@ -60,12 +68,7 @@ struct NewEvent<'a> {
 impl Registry {
     /// A registry over `pool` (its tables come with the catalog's migrations).
     pub fn new(pool: AnyPool) -> Self {
-        let postgres = pool
-            .connect_options()
-            .database_url
-            .scheme()
-            .starts_with("postgres");
-        Self { pool, postgres }
+        Self { pool }
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -112,7 +115,8 @@ impl Registry {
         .bind(now)
         .execute(&mut **tx)
         .await?;
-        if self.postgres {
+        // Servers on Postgres wake on the notification; on SQLite they poll.
+        if tx.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(NOTIFY_CHANNEL)
                 .bind(group.as_str())
@@ -127,20 +131,67 @@ impl Registry {
     pub async fn register(&self, group: &GroupName, new: &NewVersion) -> Result<VersionInfo> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
+        let version = self.register_in(&mut tx, group, new, now).await?;
+        tx.commit().await?;
+        self.version(group, version).await
+    }
+
+    /// Registers a new version and applies the publish decision taken on it in the same
+    /// transaction: a crash leaves no pending version behind, and a retry finds it decided.
+    pub async fn register_decided(
+        &self,
+        group: &GroupName,
+        new: &NewVersion,
+        verdict: &Verdict,
+        change: &Change,
+    ) -> Result<VersionInfo> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let version = self.register_in(&mut tx, group, new, now).await?;
+        match verdict {
+            Verdict::Promote(alias) => {
+                self.move_alias_in(&mut tx, group, alias, version, change, "alias-moved", now)
+                    .await?;
+            }
+            Verdict::Reject => {
+                let generation = Self::bump(&mut tx, group, now).await?;
+                self.status_in(
+                    &mut tx,
+                    group,
+                    version,
+                    Status::Rejected,
+                    change,
+                    now,
+                    generation,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        self.version(group, version).await
+    }
+
+    async fn register_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        group: &GroupName,
+        new: &NewVersion,
+        now: i64,
+    ) -> Result<u32> {
         sqlx::query(
             "INSERT INTO model_groups (name, generation, created_at, updated_at) \
              VALUES ($1, 0, $2, $2) ON CONFLICT (name) DO NOTHING",
         )
         .bind(group.as_str())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        let generation = Self::bump(&mut tx, group, now).await?;
+        let generation = Self::bump(tx, group, now).await?;
         let version: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE group_name = $1",
         )
         .bind(group.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         sqlx::query(concat!(
             "INSERT INTO model_versions (",
@@ -157,7 +208,7 @@ impl Registry {
         .bind(json_text(&new.baseline_metrics))
         .bind(&new.actor)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let change = Change {
             actor: new.actor.clone(),
@@ -170,10 +221,9 @@ impl Registry {
             from_version: None,
             status: Some(Status::Pending),
         };
-        self.record(&mut tx, group, generation, event, &change, now)
+        self.record(tx, group, generation, event, &change, now)
             .await?;
-        tx.commit().await?;
-        self.version(group, version as u32).await
+        Ok(version as u32)
     }
 
     /// Sets a version's status. A version an alias points at cannot be rejected or archived:
@@ -272,13 +322,31 @@ impl Registry {
     ) -> Result<Option<u32>> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let generation = Self::bump(&mut tx, group, now).await?;
+        let from = self
+            .move_alias_in(&mut tx, group, alias, version, change, kind, now)
+            .await?;
+        tx.commit().await?;
+        Ok(from)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn move_alias_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        group: &GroupName,
+        alias: &AliasName,
+        version: u32,
+        change: &Change,
+        kind: &str,
+        now: i64,
+    ) -> Result<Option<u32>> {
+        let generation = Self::bump(tx, group, now).await?;
         let status: Option<String> = sqlx::query_scalar(
             "SELECT status FROM model_versions WHERE group_name = $1 AND version = $2",
         )
         .bind(group.as_str())
         .bind(i64::from(version))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let status = Status::parse(&status.ok_or_else(|| Error::NotFound {
             what: format!("{group} v{version}"),
@@ -294,7 +362,7 @@ impl Registry {
         )
         .bind(group.as_str())
         .bind(alias.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         sqlx::query(
             "INSERT INTO model_aliases (group_name, alias, version, updated_at) VALUES ($1, $2, $3, $4) \
@@ -304,7 +372,7 @@ impl Registry {
         .bind(alias.as_str())
         .bind(i64::from(version))
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let event = NewEvent {
             kind,
@@ -313,17 +381,17 @@ impl Registry {
             from_version: from.map(|v| v as u32),
             status: None,
         };
-        self.record(&mut tx, group, generation, event, change, now)
+        self.record(tx, group, generation, event, change, now)
             .await?;
         if status == Status::Pending {
             // An alias vouches for its version: approve it in the same transaction.
-            let generation = Self::bump(&mut tx, group, now).await?;
+            let generation = Self::bump(tx, group, now).await?;
             let approval = Change {
                 actor: change.actor.clone(),
                 reason: format!("{alias} points at it: {}", change.reason),
             };
             self.status_in(
-                &mut tx,
+                tx,
                 group,
                 version,
                 Status::Approved,
@@ -333,7 +401,6 @@ impl Registry {
             )
             .await?;
         }
-        tx.commit().await?;
         Ok(from.map(|v| v as u32))
     }
 
