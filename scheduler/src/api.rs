@@ -1,20 +1,20 @@
 //! The HTTP API: the workflow operations as JSON over HTTP (axum), served by `sluice server`.
-//! Only this layer knows status codes: an unknown workflow or execution is 404, a bad definition
-//! or body 400 (naming the JSON pointer or field), an operation on an execution in the wrong
-//! status 409; anything else is 500, logged once, with no internals in the response.
+//! Errors become status codes in [`HttpError`] (`http_error.rs`), as for every route: an unknown
+//! workflow or execution is 404, a bad definition or body 400 (naming the JSON pointer or
+//! field), an operation on an execution in the wrong status 409; anything else is 500, logged
+//! once, with no internals in the response.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::asl::definition::StateMachine;
+use crate::http_error::HttpError;
 use crate::orchestrator::Error;
 use crate::orchestrator::engine::Engine;
 use crate::orchestrator::queue::Queue;
@@ -30,47 +30,8 @@ pub struct ApiState {
 
 type Shared = State<Arc<ApiState>>;
 
-/// An error as the client sees it.
-pub enum ApiError {
-    NotFound(String),
-    BadRequest(String),
-    Conflict(String),
-    Internal,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
-            ApiError::Internal => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error".to_owned(),
-            ),
-        };
-        (status, Json(json!({"error": message}))).into_response()
-    }
-}
-
-impl From<Error> for ApiError {
-    fn from(err: Error) -> Self {
-        match err {
-            Error::NotFound { .. } => ApiError::NotFound(err.to_string()),
-            Error::Definition(_) | Error::Invalid(_) => ApiError::BadRequest(err.to_string()),
-            Error::WrongStatus { .. } => ApiError::Conflict(err.to_string()),
-            Error::Database(_) | Error::Queue(_) | Error::Join(_) => {
-                tracing::error!(error = %err, "request failed");
-                ApiError::Internal
-            }
-        }
-    }
-}
-
-fn body(payload: Result<Json<Value>, JsonRejection>) -> Result<Value, ApiError> {
-    payload
-        .map(|Json(v)| v)
-        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+fn body(payload: Result<Json<Value>, JsonRejection>) -> Result<Value, HttpError> {
+    payload.map(|Json(v)| v).map_err(HttpError::from)
 }
 
 /// The API's routes.
@@ -97,14 +58,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(open)
 }
 
-async fn validate(payload: Result<Json<Value>, JsonRejection>) -> Result<Json<Value>, ApiError> {
-    let machine = StateMachine::parse(&body(payload)?).map_err(Error::from)?;
+async fn validate(payload: Result<Json<Value>, JsonRejection>) -> Result<Json<Value>, HttpError> {
+    let machine = crate::tasks::runnable(&body(payload)?).map_err(Error::from)?;
     Ok(Json(
         json!({"valid": true, "start_at": machine.start_at, "states": machine.states.len()}),
     ))
 }
 
-async fn list_workflows(State(state): Shared) -> Result<Json<Value>, ApiError> {
+async fn list_workflows(State(state): Shared) -> Result<Json<Value>, HttpError> {
     let workflows = store::workflows(&state.engine.pool).await?;
     Ok(Json(json!(
         workflows
@@ -118,9 +79,9 @@ async fn put_workflow(
     State(state): Shared,
     Path(name): Path<String>,
     payload: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let definition = body(payload)?;
-    StateMachine::parse(&definition).map_err(Error::from)?;
+    crate::tasks::runnable(&definition).map_err(Error::from)?;
     let version = store::put_workflow(&state.engine.pool, &name, &definition).await?;
     Ok(Json(json!({"workflow": name, "version": version})))
 }
@@ -138,9 +99,9 @@ async fn start(
     State(state): Shared,
     Path(workflow): Path<String>,
     payload: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), HttpError> {
     let request: StartRequest = serde_json::from_value(body(payload)?)
-        .map_err(|e| ApiError::BadRequest(format!("start request: {e}")))?;
+        .map_err(|e| HttpError::BadRequest(format!("start request: {e}")))?;
     let (execution, first) = state
         .engine
         .start(
@@ -168,7 +129,7 @@ struct ListQuery {
 async fn list_executions(
     State(state): Shared,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let executions = store::executions(
         &state.engine.pool,
         query.workflow.as_deref(),
@@ -180,26 +141,26 @@ async fn list_executions(
     )))
 }
 
-async fn describe(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn describe(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, HttpError> {
     Ok(Json(execution_json(
         &store::execution(&state.engine.pool, &id).await?,
     )))
 }
 
-async fn history(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn history(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, HttpError> {
     store::execution(&state.engine.pool, &id).await?;
     let events = store::history(&state.engine.pool, &id).await?;
     Ok(Json(json!(events.iter().map(|e| json!({"id": e.seq + 1, "type": e.kind, "state": e.state, "details": e.details, "timestamp": e.at})).collect::<Vec<_>>())))
 }
 
-async fn stop(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn stop(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, HttpError> {
     state.engine.stop(&id).await?;
     Ok(Json(execution_json(
         &store::execution(&state.engine.pool, &id).await?,
     )))
 }
 
-async fn redrive(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn redrive(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, HttpError> {
     let next = state.engine.redrive(&id).await?;
     state.queue.push(&next).await?;
     Ok(Json(execution_json(

@@ -188,7 +188,13 @@ impl Config {
                     .split("__"),
             )
             .merge(Serialized::defaults(overrides));
-        figment.extract().context("invalid configuration")
+        let config: Self = figment.extract().context("invalid configuration")?;
+        config
+            .crawler
+            .schema_policy
+            .parse::<jobs::catalog::SchemaPolicy>()
+            .context("invalid configuration: crawler.schema_policy")?;
+        Ok(config)
     }
 
     /// The serving options.
@@ -217,6 +223,29 @@ impl Config {
     }
 
     /// The lake's S3 options.
+    /// What the operations need of it.
+    pub fn ops_settings(&self) -> ops::Settings {
+        ops::Settings {
+            database: self.database.clone(),
+            lake: self.lake.clone(),
+            curated_lake: self.curated_lake.clone(),
+            s3: self.s3_options(),
+            catalog: self.catalog.clone(),
+            crawl: ops::CrawlDefaults {
+                sample: jobs::crawler::SampleOptions {
+                    max_records: self.crawler.sample_records,
+                    max_bytes: self.crawler.sample_bytes,
+                    max_record_bytes: self.crawler.max_record_bytes,
+                    verify: self.crawler.verify,
+                },
+                min_column_overlap: Some(self.crawler.min_column_overlap),
+                // Checked by `load`; a hand-built configuration falls back to `update`.
+                schema_policy: self.crawler.schema_policy.parse().unwrap_or_default(),
+                concurrency: self.crawler.concurrency,
+            },
+        }
+    }
+
     pub fn s3_options(&self) -> jobs::lake::S3Options {
         jobs::lake::S3Options {
             endpoint: self.s3.endpoint.clone(),

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ops::Ops;
 use scheduler::api::{ApiState, router};
-use scheduler::commands::Context;
 use scheduler::config::Config;
 use scheduler::orchestrator::engine::Engine;
 use scheduler::orchestrator::queue::Queue;
@@ -27,10 +27,7 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
         ..Config::default()
     };
     let engine = Engine::new(
-        Context {
-            config,
-            progress: false,
-        },
+        Ops::with_catalog(config.ops_settings(), db.catalog.clone()),
         db.catalog.pool().clone(),
     );
     let queue = Queue::open(&db.url).await.unwrap();

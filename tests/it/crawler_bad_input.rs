@@ -1,7 +1,7 @@
 //! Bad landed objects fail with a reason while the crawl goes on: truncated gzip, invalid UTF-8,
 //! empty and binary objects, a 10 MB line, 1,000-deep nesting, an unrecognised text.
 
-use jobs::catalog::CatalogDbName;
+use jobs::catalog::{CatalogDbName, ObjectStatus};
 use jobs::crawler::{CrawlOptions, crawl};
 use jobs::lake::{Lake, LakeKey};
 use tests::{Backend, TestDb, gzip, put};
@@ -74,11 +74,9 @@ async fn bad_objects_are_marked_failed_and_the_crawl_goes_on() {
 
     let failed = db.catalog.objects(true).await.unwrap();
     assert_eq!(failed.len(), 7);
-    assert!(
-        failed
-            .iter()
-            .all(|o| o.status == "failed" && o.failure_reason.is_some() && o.table.is_none())
-    );
+    assert!(failed.iter().all(|o| o.status == ObjectStatus::Failed
+        && o.failure_reason.is_some()
+        && o.table.is_none()));
     let table = db
         .catalog
         .table(&CatalogDbName::parse("default").unwrap(), "in")

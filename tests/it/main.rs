@@ -12,6 +12,7 @@ mod demo;
 mod drift;
 mod forecasting;
 mod forecasting_pipeline;
+mod migrations;
 mod nightly;
 mod orchestrator;
 mod publishing;

@@ -73,6 +73,23 @@ fn the_nightly_retrain_workflow_runs_end_to_end() {
         !output["decision"]["why"].as_str().unwrap().is_empty(),
         "{output}"
     );
+    // One id for one snapshot: the registry's lineage names the dataset the night built.
+    let (ok, shown, stderr) = run_sluice(
+        path,
+        &["models", "show", "air-quality", "1", "--output", "json"],
+    );
+    assert!(ok, "{stderr}");
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert!(
+        output["dataset"]["snapshot_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ds-")
+    );
+    assert_eq!(
+        shown["dataset_snapshot"], output["dataset"]["snapshot_id"],
+        "{shown}"
+    );
 
     // Whatever the first decision, make v1 the champion so the next night forecasts.
     if output["publish"]["published"] == false {

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
+use ops::Ops;
 use scheduler::asl::definition::StateMachine;
 use scheduler::asl::run::{ExecutionInfo, TestTasks, VirtualClock, run};
-use scheduler::commands::Context;
 use scheduler::config::Config;
 use scheduler::orchestrator::engine::{Engine, Next};
 use scheduler::orchestrator::queue::Queue;
-use scheduler::orchestrator::store;
+use scheduler::orchestrator::store::{self, ExecutionStatus};
 use serde_json::{Value, json};
 use tests::{Backend, TestDb};
 
@@ -21,10 +21,7 @@ fn engine(db: &TestDb) -> Engine {
         ..Config::default()
     };
     Engine::new(
-        Context {
-            config,
-            progress: false,
-        },
+        Ops::with_catalog(config.ops_settings(), db.catalog.clone()),
         db.catalog.pool().clone(),
     )
 }
@@ -86,7 +83,7 @@ async fn executions_advance_step_by_step_with_the_interpreters_history(backend: 
     assert_eq!(drive(&engine, second).await, 4);
 
     let done = store::execution(&engine.pool, &execution.id).await.unwrap();
-    assert_eq!(done.status, "SUCCEEDED");
+    assert_eq!(done.status, ExecutionStatus::Succeeded);
     let machine = StateMachine::parse(&definition()).unwrap();
     let info = ExecutionInfo {
         name: "run-1".into(),
@@ -141,7 +138,7 @@ async fn a_wait_is_a_scheduled_step_not_a_sleep(backend: Backend) {
         "a stopped execution takes no step"
     );
     let stopped = store::execution(&engine.pool, &execution.id).await.unwrap();
-    assert_eq!(stopped.status, "ABORTED");
+    assert_eq!(stopped.status, ExecutionStatus::Aborted);
     assert!(engine.stop(&execution.id).await.is_err());
 }
 
@@ -247,14 +244,14 @@ async fn an_apalis_worker_runs_an_execution_to_its_end(backend: Backend) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let status = loop {
         let current = store::execution(&engine.pool, &execution.id).await.unwrap();
-        if current.status != "RUNNING" || std::time::Instant::now() > deadline {
+        if current.status != ExecutionStatus::Running || std::time::Instant::now() > deadline {
             break current.status;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let _ = stop.send(());
     worker.await.unwrap().unwrap();
-    assert_eq!(status, "SUCCEEDED");
+    assert_eq!(status, ExecutionStatus::Succeeded);
 }
 
 async fn a_retry_is_a_scheduled_step_that_keeps_its_attempts(backend: Backend) {
@@ -308,7 +305,7 @@ async fn a_retry_is_a_scheduled_step_that_keeps_its_attempts(backend: Backend) {
     let caught = engine.advance(&next.task).await.unwrap().unwrap();
     assert_eq!(drive(&engine, caught).await, 1);
     let done = store::execution(&engine.pool, &execution.id).await.unwrap();
-    assert_eq!(done.status, "SUCCEEDED");
+    assert_eq!(done.status, ExecutionStatus::Succeeded);
     assert_eq!(done.output.unwrap()["error"]["Error"], "Sluice.Flaky");
     let stored: Vec<String> = store::history(&engine.pool, &execution.id)
         .await

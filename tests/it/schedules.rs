@@ -3,7 +3,7 @@
 //! follow the catch-up policy; backfill starts past ticks once.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use scheduler::commands::Context;
+use ops::Ops;
 use scheduler::config::Config;
 use scheduler::orchestrator::engine::Engine;
 use scheduler::orchestrator::queue::Queue;
@@ -19,10 +19,7 @@ async fn setup(db: &TestDb, workflow: serde_json::Value) -> (Engine, Queue) {
         ..Config::default()
     };
     let engine = Engine::new(
-        Context {
-            config,
-            progress: false,
-        },
+        Ops::with_catalog(config.ops_settings(), db.catalog.clone()),
         db.catalog.pool().clone(),
     );
     store::put_workflow(&engine.pool, "job", &workflow)

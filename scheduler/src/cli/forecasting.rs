@@ -30,7 +30,8 @@ pub struct DatasetArgs {
     /// Categorical features (one value per item: its last).
     #[arg(long = "cat", value_delimiter = ',')]
     pub categorical_features: Vec<String>,
-    #[arg(long, default_value_t = 24)]
+    /// Points forecast, and the length of each test window.
+    #[arg(long)]
     pub prediction_length: usize,
     /// Rolling test windows after the cut.
     #[arg(long, default_value_t = 1)]
@@ -87,54 +88,4 @@ pub struct ForecastArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct BenchForecastArgs {
-    /// The benchmark's data: one folder per dataset with train.jsonl, test.jsonl, metadata.json.
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    /// Datasets to run.
-    #[arg(long, value_delimiter = ',', default_value = "pedestrian,aus_retail")]
-    pub datasets: Vec<String>,
-    /// Seeds 0..N for each engine.
-    #[arg(long, default_value_t = 5)]
-    pub seeds: u64,
-    /// Epochs (the peer's fixed setting is 20).
-    #[arg(long, default_value_t = 20)]
-    pub epochs: usize,
-    /// Python with GluonTS, to run the peer in the same run (scripts/bench-forecast.sh sets it up).
-    #[arg(long, requires = "gluonts_script")]
-    pub gluonts_python: Option<PathBuf>,
-    /// The peer's script (../shared/bench/forecast/run_gluonts.py).
-    #[arg(long)]
-    pub gluonts_script: Option<PathBuf>,
-    /// Torch thread counts to run GluonTS with; its best is the reference.
-    #[arg(long, value_delimiter = ',', default_value = "1")]
-    pub gluonts_threads: Vec<u32>,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchServeArgs {
-    /// Hourly series (train.jsonl): ../shared/bench/forecast/data/pedestrian.
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    /// Python with GluonTS, to measure the peer in the same run (scripts/bench-serve.sh sets it up).
-    #[arg(long)]
-    pub gluonts_python: Option<PathBuf>,
-    /// Sequential requests for the latency percentiles.
-    #[arg(long, default_value_t = 300)]
-    pub requests: usize,
-    /// Clients at once for the saturation phase.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-    /// Length of the saturation phase.
-    #[arg(long, default_value_t = 10.0)]
-    pub seconds: f64,
-    /// Hours of history each request sends.
-    #[arg(long, default_value_t = 800)]
-    pub history: usize,
-    /// Training epochs of both models (10 batches each; latency does not depend on the fit).
-    #[arg(long, default_value_t = 1)]
-    pub epochs: usize,
 }

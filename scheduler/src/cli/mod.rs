@@ -7,9 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod forecasting;
 mod serving;
 mod workflows;
-pub use forecasting::{
-    BenchForecastArgs, BenchServeArgs, DatasetArgs, DeviceKind, ForecastArgs, TrainArgs,
-};
+pub use forecasting::{DatasetArgs, DeviceKind, ForecastArgs, TrainArgs};
 pub use serving::{
     BatchForecastArgs, DeployArgs, DeploymentsArgs, DriftCommand, DriftRunArgs, DriftShowArgs,
     EndpointCommand, EndpointCreateArgs, ModelsCommand, ModelsGroupArgs, ModelsListArgs,
@@ -24,7 +22,7 @@ pub use workflows::{
 
 /// sluice: batch ETL and model-training workflows over Firehose landings.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about, propagate_version = true)]
+#[command(name = "sluice", version, propagate_version = true)]
 pub struct Cli {
     /// Configuration file (default: ./sluice.toml when present).
     #[arg(long, global = true, value_name = "FILE")]
@@ -108,9 +106,6 @@ pub enum Command {
     /// Manage the database.
     #[command(subcommand)]
     Db(DbCommand),
-    /// Measure sluice against its targets.
-    #[command(subcommand)]
-    Bench(BenchCommand),
 }
 
 #[derive(Debug, Args)]
@@ -336,44 +331,6 @@ pub enum CatalogCommand {
 pub enum DbCommand {
     /// Apply pending migrations.
     Migrate,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Crawl a landing directory twice (first crawl, then nothing new) and print the timings.
-    Crawl(BenchCrawlArgs),
-    /// 40 sequential echo tasks as a durable execution on SQLite and Postgres (and Prefect).
-    Orchestrator(BenchOrchestratorArgs),
-    /// DeepAR on the forecasting benchmark's data, seed by seed, against GluonTS in the same run.
-    Forecast(BenchForecastArgs),
-    /// The prediction endpoint under load, against GluonTS behind a Python HTTP server.
-    Serve(BenchServeArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct BenchOrchestratorArgs {
-    /// Timed executions per database (after a warm-up).
-    #[arg(long, default_value_t = 5)]
-    pub runs: u32,
-    /// Postgres server (a database is created there and dropped after).
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    pub postgres: String,
-    /// Python with Prefect 3, to run the peer in the same run (scripts/bench-orchestrator.sh sets it up).
-    #[arg(long, requires = "prefect_script")]
-    pub prefect_python: Option<PathBuf>,
-    /// The peer's script (../shared/bench/orchestrator/prefect_chain.py).
-    #[arg(long)]
-    pub prefect_script: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchCrawlArgs {
-    /// Landing directory (e.g. the one ../shared/bench/etl/gen_landing.py writes).
-    #[arg(long)]
-    pub source: PathBuf,
-    /// Repetitions; the best of each is reported.
-    #[arg(long, default_value_t = 3)]
-    pub runs: u32,
 }
 
 #[cfg(test)]

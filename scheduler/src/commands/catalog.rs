@@ -12,9 +12,7 @@ use crate::output::{Report, bytes, table, time};
 
 pub async fn run(command: &CatalogCommand, context: &Context) -> anyhow::Result<Report> {
     let catalog = context.catalog().await?;
-    let result = dispatch(command, context, &catalog).await;
-    catalog.close().await;
-    result
+    dispatch(command, context, &catalog).await
 }
 
 async fn dispatch(
@@ -108,7 +106,7 @@ async fn dispatch(
                 objects.iter().map(|o| {
                     [
                         o.key.clone(),
-                        o.status.clone(),
+                        o.status.to_string(),
                         o.table.clone().unwrap_or_default(),
                         o.format.clone().unwrap_or_default(),
                         format!("{}{}", o.records, if o.records_exact { "" } else { "~" }),
@@ -139,7 +137,7 @@ async fn dispatch(
                         c.id.to_string(),
                         time(c.started_at),
                         c.prefix.clone(),
-                        c.status.clone(),
+                        c.status.to_string(),
                         c.objects_listed.to_string(),
                         c.objects_crawled.to_string(),
                         c.objects_failed.to_string(),

@@ -1,47 +1,47 @@
 //! `sluice convert` and `sluice vacuum`.
 
-use jobs::convert::{ConvertOptions, ConvertReport, FileOptions, Granularity};
-use jobs::lake::LakeKey;
+use jobs::convert::{ConvertReport, Granularity};
+use ops::{CompactRequest, ConvertMode, ConvertRequest, Observer, VacuumRequest};
 use serde_json::json;
 
 use super::Context;
 use crate::cli::{CompactArgs, ConvertArgs, VacuumArgs};
 use crate::output::{Report, bytes, table};
 
-pub fn convert_options(args: &ConvertArgs, context: &Context) -> anyhow::Result<ConvertOptions> {
-    let mut options =
-        ConvertOptions::new(context.catalog_db(args.catalog.as_deref())?, &args.table);
-    options.dest = LakeKey::parse(&args.dest)?;
-    options.granularity = if args.partition_by.ends_with("hour") {
-        Granularity::Hour
-    } else {
-        Granularity::Day
+/// The conversion request the flags make.
+pub fn convert_request(args: &ConvertArgs) -> anyhow::Result<ConvertRequest> {
+    let mode = match (args.dry_run, args.reprocess, args.from.zip(args.to)) {
+        (true, true, _) => {
+            anyhow::bail!(
+                "--dry-run plans an incremental run; it does not combine with --reprocess"
+            )
+        }
+        (true, false, _) => ConvertMode::DryRun,
+        (false, false, _) => ConvertMode::Incremental,
+        (false, true, None) => ConvertMode::Reprocess,
+        (false, true, Some((from, to))) => ConvertMode::ReprocessRange { from, to },
     };
-    options.event_time = args.event_time.clone();
-    options.dry_run = args.dry_run;
-    options.reprocess = args.reprocess;
-    options.range = args.from.zip(args.to);
-    options.files = FileOptions {
-        target_file_bytes: args.target_file_mib << 20,
+    Ok(ConvertRequest {
+        dest: args.dest.clone(),
+        granularity: if args.partition_by.ends_with("hour") {
+            Granularity::Hour
+        } else {
+            Granularity::Day
+        },
+        event_time: args.event_time.clone(),
+        mode,
+        target_file_mib: args.target_file_mib,
         row_group_rows: args.row_group_rows,
-        ..FileOptions::default()
-    };
-    Ok(options)
+        catalog: args.catalog.clone(),
+        ..ConvertRequest::new(&args.table)
+    })
 }
 
 pub async fn convert(args: &ConvertArgs, context: &Context) -> anyhow::Result<Report> {
-    let lake = context.lake()?;
-    let curated_lake = context.curated_lake(&lake)?;
-    let catalog = context.catalog().await?;
-    let result = jobs::convert::convert(
-        &lake,
-        &curated_lake,
-        &catalog,
-        &convert_options(args, context)?,
-    )
-    .await;
-    catalog.close().await;
-    Ok(convert_report(&result?))
+    let request = convert_request(args)?;
+    Ok(convert_report(
+        &context.ops.convert(&request, &Observer::none()).await?,
+    ))
 }
 
 pub fn convert_report(report: &ConvertReport) -> Report {
@@ -120,20 +120,12 @@ pub fn convert_report(report: &ConvertReport) -> Report {
 }
 
 pub async fn compact(args: &CompactArgs, context: &Context) -> anyhow::Result<Report> {
-    let lake = context.lake()?;
-    let curated_lake = context.curated_lake(&lake)?;
-    let catalog = context.catalog().await?;
-    let options = jobs::convert::CompactOptions {
-        catalog_db: context.catalog_db(args.catalog.as_deref())?,
+    let request = CompactRequest {
         table: args.table.clone(),
-        files: FileOptions {
-            target_file_bytes: args.target_file_mib << 20,
-            ..FileOptions::default()
-        },
+        target_file_mib: args.target_file_mib,
+        catalog: args.catalog.clone(),
     };
-    let result = jobs::convert::compact(&curated_lake, &catalog, &options).await;
-    catalog.close().await;
-    let report = result?;
+    let report = context.ops.compact(&request).await?;
     let text = if report.files_before == 0 {
         format!("{}: nothing to compact", report.table)
     } else {
@@ -153,12 +145,10 @@ pub async fn compact(args: &CompactArgs, context: &Context) -> anyhow::Result<Re
 }
 
 pub async fn vacuum(args: &VacuumArgs, context: &Context) -> anyhow::Result<Report> {
-    let lake = context.lake()?;
-    let curated_lake = context.curated_lake(&lake)?;
-    let catalog = context.catalog().await?;
-    let result = jobs::convert::vacuum(&curated_lake, &catalog, args.grace_minutes * 60_000).await;
-    catalog.close().await;
-    let report = result?;
+    let request = VacuumRequest {
+        grace_minutes: args.grace_minutes,
+    };
+    let report = context.ops.vacuum(&request).await?;
     let text = format!(
         "published {} stranded files; cleaned {} abandoned runs ({} objects); deleted {} replaced files",
         report.files_published,

@@ -1,12 +1,11 @@
 //! `sluice generate landings` and `sluice crawl`.
 
-use std::sync::Arc;
-
 use indicatif::{ProgressBar, ProgressStyle};
 use jobs::catalog::SchemaPolicy;
-use jobs::crawler::{CrawlOptions, CrawlProgress, CrawlReport, SampleOptions};
+use jobs::crawler::CrawlReport;
 use jobs::generate::{GenerateReport, LandingsSpec, generate_landings};
 use jobs::lake::LakeKey;
+use ops::{CrawlRequest, Observer, Progress};
 
 use super::Context;
 use crate::cli::{CrawlArgs, LandingsArgs};
@@ -46,53 +45,44 @@ pub fn generate_report(report: &GenerateReport, lake: &str, spec: &LandingsSpec)
     Report::new(serde_json::to_value(report).expect("serializes"), text)
 }
 
-/// Crawl options from the configuration and the flags.
-pub fn crawl_options(args: &CrawlArgs, context: &Context) -> anyhow::Result<CrawlOptions> {
-    let crawler = &context.config.crawler;
-    let mut options = CrawlOptions::new(
-        context.catalog_db(args.catalog.as_deref())?,
-        LakeKey::parse(&args.prefix)?,
+/// The crawl request the flags make.
+pub fn crawl_request(args: &CrawlArgs) -> anyhow::Result<CrawlRequest> {
+    Ok(CrawlRequest {
+        prefix: args.prefix.clone(),
+        catalog: args.catalog.clone(),
+        recrawl: args.recrawl,
+        sample_records: args.sample_records,
+        verify: args.no_verify.then_some(false),
+        schema_policy: args
+            .schema_policy
+            .as_deref()
+            .map(str::parse::<SchemaPolicy>)
+            .transpose()?,
+        table_prefix: args.table_prefix.clone(),
+    })
+}
+
+/// A progress bar over the crawl's objects, drawn once their number is known.
+fn crawl_bar() -> Observer {
+    let bar = ProgressBar::hidden();
+    bar.set_style(
+        ProgressStyle::with_template("crawling {bar:30} {pos}/{len} objects {elapsed}")
+            .expect("valid template"),
     );
-    options.recrawl = args.recrawl;
-    options.sample = SampleOptions {
-        max_records: args.sample_records.unwrap_or(crawler.sample_records),
-        max_bytes: crawler.sample_bytes,
-        max_record_bytes: crawler.max_record_bytes,
-        verify: crawler.verify && !args.no_verify,
-    };
-    options.grouping.min_column_overlap = crawler.min_column_overlap;
-    options.schema_policy = args
-        .schema_policy
-        .as_deref()
-        .unwrap_or(&crawler.schema_policy)
-        .parse::<SchemaPolicy>()?;
-    options.table_prefix = args.table_prefix.clone();
-    if crawler.concurrency > 0 {
-        options.concurrency = crawler.concurrency;
-    }
-    if context.progress {
-        let bar = ProgressBar::hidden();
-        bar.set_style(
-            ProgressStyle::with_template("crawling {bar:30} {pos}/{len} objects {elapsed}")
-                .expect("valid template"),
-        );
-        options.progress = Some(Arc::new(move |event| match event {
-            CrawlProgress::Planned { objects } => {
-                bar.set_length(objects as u64);
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            }
-            CrawlProgress::ObjectDone { .. } => bar.inc(1),
-        }));
-    }
-    Ok(options)
+    Observer::new(move |event| match event {
+        Progress::CrawlPlanned { objects } => {
+            bar.set_length(objects as u64);
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        Progress::ObjectCrawled { .. } => bar.inc(1),
+        _ => {}
+    })
 }
 
 pub async fn crawl(args: &CrawlArgs, context: &Context) -> anyhow::Result<Report> {
-    let (lake, catalog) = (context.lake()?, context.catalog().await?);
-    let options = crawl_options(args, context)?;
-    let report = jobs::crawler::crawl(&lake, &catalog, &options).await;
-    catalog.close().await;
-    Ok(crawl_report(&report?))
+    let observer = context.observer(crawl_bar);
+    let report = context.ops.crawl(&crawl_request(args)?, &observer).await?;
+    Ok(crawl_report(&report))
 }
 
 pub fn crawl_report(report: &CrawlReport) -> Report {

@@ -77,10 +77,7 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     config.database = format!("sqlite://{}/.sluice/sluice.db", dir.display());
     config.lake = format!("file://{}/lake", dir.display());
     config.curated_lake = None;
-    let demo = Context {
-        config,
-        progress: context.progress,
-    };
+    let demo = Context::with_progress(config, context.progress);
     let (lake, catalog) = (demo.lake()?, demo.catalog().await?);
     let start = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).expect("valid date");
     let night = |days: u32| start + chrono::Duration::days(i64::from(days));
@@ -115,7 +112,7 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     .await?;
     say(&format!("    {}", installed.text));
 
-    let engine = Engine::new(demo.clone(), catalog.pool().clone());
+    let engine = Engine::new(demo.ops.clone(), catalog.pool().clone());
     let queue = Queue::open(&demo.config.database).await?;
     let first_name = format!("night-{}", night(args.days));
     say(&format!(
@@ -130,14 +127,14 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
         models::registry::GroupName::parse(GROUP)?,
         vec![Variant::parse("primary=champion")?],
     )?;
-    endpoints::put(catalog.pool(), &spec, false).await?;
+    endpoints::put(catalog.pool(), &spec).await?;
     let (_, token) = auth::create(catalog.pool(), auth::Scope::Predict, "demo").await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stopped = async move {
         let _ = stopped.await;
     };
-    let serving = super::serving::start_serving(&demo, &catalog, stopped).await?;
-    let listener = super::executions::bind("127.0.0.1:0").await?;
+    let serving = crate::process::start_serving(&demo, stopped).await?;
+    let listener = crate::process::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(axum::serve(listener, router(serving.clone())).into_future());
 
@@ -220,7 +217,7 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     }
     let _ = stop.send(());
     server.abort();
-    catalog.close().await;
+    demo.ops.close().await;
 
     let elapsed = started.elapsed().as_secs_f64();
     let (db, lake_url) = (&demo.config.database, &demo.config.lake);

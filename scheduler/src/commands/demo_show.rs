@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::orchestrator::engine::Engine;
 use crate::orchestrator::queue::Queue;
-use crate::orchestrator::store::{self, Execution};
+use crate::orchestrator::store::{self, Execution, ExecutionStatus};
 use crate::output::table;
 
 /// A progress line for the person watching; a closed stderr must not stop the demo.
@@ -62,7 +62,7 @@ pub async fn run_execution(
         }
         seen = history.len();
         let now = store::execution(&engine.pool, &execution.id).await?;
-        if now.status != "RUNNING" {
+        if now.status != ExecutionStatus::Running {
             break now;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -70,7 +70,7 @@ pub async fn run_execution(
     let _ = stop.send(());
     worker.await??;
     anyhow::ensure!(
-        finished.status == "SUCCEEDED",
+        finished.status == ExecutionStatus::Succeeded,
         "execution {name} {} in state {}: {} {}",
         finished.status,
         finished.state,

@@ -8,19 +8,15 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use super::Context;
-use crate::asl::definition::StateMachine;
 use crate::cli::{ExecutionArgs, WorkerArgs, WorkflowCreateArgs, WorkflowStartArgs};
 use crate::orchestrator::engine::{Engine, Next};
 use crate::orchestrator::queue::Queue;
-use crate::orchestrator::store::{self, Execution, execution_json};
+use crate::orchestrator::store::{self, Execution, ExecutionStatus, execution_json};
 use crate::output::{Report, table, time};
 
-async fn engine(context: &Context) -> anyhow::Result<(Engine, jobs::catalog::Catalog)> {
+async fn engine(context: &Context) -> anyhow::Result<Engine> {
     let catalog = context.catalog().await?;
-    Ok((
-        Engine::new(context.clone(), catalog.pool().clone()),
-        catalog,
-    ))
+    Ok(Engine::new(context.ops.clone(), catalog.pool().clone()))
 }
 
 fn execution_text(e: &Execution) -> String {
@@ -28,15 +24,15 @@ fn execution_text(e: &Execution) -> String {
         "execution {} ({}) of {} v{}: {}",
         e.id, e.name, e.workflow, e.version, e.status
     );
-    match (e.status.as_str(), &e.output) {
-        ("SUCCEEDED", Some(output)) => text.push_str(&format!("\noutput: {output}")),
-        ("FAILED", _) => text.push_str(&format!(
+    match (e.status, &e.output) {
+        (ExecutionStatus::Succeeded, Some(output)) => text.push_str(&format!("\noutput: {output}")),
+        (ExecutionStatus::Failed, _) => text.push_str(&format!(
             "\nfailed in state {}: {}: {}",
             e.state,
             e.error.as_deref().unwrap_or(""),
             e.cause.as_deref().unwrap_or("")
         )),
-        ("RUNNING", _) => text.push_str(&format!("\nat state {}", e.state)),
+        (ExecutionStatus::Running, _) => text.push_str(&format!("\nat state {}", e.state)),
         _ => {}
     }
     text
@@ -47,12 +43,10 @@ pub async fn create(args: &WorkflowCreateArgs, context: &Context) -> anyhow::Res
         .with_context(|| format!("cannot read {}", args.definition.display()))?;
     let definition: Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not JSON", args.definition.display()))?;
-    StateMachine::parse(&definition)
+    crate::tasks::runnable(&definition)
         .with_context(|| format!("{} is not a valid workflow", args.definition.display()))?;
-    let (engine, catalog) = engine(context).await?;
-    let version = store::put_workflow(&engine.pool, &args.name, &definition).await;
-    catalog.close().await;
-    let version = version?;
+    let engine = engine(context).await?;
+    let version = store::put_workflow(&engine.pool, &args.name, &definition).await?;
     Ok(Report::new(
         json!({"workflow": args.name, "version": version}),
         format!("workflow {} version {version}", args.name),
@@ -60,10 +54,9 @@ pub async fn create(args: &WorkflowCreateArgs, context: &Context) -> anyhow::Res
 }
 
 pub async fn list(context: &Context) -> anyhow::Result<Report> {
-    let (engine, catalog) = engine(context).await?;
+    let engine = engine(context).await?;
     let workflows = store::workflows(&engine.pool).await;
     let executions = store::executions(&engine.pool, None, 20).await;
-    catalog.close().await;
     let (workflows, executions) = (workflows?, executions?);
     let text = format!(
         "{}\n{}",
@@ -86,7 +79,7 @@ pub async fn list(context: &Context) -> anyhow::Result<Report> {
                 e.id.clone(),
                 e.name.clone(),
                 e.workflow.clone(),
-                e.status.clone(),
+                e.status.to_string(),
                 e.state.clone(),
                 time(e.started_at)
             ])
@@ -123,7 +116,7 @@ async fn wait_for(engine: &Engine, queue: Queue, id: &str) -> anyhow::Result<Exe
     let (stop, worker) = embedded_worker(engine, queue);
     let execution = loop {
         let execution = store::execution(&engine.pool, id).await?;
-        if execution.status != "RUNNING" {
+        if execution.status != ExecutionStatus::Running {
             break execution;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -138,7 +131,7 @@ pub async fn start(args: &WorkflowStartArgs, context: &Context) -> anyhow::Resul
         Some(text) => serde_json::from_str(text).context("--input is not JSON")?,
         None => json!({}),
     };
-    let (engine, catalog) = engine(context).await?;
+    let engine = engine(context).await?;
     let queue = Queue::open(&context.config.database).await?;
     let (execution, first) = engine
         .start(&args.workflow, input, args.name.clone())
@@ -151,7 +144,6 @@ pub async fn start(args: &WorkflowStartArgs, context: &Context) -> anyhow::Resul
     } else {
         execution
     };
-    catalog.close().await;
     Ok(Report::new(
         execution_json(&execution),
         execution_text(&execution),
@@ -159,10 +151,8 @@ pub async fn start(args: &WorkflowStartArgs, context: &Context) -> anyhow::Resul
 }
 
 pub async fn describe(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
-    let (engine, catalog) = engine(context).await?;
-    let execution = store::execution(&engine.pool, &args.execution).await;
-    catalog.close().await;
-    let execution = execution?;
+    let engine = engine(context).await?;
+    let execution = store::execution(&engine.pool, &args.execution).await?;
     Ok(Report::new(
         execution_json(&execution),
         execution_text(&execution),
@@ -170,10 +160,8 @@ pub async fn describe(args: &ExecutionArgs, context: &Context) -> anyhow::Result
 }
 
 pub async fn history(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
-    let (engine, catalog) = engine(context).await?;
-    let events = store::history(&engine.pool, &args.execution).await;
-    catalog.close().await;
-    let events = events?;
+    let engine = engine(context).await?;
+    let events = store::history(&engine.pool, &args.execution).await?;
     let json: Vec<Value> = events.iter().map(|e| json!({"id": e.seq + 1, "type": e.kind, "state": e.state, "details": e.details, "timestamp": time(e.at)})).collect();
     let text = table(
         ["id", "time", "event", "state"],
@@ -190,18 +178,16 @@ pub async fn history(args: &ExecutionArgs, context: &Context) -> anyhow::Result<
 }
 
 pub async fn stop(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
-    let (engine, catalog) = engine(context).await?;
-    let result = engine.stop(&args.execution).await;
-    catalog.close().await;
-    result?;
+    let engine = engine(context).await?;
+    engine.stop(&args.execution).await?;
     Ok(Report::new(
-        json!({"execution": args.execution, "status": "ABORTED"}),
+        json!({"execution": args.execution, "status": ExecutionStatus::Aborted.as_str()}),
         format!("execution {} stopped", args.execution),
     ))
 }
 
 pub async fn redrive(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
-    let (engine, catalog) = engine(context).await?;
+    let engine = engine(context).await?;
     let queue = Queue::open(&context.config.database).await?;
     let next: Next = engine.redrive(&args.execution).await?;
     queue.push(&next).await?;
@@ -210,60 +196,18 @@ pub async fn redrive(args: &ExecutionArgs, context: &Context) -> anyhow::Result<
     } else {
         store::execution(&engine.pool, &args.execution).await?
     };
-    catalog.close().await;
     Ok(Report::new(
         execution_json(&execution),
         execution_text(&execution),
     ))
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-/// A flag raised on SIGTERM or Ctrl-C; [`stopped`] resolves once it is.
-pub(super) fn shutdown_flag() -> tokio::sync::watch::Receiver<bool> {
-    let (raise, flag) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = raise.send(true);
-    });
-    flag
-}
-
-/// Resolves when the flag is raised.
-pub(super) async fn stopped(mut flag: tokio::sync::watch::Receiver<bool>) {
-    let _ = flag.wait_for(|stop| *stop).await;
-}
-
-/// A listener on `address`, with an error that names it.
-pub(super) async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-/// `sluice worker`: runs steps until SIGTERM or Ctrl-C, then finishes the step in hand.
 pub async fn worker(args: &WorkerArgs, context: &Context) -> anyhow::Result<Report> {
-    let (engine, catalog) = engine(context).await?;
-    let queue = Queue::open(&context.config.database).await?;
     let name = args
         .name
         .clone()
         .unwrap_or_else(|| format!("worker-{}", uuid::Uuid::new_v4()));
-    queue.work(engine, name.clone(), shutdown_signal()).await?;
-    catalog.close().await;
+    crate::process::worker(context, &name).await?;
     Ok(Report::new(
         json!({"worker": name, "stopped": true}),
         format!("worker {name} stopped"),

@@ -1,46 +1,32 @@
 //! `sluice train` and `sluice forecast`: DeepAR from SageMaker-style files, the model directory,
-//! and SageMaker's request/response JSON. Training and sampling run off the async runtime.
+//! and SageMaker's request/response JSON, over the operations of the same names.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
-use candle_core::Device;
-use models::deepar::artifact::{self, Lineage};
-use models::deepar::evaluate::{Backtest, backtest};
-use models::deepar::series::read_json_lines;
-use models::deepar::{
-    EpochReport, ForecastOptions, Hyperparameters, TrainOptions, train as train_model,
-};
-use models::inference::{parse_request, predict};
 use models::metrics::Metrics;
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+use ops::{ForecastRequest, Observer, Progress, TrainOutput, TrainRequest};
+use serde_json::{Map, Value};
 
 use super::Context;
 use crate::cli::{DeviceKind, ForecastArgs, TrainArgs};
 use crate::output::{Report, table};
 
-/// The device `--device` names.
-pub fn device(kind: DeviceKind) -> anyhow::Result<Device> {
+/// The device kind `--device` names.
+pub fn device_kind(kind: DeviceKind) -> ops::DeviceKind {
     match kind {
-        DeviceKind::Cpu => Ok(Device::Cpu),
-        #[cfg(feature = "cuda")]
-        DeviceKind::Cuda => Ok(Device::new_cuda(0).context("cannot open CUDA device 0")?),
-        #[cfg(not(feature = "cuda"))]
-        DeviceKind::Cuda => {
-            anyhow::bail!(
-                "this sluice was built without CUDA; rebuild with `cargo build --release --features cuda`"
-            )
-        }
+        DeviceKind::Cpu => ops::DeviceKind::Cpu,
+        DeviceKind::Cuda => ops::DeviceKind::Cuda,
     }
 }
 
-/// The hyperparameters of a file (a JSON object) with `NAME=VALUE` overrides.
+/// The hyperparameters of a file (a JSON object) with `NAME=VALUE` overrides, as SageMaker
+/// names them (checked by the operation).
 pub fn hyperparameters(
     file: Option<&Path>,
     overrides: &[String],
-) -> anyhow::Result<Hyperparameters> {
+) -> anyhow::Result<Map<String, Value>> {
     let mut map = match file {
         None => Map::new(),
         Some(path) => {
@@ -66,17 +52,7 @@ pub fn hyperparameters(
             Value::String(value.trim().to_string()),
         );
     }
-    Ok(Hyperparameters::from_map(&map)?)
-}
-
-/// `sha256:<hex>` of a file: the training data's identity in the model's lineage.
-fn snapshot_id(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let hex: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(format!("sha256:{hex}"))
+    Ok(map)
 }
 
 fn metric_rows(deepar: &Metrics, naive: &Metrics) -> Vec<[String; 3]> {
@@ -107,148 +83,84 @@ fn metric_rows(deepar: &Metrics, naive: &Metrics) -> Vec<[String; 3]> {
     rows
 }
 
-pub async fn train(args: &TrainArgs, context: &Context) -> anyhow::Result<Report> {
-    let hp = hyperparameters(args.hyperparameters.as_deref(), &args.set)?;
-    let run = TrainRun {
+/// The training request the flags make.
+pub fn train_request(args: &TrainArgs) -> anyhow::Result<TrainRequest> {
+    Ok(TrainRequest {
         train: args.train.clone(),
         test: args.test.clone(),
         model_dir: args.model_dir.clone(),
+        hyperparameters: hyperparameters(args.hyperparameters.as_deref(), &args.set)?,
         seed: args.seed,
-        device: device(args.device)?,
-        progress: context.progress,
-        heartbeat: None,
-    };
-    train_to(hp, run).await
-}
-
-/// One training run's files and settings.
-pub struct TrainRun {
-    pub train: PathBuf,
-    pub test: Option<PathBuf>,
-    pub model_dir: PathBuf,
-    pub seed: u64,
-    pub device: Device,
-    /// Draw a progress bar.
-    pub progress: bool,
-    /// Beaten after every epoch (a Task state's `HeartbeatSeconds`).
-    pub heartbeat: Option<crate::tasks::Heartbeat>,
-}
-
-/// Trains, saves the model directory and backtests (the `sluice train` command and the
-/// `sluice:train` task).
-pub async fn train_to(hp: Hyperparameters, run: TrainRun) -> anyhow::Result<Report> {
-    let TrainRun {
-        train: train_path,
-        test: test_path,
-        model_dir,
-        seed,
-        device,
-        progress,
-        heartbeat,
-    } = run;
-    let model_dir_shown = model_dir.clone();
-    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let source = train_path.display().to_string();
-        let train_set = read_json_lines(&train_path)?;
-        let test_set = test_path.as_deref().map(read_json_lines).transpose()?;
-        let bar = progress.then(|| {
-            let bar = indicatif::ProgressBar::new(hp.epochs as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "training {bar:30} epoch {pos}/{len} {msg} ({elapsed})",
-                )
-                .expect("a valid template"),
-            );
-            bar
-        });
-        let mut on_epoch = |e: &EpochReport| {
-            if let Some(heartbeat) = &heartbeat {
-                heartbeat.beat();
-            }
-            if let Some(bar) = &bar {
-                bar.set_position(e.epoch as u64);
-                bar.set_message(format!("loss {:.4}", e.loss));
-            }
-            tracing::info!(
-                epoch = e.epoch,
-                loss = e.loss,
-                learning_rate = e.learning_rate,
-                "epoch done"
-            );
-        };
-        let options = TrainOptions {
-            seed,
-            device,
-            source: &source,
-            on_epoch: Some(&mut on_epoch),
-        };
-        let (model, report) = train_model(&hp, &train_set, options)?;
-        if let Some(bar) = &bar {
-            bar.finish_and_clear();
-        }
-        let lineage = Lineage {
-            seed,
-            train: source.clone(),
-            dataset_snapshot: Some(snapshot_id(&train_path)?),
-        };
-        artifact::save(&model, &model_dir, &lineage)?;
-        artifact::write_json(&model_dir, "training.json", &report)?;
-        let backtest = match &test_set {
-            Some(test) => {
-                let options = ForecastOptions {
-                    num_samples: model.hyperparameters.num_eval_samples,
-                    seed: seed.wrapping_add(1000),
-                    ..ForecastOptions::default()
-                };
-                let test_source = test_path
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                let result = backtest(&model, test, options, &test_source)?;
-                artifact::write_json(&model_dir, "metrics.json", &result)?;
-                Some(result)
-            }
-            None => None,
-        };
-        Ok((report, backtest))
+        device: device_kind(args.device),
+        snapshot_id: None,
     })
-    .await??;
-    let (report, backtest): (_, Option<Backtest>) = outcome;
+}
+
+/// A progress bar over the epochs.
+fn epoch_bar() -> Observer {
+    let bar = indicatif::ProgressBar::hidden();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "training {bar:30} epoch {pos}/{len} {msg} ({elapsed})",
+        )
+        .expect("a valid template"),
+    );
+    Observer::new(move |event| {
+        if let Progress::Epoch {
+            epoch,
+            epochs,
+            loss,
+        } = event
+        {
+            if bar.is_hidden() {
+                bar.set_length(epochs as u64);
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            bar.set_position(epoch as u64);
+            bar.set_message(format!("loss {loss:.4}"));
+            if epoch == epochs {
+                bar.finish_and_clear();
+            }
+        }
+    })
+}
+
+pub async fn train(args: &TrainArgs, context: &Context) -> anyhow::Result<Report> {
+    let observer = context.observer(epoch_bar);
+    let output = context.ops.train(&train_request(args)?, &observer).await?;
+    Ok(train_report(&output))
+}
+
+fn train_report(output: &TrainOutput) -> Report {
     let mut text = format!(
         "trained {} epochs in {:.1} s (best epoch {}, loss {:.4}){}; model in {}",
-        report.epochs.len(),
-        report.seconds,
-        report.best_epoch,
-        report.best_loss,
-        if report.stopped_early {
+        output.epochs,
+        output.train_seconds,
+        output.best_epoch,
+        output.best_loss,
+        if output.stopped_early {
             ", stopped early"
         } else {
             ""
         },
-        model_dir_shown.display()
+        output.model_dir.display()
     );
-    if let Some(b) = &backtest {
+    if let Some(metrics) = &output.test_metrics {
         text.push_str(&format!(
             "\n{}",
             table(
                 ["metric (test)", "DeepAR", "seasonal naive"],
-                metric_rows(&b.deepar, &b.seasonal_naive)
+                metric_rows(&metrics.deepar, &metrics.seasonal_naive)
             )
         ));
     }
-    let json = json!({
-        "model_dir": model_dir_shown,
-        "epochs": report.epochs.len(),
-        "best_epoch": report.best_epoch,
-        "best_loss": report.best_loss,
-        "stopped_early": report.stopped_early,
-        "train_seconds": report.seconds,
-        "test_metrics": backtest.as_ref().map(|b| json!({"deepar": b.deepar, "seasonal_naive": b.seasonal_naive})),
-    });
-    Ok(Report::new(json, text))
+    Report::new(
+        serde_json::to_value(output).expect("outputs serialize"),
+        text,
+    )
 }
 
-pub async fn forecast(args: &ForecastArgs) -> anyhow::Result<Report> {
+pub async fn forecast(args: &ForecastArgs, context: &Context) -> anyhow::Result<Report> {
     let body = if args.input == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()
@@ -259,15 +171,14 @@ pub async fn forecast(args: &ForecastArgs) -> anyhow::Result<Report> {
         std::fs::read_to_string(&args.input)
             .with_context(|| format!("cannot read {}", args.input.display()))?
     };
-    let body: Value = serde_json::from_str(&body)
-        .with_context(|| format!("{}: invalid JSON", args.input.display()))?;
-    let (dir, seed, device) = (args.model_dir.clone(), args.seed, device(args.device)?);
-    let response = tokio::task::spawn_blocking(move || -> anyhow::Result<Value> {
-        let (model, _) = artifact::load(&dir, &device)?;
-        let request = parse_request(&body, model.hyperparameters.num_eval_samples)?;
-        Ok(predict(&model, &request, seed)?)
-    })
-    .await??;
+    let request = ForecastRequest {
+        model_dir: args.model_dir.clone(),
+        request: serde_json::from_str(&body)
+            .with_context(|| format!("{}: invalid JSON", args.input.display()))?,
+        seed: args.seed,
+        device: device_kind(args.device),
+    };
+    let response = context.ops.forecast(&request).await?;
     let text = serde_json::to_string_pretty(&response)?;
     Ok(Report::new(response, text))
 }

@@ -1,39 +1,38 @@
 //! One function per subcommand. Each opens what it needs from the configuration, calls the
 //! library, and returns a [`Report`].
 
-pub(crate) mod batch_forecast;
-mod bench;
-mod bench_forecast;
-mod bench_orchestrator;
-mod bench_serve;
 mod catalog;
 mod convert;
 mod crawl;
-pub(crate) mod dataset;
+mod dataset;
 mod demo;
 mod demo_show;
-pub(crate) mod drift;
+mod drift;
 mod executions;
-pub(crate) mod forecasting;
-pub(crate) mod registry;
+mod forecasting;
+mod registry;
 pub(crate) mod schedules;
 mod serving;
+#[cfg(test)]
+mod tests;
 mod workflow;
 
 use std::io::IsTerminal;
 
-use anyhow::Context as _;
 use jobs::catalog::{Catalog, CatalogDbName, ConnectOptions};
 use jobs::lake::Lake;
+use ops::Ops;
 
-use crate::cli::{BenchCommand, Cli, Command, DbCommand, GenerateCommand, WorkflowCommand};
+use crate::cli::{Cli, Command, DbCommand, GenerateCommand, WorkflowCommand};
 use crate::config::Config;
 use crate::output::Report;
 
-/// What every command gets: the configuration and how to talk to the person at the terminal.
+/// What every command gets: the configuration, the operations over it (one database pool for
+/// the process) and how to talk to the person at the terminal.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub config: Config,
+    pub ops: Ops,
     /// Draw progress bars (stderr is a terminal).
     pub progress: bool,
 }
@@ -41,32 +40,37 @@ pub struct Context {
 impl Context {
     /// A context for a configuration; progress bars when stderr is a terminal.
     pub fn new(config: Config) -> Self {
+        Self::with_progress(config, std::io::stderr().is_terminal())
+    }
+
+    pub fn with_progress(config: Config, progress: bool) -> Self {
         Self {
+            ops: Ops::new(config.ops_settings()),
             config,
-            progress: std::io::stderr().is_terminal(),
+            progress,
         }
     }
 
+    /// Where an operation reports progress: `bar()` when stderr is a terminal, else nowhere.
+    pub(crate) fn observer(&self, bar: impl FnOnce() -> ops::Observer) -> ops::Observer {
+        if self.progress {
+            bar()
+        } else {
+            ops::Observer::none()
+        }
+    }
+
+    /// The catalog database (the process's one pool).
     pub(crate) async fn catalog(&self) -> anyhow::Result<Catalog> {
-        Catalog::connect(&self.config.database, &ConnectOptions::default())
-            .await
-            .with_context(|| format!("cannot open catalog database {}", self.config.database))
+        Ok(self.ops.catalog().await?.clone())
     }
 
     pub(crate) fn lake(&self) -> anyhow::Result<Lake> {
-        Ok(Lake::open(&self.config.lake, &self.config.s3_options())?)
-    }
-
-    /// The curated lake: its own URL, or the lake itself.
-    pub(crate) fn curated_lake(&self, lake: &Lake) -> anyhow::Result<Lake> {
-        match &self.config.curated_lake {
-            Some(url) => Ok(Lake::open(url, &self.config.s3_options())?),
-            None => Ok(lake.clone()),
-        }
+        Ok(self.ops.lake()?)
     }
 
     pub(crate) fn catalog_db(&self, flag: Option<&str>) -> anyhow::Result<CatalogDbName> {
-        Ok(CatalogDbName::parse(flag.unwrap_or(&self.config.catalog))?)
+        Ok(self.ops.catalog_db(flag)?)
     }
 }
 
@@ -101,7 +105,7 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         }
         Command::Dataset(args) => dataset::build(args, context).await,
         Command::Train(args) => forecasting::train(args, context).await,
-        Command::Forecast(args) => forecasting::forecast(args).await,
+        Command::Forecast(args) => forecasting::forecast(args, context).await,
         Command::Models(command) => registry::run(command, context).await,
         Command::Drift(command) => drift::run(command, context).await,
         Command::Endpoint(command) => serving::endpoint(command, context).await,
@@ -130,9 +134,5 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
                 ),
             ))
         }
-        Command::Bench(BenchCommand::Crawl(args)) => bench::crawl(args).await,
-        Command::Bench(BenchCommand::Orchestrator(args)) => bench_orchestrator::run(args).await,
-        Command::Bench(BenchCommand::Forecast(args)) => bench_forecast::run(args).await,
-        Command::Bench(BenchCommand::Serve(args)) => bench_serve::run(args).await,
     }
 }

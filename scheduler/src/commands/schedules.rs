@@ -1,7 +1,5 @@
 //! `sluice schedule ...` and `sluice server` (the scheduler loop beside a worker).
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -38,10 +36,8 @@ fn parse_window(text: &str) -> anyhow::Result<i64> {
 
 pub async fn run(command: &ScheduleCommand, context: &Context) -> anyhow::Result<Report> {
     let catalog = context.catalog().await?;
-    let engine = Engine::new(context.clone(), catalog.pool().clone());
-    let result = dispatch(command, context, &engine).await;
-    catalog.close().await;
-    result
+    let engine = Engine::new(context.ops.clone(), catalog.pool().clone());
+    dispatch(command, context, &engine).await
 }
 
 async fn dispatch(
@@ -157,9 +153,9 @@ pub async fn install(
     context: &Context,
 ) -> anyhow::Result<Report> {
     let definition: serde_json::Value = serde_json::from_str(NIGHTLY_RETRAIN)?;
-    crate::asl::definition::StateMachine::parse(&definition)?;
+    crate::tasks::runnable(&definition)?;
     let catalog = context.catalog().await?;
-    let engine = Engine::new(context.clone(), catalog.pool().clone());
+    let engine = Engine::new(context.ops.clone(), catalog.pool().clone());
     let version =
         crate::orchestrator::store::put_workflow(&engine.pool, &args.name, &definition).await?;
     let input = match &args.input {
@@ -177,7 +173,6 @@ pub async fn install(
         overlap: "skip".into(),
     };
     let created = create(&schedule, &engine).await;
-    catalog.close().await;
     created?;
     Ok(Report::new(
         json!({"workflow": args.name, "version": version, "schedule": args.name, "cron": args.cron, "timezone": args.tz}),
@@ -188,59 +183,23 @@ pub async fn install(
     ))
 }
 
-/// `sluice server`: the HTTP API with the prediction endpoints, the scheduler loop (once a
-/// second) and a worker, until SIGTERM.
+/// `sluice server`: the HTTP API with the prediction endpoints, the scheduler loop and a worker,
+/// until SIGTERM (see `process::server`).
 pub async fn server(args: &ServerArgs, context: &Context) -> anyhow::Result<Report> {
-    let catalog = context.catalog().await?;
-    let engine = Engine::new(context.clone(), catalog.pool().clone());
-    let queue = Queue::open(&context.config.database).await?;
-    let stopping = super::executions::shutdown_flag();
-    let stopped = super::executions::stopped;
-    let scheduler = {
-        let (engine, queue) = (engine.clone(), queue.clone());
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                every.tick().await;
-                if let Err(err) = schedules::fire_due(&engine, &queue, Utc::now()).await {
-                    tracing::warn!(error = %err, "scheduler pass failed");
-                }
-            }
-        })
-    };
     let listen = args
         .listen
         .clone()
         .unwrap_or_else(|| context.config.api.listen.clone());
-    let listener = super::executions::bind(&listen).await?;
-    let address = listener.local_addr()?;
-    tracing::info!(address = %address, "serving the API");
-    let serving =
-        super::serving::start_serving(context, &catalog, stopped(stopping.clone())).await?;
-    let state = std::sync::Arc::new(crate::api::ApiState {
-        engine: engine.clone(),
-        queue: queue.clone(),
-        auth: serving.auth.clone(),
-    });
-    let routes = crate::api::router(state).merge(crate::serving::router(serving));
-    let api = tokio::spawn(
-        axum::serve(listener, routes)
-            .with_graceful_shutdown(stopped(stopping.clone()))
-            .into_future(),
-    );
     let name = args
         .worker
         .name
         .clone()
         .unwrap_or_else(|| format!("server-{}", uuid::Uuid::new_v4()));
-    if args.no_worker {
-        stopped(stopping).await;
-    } else {
-        queue.work(engine, name.clone(), stopped(stopping)).await?;
-    }
-    api.await??;
-    scheduler.abort();
-    catalog.close().await;
+    let parts = crate::process::ServerParts {
+        listen: &listen,
+        worker: (!args.no_worker).then(|| name.clone()),
+    };
+    let address = crate::process::server(context, parts).await?;
     Ok(Report::new(
         json!({"server": name, "api": format!("http://{address}"), "stopped": true}),
         format!("server {name} stopped"),

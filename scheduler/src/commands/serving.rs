@@ -1,22 +1,17 @@
 //! `sluice endpoint`, `sluice token` and `sluice serve`: endpoint definitions, API tokens, and a
 //! process serving the prediction endpoints alone (scale serving apart from the workers).
 
-use std::sync::Arc;
-
-use anyhow::Context as _;
 use models::registry::GroupName;
 use serde_json::json;
 
 use super::Context;
-use super::executions::{bind, shutdown_flag, stopped};
 use crate::cli::{EndpointCommand, EndpointCreateArgs, ServeArgs, TokenCommand};
 use crate::output::{Report, table, time};
+use crate::serving::auth;
 use crate::serving::endpoints::{self, EndpointSpec, Variant};
-use crate::serving::{self, Auth, Serving, auth};
 
 pub async fn endpoint(command: &EndpointCommand, context: &Context) -> anyhow::Result<Report> {
     let catalog = context.catalog().await?;
-    let postgres = catalog.backend() == jobs::catalog::Backend::Postgres;
     match command {
         EndpointCommand::Create(EndpointCreateArgs {
             name,
@@ -28,7 +23,7 @@ pub async fn endpoint(command: &EndpointCommand, context: &Context) -> anyhow::R
                 .map(|v| Variant::parse(v))
                 .collect::<Result<Vec<_>, _>>()?;
             let spec = EndpointSpec::new(name, GroupName::parse(group)?, variants)?;
-            let generation = endpoints::put(catalog.pool(), &spec, postgres).await?;
+            let generation = endpoints::put(catalog.pool(), &spec).await?;
             Ok(Report::new(
                 json!({"endpoint": spec.name, "group": spec.group, "generation": generation}),
                 format!(
@@ -58,7 +53,7 @@ pub async fn endpoint(command: &EndpointCommand, context: &Context) -> anyhow::R
                 max_p99_ms: args.max_p99_ms,
                 min_requests: args.min_requests,
             };
-            let id = start(catalog.pool(), &args.endpoint, version, settings, postgres).await?;
+            let id = start(catalog.pool(), &args.endpoint, version, settings).await?;
             Ok(Report::new(
                 json!({"deployment": id, "endpoint": args.endpoint, "version": version}),
                 format!(
@@ -159,52 +154,13 @@ pub async fn token(command: &TokenCommand, context: &Context) -> anyhow::Result<
     }
 }
 
-/// The serving state of a process, following the registry until `stop` resolves.
-pub(crate) async fn start_serving(
-    context: &Context,
-    catalog: &jobs::catalog::Catalog,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Arc<Serving>> {
-    let auth = Arc::new(Auth::new(
-        catalog.pool().clone(),
-        context.config.auth_options(),
-    ));
-    let serving = Arc::new(Serving::new(
-        catalog.pool().clone(),
-        context.lake()?,
-        auth,
-        context.config.serve_options(),
-    ));
-    serving
-        .refresh()
-        .await
-        .context("cannot load the endpoints' models")?;
-    tokio::spawn(serving.clone().follow(stop));
-    if catalog.backend() == jobs::catalog::Backend::Postgres {
-        tokio::spawn(serving::listen(
-            serving.clone(),
-            context.config.database.clone(),
-        ));
-    }
-    Ok(serving)
-}
-
 /// `sluice serve`: the prediction endpoints until SIGTERM.
 pub async fn serve(args: &ServeArgs, context: &Context) -> anyhow::Result<Report> {
-    let catalog = context.catalog().await?;
-    let stopping = shutdown_flag();
-    let serving = start_serving(context, &catalog, stopped(stopping.clone())).await?;
     let listen = args
         .listen
         .clone()
         .unwrap_or_else(|| context.config.serve.listen.clone());
-    let listener = bind(&listen).await?;
-    let address = listener.local_addr()?;
-    tracing::info!(address = %address, "serving the prediction endpoints");
-    axum::serve(listener, serving::router(serving))
-        .with_graceful_shutdown(stopped(stopping))
-        .await?;
-    catalog.close().await;
+    let address = crate::process::serve(context, &listen).await?;
     Ok(Report::new(
         json!({"serve": format!("http://{address}"), "stopped": true}),
         format!("serving on http://{address} stopped"),

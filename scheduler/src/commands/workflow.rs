@@ -16,7 +16,7 @@ fn load(path: &std::path::Path) -> anyhow::Result<StateMachine> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let value: Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    StateMachine::parse(&value)
+    crate::tasks::runnable(&value)
         .with_context(|| format!("{} is not a valid workflow", path.display()))
 }
 
@@ -49,14 +49,11 @@ pub async fn run(args: &WorkflowRunArgs, context: &Context) -> anyhow::Result<Re
             .file_stem()
             .map_or_else(|| "workflow".into(), |s| s.to_string_lossy().into_owned()),
     };
-    let context = context.clone();
+    let ops = context.ops.clone();
     let handle = tokio::runtime::Handle::current();
     // The interpreter blocks (waits, retry delays, jobs run through the handle): off the runtime.
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut tasks = InProcess {
-            context: &context,
-            handle,
-        };
+        let mut tasks = InProcess { ops: &ops, handle };
         run_execution(&machine, input, &info, &mut tasks, &mut SystemClock)
     })
     .await?;

@@ -7,10 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Error;
-use super::store::{self, Execution, StepUpdate};
+use super::store::{self, Execution, ExecutionStatus, StepUpdate};
 use crate::asl::definition::{Kind, StateMachine};
 use crate::asl::run::{Event, ExecutionInfo, Position, SystemClock, VirtualClock, run_state};
-use crate::commands::Context;
 use crate::tasks::InProcess;
 
 /// The queue's payload: run step `step` of an execution. A persisted format: fields are only added.
@@ -32,18 +31,18 @@ type Definitions = std::sync::Arc<
     std::sync::Mutex<std::collections::HashMap<(String, i64), std::sync::Arc<StateMachine>>>,
 >;
 
-/// What drives executions: the catalog's pool and what the jobs need.
+/// What drives executions: the catalog's pool and the operations the jobs call.
 #[derive(Clone)]
 pub struct Engine {
-    pub context: Context,
+    pub ops: ops::Ops,
     pub pool: sqlx::AnyPool,
     definitions: Definitions,
 }
 
 impl Engine {
-    pub fn new(context: Context, pool: sqlx::AnyPool) -> Self {
+    pub fn new(ops: ops::Ops, pool: sqlx::AnyPool) -> Self {
         Self {
-            context,
+            ops,
             pool,
             definitions: Definitions::default(),
         }
@@ -76,7 +75,7 @@ impl Engine {
         name: Option<String>,
     ) -> Result<(Execution, Option<Next>), Error> {
         let (version, definition) = store::workflow(&self.pool, workflow, None).await?;
-        let machine = StateMachine::parse(&definition)?;
+        let machine = crate::tasks::runnable(&definition)?;
         let name = name.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (execution, created) = store::insert_execution(
             &self.pool,
@@ -101,7 +100,7 @@ impl Engine {
     /// a duplicate or stale).
     pub async fn advance(&self, task: &StepTask) -> Result<Option<Next>, Error> {
         let execution = store::execution(&self.pool, &task.execution).await?;
-        if execution.status != "RUNNING" || execution.step != task.step {
+        if execution.status != ExecutionStatus::Running || execution.step != task.step {
             return Ok(None);
         }
         // A retry delivered before it is due (the stall sweep re-enqueues waiting steps) waits.
@@ -129,14 +128,11 @@ impl Engine {
             .states
             .get(&execution.state)
             .is_some_and(|s| matches!(s.kind, Kind::Wait { .. }));
-        let context = self.context.clone();
+        let ops = self.ops.clone();
         let handle = tokio::runtime::Handle::current();
         let entered_at = execution.entered_at;
         let (step, waited_until) = tokio::task::spawn_blocking(move || {
-            let mut tasks = InProcess {
-                context: &context,
-                handle,
-            };
+            let mut tasks = InProcess { ops: &ops, handle };
             if is_wait {
                 // A Wait runs on a clock frozen at its entry: its end is known without sleeping.
                 let mut clock = VirtualClock::starting_at(entered_at);
@@ -226,7 +222,7 @@ impl Engine {
             let execution = store::execution(&self.pool, id).await?;
             return Err(Error::WrongStatus {
                 id: id.to_owned(),
-                status: execution.status,
+                status: execution.status.to_string(),
                 action: "stop",
                 needed: "RUNNING",
             });
@@ -238,7 +234,7 @@ impl Engine {
     pub async fn redrive(&self, id: &str) -> Result<Next, Error> {
         let execution = store::execution(&self.pool, id).await?;
         let (version, definition) = store::workflow(&self.pool, &execution.workflow, None).await?;
-        StateMachine::parse(&definition)?;
+        crate::tasks::runnable(&definition)?;
         match store::redrive(&self.pool, id, version).await? {
             Some(step) => Ok(Next {
                 task: StepTask {
@@ -249,7 +245,7 @@ impl Engine {
             }),
             None => Err(Error::WrongStatus {
                 id: id.to_owned(),
-                status: execution.status,
+                status: execution.status.to_string(),
                 action: "redrive",
                 needed: "FAILED",
             }),

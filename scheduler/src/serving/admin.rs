@@ -1,6 +1,7 @@
 //! The registry, endpoints and deployments over HTTP, for the `admin` scope: what `sluice
-//! models` and `sluice endpoint` do, for tools that cannot reach the database. Client faults
-//! are 4xx naming the problem; a refused registry change (an alias on a rejected version) 409.
+//! models` and `sluice endpoint` do (the same operations), for tools that cannot reach the
+//! database. Client faults are 4xx naming the problem; a refused registry change (an alias on a
+//! rejected version) 409; [`HttpError`] makes each status.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,37 +13,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use models::registry::{AliasName, Change, GroupName, Registry};
+use models::registry::{AliasName, GroupName};
+use ops::{PromoteRequest, RollbackRequest};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::Serving;
 use super::auth::Scope;
 use super::deployments::{self, Settings, Strategy};
-use super::{Error, Serving};
-
-fn reply(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
-}
-
-/// The status of an error, at the edge.
-fn fault(err: Error) -> Response {
-    match err {
-        Error::Invalid(message) => reply(StatusCode::BAD_REQUEST, message),
-        Error::Registry(models::Error::NotFound { what }) => {
-            reply(StatusCode::NOT_FOUND, format!("{what} not found"))
-        }
-        Error::Registry(err @ models::Error::Conflict { .. }) => {
-            reply(StatusCode::CONFLICT, err.to_string())
-        }
-        Error::Registry(err @ models::Error::InvalidArgument { .. }) => {
-            reply(StatusCode::BAD_REQUEST, err.to_string())
-        }
-        other => {
-            tracing::error!(error = %other, "admin request failed");
-            reply(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
-    }
-}
+use crate::http_error::HttpError;
 
 async fn require_admin(
     State(state): State<Arc<Serving>>,
@@ -51,7 +30,7 @@ async fn require_admin(
 ) -> Response {
     match super::routes::require(&state.auth, request.headers(), Scope::Admin).await {
         Ok(()) => next.run(request).await,
-        Err(response) => response,
+        Err(err) => err.into_response(),
     }
 }
 
@@ -71,43 +50,32 @@ pub fn router(state: Arc<Serving>) -> Router {
         .with_state(state)
 }
 
-fn group(name: &str) -> Result<GroupName, String> {
-    GroupName::parse(name).map_err(|e| e.to_string())
+fn group(name: &str) -> Result<GroupName, HttpError> {
+    GroupName::parse(name).map_err(|e| ops::Error::from(e).into())
 }
 
-async fn groups(State(state): State<Arc<Serving>>) -> Response {
-    match Registry::new(state.pool.clone()).groups().await {
-        Ok(groups) => Json(json!(
-            groups
-                .iter()
-                .map(|(g, n)| json!({"group": g, "generation": n}))
-                .collect::<Vec<_>>()
-        ))
-        .into_response(),
-        Err(err) => fault(err.into()),
-    }
+async fn groups(State(state): State<Arc<Serving>>) -> Result<Json<Value>, HttpError> {
+    let groups = state.ops.model_groups().await?;
+    Ok(Json(json!(
+        groups
+            .iter()
+            .map(|(g, n)| json!({"group": g, "generation": n}))
+            .collect::<Vec<_>>()
+    )))
 }
 
-async fn versions(State(state): State<Arc<Serving>>, Path(name): Path<String>) -> Response {
-    let group = match group(&name) {
-        Ok(g) => g,
-        Err(message) => return reply(StatusCode::BAD_REQUEST, message),
-    };
-    match Registry::new(state.pool.clone()).versions(&group).await {
-        Ok(versions) => Json(json!(versions)).into_response(),
-        Err(err) => fault(err.into()),
-    }
+async fn versions(
+    State(state): State<Arc<Serving>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, HttpError> {
+    Ok(Json(json!(state.ops.model_versions(&group(&name)?).await?)))
 }
 
-async fn history(State(state): State<Arc<Serving>>, Path(name): Path<String>) -> Response {
-    let group = match group(&name) {
-        Ok(g) => g,
-        Err(message) => return reply(StatusCode::BAD_REQUEST, message),
-    };
-    match Registry::new(state.pool.clone()).history(&group).await {
-        Ok(events) => Json(json!(events)).into_response(),
-        Err(err) => fault(err.into()),
-    }
+async fn history(
+    State(state): State<Arc<Serving>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, HttpError> {
+    Ok(Json(json!(state.ops.model_history(&group(&name)?).await?)))
 }
 
 /// The body of an alias change: the version (for a move), why, and who.
@@ -121,87 +89,47 @@ struct AliasBody {
     actor: Option<String>,
 }
 
-/// A validated alias change.
-struct AliasChange {
-    group: GroupName,
-    alias: AliasName,
-    version: Option<u32>,
-    change: Change,
-}
-
-/// Parses the path and body of an alias change; the error is the 400's message.
-fn alias_change(
-    group_name: &str,
-    alias: &str,
-    body: Result<Json<AliasBody>, JsonRejection>,
-) -> Result<AliasChange, String> {
-    let Json(body) = body.map_err(|rejection| rejection.body_text())?;
-    Ok(AliasChange {
-        group: group(group_name)?,
-        alias: AliasName::parse(alias).map_err(|e| e.to_string())?,
-        version: body.version,
-        change: Change {
-            actor: body.actor.unwrap_or_else(|| "api".into()),
-            reason: body.reason,
-        },
-    })
+fn alias(name: &str) -> Result<AliasName, HttpError> {
+    AliasName::parse(name).map_err(|e| ops::Error::from(e).into())
 }
 
 async fn move_alias(
     State(state): State<Arc<Serving>>,
-    Path((name, alias)): Path<(String, String)>,
+    Path((name, alias_name)): Path<(String, String)>,
     body: Result<Json<AliasBody>, JsonRejection>,
-) -> Response {
-    let (request, version) = match alias_change(&name, &alias, body) {
-        Ok(request) => match request.version {
-            Some(version) => (request, version),
-            None => return reply(StatusCode::BAD_REQUEST, "version: missing"),
-        },
-        Err(message) => return reply(StatusCode::BAD_REQUEST, message),
+) -> Result<Json<Value>, HttpError> {
+    let Json(body) = body?;
+    let request = PromoteRequest {
+        group: group(&name)?,
+        alias: alias(&alias_name)?,
+        version: body
+            .version
+            .ok_or_else(|| HttpError::BadRequest("version: missing".into()))?,
+        reason: body.reason,
     };
-    let AliasChange {
-        group,
-        alias,
-        change,
-        ..
-    } = request;
-    match Registry::new(state.pool.clone())
-        .move_alias(&group, &alias, version, &change)
-        .await
-    {
-        Ok(from) => {
-            state.wake();
-            Json(json!({"group": group, "alias": alias, "version": version, "from_version": from}))
-                .into_response()
-        }
-        Err(err) => fault(err.into()),
-    }
+    let actor = body.actor.unwrap_or_else(|| "api".into());
+    let change = state.ops.promote(&request, &actor).await?;
+    state.wake();
+    Ok(Json(json!(change)))
 }
 
 async fn rollback(
     State(state): State<Arc<Serving>>,
-    Path((name, alias)): Path<(String, String)>,
+    Path((name, alias_name)): Path<(String, String)>,
     body: Result<Json<AliasBody>, JsonRejection>,
-) -> Response {
-    let AliasChange {
-        group,
-        alias,
-        change,
-        ..
-    } = match alias_change(&name, &alias, body) {
-        Ok(request) => request,
-        Err(message) => return reply(StatusCode::BAD_REQUEST, message),
+) -> Result<Json<Value>, HttpError> {
+    let Json(body) = body?;
+    let request = RollbackRequest {
+        group: group(&name)?,
+        alias: alias(&alias_name)?,
+        reason: body.reason,
     };
-    match Registry::new(state.pool.clone())
-        .rollback(&group, &alias, &change)
-        .await
-    {
-        Ok(version) => {
-            state.wake();
-            Json(json!({"group": group, "alias": alias, "version": version})).into_response()
-        }
-        Err(err) => fault(err.into()),
-    }
+    let actor = body.actor.unwrap_or_else(|| "api".into());
+    let change = state.ops.rollback(&request, &actor).await?;
+    state.wake();
+    Ok(Json(
+        json!({"group": change.group, "alias": change.alias, "version": change.version}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -245,15 +173,9 @@ async fn deploy(
     State(state): State<Arc<Serving>>,
     Path(name): Path<String>,
     body: Result<Json<DeployBody>, JsonRejection>,
-) -> Response {
-    let Json(body) = match body {
-        Ok(body) => body,
-        Err(rejection) => return reply(StatusCode::BAD_REQUEST, rejection.body_text()),
-    };
-    let strategy = match Strategy::parse(&body.strategy, body.percent) {
-        Ok(strategy) => strategy,
-        Err(err) => return fault(err),
-    };
+) -> Result<(StatusCode, Json<Value>), HttpError> {
+    let Json(body) = body?;
+    let strategy = Strategy::parse(&body.strategy, body.percent)?;
     let settings = Settings {
         strategy,
         bake: Duration::from_secs_f64(body.bake_seconds.max(0.0)),
@@ -261,22 +183,19 @@ async fn deploy(
         max_p99_ms: body.max_p99_ms,
         min_requests: body.min_requests,
     };
-    match deployments::start(&state.pool, &name, body.version, settings, state.postgres).await {
-        Ok(id) => {
-            state.wake();
-            (
-                StatusCode::CREATED,
-                Json(json!({"deployment": id, "endpoint": name, "version": body.version})),
-            )
-                .into_response()
-        }
-        Err(err) => fault(err),
-    }
+    let id = deployments::start(&state.pool, &name, body.version, settings).await?;
+    state.wake();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"deployment": id, "endpoint": name, "version": body.version})),
+    ))
 }
 
-async fn list_deployments(State(state): State<Arc<Serving>>, Path(name): Path<String>) -> Response {
-    match deployments::list(&state.pool, Some(&name)).await {
-        Ok(all) => Json(json!(all)).into_response(),
-        Err(err) => fault(err),
-    }
+async fn list_deployments(
+    State(state): State<Arc<Serving>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, HttpError> {
+    Ok(Json(json!(
+        deployments::list(&state.pool, Some(&name)).await?
+    )))
 }

@@ -181,7 +181,6 @@ pub async fn start(
     endpoint: &str,
     to: u32,
     settings: Settings,
-    postgres: bool,
 ) -> Result<String, Error> {
     let original = endpoints::get(pool, endpoint).await?;
     let registry = Registry::new(pool.clone());
@@ -233,7 +232,7 @@ pub async fn start(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    endpoints::put_in(&mut tx, &split(&original, from, to, weight)?, postgres).await?;
+    endpoints::put_in(&mut tx, &split(&original, from, to, weight)?).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -297,7 +296,7 @@ async fn select(pool: &AnyPool, endpoint: &str, status: &str) -> Result<Vec<Depl
 }
 
 /// Takes the due step of every deployment in progress; returns the steps taken.
-pub async fn tick(pool: &AnyPool, postgres: bool) -> Result<Vec<(String, Step)>, Error> {
+pub async fn tick(pool: &AnyPool) -> Result<Vec<(String, Step)>, Error> {
     let mut taken = Vec::new();
     for deployment in select(pool, "", "baking").await? {
         let settings = Settings::from_json(&deployment.settings)?;
@@ -360,7 +359,7 @@ pub async fn tick(pool: &AnyPool, postgres: bool) -> Result<Vec<(String, Step)>,
         if claimed.rows_affected() == 0 {
             continue;
         }
-        endpoints::put_in(&mut tx, &spec, postgres).await?;
+        endpoints::put_in(&mut tx, &spec).await?;
         tx.commit().await?;
         if step == Step::Finish
             && let Some(Target::Alias(alias)) = original.variants.first().map(|v| v.target.clone())

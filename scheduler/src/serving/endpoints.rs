@@ -142,9 +142,9 @@ impl EndpointSpec {
 }
 
 /// Creates or replaces an endpoint (creating its model group if it has no version yet).
-pub async fn put(pool: &AnyPool, spec: &EndpointSpec, postgres: bool) -> Result<i64, Error> {
+pub async fn put(pool: &AnyPool, spec: &EndpointSpec) -> Result<i64, Error> {
     let mut tx = pool.begin().await?;
-    let generation = put_in(&mut tx, spec, postgres).await?;
+    let generation = put_in(&mut tx, spec).await?;
     tx.commit().await?;
     Ok(generation)
 }
@@ -153,7 +153,6 @@ pub async fn put(pool: &AnyPool, spec: &EndpointSpec, postgres: bool) -> Result<
 pub async fn put_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     spec: &EndpointSpec,
-    postgres: bool,
 ) -> Result<i64, Error> {
     let now = chrono::Utc::now().timestamp_millis();
     sqlx::query(
@@ -177,13 +176,7 @@ pub async fn put_in(
     .bind(now)
     .fetch_one(&mut **tx)
     .await?;
-    if postgres {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(NOTIFY_CHANNEL)
-            .bind(format!("endpoint:{}", spec.name))
-            .execute(&mut **tx)
-            .await?;
-    }
+    jobs::catalog::notify(tx, NOTIFY_CHANNEL, &format!("endpoint:{}", spec.name)).await?;
     Ok(generation)
 }
 
@@ -193,7 +186,7 @@ pub async fn get(pool: &AnyPool, name: &str) -> Result<EndpointSpec, Error> {
         .bind(name)
         .fetch_optional(pool)
         .await?
-        .ok_or_else(|| Error::Invalid(format!("endpoint {name} not found")))?;
+        .ok_or_else(|| Error::NotFound(format!("endpoint {name} not found")))?;
     EndpointSpec::from_row(
         row.try_get("name")?,
         row.try_get("model_group")?,

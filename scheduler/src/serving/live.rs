@@ -146,7 +146,7 @@ impl Live {
         if let Some(model) = self.cache.lock().expect("not poisoned").get(&key) {
             return Ok(model.clone());
         }
-        let model = crate::commands::registry::load_version(lake, info, Device::Cpu)
+        let model = ops::load_version(lake, info, Device::Cpu)
             .await
             .map_err(|e| format!("{e:#}"))?;
         let model = tokio::task::spawn_blocking(move || check(&model).map(|()| model))

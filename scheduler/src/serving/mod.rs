@@ -39,10 +39,14 @@ pub use routes::router;
 pub enum Error {
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Registry(#[from] models::Error),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Catalog(#[from] jobs::Error),
 }
 
 /// How the endpoints serve.
@@ -72,6 +76,8 @@ pub struct AuthOptions {
 
 /// What the serving handlers share.
 pub struct Serving {
+    /// The operations the admin routes call.
+    pub ops: ops::Ops,
     pub pool: AnyPool,
     pub lake: Lake,
     pub live: live::Live,
@@ -82,8 +88,6 @@ pub struct Serving {
     pub served: served::Served,
     /// This process's name in `serving_stats`.
     pub process: String,
-    /// The database is Postgres (notifications on changes).
-    pub(crate) postgres: bool,
     queue: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     wake: Notify,
@@ -105,7 +109,13 @@ impl Auth {
 }
 
 impl Serving {
-    pub fn new(pool: AnyPool, lake: Lake, auth: Arc<Auth>, options: ServeOptions) -> Self {
+    pub fn new(
+        ops: ops::Ops,
+        pool: AnyPool,
+        lake: Lake,
+        auth: Arc<Auth>,
+        options: ServeOptions,
+    ) -> Self {
         let workers = options.workers.max(1);
         Self {
             queue: Arc::new(Semaphore::new(workers + options.queue_depth)),
@@ -114,12 +124,8 @@ impl Serving {
             stats: stats::Recorder::default(),
             served: served::Served::default(),
             process: format!("serve-{}", uuid::Uuid::new_v4().simple()),
-            postgres: pool
-                .connect_options()
-                .database_url
-                .scheme()
-                .starts_with("postgres"),
             metrics: metrics::Metrics::default(),
+            ops,
             pool,
             lake,
             auth,
@@ -144,10 +150,7 @@ impl Serving {
         if self.served.due() {
             self.served.flush(&self.pool, &self.lake).await?;
         }
-        if !deployments::tick(&self.pool, self.postgres)
-            .await?
-            .is_empty()
-        {
+        if !deployments::tick(&self.pool).await?.is_empty() {
             self.refresh().await?;
         }
         Ok(())

@@ -3,7 +3,7 @@
 //! response; `X-Amzn-SageMaker-Target-Variant` picks a variant; every answer names the variant
 //! (`X-Amzn-Invoked-Production-Variant`) and the model version (`X-Sluice-Model-Version`,
 //! `group:vN`) that answered. `GET /ping` answers from memory only. Client faults are 4xx
-//! naming the field; saturation is 503 with `Retry-After`.
+//! naming the field; saturation is 503 with `Retry-After` ([`HttpError`] makes each status).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,17 +22,14 @@ use serde_json::{Value, json};
 use super::auth::{Scope, bearer};
 use super::metrics::Labels;
 use super::{Auth, Serving};
+use crate::http_error::HttpError;
 
 pub const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
 pub const INVOKED_VARIANT: &str = "x-amzn-invoked-production-variant";
 pub const MODEL_VERSION: &str = "x-sluice-model-version";
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
-}
-
 /// Rejects requests without a token of `needed` scope (401 without one, 403 with a weaker one).
-pub async fn require(auth: &Auth, headers: &HeaderMap, needed: Scope) -> Result<(), Response> {
+pub async fn require(auth: &Auth, headers: &HeaderMap, needed: Scope) -> Result<(), HttpError> {
     if !auth.options.enabled || (needed == Scope::Predict && auth.options.anonymous_predict) {
         return Ok(());
     }
@@ -40,28 +37,24 @@ pub async fn require(auth: &Auth, headers: &HeaderMap, needed: Scope) -> Result<
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Some(token) = bearer(header) else {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "missing token: send Authorization: Bearer <token> (sluice token create)",
+        return Err(HttpError::Unauthorized(
+            "missing token: send Authorization: Bearer <token> (sluice token create)".into(),
         ));
     };
     match auth.verifier.scope(token).await {
         Ok(Some(scope)) if scope.allows(needed) => Ok(()),
-        Ok(Some(scope)) => Err(error(
-            StatusCode::FORBIDDEN,
-            format!(
-                "a {} token cannot do this: it needs the {} scope",
-                scope.as_str(),
-                needed.as_str()
-            ),
-        )),
-        Ok(None) => Err(error(StatusCode::UNAUTHORIZED, "unknown or revoked token")),
+        Ok(Some(scope)) => Err(HttpError::Forbidden(format!(
+            "a {} token cannot do this: it needs the {} scope",
+            scope.as_str(),
+            needed.as_str()
+        ))),
+        Ok(None) => Err(HttpError::Unauthorized("unknown or revoked token".into())),
         Err(err) => {
             tracing::error!(error = %err, "token check failed");
-            Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cannot check the token now",
-            ))
+            Err(HttpError::Unavailable {
+                message: "cannot check the token now".into(),
+                retry_after: Some(1),
+            })
         }
     }
 }
@@ -74,7 +67,7 @@ pub async fn require_admin(
 ) -> Response {
     match require(&auth, request.headers(), Scope::Admin).await {
         Ok(()) => next.run(request).await,
-        Err(response) => response,
+        Err(err) => err.into_response(),
     }
 }
 
@@ -85,7 +78,7 @@ async fn require_predict(
 ) -> Response {
     match require(&state.auth, request.headers(), Scope::Predict).await {
         Ok(()) => next.run(request).await,
-        Err(response) => response,
+        Err(err) => err.into_response(),
     }
 }
 
@@ -165,30 +158,29 @@ async fn invoke(
     let started = Instant::now();
     let snapshot = state.live.snapshot();
     let Some(endpoint) = snapshot.endpoints.get(name) else {
-        return error(StatusCode::NOT_FOUND, format!("endpoint {name} not found"));
+        return HttpError::NotFound(format!("endpoint {name} not found")).into_response();
     };
     let wanted = headers.get(TARGET_VARIANT).and_then(|v| v.to_str().ok());
     let Some(variant) = endpoint.pick(wanted, rand::random::<f64>()) else {
         return match wanted {
-            Some(wanted) => error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "{TARGET_VARIANT}: endpoint {name} has no variant {wanted} serving (serving: {})",
-                    endpoint
-                        .variants
-                        .iter()
-                        .map(|v| v.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-            None => error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
+            Some(wanted) => HttpError::BadRequest(format!(
+                "{TARGET_VARIANT}: endpoint {name} has no variant {wanted} serving (serving: {})",
+                endpoint
+                    .variants
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into_response(),
+            None => HttpError::Unavailable {
+                message: format!(
                     "endpoint {name} has no model version to serve yet: publish one to {}",
                     endpoint.group
                 ),
-            ),
+                retry_after: None,
+            }
+            .into_response(),
         };
     };
     let labels = Labels {
@@ -208,37 +200,34 @@ async fn invoke(
         }
         response
     };
-    let fail = |status: StatusCode, message: String| {
+    let fail = |err: HttpError| {
+        let status = err.status();
         state.metrics.failed(&labels, status.as_u16());
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             state
                 .stats
                 .record(name, variant.version, started.elapsed(), true);
         }
-        answered_by(error(status, message))
+        answered_by(err.into_response())
     };
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return fail(rejection.status(), rejection.body_text()),
+        Err(rejection) => return fail(rejection.into()),
     };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
-        Err(err) => return fail(StatusCode::BAD_REQUEST, format!("invalid JSON: {err}")),
+        Err(err) => return fail(HttpError::BadRequest(format!("invalid JSON: {err}"))),
     };
     let request = match parse_request(&value, state.options.default_samples) {
         Ok(request) => request,
-        Err(err) => return fail(StatusCode::BAD_REQUEST, client_message(err)),
+        Err(err) => return fail(HttpError::BadRequest(client_message(err))),
     };
     let Ok(slot) = state.queue.clone().try_acquire_owned() else {
         state.metrics.saturated(name);
-        let mut response = fail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the endpoint is at capacity; retry shortly".into(),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return fail(HttpError::Unavailable {
+            message: "the endpoint is at capacity; retry shortly".into(),
+            retry_after: Some(1),
+        });
     };
     state.metrics.in_flight().inc();
     let outcome = match state.workers.clone().acquire_owned().await {
@@ -258,7 +247,10 @@ async fn invoke(
         }
         Err(_) => {
             state.metrics.in_flight().dec();
-            return fail(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+            return fail(HttpError::Unavailable {
+                message: "shutting down".into(),
+                retry_after: Some(1),
+            });
         }
     };
     state.metrics.in_flight().dec();
@@ -272,15 +264,15 @@ async fn invoke(
             answered_by((StatusCode::OK, Json(predictions)).into_response())
         }
         Ok(Err(err @ (models::Error::Input { .. } | models::Error::InvalidArgument { .. }))) => {
-            fail(StatusCode::BAD_REQUEST, client_message(err))
+            fail(HttpError::BadRequest(client_message(err)))
         }
         Ok(Err(err)) => {
             tracing::error!(endpoint = %name, variant = %variant.name, version = variant.version, error = %err, "inference failed");
-            fail(StatusCode::INTERNAL_SERVER_ERROR, "inference failed".into())
+            fail(HttpError::Internal)
         }
         Err(err) => {
             tracing::error!(endpoint = %name, error = %err, "inference task failed");
-            fail(StatusCode::INTERNAL_SERVER_ERROR, "inference failed".into())
+            fail(HttpError::Internal)
         }
     }
 }

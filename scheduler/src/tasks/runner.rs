@@ -7,22 +7,20 @@ use super::workspace::Workspace;
 use super::{Heartbeat, Job, run};
 use crate::asl::Failure;
 use crate::asl::run::{Limits, TaskRunner};
-use crate::commands::Context;
 
 /// Runs Task states in-process: each job on the runtime, from the interpreter's blocking thread.
 pub struct InProcess<'a> {
-    pub context: &'a Context,
+    pub ops: &'a ops::Ops,
     pub handle: tokio::runtime::Handle,
 }
 
 impl TaskRunner for InProcess<'_> {
     fn run(&mut self, resource: &str, input: &Value, limits: Limits) -> Result<Value, Failure> {
         let job = Job::from_resource(resource).ok_or_else(|| {
+            let known: Vec<&str> = Job::ALL.iter().map(|(_, name)| *name).collect();
             Failure::new(
                 "States.TaskFailed",
-                format!(
-                    "unknown resource {resource:?}: sluice:echo, fail, sleep, crawl, convert, compact, dataset, train, publish, detect-drift or batch-forecast"
-                ),
+                format!("unknown resource {resource:?}: {}", known.join(", ")),
             )
         })?;
         let heartbeat = Heartbeat::new();
@@ -41,15 +39,12 @@ impl TaskRunner for InProcess<'_> {
             };
             let work = async {
                 if !Workspace::wanted(job, input) {
-                    return run(job, input, self.context, &heartbeat).await;
+                    return run(job, input, self.ops, &heartbeat).await;
                 }
                 // Paths in the lake: fetched to a scratch folder, outputs copied back.
-                let lake = self
-                    .context
-                    .lake()
-                    .map_err(|e| Failure::new("Sluice.InvalidInput", format!("{e:#}")))?;
+                let lake = self.ops.lake()?;
                 let (workspace, local) = Workspace::prepare(job, &lake, input).await?;
-                let output = run(job, &local, self.context, &heartbeat).await?;
+                let output = run(job, &local, self.ops, &heartbeat).await?;
                 workspace.finish(&lake, output).await
             };
             tokio::select! {

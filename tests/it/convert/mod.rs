@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use arrow::array::{Array, AsArray, RecordBatch};
 use futures::TryStreamExt;
 use jobs::catalog::CatalogDbName;
-use jobs::convert::{ConvertOptions, ConvertReport, FailPoint, convert, vacuum};
+use jobs::convert::{ConvertMode, ConvertOptions, ConvertReport, FailPoint, convert, vacuum};
 use jobs::crawler::{CrawlOptions, crawl};
 use jobs::generate::{GenerateReport, LandingsSpec, generate_landings};
 use jobs::lake::{Lake, LakeKey};
@@ -350,7 +350,7 @@ async fn reprocess_replaces_files_atomically_and_dry_run_writes_nothing(backend:
     let db = TestDb::new(backend).await;
     let lake = Lake::in_memory();
     landed(&lake, &db, false).await;
-    let dry = convert_table(&lake, &db, "telemetry", |o| o.dry_run = true)
+    let dry = convert_table(&lake, &db, "telemetry", |o| o.mode = ConvertMode::DryRun)
         .await
         .unwrap();
     assert!(dry.sources > 0 && dry.run_id.is_none());
@@ -359,7 +359,7 @@ async fn reprocess_replaces_files_atomically_and_dry_run_writes_nothing(backend:
         .await
         .unwrap();
     let before = unique_rows(&lake).await;
-    let again = convert_table(&lake, &db, "telemetry", |o| o.reprocess = true)
+    let again = convert_table(&lake, &db, "telemetry", |o| o.mode = ConvertMode::Reprocess)
         .await
         .unwrap();
     assert_eq!(again.sources, first.sources);

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use chrono::NaiveDate;
-use jobs::convert::ConvertOptions;
+use jobs::convert::{ConvertMode, ConvertOptions};
 use jobs::crawler::{CrawlOptions, crawl};
 use jobs::generate::{LandingsSpec, generate_landings};
 use jobs::lake::{Lake, LakeKey};
@@ -45,8 +45,7 @@ pub(super) async fn a_range_is_rebuilt_with_its_lineage_and_nothing_else(backend
 
     let day = NaiveDate::from_ymd_opt(2024, 5, 29).unwrap();
     let range = |o: &mut ConvertOptions| {
-        o.reprocess = true;
-        o.range = Some((day, day));
+        o.mode = ConvertMode::ReprocessRange { from: day, to: day };
     };
     let report = convert_table(&lake, &db, "telemetry", range).await.unwrap();
     let scope = report
@@ -102,14 +101,13 @@ pub(super) async fn a_range_is_rebuilt_with_its_lineage_and_nothing_else(backend
     );
     assert_eq!(unique_rows(&lake).await, before);
 
-    // A range without reprocess, or backwards, is refused with the field.
-    let err = convert_table(&lake, &db, "telemetry", |o| o.range = Some((day, day)))
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("range"), "{err}");
+    // A range without reprocess cannot be expressed (`ConvertMode`); a backwards one is refused
+    // with the field.
     let err = convert_table(&lake, &db, "telemetry", |o| {
-        o.reprocess = true;
-        o.range = Some((day, day.pred_opt().unwrap()));
+        o.mode = ConvertMode::ReprocessRange {
+            from: day,
+            to: day.pred_opt().unwrap(),
+        };
     })
     .await
     .unwrap_err();

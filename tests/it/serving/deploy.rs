@@ -44,11 +44,11 @@ async fn a_canary_of_a_slow_version_rolls_back_and_a_good_one_rolls_out() {
         max_p99_ms: 20.0,
         min_requests: 10,
     };
-    let id = deployments::start(&pool, "default", slow, canary, false)
+    let id = deployments::start(&pool, "default", slow, canary)
         .await
         .unwrap();
     assert!(
-        deployments::start(&pool, "default", good, canary, false)
+        deployments::start(&pool, "default", good, canary)
             .await
             .is_err(),
         "one at a time"
@@ -86,7 +86,7 @@ async fn a_canary_of_a_slow_version_rolls_back_and_a_good_one_rolls_out() {
         max_p99_ms: 1000.0,
         min_requests: 1,
     };
-    deployments::start(&pool, "default", good, linear, false)
+    deployments::start(&pool, "default", good, linear)
         .await
         .unwrap();
     serving.refresh().await.unwrap();
@@ -94,7 +94,7 @@ async fn a_canary_of_a_slow_version_rolls_back_and_a_good_one_rolls_out() {
         assert_eq!(invoke(&http, &url, &request(48), &[]).await.0, 200);
     }
     serving.stats.flush(&pool, &serving.process).await.unwrap();
-    let steps = deployments::tick(&pool, false).await.unwrap();
+    let steps = deployments::tick(&pool).await.unwrap();
     assert_eq!(
         steps.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>(),
         vec![Step::Shift(100)]

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ops::Ops;
 use scheduler::api::ApiState;
-use scheduler::commands::Context;
 use scheduler::config::Config;
 use scheduler::orchestrator::engine::Engine;
 use scheduler::orchestrator::queue::Queue;
@@ -91,14 +91,14 @@ async fn token_scopes_are_enforced() {
     );
 
     let engine = Engine::new(
-        Context {
-            config: Config {
+        Ops::new(
+            Config {
                 database: fixture.db.url.clone(),
                 lake: "memory://".into(),
                 ..Config::default()
-            },
-            progress: false,
-        },
+            }
+            .ops_settings(),
+        ),
         pool.clone(),
     );
     let api = Arc::new(ApiState {

@@ -147,15 +147,18 @@ impl Fixture {
             .map(|v| Variant::parse(v).unwrap())
             .collect();
         let spec = EndpointSpec::new(name, self.group.clone(), variants).unwrap();
-        let postgres = self.db.catalog.backend() == jobs::catalog::Backend::Postgres;
-        endpoints::put(self.db.catalog.pool(), &spec, postgres)
-            .await
-            .unwrap();
+        endpoints::put(self.db.catalog.pool(), &spec).await.unwrap();
     }
 
     pub fn serving(&self, auth: AuthOptions, options: ServeOptions) -> Arc<Serving> {
         let pool = self.db.catalog.pool().clone();
+        let settings = scheduler::config::Config {
+            database: self.db.url.clone(),
+            ..scheduler::config::Config::default()
+        }
+        .ops_settings();
         Arc::new(Serving::new(
+            ops::Ops::with_catalog(settings, self.db.catalog.clone()),
             pool.clone(),
             self.lake.clone(),
             Arc::new(Auth::new(pool, auth)),

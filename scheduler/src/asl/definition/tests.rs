@@ -68,3 +68,73 @@ fn errors_name_the_json_pointer() {
         "/States/A/Branches/0/States/B/Next: a state has exactly one of Next and End: true"
     );
 }
+
+#[test]
+fn what_the_interpreter_cannot_run_is_refused_not_ignored() {
+    // A JSONata Task once validated and then ran with JSONPath semantics.
+    let jsonata = json!({"StartAt": "Sum", "States": {"Sum": {
+        "Type": "Task", "Resource": "sluice:echo", "QueryLanguage": "JSONata",
+        "Arguments": {"sum": "{% $states.input.a + $states.input.b %}"}, "End": true}}});
+    assert_eq!(
+        error_of(jsonata),
+        "/States/Sum/QueryLanguage: JSONata is not supported yet: use JSONPath (the default)"
+    );
+    assert_eq!(
+        error_of(json!({"QueryLanguage": "JSONata", "StartAt": "A",
+                        "States": {"A": {"Type": "Pass", "End": true}}})),
+        "/QueryLanguage: JSONata is not supported yet: use JSONPath (the default)"
+    );
+    assert!(
+        error_of(
+            json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "sluice:echo",
+            "Output": {"x": 1}, "End": true}}})
+        )
+        .starts_with("/States/A/Output: is a JSONata field")
+    );
+    let map = |extra: Value, processor_config: Value| {
+        let mut state = json!({"Type": "Map", "End": true, "ItemProcessor": {
+            "ProcessorConfig": processor_config, "StartAt": "P",
+            "States": {"P": {"Type": "Pass", "End": true}}}});
+        for (k, v) in extra.as_object().unwrap() {
+            state[k] = v.clone();
+        }
+        json!({"StartAt": "M", "States": {"M": state}})
+    };
+    assert!(
+        error_of(map(
+            json!({"ItemReader": {"Resource": "arn:aws:states:::s3:getObject"}}),
+            json!({"Mode": "INLINE"})
+        ))
+        .starts_with("/States/M/ItemReader: belongs to a distributed Map")
+    );
+    assert_eq!(
+        error_of(map(
+            json!({}),
+            json!({"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"})
+        )),
+        "/States/M/ItemProcessor/ProcessorConfig/Mode: \"DISTRIBUTED\": only INLINE Map processing is supported yet"
+    );
+    // What the JSONPath corpus uses stays valid.
+    StateMachine::parse(&map(json!({}), json!({"Mode": "INLINE"}))).unwrap();
+    StateMachine::parse(&json!({"StartAt": "A", "States": {"A": {"Type": "Pass",
+        "QueryLanguage": "JSONPath", "End": true}}}))
+    .unwrap();
+}
+
+#[test]
+fn a_resource_check_names_the_resource_pointer_in_nested_states() {
+    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true,
+        "Branches": [{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "sluice:trian", "End": true}}}]}}});
+    let err = StateMachine::parse_with_resources(&definition, |r| {
+        if r == "sluice:train" {
+            Ok(())
+        } else {
+            Err(format!("unknown resource {r:?}"))
+        }
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/States/P/Branches/0/States/T/Resource: unknown resource \"sluice:trian\""
+    );
+}

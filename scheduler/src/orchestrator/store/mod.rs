@@ -20,6 +20,47 @@ fn json_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
+/// Where an execution is (Step Functions' names, as stored and shown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Aborted,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Aborted => "ABORTED",
+        }
+    }
+
+    /// The status stored as `text`.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        Ok(match text {
+            "RUNNING" => Self::Running,
+            "SUCCEEDED" => Self::Succeeded,
+            "FAILED" => Self::Failed,
+            "ABORTED" => Self::Aborted,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "stored execution status {other:?} is unknown"
+                )));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An execution as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Execution {
@@ -27,7 +68,7 @@ pub struct Execution {
     pub workflow: String,
     pub name: String,
     pub version: i64,
-    pub status: String,
+    pub status: ExecutionStatus,
     pub input: Value,
     pub output: Option<Value>,
     pub error: Option<String>,
@@ -93,7 +134,7 @@ fn execution_of(row: &sqlx::any::AnyRow) -> Result<Execution, Error> {
         workflow: row.try_get("workflow")?,
         name: row.try_get("name")?,
         version: row.try_get("version")?,
-        status: row.try_get("status")?,
+        status: ExecutionStatus::parse(&row.try_get::<String, _>("status")?)?,
         input: json_of(&row.try_get::<String, _>("input")?),
         output: row
             .try_get::<Option<String>, _>("output")?
@@ -119,7 +160,7 @@ fn execution_of(row: &sqlx::any::AnyRow) -> Result<Execution, Error> {
 
 /// An execution as the CLI and the API show it.
 pub fn execution_json(e: &Execution) -> Value {
-    serde_json::json!({"id": e.id, "workflow": e.workflow, "name": e.name, "version": e.version, "status": e.status, "state": e.state,
+    serde_json::json!({"id": e.id, "workflow": e.workflow, "name": e.name, "version": e.version, "status": e.status.as_str(), "state": e.state,
            "input": e.input, "output": e.output, "error": e.error, "cause": e.cause, "redrive_count": e.redrive_count,
            "started_at": show_time(e.started_at), "stopped_at": e.stopped_at.map(show_time)})
 }

@@ -1,0 +1,166 @@
+//! The CLI and the Task resources make the same requests: each subcommand's flags, defaults
+//! included, against the task input that means the same.
+
+use clap::Parser;
+use serde_json::{Value, json};
+
+use crate::cli::{Cli, Command};
+
+fn cli(args: &[&str]) -> Cli {
+    Cli::try_parse_from(std::iter::once("sluice").chain(args.iter().copied()))
+        .unwrap_or_else(|err| panic!("{args:?}: {err}"))
+}
+
+fn task<T: serde::de::DeserializeOwned>(input: Value) -> T {
+    ops::request::from_json(input).expect("a valid task input")
+}
+
+#[test]
+fn crawl_flags_and_task_input_make_the_same_request() {
+    let cases = [
+        (vec!["crawl"], json!({})),
+        (
+            vec![
+                "crawl",
+                "in",
+                "--recrawl",
+                "--schema-policy",
+                "log",
+                "--no-verify",
+            ],
+            json!({"prefix": "in", "recrawl": true, "schema_policy": "log", "verify": false}),
+        ),
+    ];
+    for (args, input) in cases {
+        let Command::Crawl(flags) = cli(&args).command else {
+            panic!("{args:?}")
+        };
+        let from_flags = super::crawl::crawl_request(&flags).unwrap();
+        assert_eq!(from_flags, task::<ops::CrawlRequest>(input), "{args:?}");
+    }
+}
+
+#[test]
+fn convert_flags_and_task_input_make_the_same_request() {
+    let cases = [
+        (vec!["convert", "t"], json!({"table": "t"})),
+        (
+            vec!["convert", "t", "--dry-run"],
+            json!({"table": "t", "dry_run": true}),
+        ),
+        (
+            vec!["convert", "t", "--reprocess"],
+            json!({"table": "t", "reprocess": true}),
+        ),
+        (
+            vec![
+                "convert",
+                "t",
+                "--reprocess",
+                "--from",
+                "2024-05-01",
+                "--to",
+                "2024-05-03",
+            ],
+            json!({"table": "t", "reprocess": true, "from": "2024-05-01", "to": "2024-05-03"}),
+        ),
+        (
+            vec![
+                "convert",
+                "t",
+                "--partition-by",
+                "year,month,day,hour",
+                "--dest",
+                "gold",
+            ],
+            json!({"table": "t", "partition_by": "hour", "dest": "gold"}),
+        ),
+    ];
+    for (args, input) in cases {
+        let Command::Convert(flags) = cli(&args).command else {
+            panic!("{args:?}")
+        };
+        let from_flags = super::convert::convert_request(&flags).unwrap();
+        assert_eq!(from_flags, task::<ops::ConvertRequest>(input), "{args:?}");
+    }
+    // The CLI refuses a range with one end, as the task does.
+    assert!(
+        Cli::try_parse_from([
+            "sluice",
+            "convert",
+            "t",
+            "--reprocess",
+            "--from",
+            "2024-05-01"
+        ])
+        .is_err()
+    );
+    let Command::Convert(flags) = cli(&["convert", "t", "--dry-run", "--reprocess"]).command else {
+        panic!("convert")
+    };
+    assert!(super::convert::convert_request(&flags).is_err());
+}
+
+#[test]
+fn dataset_flags_and_task_input_make_the_same_request() {
+    let Command::Dataset(flags) = cli(&[
+        "dataset",
+        "t",
+        "--item",
+        "site,device_id",
+        "--target",
+        "pm25",
+        "--prediction-length",
+        "12",
+        "--out",
+        "ds",
+        "--dynamic",
+        "temperature",
+    ])
+    .command
+    else {
+        panic!("dataset")
+    };
+    let input = json!({"table": "t", "item": ["site", "device_id"], "target": "pm25",
+                       "prediction_length": 12, "out": "ds", "dynamic": "temperature"});
+    assert_eq!(
+        super::dataset::dataset_request(&flags).unwrap(),
+        task::<ops::DatasetRequest>(input)
+    );
+    // The horizon is a choice, for the CLI as for the task.
+    assert!(
+        Cli::try_parse_from([
+            "sluice", "dataset", "t", "--item", "d", "--target", "y", "--out", "o"
+        ])
+        .is_err()
+    );
+}
+
+#[test]
+fn train_flags_and_task_input_make_the_same_request() {
+    let Command::Train(flags) = cli(&[
+        "train",
+        "--train",
+        "a.jsonl",
+        "--test",
+        "b.jsonl",
+        "--model-dir",
+        "m",
+        "--set",
+        "epochs=2",
+        "--set",
+        "context_length = 24",
+        "--seed",
+        "7",
+    ])
+    .command
+    else {
+        panic!("train")
+    };
+    let input = json!({"train": "a.jsonl", "test": "b.jsonl", "model_dir": "m", "seed": 7,
+                       "hyperparameters": {"epochs": "2", "context_length": "24"}});
+    assert_eq!(
+        super::forecasting::train_request(&flags).unwrap(),
+        task::<ops::TrainRequest>(input)
+    );
+}

@@ -1,0 +1,172 @@
+//! Process assembly: what `sluice server`, `sluice worker` and `sluice serve` run, and how they
+//! stop. On SIGTERM or Ctrl-C each part finishes what it holds: the HTTP servers stop taking
+//! connections and finish their requests, the cron loop finishes its pass and exits (it is
+//! drained, not aborted, so a tick being claimed is claimed whole), and a worker finishes its
+//! step.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+
+use crate::commands::Context;
+use crate::orchestrator::engine::Engine;
+use crate::orchestrator::queue::Queue;
+use crate::orchestrator::schedules;
+use crate::serving::{self, Auth, Serving};
+
+/// A flag raised once on SIGTERM or Ctrl-C, that every part of the process watches.
+#[derive(Clone)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Raised by the process's signals.
+    pub fn on_signal() -> Self {
+        let (raise, flag) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signal().await;
+            let _ = raise.send(true);
+        });
+        Self(flag)
+    }
+
+    /// Resolves once the flag is raised.
+    pub async fn stopped(self) {
+        let mut flag = self.0;
+        let _ = flag.wait_for(|stop| *stop).await;
+    }
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A listener on `address`, with an error that names it.
+pub async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))
+}
+
+/// The serving state of a process, following the registry until `stop` resolves.
+pub async fn start_serving(
+    context: &Context,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Arc<Serving>> {
+    let catalog = context.catalog().await?;
+    let auth = Arc::new(Auth::new(
+        catalog.pool().clone(),
+        context.config.auth_options(),
+    ));
+    let serving = Arc::new(Serving::new(
+        context.ops.clone(),
+        catalog.pool().clone(),
+        context.lake()?,
+        auth,
+        context.config.serve_options(),
+    ));
+    serving
+        .refresh()
+        .await
+        .context("cannot load the endpoints' models")?;
+    tokio::spawn(serving.clone().follow(stop));
+    if catalog.backend() == jobs::catalog::Backend::Postgres {
+        tokio::spawn(serving::listen(
+            serving.clone(),
+            context.config.database.clone(),
+        ));
+    }
+    Ok(serving)
+}
+
+/// `sluice serve`: the prediction endpoints on `listen` until SIGTERM; returns the address.
+pub async fn serve(context: &Context, listen: &str) -> anyhow::Result<SocketAddr> {
+    let shutdown = Shutdown::on_signal();
+    let serving = start_serving(context, shutdown.clone().stopped()).await?;
+    let listener = bind(listen).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(address = %address, "serving the prediction endpoints");
+    axum::serve(listener, serving::router(serving))
+        .with_graceful_shutdown(shutdown.stopped())
+        .await?;
+    Ok(address)
+}
+
+/// `sluice worker`: workflow steps from the queue until SIGTERM.
+pub async fn worker(context: &Context, name: &str) -> anyhow::Result<()> {
+    let catalog = context.catalog().await?;
+    let engine = Engine::new(context.ops.clone(), catalog.pool().clone());
+    let queue = Queue::open(&context.config.database).await?;
+    queue
+        .work(engine, name.to_owned(), Shutdown::on_signal().stopped())
+        .await?;
+    Ok(())
+}
+
+/// The cron loop: due ticks fired once a second until `shutdown`, which lets a pass finish.
+async fn cron(engine: Engine, queue: Queue, shutdown: Shutdown) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    let stopped = shutdown.stopped();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = every.tick() => {}
+        }
+        if let Err(err) = schedules::fire_due(&engine, &queue, Utc::now()).await {
+            tracing::warn!(error = %err, "scheduler pass failed");
+        }
+    }
+}
+
+/// What `sluice server` runs besides the API.
+pub struct ServerParts<'a> {
+    /// Address of the API and the prediction endpoints.
+    pub listen: &'a str,
+    /// The embedded worker's name; None: no worker in this process.
+    pub worker: Option<String>,
+}
+
+/// `sluice server`: the HTTP API with the prediction endpoints, the cron loop and (unless told
+/// not to) a worker, until SIGTERM; returns the API's address.
+pub async fn server(context: &Context, parts: ServerParts<'_>) -> anyhow::Result<SocketAddr> {
+    let catalog = context.catalog().await?;
+    let engine = Engine::new(context.ops.clone(), catalog.pool().clone());
+    let queue = Queue::open(&context.config.database).await?;
+    let shutdown = Shutdown::on_signal();
+    let cron = tokio::spawn(cron(engine.clone(), queue.clone(), shutdown.clone()));
+    let listener = bind(parts.listen).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(address = %address, "serving the API");
+    let serving = start_serving(context, shutdown.clone().stopped()).await?;
+    let state = Arc::new(crate::api::ApiState {
+        engine: engine.clone(),
+        queue: queue.clone(),
+        auth: serving.auth.clone(),
+    });
+    let routes = crate::api::router(state).merge(serving::router(serving));
+    let api = tokio::spawn(
+        axum::serve(listener, routes)
+            .with_graceful_shutdown(shutdown.clone().stopped())
+            .into_future(),
+    );
+    match parts.worker {
+        Some(name) => queue.work(engine, name, shutdown.stopped()).await?,
+        None => shutdown.stopped().await,
+    }
+    api.await??;
+    cron.await?;
+    Ok(address)
+}
