@@ -12,5 +12,5 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import prefect' 2>/de
   "$VENV/bin/pip" install -q -r "$SHARED/requirements.txt"
   "$VENV/bin/pip" install -q fastapi==0.129.2 starlette==0.52.1
 fi
-cargo build --release --locked -p scheduler --bin sluice
-"$CARGO_TARGET_DIR/release/sluice" bench orchestrator --prefect-python "$VENV/bin/python" --prefect-script "$SHARED/prefect_chain.py" "$@"
+cargo build --release --locked -p scheduler -p bench
+"$CARGO_TARGET_DIR/release/sluice-bench" orchestrator --prefect-python "$VENV/bin/python" --prefect-script "$SHARED/prefect_chain.py" "$@"

@@ -1,4 +1,4 @@
-//! `sluice bench crawl`: the crawler on a landing directory (the ETL benchmark's 216 objects),
+//! `sluice-bench crawl`: the crawler on a landing directory (the ETL benchmark's 216 objects),
 //! a first crawl into a fresh catalog and a second with nothing new, against the targets.
 
 use std::time::Instant;
@@ -8,8 +8,9 @@ use jobs::crawler::{CrawlOptions, crawl as run_crawl};
 use jobs::lake::{Lake, LakeKey, S3Options};
 use serde_json::json;
 
-use crate::cli::BenchCrawlArgs;
-use crate::output::{Report, bytes, table};
+use scheduler::output::{Report, bytes, table};
+
+use crate::BenchCrawlArgs;
 
 const FIRST_CRAWL_TARGET_S: f64 = 3.0;
 const RECRAWL_TARGET_S: f64 = 0.3;

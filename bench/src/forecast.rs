@@ -1,4 +1,4 @@
-//! `sluice bench forecast`: DeepAR on the forecasting benchmark's datasets with the peer's fixed
+//! `sluice-bench forecast`: DeepAR on the forecasting benchmark's datasets with the peer's fixed
 //! settings (2×40 LSTM, dropout 0.1, lr 1e-3, batch 32, 50 batches × 20 epochs, Student-t,
 //! 100 paths), seed by seed, then GluonTS's `run_gluonts.py` on the same data in the same run.
 //! Prints accuracy, training CPU seconds and one-series forecast latency against the targets.
@@ -13,8 +13,9 @@ use models::deepar::series::read_json_lines;
 use models::deepar::{ForecastOptions, Hyperparameters, TrainOptions, forecast, train};
 use serde_json::{Value, json};
 
-use crate::cli::BenchForecastArgs;
-use crate::output::{Report, table};
+use scheduler::output::{Report, table};
+
+use crate::BenchForecastArgs;
 
 const ACCURACY_TARGET: f64 = 0.95;
 const CPU_TARGET: f64 = 0.5;

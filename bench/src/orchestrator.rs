@@ -1,4 +1,4 @@
-//! `sluice bench orchestrator`: a workflow of 40 sequential `sluice:echo` Task states, run as a
+//! `sluice-bench orchestrator`: a workflow of 40 sequential `sluice:echo` Task states, run as a
 //! durable execution through the queue and a worker, on SQLite and on Postgres, and (given its
 //! Python) Prefect 3 running 40 sequential trivial tasks, in the same run.
 
@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use super::Context;
-use crate::cli::BenchOrchestratorArgs;
-use crate::config::Config;
-use crate::orchestrator::engine::Engine;
-use crate::orchestrator::queue::Queue;
-use crate::orchestrator::store;
-use crate::output::{Report, table};
+use ops::Ops;
+use scheduler::config::Config;
+use scheduler::orchestrator::engine::Engine;
+use scheduler::orchestrator::queue::Queue;
+use scheduler::orchestrator::store;
+use scheduler::output::{Report, table};
+
+use crate::BenchOrchestratorArgs;
 
 const STEPS: usize = 40;
 
@@ -38,12 +39,8 @@ async fn measure(url: &str, runs: u32) -> anyhow::Result<(f64, f64)> {
         lake: "memory://".into(),
         ..Config::default()
     };
-    let context = Context {
-        config,
-        progress: false,
-    };
-    let catalog = context.catalog().await?;
-    let engine = Engine::new(context, catalog.pool().clone());
+    let ops = Ops::new(config.ops_settings());
+    let engine = Engine::new(ops.clone(), ops.catalog().await?.pool().clone());
     store::put_workflow(&engine.pool, "chain", &chain()).await?;
     let queue = Queue::open(url).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -73,7 +70,7 @@ async fn measure(url: &str, runs: u32) -> anyhow::Result<(f64, f64)> {
     }
     let _ = stop.send(());
     worker.await??;
-    catalog.close().await;
+    ops.close().await;
     times.sort_by(f64::total_cmp);
     Ok((times[0], times[times.len() / 2]))
 }

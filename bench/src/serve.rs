@@ -1,4 +1,4 @@
-//! `sluice bench serve`: the prediction endpoint under load, beside GluonTS's predictor behind a
+//! `sluice-bench serve`: the prediction endpoint under load, beside GluonTS's predictor behind a
 //! minimal Python HTTP server, in the same run and with the same client. Both models have the
 //! same architecture (2 × 40 LSTM, Student-t, 24-step horizon) and are trained briefly on the
 //! same series: latency depends on the architecture, not on the fit. Each request is one series,
@@ -20,14 +20,15 @@ use models::deepar::{Hyperparameters, TrainOptions, artifact, train};
 use models::registry::{AliasName, Change, GroupName, NewVersion, Registry};
 use serde_json::{Value, json};
 
-use crate::cli::BenchServeArgs;
-use crate::output::{Report, table};
-use crate::serving::endpoints::{self, EndpointSpec};
+use scheduler::output::{Report, table};
+use scheduler::serving::endpoints::{self, EndpointSpec};
+
+use crate::BenchServeArgs;
 
 const P99_TARGET_MS: f64 = 20.0;
 const THROUGHPUT_TARGET: f64 = 10.0;
 const PING_TARGET_MS: f64 = 20.0;
-const PEER: &str = include_str!("bench_serve_peer.py");
+const PEER: &str = include_str!("serve_peer.py");
 
 /// What one server achieved.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -189,7 +190,7 @@ async fn start_sluice(
     let catalog = Catalog::connect(&database, &ConnectOptions::default()).await?;
     let lake = Lake::open(&lake_url, &jobs::lake::S3Options::default())?;
     let group = GroupName::parse("bench")?;
-    let artifact_key = super::registry::upload(&lake, &group, &model_dir).await?;
+    let artifact_key = ops::upload_model(&lake, &group, &model_dir).await?;
     let registry = Registry::new(catalog.pool().clone());
     let version = registry
         .register(
@@ -215,12 +216,11 @@ async fn start_sluice(
     endpoints::put(
         catalog.pool(),
         &EndpointSpec::new("default", group, vec![])?,
-        false,
     )
     .await?;
     catalog.close().await;
     let port = free_port()?;
-    let child = Command::new(std::env::current_exe()?)
+    let child = Command::new(sluice_binary()?)
         .args([
             "--database",
             &database,
@@ -289,6 +289,18 @@ fn request_body(train_path: &Path, history: usize) -> anyhow::Result<Value> {
         "instances": [{"start": start.format("%Y-%m-%d %H:%M:%S").to_string(), "target": first.target[skip..]}],
         "configuration": {"num_samples": 100, "output_types": ["mean", "quantiles"], "quantiles": ["0.1", "0.5", "0.9"]},
     }))
+}
+
+/// The `sluice` binary built beside this one (the scripts build both).
+fn sluice_binary() -> anyhow::Result<PathBuf> {
+    let here = std::env::current_exe()?;
+    let sluice = here.with_file_name("sluice");
+    anyhow::ensure!(
+        sluice.is_file(),
+        "{} not found: build it beside sluice-bench (cargo build --release -p scheduler -p bench)",
+        sluice.display()
+    );
+    Ok(sluice)
 }
 
 pub async fn run(args: &BenchServeArgs) -> anyhow::Result<Report> {
