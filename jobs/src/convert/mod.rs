@@ -36,7 +36,8 @@ pub use partition::Granularity;
 pub use publish::{VacuumReport, vacuum};
 pub use write::FileOptions;
 
-/// Where a run stops on purpose (fault injection, to prove exactly-once).
+/// Where a run stops on purpose (fault injection, to prove exactly-once; a run stops there only
+/// in builds with the `fail-points` feature, which the test suite enables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailPoint {
     /// Files staged, nothing committed.
@@ -109,11 +110,23 @@ pub struct ConvertOptions {
     pub files: FileOptions,
     /// Objects decoded at once.
     pub concurrency: usize,
+    #[cfg(feature = "fail-points")]
     pub fail_at: Option<FailPoint>,
     pub on_source: Option<SourceDone>,
 }
 
 impl ConvertOptions {
+    /// Whether the run stops at `point` (a test's fault injection).
+    fn stops_at(&self, point: FailPoint) -> bool {
+        #[cfg(feature = "fail-points")]
+        return self.fail_at == Some(point);
+        #[cfg(not(feature = "fail-points"))]
+        {
+            let _ = point;
+            false
+        }
+    }
+
     pub fn new(catalog_db: CatalogDbName, table: &str) -> Self {
         Self {
             catalog_db,
@@ -124,15 +137,18 @@ impl ConvertOptions {
             mode: ConvertMode::Incremental,
             files: FileOptions::default(),
             concurrency: std::thread::available_parallelism().map_or(2, usize::from),
+            #[cfg(feature = "fail-points")]
             fail_at: None,
             on_source: None,
         }
     }
 }
 
-/// What a run did (or, dry, would do).
+/// What a run did (or, dry, would do); stored with the run. A persisted format: fields are only
+/// added, and `format` says which.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ConvertReport {
+    pub format: u32,
     pub run_id: Option<i64>,
     pub table: String,
     pub curated_table: String,
@@ -243,6 +259,7 @@ pub async fn convert(
     let event_time = event_column(&table.schema, options.event_time.as_deref())?;
     let location = options.dest.join(&table.name)?;
     let mut report = ConvertReport {
+        format: 1,
         run_id: None,
         table: table.name.clone(),
         curated_table: curated_name.clone(),
@@ -477,7 +494,7 @@ async fn run(
         .last()
         .map(|(v, _, _)| *v)
         .or(report.schema_version);
-    if options.fail_at == Some(FailPoint::BeforeCommit) {
+    if options.stops_at(FailPoint::BeforeCommit) {
         return Err(Error::InvalidArgument {
             field: "fail point",
             reason: "stopped before the commit".into(),
@@ -510,14 +527,14 @@ async fn run(
         report: serde_json::to_value(&*report).expect("serializes"),
     };
     let curated_id = catalog.commit_conversion(&commit).await?;
-    if options.fail_at == Some(FailPoint::AfterCommit) {
+    if options.stops_at(FailPoint::AfterCommit) {
         return Err(Error::InvalidArgument {
             field: "fail point",
             reason: "stopped after the commit".into(),
         });
     }
     let staged = catalog.unpublished_files(Some(curated_id)).await?;
-    let stop = (options.fail_at == Some(FailPoint::MidPublish)).then_some(1);
+    let stop = options.stops_at(FailPoint::MidPublish).then_some(1);
     publish::publish(curated_lake, catalog, &staged, stop).await?;
     if options.mode.reprocess() {
         vacuum(curated_lake, catalog, i64::MAX / 2).await?;

@@ -280,6 +280,7 @@ async fn run(
     let groups = group::group(&members, &existing, &options.grouping, base_name);
 
     let mut report = CrawlReport {
+        format: 1,
         crawl_id,
         catalog_db: options.catalog_db.to_string(),
         prefix: prefix.to_owned(),

@@ -36,9 +36,11 @@ pub struct TableConflict {
     pub conflict: Conflict,
 }
 
-/// What a crawl did; stored with the crawl and printed by `sluice crawl`.
+/// What a crawl did; stored with the crawl and printed by `sluice crawl`. A persisted format:
+/// fields are only added, and `format` says which.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CrawlReport {
+    pub format: u32,
     pub crawl_id: i64,
     pub catalog_db: String,
     pub prefix: String,
