@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::{Error, Observer, Ops, Progress, Result};
 
 /// The configuration's crawler settings: what a request does not set.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CrawlDefaults {
     pub sample: SampleOptions,
     /// Column overlap for two schemas to share a table (None: the crawler's default).
@@ -16,17 +16,6 @@ pub struct CrawlDefaults {
     pub schema_policy: SchemaPolicy,
     /// Objects read at once (0: the crawler's default).
     pub concurrency: usize,
-}
-
-impl Default for CrawlDefaults {
-    fn default() -> Self {
-        Self {
-            sample: SampleOptions::default(),
-            min_column_overlap: None,
-            schema_policy: SchemaPolicy::default(),
-            concurrency: 0,
-        }
-    }
 }
 
 /// `{"prefix"?: "landing", "catalog"?, "recrawl"?, "sample_records"?, "verify"?,

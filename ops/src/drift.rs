@@ -306,7 +306,7 @@ async fn accuracy_drift(
             .filter(|d| *d > 0);
         let Some(step_ms) = step_ms else { continue };
         let backtest = registry
-            .version(&group_name, run.model_version)
+            .version(group_name, run.model_version)
             .await
             .ok()
             .and_then(|info| {

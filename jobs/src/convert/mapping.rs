@@ -181,9 +181,9 @@ impl Mapping {
                         field: "mapping cast",
                         reason: format!("{}: {e}", field.name()),
                     })?;
-                    for row in 0..column.len() {
-                        if column.is_valid(row) && cast.is_null(row) && !bad[row] {
-                            bad[row] = true;
+                    for (row, seen) in bad.iter_mut().enumerate().take(column.len()) {
+                        if column.is_valid(row) && cast.is_null(row) && !*seen {
+                            *seen = true;
                             let value = arrow::util::display::array_value_to_string(column, row)
                                 .unwrap_or_default();
                             rejected.push((

@@ -112,10 +112,10 @@ fn lines(
             });
         }
         let line = line.trim();
-        if !line.is_empty() {
-            if let Err(reason) = record(sink, line) {
-                sink.malformed(line_number, reason);
-            }
+        if !line.is_empty()
+            && let Err(reason) = record(sink, line)
+        {
+            sink.malformed(line_number, reason);
         }
         rest = next;
     }
