@@ -38,8 +38,7 @@ pub use publish::{
     ChampionScore, PublishOutput, PublishRequest, PublishScores, load_version, upload_model,
 };
 pub use registry::{
-    AliasChange, ModelsListRequest, PromoteRequest, RollbackRequest, SetStatusRequest,
-    VersionRequest,
+    AliasChange, PromoteRequest, RollbackRequest, SetStatusRequest, VersionRequest,
 };
 pub use train::{DeviceKind, TestMetrics, TrainOutput, TrainRequest, device};
 

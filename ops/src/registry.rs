@@ -51,14 +51,6 @@ fn champion() -> AliasName {
     AliasName::champion()
 }
 
-/// `{"group"?}`: the groups, or one group's versions.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelsListRequest {
-    #[serde(default, deserialize_with = "optional_group")]
-    pub group: Option<GroupName>,
-}
-
 /// A model group's name, or null.
 pub(crate) fn optional_group<'de, D: Deserializer<'de>>(
     de: D,
