@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::choice::{Choice, parse_rule};
 
 mod handlers;
+mod support;
 pub use handlers::{Catcher, Retrier};
 
 /// A definition that breaks a rule of the language.
@@ -124,44 +125,11 @@ impl StateMachine {
     ) -> Result<Self, ValidationError> {
         let machine = parse_machine(definition, "")?;
         let mut tasks = Vec::new();
-        task_resources(definition, "", &mut tasks);
+        support::task_resources(definition, "", &mut tasks);
         for (pointer, name) in tasks {
             resource(&name).map_err(|message| ValidationError { pointer, message })?;
         }
         Ok(machine)
-    }
-}
-
-/// Every Task state's `Resource` in a (valid) definition, with its JSON pointer, nested
-/// Parallel branches and Map processors included.
-fn task_resources(machine: &Value, pointer: &str, out: &mut Vec<(String, String)>) {
-    let Some(states) = machine.get("States").and_then(Value::as_object) else {
-        return;
-    };
-    for (name, state) in states {
-        let at = format!(
-            "{pointer}/States/{}",
-            name.replace('~', "~0").replace('/', "~1")
-        );
-        if state.get("Type").and_then(Value::as_str) == Some("Task")
-            && let Some(resource) = state.get("Resource").and_then(Value::as_str)
-        {
-            out.push((format!("{at}/Resource"), resource.to_owned()));
-        }
-        for (i, branch) in state
-            .get("Branches")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            task_resources(branch, &format!("{at}/Branches/{i}"), out);
-        }
-        for key in ["ItemProcessor", "Iterator"] {
-            if let Some(processor) = state.get(key) {
-                task_resources(processor, &format!("{at}/{key}"), out);
-            }
-        }
     }
 }
 
@@ -218,64 +186,13 @@ impl Fields<'_> {
     }
 }
 
-/// The query language a machine or state asks for: JSONPath is run; JSONata is refused until the
-/// interpreter runs it, rather than run with JSONPath semantics.
-fn check_query_language(fields: &Fields<'_>) -> Result<(), ValidationError> {
-    match fields.string("QueryLanguage")?.as_deref() {
-        None | Some("JSONPath") => Ok(()),
-        Some("JSONata") => Err(fields.error(
-            "QueryLanguage",
-            "JSONata is not supported yet: use JSONPath (the default)",
-        )),
-        Some(other) => Err(fields.error(
-            "QueryLanguage",
-            format!("{other:?}: use JSONPath or JSONata"),
-        )),
-    }
-}
-
-/// Fields of a state that the interpreter does not run yet: refused with a plain reason, never
-/// ignored.
-fn check_supported(fields: &Fields<'_>) -> Result<(), ValidationError> {
-    check_query_language(fields)?;
-    for field in ["Arguments", "Output", "Items"] {
-        if fields.map.contains_key(field) {
-            return Err(fields.error(
-                field,
-                "is a JSONata field, and JSONata is not supported yet: use Parameters, ResultSelector and ItemsPath",
-            ));
-        }
-    }
-    for field in ["ItemReader", "ItemBatcher", "ResultWriter"] {
-        if fields.map.contains_key(field) {
-            return Err(fields.error(
-                field,
-                "belongs to a distributed Map, which is not supported yet: pass the items in the state's input",
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn parse_machine(value: &Value, pointer: &str) -> Result<StateMachine, ValidationError> {
     let root = value.as_object().ok_or_else(|| ValidationError {
         pointer: pointer.to_owned(),
         message: "a state machine is an object".into(),
     })?;
     let fields = Fields { map: root, pointer };
-    check_query_language(&fields)?;
-    if let Some(config) = root.get("ProcessorConfig") {
-        let mode = config
-            .get("Mode")
-            .and_then(Value::as_str)
-            .unwrap_or("INLINE");
-        if mode != "INLINE" {
-            return Err(fields.error(
-                "ProcessorConfig/Mode",
-                format!("{mode:?}: only INLINE Map processing is supported yet"),
-            ));
-        }
-    }
+    support::check_machine(&fields)?;
     let start_at = fields
         .string("StartAt")?
         .ok_or_else(|| fields.error("StartAt", "is required"))?;
@@ -363,7 +280,7 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
         message: "a state is an object".into(),
     })?;
     let fields = Fields { map, pointer };
-    check_supported(&fields)?;
+    support::check_state(&fields)?;
     let type_name = fields
         .string("Type")?
         .ok_or_else(|| fields.error("Type", "is required"))?;
