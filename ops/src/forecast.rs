@@ -10,7 +10,7 @@ use models::deepar::artifact;
 use models::deepar::series::read_json_lines;
 use models::deepar::{ForecastOptions, forecast};
 use models::inference::{parse_request, predict};
-use models::registry::{GroupName, Registry, Target};
+use models::registry::{GroupName, Target};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -40,7 +40,10 @@ pub struct BatchForecastRequest {
     pub group: GroupName,
     /// Series in SageMaker JSON lines: each is forecast past its end.
     pub input: PathBuf,
-    #[serde(default = "champion", deserialize_with = "crate::registry::target")]
+    #[serde(
+        default = "crate::registry::champion_target",
+        deserialize_with = "crate::registry::target"
+    )]
     pub version: Target,
     #[serde(default = "default_samples")]
     pub num_samples: usize,
@@ -48,10 +51,6 @@ pub struct BatchForecastRequest {
     pub quantiles: Vec<f64>,
     #[serde(default)]
     pub seed: u64,
-}
-
-fn champion() -> Target {
-    Target::parse(models::registry::CHAMPION).expect("champion is an alias")
 }
 
 fn default_samples() -> usize {
@@ -88,7 +87,7 @@ impl Ops {
     /// Forecasts every series of the input with the group's version and records the run.
     pub async fn batch_forecast(&self, request: &BatchForecastRequest) -> Result<BatchRun> {
         let catalog = self.catalog().await?;
-        let registry = Registry::new(catalog.pool().clone());
+        let registry = self.registry().await?;
         let info = registry
             .resolve(&request.group, &request.version)
             .await?

@@ -70,7 +70,7 @@ pub struct VersionRequest {
     pub version: Target,
 }
 
-fn champion_target() -> Target {
+pub(crate) fn champion_target() -> Target {
     Target::Alias(AliasName::champion())
 }
 

@@ -1,40 +1,28 @@
 //! `sluice convert` and `sluice vacuum`.
 
-use jobs::convert::{ConvertReport, Granularity};
-use ops::{CompactRequest, ConvertMode, ConvertRequest, Observer, VacuumRequest};
+use jobs::convert::ConvertReport;
+use ops::{CompactRequest, ConvertRequest, Observer, VacuumRequest};
 use serde_json::json;
 
 use super::Context;
 use crate::cli::{CompactArgs, ConvertArgs, VacuumArgs};
 use crate::output::{Report, bytes, table};
 
-/// The conversion request the flags make.
+/// The conversion request the flags make, parsed as a task input is: one place (the request's
+/// own parse) turns the flags into a `ConvertMode`.
 pub fn convert_request(args: &ConvertArgs) -> anyhow::Result<ConvertRequest> {
-    let mode = match (args.dry_run, args.reprocess, args.from.zip(args.to)) {
-        (true, true, _) => {
-            anyhow::bail!(
-                "--dry-run plans an incremental run; it does not combine with --reprocess"
-            )
-        }
-        (true, false, _) => ConvertMode::DryRun,
-        (false, false, _) => ConvertMode::Incremental,
-        (false, true, None) => ConvertMode::Reprocess,
-        (false, true, Some((from, to))) => ConvertMode::ReprocessRange { from, to },
+    let partition_by = if args.partition_by.ends_with("hour") {
+        "hour"
+    } else {
+        "day"
     };
-    Ok(ConvertRequest {
-        dest: args.dest.clone(),
-        granularity: if args.partition_by.ends_with("hour") {
-            Granularity::Hour
-        } else {
-            Granularity::Day
-        },
-        event_time: args.event_time.clone(),
-        mode,
-        target_file_mib: args.target_file_mib,
-        row_group_rows: args.row_group_rows,
-        catalog: args.catalog.clone(),
-        ..ConvertRequest::new(&args.table)
-    })
+    Ok(ops::request::from_json(json!({
+        "table": args.table, "dest": args.dest, "partition_by": partition_by,
+        "event_time": args.event_time, "dry_run": args.dry_run, "reprocess": args.reprocess,
+        "from": args.from.map(|d| d.to_string()), "to": args.to.map(|d| d.to_string()),
+        "target_file_mib": args.target_file_mib, "row_group_rows": args.row_group_rows,
+        "catalog": args.catalog,
+    }))?)
 }
 
 pub async fn convert(args: &ConvertArgs, context: &Context) -> anyhow::Result<Report> {
