@@ -35,6 +35,16 @@ pub enum Error {
     #[error("table {table:?} has no schema version {version}")]
     VersionNotFound { table: String, version: i64 },
 
+    /// No pending type change of that column to that type.
+    #[error("table {table:?} has no pending change of column {column:?} to {to}{pending}")]
+    TypeChangeNotFound {
+        table: String,
+        column: String,
+        to: String,
+        /// The pending changes there are, as a sentence tail (`; pending: pm25 -> string`).
+        pending: String,
+    },
+
     /// A stored document (schema, report) could not be read back.
     #[error("stored {what} is unreadable: {reason}")]
     CorruptRecord { what: &'static str, reason: String },
@@ -52,6 +62,17 @@ pub enum Error {
         read: u64,
         written: u64,
         quarantined: u64,
+    },
+
+    /// Conversion read another number of records in an object than the crawler counted: the
+    /// object changed since its crawl, or a decoder lost or invented records. Nothing committed.
+    #[error(
+        "conversion of {object} does not reconcile with its crawl: the crawler counted {crawled} records, conversion read {read} (recrawl it if it changed)"
+    )]
+    CrawlDisagrees {
+        object: String,
+        crawled: u64,
+        read: u64,
     },
 
     /// Encoding Arrow data or a Parquet file failed.

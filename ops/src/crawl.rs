@@ -14,12 +14,14 @@ pub struct CrawlDefaults {
     /// Column overlap for two schemas to share a table (None: the crawler's default).
     pub min_column_overlap: Option<f64>,
     pub schema_policy: SchemaPolicy,
+    /// The share of a column's values that types it (None: the crawler's default).
+    pub dominant_share: Option<f64>,
     /// Objects read at once (0: the crawler's default).
     pub concurrency: usize,
 }
 
 /// `{"prefix"?: "landing", "catalog"?, "recrawl"?, "sample_records"?, "verify"?,
-/// "schema_policy"?: "update" | "log", "table_prefix"?}`.
+/// "schema_policy"?: "add_columns" | "update" | "log", "table_prefix"?}`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrawlRequest {
@@ -89,6 +91,9 @@ impl Ops {
             options.grouping.min_column_overlap = overlap;
         }
         options.schema_policy = request.schema_policy.unwrap_or(defaults.schema_policy);
+        if let Some(share) = defaults.dominant_share {
+            options.dominant_share = share;
+        }
         options.table_prefix = request.table_prefix.clone();
         if defaults.concurrency > 0 {
             options.concurrency = defaults.concurrency;

@@ -110,6 +110,10 @@ pub struct DatasetManifest {
     /// Per categorical feature, its values in index order.
     pub categories: Vec<Vec<String>>,
     pub dropped: Vec<DroppedItem>,
+    /// Values of older files that could not be cast to the type the dataset reads their column
+    /// as (a column whose type a person changed), per column: read as missing.
+    #[serde(default)]
+    pub uncastable: Vec<(String, u64)>,
 }
 
 impl DatasetManifest {
@@ -144,8 +148,11 @@ impl Ops {
         let spec = request.spec();
         let curated = self.curated_lake()?;
         let db = self.catalog_db(request.catalog.as_deref())?;
-        let (frame, snapshot) =
-            load(&curated, self.catalog().await?, &db, &request.table, &spec).await?;
+        let jobs::dataset::Loaded {
+            frame,
+            snapshot_id: snapshot,
+            uncastable,
+        } = load(&curated, self.catalog().await?, &db, &request.table, &spec).await?;
         let rows_read = frame.height();
         let dataset = {
             let spec = spec.clone();
@@ -176,6 +183,7 @@ impl Ops {
                     reason: reason.clone(),
                 })
                 .collect(),
+            uncastable: uncastable.into_iter().collect(),
         };
         write_lines(&manifest.train, &train)?;
         write_lines(&manifest.test, &test)?;

@@ -198,8 +198,8 @@ fn windows(train: &Path, test: &Path, reference_windows: Option<usize>) -> Resul
     Ok(out)
 }
 
-/// Schema changes of a table since a time: (reasons for the retyped or removed columns, every
-/// change).
+/// Schema changes of a table since a time: (reasons for the retyped or removed columns and for
+/// type changes pending a person's decision, every applied change).
 async fn schema_drift(
     ops: &Ops,
     table_name: &str,
@@ -242,6 +242,23 @@ async fn schema_drift(
             created_at: version.created_at,
             diff: diff.clone(),
         });
+    }
+    // A type change the crawl held for a person is drift too: the source changed, and until it
+    // is decided its values are quarantined.
+    for pending in catalog.type_changes(&db, Some(table_name), false).await? {
+        let counts: Vec<String> = pending
+            .counts
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect();
+        reasons.push(format!(
+            "schema of {table_name}: {} {} → {} pending a person's decision (seen: {}; objects: {})",
+            pending.column,
+            pending.from,
+            pending.to,
+            counts.join(", "),
+            pending.objects_total
+        ));
     }
     Ok((reasons, changes))
 }

@@ -71,7 +71,7 @@ impl From<jobs::Error> for Error {
                 missing: Missing::Table,
                 what: text,
             },
-            E::VersionNotFound { .. } => Self::NotFound {
+            E::VersionNotFound { .. } | E::TypeChangeNotFound { .. } => Self::NotFound {
                 missing: Missing::Other,
                 what: text,
             },
@@ -82,7 +82,7 @@ impl From<jobs::Error> for Error {
             E::InvalidKey { .. } => Self::invalid("key", text),
             E::InvalidLakeUrl { .. } => Self::invalid("lake", text),
             E::UnsupportedDatabase { .. } => Self::invalid("database", text),
-            E::Reconciliation { .. } => Self::Reconciliation(text),
+            E::Reconciliation { .. } | E::CrawlDisagrees { .. } => Self::Reconciliation(text),
             E::ObjectStore(object_store::Error::NotFound { .. }) => Self::NotFound {
                 missing: Missing::Other,
                 what: text,

@@ -10,6 +10,7 @@
 //! [`Ops`] is the process's handle: the catalog database (one pool, migrated once, opened on
 //! first use), the lake and the curated lake, and the defaults of the configuration.
 
+mod catalog;
 mod convert;
 mod crawl;
 mod dataset;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use jobs::catalog::{Catalog, CatalogDbName, ConnectOptions};
 use jobs::lake::{Lake, S3Options};
 
+pub use catalog::{TypeChangeDecision, TypeChangesOutput, TypeChangesRequest};
 pub use convert::{CompactRequest, ConvertMode, ConvertRequest, VacuumRequest};
 pub use crawl::{CrawlDefaults, CrawlRequest};
 pub use dataset::{DatasetManifest, DatasetRequest, DroppedItem};

@@ -104,8 +104,11 @@ pub struct CrawlerConfig {
     pub verify: bool,
     /// Column overlap for two schemas to share a table.
     pub min_column_overlap: f64,
-    /// Schema-change policy of new tables: `update` or `log`.
+    /// Schema-change policy of new tables: `add_columns`, `update` or `log`.
     pub schema_policy: String,
+    /// The share of a column's values one type family needs to type the column (0.5 to 1);
+    /// the other values are quarantined at conversion.
+    pub dominant_share: f64,
     /// Objects read at once (0: twice the cores).
     pub concurrency: usize,
 }
@@ -142,7 +145,8 @@ impl Default for Config {
                 verify: sample.verify,
                 min_column_overlap: jobs::crawler::group::GroupingOptions::default()
                     .min_column_overlap,
-                schema_policy: "update".into(),
+                schema_policy: "add_columns".into(),
+                dominant_share: jobs::crawler::infer::DEFAULT_DOMINANT_SHARE,
                 concurrency: 0,
             },
         }
@@ -194,6 +198,12 @@ impl Config {
             .schema_policy
             .parse::<jobs::catalog::SchemaPolicy>()
             .context("invalid configuration: crawler.schema_policy")?;
+        let share = config.crawler.dominant_share;
+        if !(share > 0.5 && share <= 1.0) {
+            anyhow::bail!(
+                "invalid configuration: crawler.dominant_share {share}: expected more than 0.5 and at most 1"
+            );
+        }
         Ok(config)
     }
 
@@ -239,8 +249,9 @@ impl Config {
                     verify: self.crawler.verify,
                 },
                 min_column_overlap: Some(self.crawler.min_column_overlap),
-                // Checked by `load`; a hand-built configuration falls back to `update`.
+                // Checked by `load`; a hand-built configuration falls back to `add_columns`.
                 schema_policy: self.crawler.schema_policy.parse().unwrap_or_default(),
+                dominant_share: Some(self.crawler.dominant_share),
                 concurrency: self.crawler.concurrency,
             },
         }

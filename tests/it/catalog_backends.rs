@@ -374,13 +374,20 @@ async fn conflicts_are_recorded_with_examples(backend: Backend) {
     assert_eq!(
         conflicts,
         [(
-            "t".to_owned(),
-            vec!["double".to_owned(), "string".to_owned()],
-            vec![
-                ("double".to_owned(), "1.5".to_owned()),
-                ("string".to_owned(), "\"n/a\"".to_owned())
-            ]
-        )]
+            report.crawl_id,
+            jobs::crawler::infer::Conflict {
+                path: "t".to_owned(),
+                types: vec!["double".to_owned(), "string".to_owned()],
+                examples: vec![
+                    ("double".to_owned(), "1.5".to_owned()),
+                    ("string".to_owned(), "\"n/a\"".to_owned())
+                ],
+                counts: vec![("double".to_owned(), 1), ("string".to_owned(), 1)],
+                resolved: "string".to_owned(),
+                resolution: jobs::crawler::infer::Resolution::WrittenAsText,
+            }
+        )],
+        "no type dominates half and half: the column is text"
     );
     let table = db.catalog.table(&default_db(), "t").await.unwrap();
     assert_eq!(

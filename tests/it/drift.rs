@@ -189,6 +189,33 @@ fn a_retyped_column_of_the_source_table_is_schema_drift() {
     assert!(ok, "{stderr}");
     let verdict = &report["drift"];
     assert_eq!(verdict["detected"], true, "{report}");
+    // The crawl holds the retyping for a person (policy add_columns): pending, it is drift.
+    assert_eq!(verdict["schema_changes"], 0);
+    let reason = verdict["reasons"][0].as_str().unwrap();
+    assert_eq!(
+        reason,
+        "schema of sensors: pm25 double → string pending a person's decision (seen: 20 string; objects: 1)"
+    );
+    // Accepted, it is a new version: drift still, now as the version's change.
+    let (ok, _, stderr) = run_sluice(
+        dir.path(),
+        &["catalog", "accept-change", "sensors", "pm25", "string"],
+    );
+    assert!(ok, "{stderr}");
+    let (ok, report, stderr) = drift(
+        dir.path(),
+        &[
+            "run",
+            "--train",
+            "calm-train.jsonl",
+            "--test",
+            "calm-test.jsonl",
+            "--table",
+            "sensors",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let verdict = &report["drift"];
     assert_eq!(verdict["schema_changes"], 1);
     let reason = verdict["reasons"][0].as_str().unwrap();
     assert!(

@@ -9,6 +9,7 @@ mod convert;
 mod crawler_bad_input;
 mod crawler_formats;
 mod demo;
+mod dirty_data;
 mod drift;
 mod forecasting;
 mod forecasting_pipeline;

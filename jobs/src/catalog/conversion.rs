@@ -20,6 +20,10 @@ pub struct SourceObject {
     pub key: String,
     pub size: i64,
     pub last_modified: i64,
+    /// The records the crawler counted, where its count is exact and the conversion counts
+    /// them the same way (JSON lines, Firehose error envelopes, Parquet's footer): the run
+    /// reconciles against it too.
+    pub crawled_records: Option<u64>,
 }
 
 /// The curated table a run registers or updates.
@@ -198,6 +202,16 @@ impl Catalog {
         Ok(())
     }
 
+    /// Keys of a table's objects deleted from the landing area since their crawl.
+    pub async fn gone_objects(&self, table_id: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT key FROM objects WHERE table_id = $1 AND status = 'gone' ORDER BY key",
+        )
+        .bind(table_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Objects of a table not yet converted (all of them with `all`), by key. Objects the crawler
     /// failed under the table's location are included: their records are quarantined, not lost.
     pub async fn pending_sources(
@@ -214,8 +228,8 @@ impl Catalog {
                 .replace('_', "\\_")
         );
         let rows = sqlx::query(
-            "SELECT o.key, o.size, o.last_modified FROM objects o \
-             WHERE (o.table_id = $1 OR (o.status = 'failed' AND o.key LIKE $2 ESCAPE '\\')) \
+            "SELECT o.key, o.size, o.last_modified, o.records, o.records_exact, o.format, o.status FROM objects o \
+             WHERE (o.table_id = $1 OR (o.status = 'failed' AND o.key LIKE $2 ESCAPE '\\')) AND o.status <> 'gone' \
              AND ($3 = 1 OR NOT EXISTS (SELECT 1 FROM converted_objects c WHERE c.table_id = $1 AND c.source_key = o.key)) \
              ORDER BY o.key",
         )
@@ -226,10 +240,18 @@ impl Catalog {
         .await?;
         rows.iter()
             .map(|row| {
+                let exact = row.try_get::<i64, _>("records_exact")? == 1
+                    && row.try_get::<String, _>("status")? == "crawled"
+                    && matches!(
+                        row.try_get::<Option<String>, _>("format")?.as_deref(),
+                        Some("ndjson" | "firehose_errors" | "parquet")
+                    );
+                let records: i64 = row.try_get("records")?;
                 Ok(SourceObject {
                     key: row.try_get("key")?,
                     size: row.try_get("size")?,
                     last_modified: row.try_get("last_modified")?,
+                    crawled_records: exact.then_some(records.max(0) as u64),
                 })
             })
             .collect()

@@ -10,9 +10,11 @@
 mod compaction;
 pub mod conversion;
 mod conversion_commit;
+pub mod evolve;
 mod model;
 mod read;
 pub mod schema;
+pub mod type_changes;
 mod write;
 
 use std::str::FromStr;

@@ -82,11 +82,15 @@ identifier!(
     "catalog database name"
 );
 
-/// What happens when a crawl sees a table's schema change.
+/// What happens when a crawl sees a table's schema change (see [`super::evolve`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SchemaPolicy {
-    /// A new schema version.
+    /// Glue's "add new columns only": new columns and lossless widenings make a new version;
+    /// any other type change waits for a person.
     #[default]
+    AddColumns,
+    /// Every change makes a new version, type changes included (the observed type is the one
+    /// that dominates the column's values).
     Update,
     /// The diff is recorded; the table keeps its schema.
     Log,
@@ -95,6 +99,7 @@ pub enum SchemaPolicy {
 impl SchemaPolicy {
     pub fn as_str(self) -> &'static str {
         match self {
+            SchemaPolicy::AddColumns => "add_columns",
             SchemaPolicy::Update => "update",
             SchemaPolicy::Log => "log",
         }
@@ -105,11 +110,12 @@ impl FromStr for SchemaPolicy {
     type Err = Error;
     fn from_str(text: &str) -> Result<Self> {
         match text {
+            "add_columns" => Ok(SchemaPolicy::AddColumns),
             "update" => Ok(SchemaPolicy::Update),
             "log" => Ok(SchemaPolicy::Log),
             other => Err(Error::InvalidArgument {
                 field: "schema policy",
-                reason: format!("{other:?}: expected update or log"),
+                reason: format!("{other:?}: expected add_columns, update or log"),
             }),
         }
     }
@@ -232,6 +238,7 @@ macro_rules! stored_status {
         }
     };
 }
+pub(crate) use stored_status;
 
 stored_status! {
     /// What became of a landed object the crawler read.
@@ -240,6 +247,8 @@ stored_status! {
         Crawled => "crawled",
         /// Unreadable, with its reason.
         Failed => "failed",
+        /// Deleted from the landing area after a crawl: kept in the catalog, out of its figures.
+        Gone => "gone",
     }
 }
 

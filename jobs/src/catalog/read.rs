@@ -21,11 +21,11 @@ macro_rules! select_tables {
             "SELECT t.id, t.catalog_db, t.name, t.location, t.kind, t.format, t.compression, ",
             "t.schema_policy, t.current_version, t.partition_keys, t.properties, t.created_at, t.updated_at, v.schema, ",
             "(SELECT COUNT(*) FROM partitions p WHERE p.table_id = t.id) AS partition_count, ",
-            "(SELECT COUNT(*) FROM objects o WHERE o.table_id = t.id) ",
+            "(SELECT COUNT(*) FROM objects o WHERE o.table_id = t.id AND o.status <> 'gone') ",
             "+ (SELECT COUNT(*) FROM curated_files f WHERE f.curated_table_id = t.id AND f.state <> 'removed') AS object_count, ",
-            "CAST(COALESCE((SELECT SUM(o.size) FROM objects o WHERE o.table_id = t.id), 0) ",
+            "CAST(COALESCE((SELECT SUM(o.size) FROM objects o WHERE o.table_id = t.id AND o.status <> 'gone'), 0) ",
             "+ COALESCE((SELECT SUM(f.bytes) FROM curated_files f WHERE f.curated_table_id = t.id AND f.state <> 'removed'), 0) AS BIGINT) AS bytes, ",
-            "CAST(COALESCE((SELECT SUM(o.records) FROM objects o WHERE o.table_id = t.id), 0) ",
+            "CAST(COALESCE((SELECT SUM(o.records) FROM objects o WHERE o.table_id = t.id AND o.status <> 'gone'), 0) ",
             "+ COALESCE((SELECT SUM(f.rows) FROM curated_files f WHERE f.curated_table_id = t.id AND f.state <> 'removed'), 0) AS BIGINT) AS records ",
             "FROM catalog_tables t JOIN schema_versions v ON v.table_id = t.id AND v.version = t.current_version ",
             $where
@@ -161,28 +161,40 @@ impl Catalog {
             .collect()
     }
 
-    /// Type conflicts recorded on a table: (column path, types, examples), newest crawl first.
+    /// Type conflicts recorded on a table by its latest crawl that saw any, with their counts
+    /// and what became of the minority values; the crawl's id beside each.
     pub async fn conflicts(
         &self,
         db: &CatalogDbName,
         name: &str,
-    ) -> Result<Vec<(String, Vec<String>, Vec<(String, String)>)>> {
+    ) -> Result<Vec<(i64, crate::crawler::infer::Conflict)>> {
         let table = self.table(db, name).await?;
         let rows = sqlx::query(
-            "SELECT column_path, types, examples FROM schema_conflicts WHERE table_id = $1 ORDER BY crawl_id DESC, id",
+            "SELECT crawl_id, column_path, types, examples, counts, resolved_type, resolution FROM schema_conflicts \
+             WHERE table_id = $1 AND crawl_id = (SELECT MAX(crawl_id) FROM schema_conflicts WHERE table_id = $1) ORDER BY id",
         )
         .bind(table.id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    row.try_get("column_path")?,
-                    serde_json::from_str(&row.try_get::<String, _>("types")?)
+                let json = |column: &str| -> Result<serde_json::Value> {
+                    serde_json::from_str(&row.try_get::<String, _>(column)?)
+                        .map_err(corrupt("conflict"))
+                };
+                let conflict = crate::crawler::infer::Conflict {
+                    path: row.try_get("column_path")?,
+                    types: serde_json::from_value(json("types")?).map_err(corrupt("conflict"))?,
+                    examples: serde_json::from_value(json("examples")?)
                         .map_err(corrupt("conflict"))?,
-                    serde_json::from_str(&row.try_get::<String, _>("examples")?)
-                        .map_err(corrupt("conflict"))?,
-                ))
+                    counts: serde_json::from_value(json("counts")?).map_err(corrupt("conflict"))?,
+                    resolved: row.try_get("resolved_type")?,
+                    resolution: serde_json::from_value(serde_json::Value::String(
+                        row.try_get("resolution")?,
+                    ))
+                    .map_err(corrupt("conflict"))?,
+                };
+                Ok((row.try_get("crawl_id")?, conflict))
             })
             .collect()
     }
@@ -253,7 +265,7 @@ impl Catalog {
                 .replace('_', "\\_")
         );
         let rows = sqlx::query(
-            "SELECT key, etag, size, last_modified FROM objects WHERE key LIKE $1 ESCAPE '\\'",
+            "SELECT key, etag, size, last_modified, status FROM objects WHERE key LIKE $1 ESCAPE '\\'",
         )
         .bind(pattern)
         .fetch_all(&self.pool)
@@ -266,6 +278,7 @@ impl Catalog {
                         etag: row.try_get("etag")?,
                         size: row.try_get::<i64, _>("size")? as u64,
                         last_modified_ms: row.try_get("last_modified")?,
+                        gone: row.try_get::<String, _>("status")? == ObjectStatus::Gone.as_str(),
                     },
                 ))
             })

@@ -28,6 +28,8 @@ pub struct TableWrite {
     /// A change seen under the `log` policy: the diff, recorded but not applied.
     pub logged_change: Option<SchemaDiff>,
     pub conflicts: Vec<Conflict>,
+    /// Type changes the table's policy did not apply, for a person to decide.
+    pub pending: Vec<super::type_changes::TypeChangeWrite>,
     pub properties: serde_json::Value,
     pub partitions: Vec<PartitionWrite>,
     pub objects: Vec<ObjectWrite>,
@@ -67,6 +69,8 @@ pub struct CrawlCommit {
     pub tables: Vec<TableWrite>,
     /// Objects that belong to no table (they failed).
     pub failed_objects: Vec<ObjectWrite>,
+    /// Keys of objects the catalog knew that the store no longer lists.
+    pub gone_objects: Vec<String>,
     pub objects_listed: i64,
     pub objects_skipped: i64,
     pub bytes_read: i64,
@@ -185,17 +189,24 @@ impl Catalog {
             }
             for conflict in &table.conflicts {
                 sqlx::query(
-                    "INSERT INTO schema_conflicts (table_id, crawl_id, column_path, types, examples, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO schema_conflicts (table_id, crawl_id, column_path, types, examples, counts, \
+                     resolved_type, resolution, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(table_id)
                 .bind(commit.crawl_id)
                 .bind(&conflict.path)
                 .bind(serde_json::to_string(&conflict.types).expect("serializes"))
                 .bind(serde_json::to_string(&conflict.examples).expect("serializes"))
+                .bind(serde_json::to_string(&conflict.counts).expect("serializes"))
+                .bind(&conflict.resolved)
+                .bind(conflict.resolution.as_str())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            }
+            for change in &table.pending {
+                super::type_changes::record(&mut tx, table_id, commit.crawl_id, change, now)
+                    .await?;
             }
             let mut partition_ids = std::collections::HashMap::new();
             for partition in &table.partitions {
@@ -239,13 +250,25 @@ impl Catalog {
         for object in &commit.failed_objects {
             upsert_object(&mut tx, object, None, None, commit.crawl_id, now).await?;
         }
+        // Objects deleted from the landing area: kept (with their counts, what conversion took
+        // from them stays), marked gone, and out of the partitions' and tables' figures.
+        for key in &commit.gone_objects {
+            sqlx::query(
+                "UPDATE objects SET status = 'gone', crawl_id = $1, crawled_at = $2 WHERE key = $3",
+            )
+            .bind(commit.crawl_id)
+            .bind(now)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        }
         // Partition figures are derived from their objects, never accumulated: a recrawled or
         // moved object is counted once.
         sqlx::query(
             "UPDATE partitions SET \
-             object_count = (SELECT COUNT(*) FROM objects o WHERE o.partition_id = partitions.id), \
-             bytes = (SELECT COALESCE(SUM(o.size), 0) FROM objects o WHERE o.partition_id = partitions.id), \
-             record_estimate = (SELECT COALESCE(SUM(o.records), 0) FROM objects o WHERE o.partition_id = partitions.id) \
+             object_count = (SELECT COUNT(*) FROM objects o WHERE o.partition_id = partitions.id AND o.status <> 'gone'), \
+             bytes = (SELECT COALESCE(SUM(o.size), 0) FROM objects o WHERE o.partition_id = partitions.id AND o.status <> 'gone'), \
+             record_estimate = (SELECT COALESCE(SUM(o.records), 0) FROM objects o WHERE o.partition_id = partitions.id AND o.status <> 'gone') \
              WHERE id IN (SELECT DISTINCT partition_id FROM objects WHERE crawl_id = $1 AND partition_id IS NOT NULL) \
              OR crawl_id = $1",
         )

@@ -141,10 +141,20 @@ pub async fn convert(
             publish::publish(curated_lake, catalog, &stranded, None).await?;
         }
     }
-    let reprocessed = scope::resolve(catalog, curated.as_ref(), options).await?;
+    let mut reprocessed = scope::resolve(catalog, curated.as_ref(), options).await?;
     let mut sources = catalog
         .pending_sources(table.id, &table.location, options.mode.reprocess())
         .await?;
+    if options.mode.reprocess()
+        && let Some(curated) = &curated
+    {
+        let gone = catalog.gone_objects(table.id).await?;
+        if !gone.is_empty() {
+            let lineage = catalog.curated_lineage(curated.id).await?;
+            let keys: Vec<String> = sources.iter().map(|s| s.key.clone()).collect();
+            reprocessed = scope::around_gone(&lineage, &gone, reprocessed, &keys);
+        }
+    }
     if let Some(scope) = &reprocessed {
         let wanted: std::collections::HashSet<&str> =
             scope.sources.iter().map(String::as_str).collect();
@@ -264,7 +274,7 @@ async fn run(
         schema: schema.clone(),
         event_column: event_time,
         granularity: options.granularity,
-        allow_new_fields: table.schema_policy == SchemaPolicy::Update,
+        allow_new_fields: table.schema_policy != SchemaPolicy::Log,
         mapping: mapping.clone(),
         files: options.files.clone(),
         concurrency: options.concurrency,
@@ -288,9 +298,24 @@ async fn run(
     ))?;
     let mut quarantine_lines = String::new();
     let mut bookmarks = Vec::with_capacity(output.sources.len());
+    let crawled_counts: std::collections::HashMap<&str, Option<u64>> = sources
+        .iter()
+        .map(|s| (s.key.as_str(), s.crawled_records))
+        .collect();
     for (key, outcome) in &output.sources {
         let quarantined = outcome.quarantined.len() as u64;
         let in_files = from_files.get(key.as_str()).copied().unwrap_or(0);
+        let crawled = crawled_counts.get(key.as_str()).copied().flatten();
+        if let Some(counted) = crawled.filter(|_| outcome.unreadable.is_none())
+            && counted != outcome.read
+        {
+            report.reconciled = false;
+            return Err(Error::CrawlDisagrees {
+                object: key.clone(),
+                crawled: counted,
+                read: outcome.read,
+            });
+        }
         if outcome.read != outcome.written + quarantined || in_files != outcome.written {
             report.reconciled = false;
             return Err(Error::Reconciliation {

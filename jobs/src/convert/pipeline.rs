@@ -10,11 +10,12 @@ use arrow::array::{RecordBatch, new_null_array};
 use arrow::datatypes::{Schema, SchemaRef};
 use object_store::{ObjectStoreExt, PutPayload};
 
-use super::decode::{Quarantined, decode_object};
+use super::decode::{Decoded, Quarantined, decode_object};
 use super::partition::{Granularity, PartitionKey, split_by_partition};
 use super::write::{FileOptions, SpooledFile, Writers};
 use crate::catalog::conversion::SourceObject;
-use crate::crawler::decompress::decompress_into;
+use crate::crawler::decompress::{decompress_into, zip_entries};
+use crate::crawler::sniff::Compression;
 use crate::lake::{Lake, LakeKey};
 use crate::{Error, Result};
 
@@ -170,6 +171,84 @@ impl Schemas {
     }
 }
 
+/// Decodes an object's decompressed text (`text` may be replaced by the JSON lines a
+/// line-oriented format becomes), its mapping applied.
+fn decode_text(
+    spec: &PipelineSpec,
+    text: &mut Vec<u8>,
+    key: &str,
+    latest: &SchemaRef,
+) -> std::result::Result<Decoded, String> {
+    // Line-oriented landings are read as JSON lines typed by the table's schema.
+    let rows = spec.line_format.map(|format| format.to_json(text, latest));
+    if let Some(rows) = &rows {
+        text.clear();
+        text.extend_from_slice(&rows.json);
+    }
+    let mut object = if rows.as_ref().is_some_and(|r| r.json.is_empty()) {
+        Decoded::empty(latest.clone())
+    } else {
+        decode_object(text, key, latest, spec.allow_new_fields)?
+    };
+    if let Some(mapping) = &spec.mapping {
+        object
+            .apply_mapping(mapping, text, key)
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some(rows) = rows {
+        rows.restore(&mut object, key);
+    }
+    Ok(object)
+}
+
+/// A zip archive: each file decoded as its own source, the object the sum of them. A
+/// quarantined record names its file (`zip file "a.json": ...`), with its line in that file.
+fn decode_zip(
+    spec: &PipelineSpec,
+    bytes: &[u8],
+    key: &str,
+    latest: &SchemaRef,
+    text: &mut Vec<u8>,
+) -> std::result::Result<Decoded, String> {
+    let mut parts = Vec::new();
+    for (name, data) in zip_entries(bytes).map_err(|f| f.to_string())? {
+        if data.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        decompress_into(&data, text).map_err(|f| format!("zip file {name:?}: {f}"))?;
+        let mut part =
+            decode_text(spec, text, key, latest).map_err(|e| format!("zip file {name:?}: {e}"))?;
+        for entry in &mut part.quarantined {
+            entry.reason = format!("zip file {name:?}: {}", entry.reason);
+        }
+        parts.push(part);
+    }
+    let mut schema = latest.clone();
+    for part in &parts {
+        schema = Arc::new(Schema::new(super::decode::merge_add_only(
+            schema.fields(),
+            part.schema.fields(),
+        )));
+    }
+    let mut total = Decoded::empty(schema.clone());
+    for part in parts {
+        let offset = total.spans.len() as u32;
+        for (batch, rows) in part.batches.iter().zip(part.row_spans) {
+            // A file that found fewer new columns is widened to the archive's schema (mapped
+            // batches are widened by the run, to its mapped schema).
+            let batch = widen(batch, &schema).unwrap_or_else(|| batch.clone());
+            total.batches.push(batch);
+            total
+                .row_spans
+                .push(rows.into_iter().map(|r| r + offset).collect());
+        }
+        total.spans.extend(part.spans);
+        total.quarantined.extend(part.quarantined);
+        total.records_read += part.records_read;
+    }
+    Ok(total)
+}
+
 /// What every worker shares.
 struct Shared<'a> {
     spec: &'a PipelineSpec,
@@ -228,32 +307,30 @@ fn worker(
             .last()
             .expect("one schema")
             .clone();
-        let decoded = decompress_into(&bytes, &mut text)
-            .map_err(|failure| failure.to_string())
-            .and_then(|()| {
-                // Line-oriented landings are read as JSON lines typed by the table's schema.
-                let rows = spec
-                    .line_format
-                    .map(|format| format.to_json(&text, &latest));
-                if let Some(rows) = &rows {
-                    text.clear();
-                    text.extend_from_slice(&rows.json);
-                }
-                let mut object = if rows.as_ref().is_some_and(|r| r.json.is_empty()) {
-                    super::decode::Decoded::empty(latest.clone())
-                } else {
-                    decode_object(&text, &source.key, &latest, spec.allow_new_fields)?
-                };
+        let decoded = if bytes.starts_with(b"PAR1") {
+            // Parquet landings: the table's columns by name, batch by batch.
+            text.clear();
+            super::decode::parquet::decode_parquet(
+                &bytes,
+                &source.key,
+                &latest,
+                spec.allow_new_fields,
+            )
+            .and_then(|mut object| {
                 if let Some(mapping) = &spec.mapping {
                     object
                         .apply_mapping(mapping, &text, &source.key)
                         .map_err(|e| e.to_string())?;
                 }
-                if let Some(rows) = rows {
-                    rows.restore(&mut object, &source.key);
-                }
                 Ok(object)
-            });
+            })
+        } else if Compression::sniff(&bytes) == Compression::Zip {
+            decode_zip(spec, &bytes, &source.key, &latest, &mut text)
+        } else {
+            decompress_into(&bytes, &mut text)
+                .map_err(|failure| failure.to_string())
+                .and_then(|()| decode_text(spec, &mut text, &source.key, &latest))
+        };
         let mut outcome = SourceOutcome::default();
         match decoded {
             Err(reason) => outcome.unreadable = Some(reason),

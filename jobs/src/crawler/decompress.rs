@@ -1,5 +1,6 @@
 //! Decompression of landed objects by their magic bytes: gzip (multi-member), zstd, snappy
-//! framing, zip (every file, one after the other) or none. Used by sampling and by conversion.
+//! framing, zip or none. Used by sampling and by conversion, which read a zip archive's files
+//! each as its own source ([`zip_entries`]); an entry's name is only ever shown, never a path.
 
 use std::io::{self, Read};
 
@@ -127,6 +128,33 @@ pub(super) fn decompressor(
         }
     };
     Ok(Decompressor { inner, consumed })
+}
+
+/// The files of a zip archive (directories left out): each name and its bytes, in order.
+pub fn zip_entries(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, ObjectFailure> {
+    let corrupt = |detail: String| ObjectFailure::Corrupt {
+        compression: Compression::Zip,
+        offset: 0,
+        detail,
+    };
+    let mut archive =
+        zip::ZipArchive::new(io::Cursor::new(bytes)).map_err(|e| corrupt(e.to_string()))?;
+    let mut entries = Vec::new();
+    for index in 0..archive.len() {
+        let mut entry = archive
+            .by_index(index)
+            .map_err(|e| corrupt(e.to_string()))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| corrupt(format!("{name}: {e}")))?;
+        entries.push((name, data));
+    }
+    Ok(entries)
 }
 
 /// The files of a zip archive, one after the other, each ending in a line break.

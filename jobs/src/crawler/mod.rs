@@ -31,7 +31,7 @@ use group::{ExistingTable, GroupingOptions, Member};
 use infer::Node;
 use layout::KeyLayout;
 use plan::ListedObject;
-pub use report::{CrawlReport, Failure, Split, TableChange, TableConflict};
+pub use report::{CrawlReport, Failure, PendingChange, Split, TableChange, TableConflict};
 pub use sample::{ObjectAnalysis, ObjectFailure, SampleOptions};
 use sniff::{Compression, Format};
 
@@ -59,6 +59,9 @@ pub struct CrawlOptions {
     pub grouping: GroupingOptions,
     /// Schema-change policy of the tables this crawl creates.
     pub schema_policy: SchemaPolicy,
+    /// The share of a column's values one type family needs to type the column
+    /// ([`infer::DEFAULT_DOMINANT_SHARE`]); the rest are quarantined at conversion.
+    pub dominant_share: f64,
     /// Prepended to the names of new tables.
     pub table_prefix: String,
     /// Objects read at once.
@@ -67,7 +70,7 @@ pub struct CrawlOptions {
 }
 
 impl CrawlOptions {
-    /// Defaults for a prefix: sampled and verified objects, `update` policy, one object per core
+    /// Defaults for a prefix: sampled and verified objects, `add_columns` policy, one object per core
     /// in flight (twice that, to overlap reads).
     pub fn new(catalog_db: CatalogDbName, prefix: LakeKey) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
@@ -77,7 +80,8 @@ impl CrawlOptions {
             recrawl: false,
             sample: SampleOptions::default(),
             grouping: GroupingOptions::default(),
-            schema_policy: SchemaPolicy::Update,
+            schema_policy: SchemaPolicy::AddColumns,
+            dominant_share: infer::DEFAULT_DOMINANT_SHARE,
             table_prefix: String::new(),
             concurrency: cores * 2,
             progress: None,
@@ -142,6 +146,10 @@ async fn list(lake: &Lake, prefix: &LakeKey) -> Result<Vec<ListedObject>> {
 
 async fn read_object(lake: &Lake, object: ListedObject, sample: SampleOptions) -> Result<Read> {
     let path = object_store::path::Path::from(object.key.as_str());
+    if is_parquet_key(&object.key) {
+        let outcome = parquet_footer(lake, &path, object.size).await;
+        return Ok(Read { object, outcome });
+    }
     let bytes = lake.store().get(&path).await?.bytes().await?;
     let outcome = tokio::task::spawn_blocking(move || {
         if bytes.starts_with(b"PAR1") {
@@ -154,12 +162,66 @@ async fn read_object(lake: &Lake, object: ListedObject, sample: SampleOptions) -
     Ok(Read { object, outcome })
 }
 
-/// A Parquet object: the schema and row count come from its footer.
+/// Keys named as Parquet: their footer is read with range requests, not the whole object.
+fn is_parquet_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    lower.ends_with(".parquet") || lower.ends_with(".parq")
+}
+
+/// A Parquet object's footer, read with range requests (the end of the object, then the
+/// metadata where it is longer than the first read).
+async fn parquet_footer(
+    lake: &Lake,
+    path: &object_store::path::Path,
+    size: u64,
+) -> std::result::Result<ObjectAnalysis, ObjectFailure> {
+    let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+        .with_prefetch_hint(Some(64 << 10))
+        .load_and_finish(RangeFetch { lake, path }, size)
+        .await
+        .map_err(|e| ObjectFailure::Parquet {
+            detail: e.to_string(),
+        })?;
+    footer_analysis(&metadata, size)
+}
+
+/// Byte ranges of one object, for the footer reader.
+struct RangeFetch<'a> {
+    lake: &'a Lake,
+    path: &'a object_store::path::Path,
+}
+
+impl parquet::arrow::async_reader::MetadataFetch for RangeFetch<'_> {
+    fn fetch(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        use futures::FutureExt;
+        async move {
+            self.lake
+                .store()
+                .get_range(self.path, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+}
+
+/// A Parquet object in memory: the schema and row count come from its footer.
 fn parquet_analysis(bytes: bytes::Bytes) -> std::result::Result<ObjectAnalysis, ObjectFailure> {
     let failure = |detail: String| ObjectFailure::Parquet { detail };
     let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
         .parse_and_finish(&bytes)
         .map_err(|e| failure(e.to_string()))?;
+    footer_analysis(&metadata, bytes.len() as u64)
+}
+
+fn footer_analysis(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    size: u64,
+) -> std::result::Result<ObjectAnalysis, ObjectFailure> {
+    let failure = |detail: String| ObjectFailure::Parquet { detail };
     let file = metadata.file_metadata();
     let schema =
         parquet::arrow::parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())
@@ -175,7 +237,7 @@ fn parquet_analysis(bytes: bytes::Bytes) -> std::result::Result<ObjectAnalysis, 
         records: file.num_rows().max(0) as u64,
         records_exact: true,
         error_codes: BTreeMap::new(),
-        decompressed_bytes: bytes.len() as u64,
+        decompressed_bytes: size,
     })
 }
 
@@ -289,6 +351,7 @@ async fn run(
         objects_unchanged: selection.unchanged,
         objects_new: selection.to_crawl.len() - selection.changed,
         objects_changed: selection.changed,
+        objects_gone: selection.gone.len(),
         objects_crawled: 0,
         objects_failed: 0,
         tables_created: Vec::new(),
@@ -297,6 +360,7 @@ async fn run(
         logged_changes: Vec::new(),
         splits: Vec::new(),
         conflicts: Vec::new(),
+        pending_changes: Vec::new(),
         failures: Vec::new(),
         partitions: 0,
         records: 0,
@@ -317,7 +381,7 @@ async fn run(
             &reads,
             &layouts,
             &indices,
-            options.schema_policy,
+            options,
             &mut report,
         ));
     }
@@ -340,6 +404,7 @@ async fn run(
         catalog_db: options.catalog_db.clone(),
         tables,
         failed_objects,
+        gone_objects: selection.gone.clone(),
         objects_listed: objects_listed as i64,
         objects_skipped: (selection.unchanged + selection.hidden) as i64,
         bytes_read: report.bytes_read as i64,

@@ -19,16 +19,20 @@ pub struct KnownObject {
     pub etag: Option<String>,
     pub size: u64,
     pub last_modified_ms: i64,
+    /// The store stopped listing it.
+    pub gone: bool,
 }
 
 /// The crawl's reading list.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Selection {
     pub to_crawl: Vec<ListedObject>,
-    /// Of `to_crawl`, those the catalog knew in another version.
+    /// Of `to_crawl`, those the catalog knew in another version (or as gone).
     pub changed: usize,
     pub unchanged: usize,
     pub hidden: usize,
+    /// Objects the catalog knew under the prefix that the store no longer lists.
+    pub gone: Vec<String>,
 }
 
 fn hidden(key: &str, prefix: &str) -> bool {
@@ -47,6 +51,16 @@ pub fn select(
 ) -> Selection {
     listed.sort_by(|a, b| a.key.cmp(&b.key));
     let mut selection = Selection::default();
+    let present: std::collections::HashSet<&str> = listed.iter().map(|o| o.key.as_str()).collect();
+    let mut gone: Vec<String> = known
+        .iter()
+        .filter(|(key, seen)| {
+            !seen.gone && key.starts_with(prefix) && !present.contains(key.as_str())
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    gone.sort();
+    selection.gone = gone;
     for object in listed {
         if hidden(&object.key, prefix) {
             selection.hidden += 1;
@@ -55,6 +69,7 @@ pub fn select(
         match known.get(&object.key) {
             Some(seen)
                 if !recrawl
+                    && !seen.gone
                     && seen.size == object.size
                     && seen.etag == object.etag
                     && seen.last_modified_ms == object.last_modified_ms =>
@@ -93,6 +108,7 @@ mod tests {
                     etag: Some("e1".into()),
                     size: 1,
                     last_modified_ms: 1,
+                    gone: false,
                 },
             ),
             (
@@ -101,6 +117,7 @@ mod tests {
                     etag: Some("e1".into()),
                     size: 1,
                     last_modified_ms: 1,
+                    gone: false,
                 },
             ),
         ]
@@ -119,7 +136,18 @@ mod tests {
             (selection.changed, selection.unchanged, selection.hidden),
             (1, 1, 2)
         );
-        let everything = select(objects, &known, "p/", true);
+        let everything = select(objects.clone(), &known, "p/", true);
         assert_eq!(everything.to_crawl.len(), 3);
+        assert!(everything.gone.is_empty());
+
+        // An object the store stops listing is gone; one that comes back is crawled again.
+        let without_a: Vec<ListedObject> =
+            objects.iter().filter(|o| o.key != "p/a").cloned().collect();
+        assert_eq!(select(without_a, &known, "p/", false).gone, ["p/a"]);
+        let mut known = known;
+        known.get_mut("p/a").unwrap().gone = true;
+        let back = select(objects, &known, "p/", false);
+        assert!(back.gone.is_empty());
+        assert!(back.to_crawl.iter().any(|o| o.key == "p/a"));
     }
 }

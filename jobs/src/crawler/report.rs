@@ -36,6 +36,22 @@ pub struct TableConflict {
     pub conflict: Conflict,
 }
 
+/// A column whose observed type differs from the table's, not applied by the table's policy:
+/// it waits for a person (`sluice catalog accept-change`), and until then conversion
+/// quarantines the values that do not fit the table's type.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingChange {
+    pub table: String,
+    pub column: String,
+    pub from: String,
+    pub to: String,
+    /// Values seen per type in this crawl's sample of the table's objects.
+    pub counts: Vec<(String, u64)>,
+    /// Objects in which the new type dominates the column (the first ten), and how many.
+    pub objects: Vec<String>,
+    pub objects_total: usize,
+}
+
 /// What a crawl did; stored with the crawl and printed by `sluice crawl`. A persisted format:
 /// fields are only added, and `format` says which.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -49,6 +65,8 @@ pub struct CrawlReport {
     pub objects_unchanged: usize,
     pub objects_new: usize,
     pub objects_changed: usize,
+    /// Objects the catalog knew that the store no longer lists: marked gone.
+    pub objects_gone: usize,
     pub objects_crawled: usize,
     pub objects_failed: usize,
     pub tables_created: Vec<String>,
@@ -57,6 +75,8 @@ pub struct CrawlReport {
     pub logged_changes: Vec<TableChange>,
     pub splits: Vec<Split>,
     pub conflicts: Vec<TableConflict>,
+    /// Type changes held for a person's decision.
+    pub pending_changes: Vec<PendingChange>,
     pub failures: Vec<Failure>,
     pub partitions: usize,
     pub records: u64,

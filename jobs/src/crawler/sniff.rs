@@ -60,6 +60,8 @@ pub enum Format {
     ConcatenatedJson,
     /// One JSON array of records.
     JsonArray,
+    /// JSON records separated by commas (an AWS IoT rule's Firehose action with `separator: ","`).
+    SeparatedJson,
     /// Delimited text; `header` follows Glue's rule.
     Csv {
         delimiter: u8,
@@ -79,6 +81,7 @@ impl Format {
             Format::Ndjson => "ndjson",
             Format::ConcatenatedJson => "json_concatenated",
             Format::JsonArray => "json_array",
+            Format::SeparatedJson => "json_comma_separated",
             Format::Csv {
                 delimiter: b'\t', ..
             } => "tsv",
@@ -93,7 +96,10 @@ impl Format {
     /// Formats of one family can share a table (NDJSON and concatenated JSON, say).
     pub fn family(self) -> &'static str {
         match self {
-            Format::Ndjson | Format::ConcatenatedJson | Format::JsonArray => "json",
+            Format::Ndjson
+            | Format::ConcatenatedJson
+            | Format::JsonArray
+            | Format::SeparatedJson => "json",
             Format::Csv {
                 delimiter: b'\t', ..
             } => "tsv",
@@ -132,6 +138,8 @@ pub enum JsonFraming {
     Lines,
     Concatenated,
     Array,
+    /// Records with a comma after each (`{..},{..},` or one per line, each line ending `,`).
+    Separated,
 }
 
 /// Apache common log format.
@@ -202,6 +210,9 @@ fn json_framing(text: &str) -> JsonFraming {
                 .unwrap_or(rest.len());
             if !rest[..gap_end].contains('\n') && rest[gap_end..].starts_with('{') {
                 return JsonFraming::Concatenated;
+            }
+            if rest[gap_end..].starts_with(',') {
+                return JsonFraming::Separated;
             }
             JsonFraming::Lines
         }
@@ -288,6 +299,14 @@ mod tests {
             TextFormat::Json(JsonFraming::Lines),
         );
         check("\u{feff} [{\"a\":1}]", TextFormat::Json(JsonFraming::Array));
+        check(
+            "{\"a\":1},{\"a\":2},",
+            TextFormat::Json(JsonFraming::Separated),
+        );
+        check(
+            "{\"a\":1},\n{\"a\":2}\n",
+            TextFormat::Json(JsonFraming::Separated),
+        );
         check("a,b,c\n1,2,3\n4,5,6\n", TextFormat::Delimited(b','));
         check("a\tb\n1\t2\n", TextFormat::Delimited(b'\t'));
         check("x|y|z\n1|2|3\n", TextFormat::Delimited(b'|'));

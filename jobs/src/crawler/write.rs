@@ -7,13 +7,15 @@ use arrow::datatypes::{DataType, Field};
 
 use super::Read;
 use super::group::Group;
-use super::infer::Node;
+use super::infer::{Node, Resolution};
 use super::layout::KeyLayout;
 use super::plan::ListedObject;
-use super::report::{CrawlReport, Split, TableChange, TableConflict};
+use super::report::{CrawlReport, PendingChange, Split, TableChange, TableConflict};
 use super::sample::{ObjectAnalysis, ObjectFailure};
 use super::sniff::Format;
-use crate::catalog::schema::{diff, encode_schema};
+use crate::catalog::evolve::{PendingType, evolve, leaf_fields, same_type};
+use crate::catalog::schema::{diff, encode_schema, type_name};
+use crate::catalog::type_changes::TypeChangeWrite;
 use crate::catalog::{
     ObjectStatus, ObjectWrite, PartitionWrite, SchemaPolicy, TableInfo, TableKind, TableWrite,
 };
@@ -26,7 +28,7 @@ pub(super) fn table_write(
     reads: &[Read],
     layouts: &[KeyLayout],
     indices: &[usize],
-    default_policy: SchemaPolicy,
+    options: &super::CrawlOptions,
     report: &mut CrawlReport,
 ) -> TableWrite {
     let analyses: Vec<&ObjectAnalysis> = indices
@@ -34,31 +36,70 @@ pub(super) fn table_write(
         .map(|&i| reads[i].outcome.as_ref().expect("successes only"))
         .collect();
 
-    let mut node = current
-        .map(|t| Node::from_schema(&t.schema))
-        .unwrap_or_default();
+    // What this crawl saw, typed by the families that dominate each column; the table's
+    // stored schema is then evolved by its policy, never merged with the observations.
+    let mut observed = Node::default();
     for analysis in &analyses {
-        node.merge(&analysis.schema);
+        observed.merge(&analysis.schema);
     }
-    let (schema, conflicts) = node.resolve_schema();
-    let policy = current.map_or(default_policy, |t| t.schema_policy);
-    let (new_version, logged_change) = match current {
+    let share = options.dominant_share;
+    let (observed_schema, mut conflicts) = observed.resolve_schema_with(share);
+    let policy = current.map_or(options.schema_policy, |t| t.schema_policy);
+    let (new_version, logged_change, pending) = match current {
         None => (
             Some((
-                schema.clone(),
-                diff(&arrow::datatypes::Schema::empty(), &schema),
+                observed_schema.clone(),
+                diff(&arrow::datatypes::Schema::empty(), &observed_schema),
             )),
             None,
+            Vec::new(),
         ),
         Some(table) => {
-            let change = diff(&table.schema, &schema);
-            match (change.is_empty(), policy) {
-                (true, _) => (None, None),
-                (false, SchemaPolicy::Update) => (Some((schema.clone(), change)), None),
-                (false, SchemaPolicy::Log) => (None, Some(change)),
+            let evolution = evolve(&table.schema, &observed_schema, policy);
+            let applied = diff(&table.schema, &evolution.schema);
+            let logged = match policy {
+                SchemaPolicy::Log => {
+                    let seen = evolve(&table.schema, &observed_schema, SchemaPolicy::Update);
+                    Some(diff(&table.schema, &seen.schema)).filter(|d| !d.is_empty())
+                }
+                _ => None,
+            };
+            // A conflict names the type the column has in the table, which may not be the one
+            // this crawl's values would have given it.
+            let leaves = leaf_fields(evolution.schema.fields());
+            for conflict in &mut conflicts {
+                if let Some(field) = leaves.get(&conflict.path) {
+                    conflict.resolved = type_name(field.data_type());
+                    conflict.resolution = if field.data_type() == &DataType::Utf8 {
+                        Resolution::WrittenAsText
+                    } else {
+                        Resolution::Quarantined
+                    };
+                }
             }
+            let pending = evolution
+                .pending
+                .into_iter()
+                .map(|change| evidence(change, &observed, &analyses, indices, reads, share))
+                .collect();
+            (
+                (!applied.is_empty()).then_some((evolution.schema, applied)),
+                logged,
+                pending,
+            )
         }
     };
+    report
+        .pending_changes
+        .extend(pending.iter().map(|write: &TypeChangeWrite| PendingChange {
+            table: group.name.clone(),
+            column: write.change.column.clone(),
+            from: type_name(write.change.from.data_type()),
+            to: type_name(write.change.to.data_type()),
+            counts: write.counts.clone(),
+            objects: write.objects.iter().take(10).cloned().collect(),
+            objects_total: write.objects.len(),
+        }));
     match &current {
         None => report.tables_created.push(group.name.clone()),
         Some(_) => report.tables_updated.push(group.name.clone()),
@@ -128,6 +169,7 @@ pub(super) fn table_write(
         new_version,
         logged_change,
         conflicts,
+        pending,
         properties: properties(current.map(|t| &t.properties), &analyses),
         partitions: partitions
             .into_iter()
@@ -175,6 +217,38 @@ pub(super) fn object_write(
             failure_reason: Some(failure.to_string()),
             ..base
         },
+    }
+}
+
+/// A pending change with its evidence: the values this crawl saw per type, and the objects in
+/// which the new type dominates the column.
+fn evidence(
+    change: PendingType,
+    observed: &Node,
+    analyses: &[&ObjectAnalysis],
+    indices: &[usize],
+    reads: &[Read],
+    share: f64,
+) -> TypeChangeWrite {
+    let counts = observed
+        .at(&change.column)
+        .map(Node::type_counts)
+        .unwrap_or_default();
+    let objects = analyses
+        .iter()
+        .zip(indices)
+        .filter(|(analysis, _)| {
+            analysis.schema.at(&change.column).is_some_and(|node| {
+                let field = node.resolve_field(change.to.name(), share);
+                same_type(&field, &change.to)
+            })
+        })
+        .map(|(_, &i)| reads[i].object.key.clone())
+        .collect();
+    TypeChangeWrite {
+        change,
+        counts,
+        objects,
     }
 }
 

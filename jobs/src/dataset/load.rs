@@ -1,6 +1,11 @@
 //! Reading a curated table for the dataset builder: its published Parquet files, the columns a
 //! spec names (missing ones, from files written before a schema change, as nulls), the
 //! timestamp as epoch milliseconds, and the snapshot id of exactly what was read.
+//!
+//! Files of older schema versions read beside newer ones: every column is cast to what the
+//! dataset needs (series ids and categories as text, target and features as doubles), so a
+//! column whose type a person changed (double to string, say) never breaks the stack of files;
+//! a value that cannot be cast (`"high"` as a double) is read as missing and counted.
 
 use std::io::Cursor;
 
@@ -38,8 +43,34 @@ fn invalid(path: &str, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// One file's spec columns, the timestamp as epoch milliseconds.
-fn read_file(bytes: bytes::Bytes, path: &str, spec: &DatasetSpec) -> Result<DataFrame> {
+/// What a table read gives: the frame, its snapshot id, and per column the values that could
+/// not be cast to the type the dataset needs (read as missing).
+#[derive(Debug)]
+pub struct Loaded {
+    pub frame: DataFrame,
+    pub snapshot_id: String,
+    pub uncastable: std::collections::BTreeMap<String, u64>,
+}
+
+/// The type the dataset reads a (non-timestamp) column as.
+fn wanted(spec: &DatasetSpec, name: &str) -> DataType {
+    if spec.item_columns.iter().any(|c| c == name)
+        || spec.categorical_features.iter().any(|c| c == name)
+    {
+        DataType::String
+    } else {
+        DataType::Float64
+    }
+}
+
+/// One file's spec columns, the timestamp as epoch milliseconds, the others as [`wanted`];
+/// `uncastable` counts the values a cast turned into nulls.
+fn read_file(
+    bytes: bytes::Bytes,
+    path: &str,
+    spec: &DatasetSpec,
+    uncastable: &mut std::collections::BTreeMap<String, u64>,
+) -> Result<DataFrame> {
     let frame = ParquetReader::new(Cursor::new(bytes.to_vec()))
         .finish()
         .map_err(|e| invalid(path, e))?;
@@ -67,33 +98,37 @@ fn read_file(bytes: bytes::Bytes, path: &str, spec: &DatasetSpec) -> Result<Data
                     ));
                 }
             },
-            Ok(column) => column.clone(),
+            Ok(column) => {
+                let dtype = wanted(spec, &name);
+                if column.dtype() == &dtype {
+                    column.clone()
+                } else {
+                    let cast = column.cast(&dtype).map_err(|e| invalid(path, e))?;
+                    let lost = cast.null_count().saturating_sub(column.null_count());
+                    if lost > 0 {
+                        *uncastable.entry(name.clone()).or_default() += lost as u64;
+                    }
+                    cast
+                }
+            }
             Err(_) if name == spec.timestamp || spec.item_columns.contains(&name) => {
                 return Err(invalid(path, format!("has no column {name:?}")));
             }
-            Err(_) => {
-                let dtype = if spec.categorical_features.contains(&name) {
-                    DataType::String
-                } else {
-                    DataType::Float64
-                };
-                Column::full_null(name.as_str().into(), height, &dtype)
-            }
+            Err(_) => Column::full_null(name.as_str().into(), height, &wanted(spec, &name)),
         };
         columns.push(column.with_name(name.as_str().into()));
     }
     DataFrame::new(height, columns).map_err(|e| invalid(path, e))
 }
 
-/// Reads the curated table `table` (or `<table>_curated`) as the spec needs it. Returns the
-/// frame and its snapshot id.
+/// Reads the curated table `table` (or `<table>_curated`) as the spec needs it.
 pub async fn load(
     lake: &Lake,
     catalog: &Catalog,
     db: &CatalogDbName,
     table: &str,
     spec: &DatasetSpec,
-) -> Result<(DataFrame, String)> {
+) -> Result<Loaded> {
     let named = catalog.table(db, table).await?;
     let curated = if named.kind == TableKind::Curated {
         named
@@ -113,11 +148,19 @@ pub async fn load(
         });
     }
     let mut frame: Option<DataFrame> = None;
+    let mut uncastable = std::collections::BTreeMap::new();
     for file in &files {
         let bytes = lake.get(&LakeKey::parse(&file.path)?).await?;
         let (path, spec_copy) = (file.path.clone(), spec.clone());
-        let part =
-            tokio::task::spawn_blocking(move || read_file(bytes, &path, &spec_copy)).await??;
+        let (part, lost) = tokio::task::spawn_blocking(move || {
+            let mut lost = std::collections::BTreeMap::new();
+            read_file(bytes, &path, &spec_copy, &mut lost).map(|frame| (frame, lost))
+        })
+        .await??;
+        for (column, count) in lost {
+            tracing::warn!(file = %file.path, column = %column, values = count, "values that cannot be cast are read as missing");
+            *uncastable.entry(column).or_default() += count;
+        }
         match frame.as_mut() {
             None => frame = Some(part),
             Some(all) => {
@@ -125,6 +168,9 @@ pub async fn load(
             }
         }
     }
-    let frame = frame.expect("at least one file");
-    Ok((frame, snapshot_id(spec, &files)))
+    Ok(Loaded {
+        frame: frame.expect("at least one file"),
+        snapshot_id: snapshot_id(spec, &files),
+        uncastable,
+    })
 }

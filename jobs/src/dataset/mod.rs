@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use frequency::Frequency;
-pub use load::{load, snapshot_id};
+pub use load::{Loaded, load, snapshot_id};
 
 use crate::{Error, Result};
 

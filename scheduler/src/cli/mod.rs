@@ -194,7 +194,7 @@ pub struct CrawlArgs {
     #[arg(long)]
     pub no_verify: bool,
     /// Schema-change policy of new tables.
-    #[arg(long, value_parser = ["update", "log"])]
+    #[arg(long, value_parser = ["add_columns", "update", "log"])]
     pub schema_policy: Option<String>,
     /// Prefix for the names of new tables.
     #[arg(long, default_value = "")]
@@ -320,8 +320,44 @@ pub enum CatalogCommand {
     /// Set what a crawl does when a table's schema changes.
     SetPolicy {
         table: String,
-        #[arg(value_parser = ["update", "log"])]
+        #[arg(value_parser = ["add_columns", "update", "log"])]
         policy: String,
+        #[command(flatten)]
+        args: CatalogArgs,
+    },
+    /// List type changes a crawl held for a person's decision, with their evidence.
+    Conflicts {
+        /// One table's changes [default: every table's].
+        table: Option<String>,
+        /// Decided changes too (accepted, dismissed).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        args: CatalogArgs,
+    },
+    /// Accept a pending type change: the table gets a new schema version with the new type.
+    AcceptChange {
+        table: String,
+        /// Dotted column path, as listed (`pm25`, `location.alt`).
+        column: String,
+        /// The proposed type, as listed (`string`, `double`, ...).
+        #[arg(value_name = "TYPE")]
+        to: String,
+        /// Why, recorded with the decision.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        args: CatalogArgs,
+    },
+    /// Dismiss a pending type change: the table keeps its type, and conversion goes on
+    /// quarantining the values that do not fit it.
+    DismissChange {
+        table: String,
+        column: String,
+        #[arg(value_name = "TYPE")]
+        to: String,
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         args: CatalogArgs,
     },

@@ -179,6 +179,51 @@ async fn dispatch(
             };
             Ok(Report::new(json!({"table": name, "mapping": value}), text))
         }
+        CatalogCommand::Conflicts { table, all, args } => {
+            let request = ops::TypeChangesRequest {
+                catalog: args.catalog.clone(),
+                table: table.clone(),
+                all: *all,
+            };
+            let output = context.ops.type_changes(&request).await?;
+            Ok(type_changes_report(&output))
+        }
+        CatalogCommand::AcceptChange {
+            table,
+            column,
+            to,
+            reason,
+            args,
+        } => {
+            let request = decision(table, column, to, reason, args);
+            let change = context
+                .ops
+                .accept_type_change(&request, &decided_by())
+                .await?;
+            let text = format!(
+                "table {table}: column {column} is {to} from schema version {}; the next conversion writes it so",
+                change.applied_version.unwrap_or_default()
+            );
+            Ok(Report::new(json!(change), text))
+        }
+        CatalogCommand::DismissChange {
+            table,
+            column,
+            to,
+            reason,
+            args,
+        } => {
+            let request = decision(table, column, to, reason, args);
+            let change = context
+                .ops
+                .dismiss_type_change(&request, &decided_by())
+                .await?;
+            let text = format!(
+                "table {table}: column {column} stays {}; values that are not are quarantined",
+                change.from
+            );
+            Ok(Report::new(json!(change), text))
+        }
         CatalogCommand::SetPolicy {
             table: name,
             policy,
@@ -193,6 +238,70 @@ async fn dispatch(
             ))
         }
     }
+}
+
+fn decision(
+    table: &str,
+    column: &str,
+    to: &str,
+    reason: &Option<String>,
+    args: &crate::cli::CatalogArgs,
+) -> ops::TypeChangeDecision {
+    ops::TypeChangeDecision {
+        catalog: args.catalog.clone(),
+        table: table.to_owned(),
+        column: column.to_owned(),
+        to: to.to_owned(),
+        reason: reason.clone(),
+    }
+}
+
+/// Who decides at the command line: the login user.
+fn decided_by() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+fn counts_text(counts: &[(String, u64)]) -> String {
+    counts
+        .iter()
+        .map(|(t, n)| format!("{n} {t}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn type_changes_report(output: &ops::TypeChangesOutput) -> Report {
+    let text = table(
+        [
+            "table",
+            "column",
+            "change",
+            "status",
+            "values seen",
+            "objects",
+            "since",
+        ],
+        output.changes.iter().map(|c| {
+            [
+                c.table.clone(),
+                c.column.clone(),
+                format!("{} -> {}", c.from, c.to),
+                c.status.to_string(),
+                counts_text(&c.counts),
+                c.objects_total.to_string(),
+                time(c.first_seen),
+            ]
+        }),
+    );
+    let hint = if output.changes.is_empty() {
+        "no type changes are pending".to_owned()
+    } else {
+        format!(
+            "{} type changes; accept one with `sluice catalog accept-change TABLE COLUMN TYPE`",
+            output.changes.len()
+        )
+    };
+    Report::new(json!(output), format!("{text}\n{hint}"))
 }
 
 pub async fn tables(catalog: &Catalog, db: &CatalogDbName) -> anyhow::Result<Report> {
@@ -248,13 +357,16 @@ fn table_json(t: &TableInfo) -> Value {
 pub async fn show(catalog: &Catalog, db: &CatalogDbName, name: &str) -> anyhow::Result<Report> {
     let info = catalog.table(db, name).await?;
     let conflicts = catalog.conflicts(db, name).await?;
+    let pending = catalog.type_changes(db, Some(name), false).await?;
     let mut json = table_json(&info);
     json["conflicts"] = conflicts
         .iter()
-        .map(
-            |(path, types, examples)| json!({"column": path, "types": types, "examples": examples}),
-        )
+        .map(|(crawl_id, c)| {
+            json!({"column": c.path, "types": c.types, "counts": c.counts, "examples": c.examples,
+                "type": c.resolved, "resolution": c.resolution, "crawl_id": crawl_id})
+        })
         .collect();
+    json["pending_changes"] = json!(pending);
     let mut text = format!(
         "table {}.{} ({}) at {}\nformat {} ({}), schema version {} (policy {}), {} objects, {}, {} records in {} partitions\n",
         info.catalog_db,
@@ -287,15 +399,38 @@ pub async fn show(catalog: &Catalog, db: &CatalogDbName, name: &str) -> anyhow::
     if let Some(codes) = info.properties.get("error_codes") {
         text.push_str(&format!("\nerror codes: {codes}"));
     }
-    for (path, types, examples) in &conflicts {
+    for (_, c) in &conflicts {
+        let fate = match c.resolution {
+            jobs::crawler::infer::Resolution::Quarantined => "the others are quarantined",
+            jobs::crawler::infer::Resolution::WrittenAsText => "every value is written as text",
+        };
         text.push_str(&format!(
-            "\nconflict: {path} saw {} ({})",
-            types.join(" and "),
-            examples
+            "\nconflict: {} saw {} ({}); it is {}, {fate}",
+            c.path,
+            if c.counts.is_empty() {
+                c.types.join(" and ")
+            } else {
+                counts_text(&c.counts)
+            },
+            c.examples
                 .iter()
                 .map(|(t, e)| format!("{t}: {e}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            c.resolved,
+        ));
+    }
+    for change in &pending {
+        text.push_str(&format!(
+            "\npending: {} {} -> {} ({} in {} objects since {}); `sluice catalog accept-change {name} {} {}`",
+            change.column,
+            change.from,
+            change.to,
+            counts_text(&change.counts),
+            change.objects_total,
+            time(change.first_seen),
+            change.column,
+            change.to,
         ));
     }
     Ok(Report::new(json, text))

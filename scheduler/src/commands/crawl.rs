@@ -2,7 +2,8 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use jobs::catalog::SchemaPolicy;
-use jobs::crawler::CrawlReport;
+use jobs::crawler::infer::Resolution;
+use jobs::crawler::{CrawlReport, TableConflict};
 use jobs::generate::{GenerateReport, LandingsSpec, generate_landings};
 use jobs::lake::LakeKey;
 use ops::{CrawlRequest, Observer, Progress};
@@ -131,19 +132,48 @@ pub fn crawl_report(report: &CrawlReport) -> Report {
             split.table, split.location, split.reason
         ));
     }
-    for conflict in &report.conflicts {
+    let counts = |counts: &[(String, u64)]| {
+        counts
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for TableConflict { table, conflict } in &report.conflicts {
+        let fate = match conflict.resolution {
+            Resolution::Quarantined => "the others are quarantined at conversion",
+            Resolution::WrittenAsText => "no type dominates, every value is written as text",
+        };
         text.push_str(&format!(
-            "conflict in {}.{}: {} -> string ({})\n",
-            conflict.table,
-            conflict.conflict.path,
-            conflict.conflict.types.join(" vs "),
+            "conflict in {table}.{}: {} ({}): {}, {fate}\n",
+            conflict.path,
+            if conflict.counts.is_empty() {
+                conflict.types.join(" vs ")
+            } else {
+                counts(&conflict.counts)
+            },
             conflict
-                .conflict
                 .examples
                 .iter()
                 .map(|(t, e)| format!("{t}: {e}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            conflict.resolved,
+        ));
+    }
+    for change in &report.pending_changes {
+        text.push_str(&format!(
+            "pending type change in {}.{}: {} -> {} ({} in {} objects), held for a person: \
+             `sluice catalog accept-change {} {} {}`\n",
+            change.table,
+            change.column,
+            change.from,
+            change.to,
+            counts(&change.counts),
+            change.objects_total,
+            change.table,
+            change.column,
+            change.to,
         ));
     }
     if !report.failures.is_empty() {

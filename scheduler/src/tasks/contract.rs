@@ -109,6 +109,7 @@ fn sample_output(job: Job) -> Option<Value> {
             test_lines: 0,
             categories: vec![],
             dropped: vec![],
+            uncastable: vec![],
         }),
         Job::Train => json!(ops::TrainOutput {
             model_dir: "model".into(),

@@ -265,8 +265,8 @@ async fn late_fields_conflicts_and_schema_versions(backend: Backend) {
     .unwrap();
     let crawled = db.catalog.table(&db_name(), "t").await.unwrap();
     assert!(
-        crawled.schema.field_with_name("firmware").is_err(),
-        "the crawl's sample ends before the new field"
+        crawled.schema.field_with_name("firmware").is_ok(),
+        "the crawl's key scan finds the field past its sample"
     );
 
     let report = convert_table(&lake, &db, "t", |_| {}).await.unwrap();
@@ -278,11 +278,7 @@ async fn late_fields_conflicts_and_schema_versions(backend: Backend) {
         ),
         (20_001, 20_000, 1)
     );
-    assert_eq!(
-        report.new_columns,
-        ["firmware.v"],
-        "new columns are named by nested path"
-    );
+    assert!(report.new_columns.is_empty(), "{:?}", report.new_columns);
     let entry = &quarantine_entries(&lake, &report).await[0];
     assert_eq!(entry["line"], 15_001);
     assert!(
@@ -290,19 +286,9 @@ async fn late_fields_conflicts_and_schema_versions(backend: Backend) {
         "{entry}"
     );
     assert!(entry["record"].as_str().unwrap().contains("\"ERR\""));
-    // The late field is in the landing table's new version and in the Parquet, last row included.
+    // The late field is in the landing table's first version and in the Parquet, last row included.
     let versions = db.catalog.versions(&db_name(), "t").await.unwrap();
-    assert_eq!(
-        versions
-            .last()
-            .unwrap()
-            .diff
-            .added
-            .iter()
-            .map(|c| c.column.as_str())
-            .collect::<Vec<_>>(),
-        ["firmware.v"]
-    );
+    assert_eq!(versions.len(), 1);
     let firmware_rows: usize = visible_batches(&lake, "curated/t")
         .await
         .iter()

@@ -9,15 +9,19 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::json::ReaderBuilder;
 use serde_json::Value;
 
-use crate::crawler::infer::{Node, TIMESTAMP_SOURCE};
+use crate::crawler::infer::Node;
 use crate::crawler::sniff::{JsonFraming, TextFormat, sniff_text};
+use read_plan::ReadPlan;
 
 mod direct;
+pub mod explain;
+pub mod parquet;
+mod read_plan;
 mod text_rows;
 pub use text_rows::{LineFormat, TextRows, apache_log_to_json, delimited_to_json};
 
@@ -85,8 +89,7 @@ impl Decoded {
                     line: span.line,
                     byte_offset: span.offset,
                     reason,
-                    record: String::from_utf8_lossy(&text[span.offset..span.offset + span.len])
-                        .into_owned(),
+                    record: explain::escape_bytes(&text[span.offset..span.offset + span.len]),
                 });
             }
             *batch = mapped.batch;
@@ -97,7 +100,12 @@ impl Decoded {
 
 /// Splits JSON text into records: one per line, back to back (`}{`) or array elements.
 pub fn split_records(text: &[u8]) -> Result<Vec<RecordSpan>, String> {
-    let as_text = std::str::from_utf8(&text[..text.len().min(1 << 20)]).unwrap_or("");
+    // Sniffed on the valid UTF-8 prefix: one record's invalid byte costs that record only.
+    let head = &text[..text.len().min(1 << 20)];
+    let as_text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        Err(err) => std::str::from_utf8(&head[..err.valid_up_to()]).expect("a valid prefix"),
+    };
     let framing = match sniff_text(as_text, text.len() <= 1 << 20) {
         TextFormat::Json(framing) => framing,
         other => {
@@ -125,7 +133,7 @@ pub fn split_records(text: &[u8]) -> Result<Vec<RecordSpan>, String> {
                 start = end + 1;
             }
         }
-        JsonFraming::Concatenated | JsonFraming::Array => {
+        JsonFraming::Concatenated | JsonFraming::Array | JsonFraming::Separated => {
             let mut scanner = Scanner {
                 text,
                 pos: 0,
@@ -136,7 +144,7 @@ pub fn split_records(text: &[u8]) -> Result<Vec<RecordSpan>, String> {
                 scanner.pos += 1; // '['
             }
             loop {
-                scanner.skip_separators(framing == JsonFraming::Array);
+                scanner.skip_separators(framing != JsonFraming::Concatenated);
                 if scanner.pos >= text.len() {
                     break;
                 }
@@ -223,46 +231,6 @@ impl Scanner<'_> {
     }
 }
 
-/// How a top-level column is read: epoch times are read as integers, then scaled.
-fn read_schema(schema: &Schema) -> (SchemaRef, Vec<(usize, i64)>) {
-    let mut scaled = Vec::new();
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(index, field)| {
-            let factor = match field.metadata().get(TIMESTAMP_SOURCE).map(String::as_str) {
-                Some("epoch_seconds") => 1_000_000,
-                Some("epoch_millis") => 1_000,
-                _ => return field.as_ref().clone(),
-            };
-            scaled.push((index, factor));
-            Field::new(field.name(), DataType::Int64, true)
-        })
-        .collect();
-    (Arc::new(Schema::new(fields)), scaled)
-}
-
-fn to_output(batch: RecordBatch, schema: &SchemaRef, scaled: &[(usize, i64)]) -> RecordBatch {
-    if scaled.is_empty() {
-        return batch.with_schema(schema.clone()).expect("same layout");
-    }
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    for &(index, factor) in scaled {
-        let ints = columns[index]
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("epoch columns are read as Int64");
-        let micros: TimestampMicrosecondArray = ints.unary(|v| v.saturating_mul(factor));
-        let tz = match schema.field(index).data_type() {
-            DataType::Timestamp(_, tz) => tz.clone(),
-            _ => None,
-        };
-        columns[index] = Arc::new(micros.with_timezone_opt(tz));
-    }
-    RecordBatch::try_new(schema.clone(), columns).expect("columns match the schema")
-}
-
 /// Decodes `count` records that lie back to back in `text` (whitespace between them only).
 fn decode(text: &[u8], count: usize, read: &SchemaRef) -> Result<Option<RecordBatch>, String> {
     let mut decoder = ReaderBuilder::new(read.clone())
@@ -284,30 +252,73 @@ fn decode(text: &[u8], count: usize, read: &SchemaRef) -> Result<Option<RecordBa
     }
 }
 
-/// `base` with the fields of `extra` it lacks appended, recursively into structs; fields of `base`
-/// keep their types.
-pub fn merge_add_only(base: &Fields, extra: &Fields) -> Fields {
-    let mut fields: Vec<Field> = base.iter().map(|f| f.as_ref().clone()).collect();
-    for new in extra {
-        match fields.iter_mut().find(|f| f.name() == new.name()) {
-            None => fields.push(new.as_ref().clone()),
-            Some(existing) => {
-                if let (DataType::Struct(old), DataType::Struct(more)) =
-                    (existing.data_type(), new.data_type())
-                {
-                    let merged = merge_add_only(old, more);
-                    *existing = existing.clone().with_data_type(DataType::Struct(merged));
-                }
-            }
-        }
-    }
-    fields.into()
-}
+pub use crate::catalog::evolve::merge_add_only;
 
 /// `schema` extended (add-only) by what `node` observed.
 fn add_only(schema: &Fields, node: &Node) -> Fields {
     let (observed, _) = node.resolve_schema();
     merge_add_only(schema, observed.fields())
+}
+
+/// Where decoded rows go: batches in the table's schema with the record of each row, and the
+/// records that could not be written.
+struct Sink<'a> {
+    text: &'a [u8],
+    spans: &'a [RecordSpan],
+    source_key: &'a str,
+    batches: Vec<RecordBatch>,
+    row_spans: Vec<Vec<u32>>,
+    quarantined: Vec<Quarantined>,
+}
+
+impl Sink<'_> {
+    fn quarantine(&mut self, span: RecordSpan, reason: String) {
+        let record = &self.text[span.offset..span.offset + span.len];
+        self.quarantined.push(Quarantined {
+            source_key: self.source_key.to_owned(),
+            line: span.line,
+            byte_offset: span.offset,
+            reason,
+            record: explain::escape_bytes(record),
+        });
+    }
+
+    /// Takes a decoded batch whose rows are the records `rows`; rows the plan rejects are
+    /// quarantined with the reason [`explain::explain`] gives (else the plan's).
+    fn emit(&mut self, plan: &ReadPlan, schema: &SchemaRef, batch: RecordBatch, rows: Vec<u32>) {
+        let (batch, rejected) = plan.output(batch, schema);
+        if rejected.is_empty() {
+            self.batches.push(batch);
+            self.row_spans.push(rows);
+            return;
+        }
+        let mut keep = vec![true; batch.num_rows()];
+        for (row, fallback) in rejected {
+            keep[row] = false;
+            let span = self.spans[rows[row] as usize];
+            let record = &self.text[span.offset..span.offset + span.len];
+            // The plan knows the column; a parse error (an overflowing number) says the rest.
+            let reason = match explain::explain(record, schema) {
+                Some(detail) if detail.starts_with("invalid JSON") => {
+                    format!("{fallback}; {detail}")
+                }
+                Some(reason) => reason,
+                None => fallback,
+            };
+            self.quarantine(span, reason);
+        }
+        let kept: Vec<u32> = rows
+            .iter()
+            .zip(&keep)
+            .filter_map(|(row, keep)| keep.then_some(*row))
+            .collect();
+        if !kept.is_empty() {
+            let filtered = arrow::compute::filter_record_batch(&batch, &BooleanArray::from(keep))
+                .expect("a mask of the batch's length");
+            self.batches.push(filtered);
+            self.row_spans.push(kept);
+        }
+    }
 }
 
 /// Decodes an object's text with `schema`; see the module doc. Without `allow_new_fields` (the
@@ -321,10 +332,15 @@ pub fn decode_object(
     let spans = split_records(text)?;
     let mut schema = schema.clone();
     'attempt: loop {
-        let (read, scaled) = read_schema(&schema);
-        let mut batches = Vec::new();
-        let mut row_spans: Vec<Vec<u32>> = Vec::new();
-        let mut quarantined = Vec::new();
+        let plan = ReadPlan::new(&schema);
+        let mut sink = Sink {
+            text,
+            spans: &spans,
+            source_key,
+            batches: Vec::new(),
+            row_spans: Vec::new(),
+            quarantined: Vec::new(),
+        };
         for (chunk_index, chunk) in spans.chunks(CHUNK_RECORDS).enumerate() {
             let chunk_start = (chunk_index * CHUNK_RECORDS) as u32;
             let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
@@ -332,27 +348,24 @@ pub fn decode_object(
             // arrow-json call; JSON arrays (commas between records) and chunks with a bad record
             // go record by record.
             let contiguous = &text[first.offset..last.offset + last.len];
-            let decoded = direct::decode_records(text, chunk, &read)
-                .or_else(|| decode(contiguous, chunk.len(), &read).ok().flatten());
+            let decoded = direct::decode_records(text, chunk, &plan.direct)
+                .or_else(|| decode(contiguous, chunk.len(), &plan.json).ok().flatten());
             if let Some(batch) = decoded {
-                batches.push(to_output(batch, &schema, &scaled));
-                row_spans.push((chunk_start..chunk_start + chunk.len() as u32).collect());
+                let rows = (chunk_start..chunk_start + chunk.len() as u32).collect();
+                sink.emit(&plan, &schema, batch, rows);
                 continue;
             }
-            let records: Vec<&[u8]> = chunk
-                .iter()
-                .map(|s| &text[s.offset..s.offset + s.len])
-                .collect();
             let mut unknown = Node::new();
-            for (index, (span, record)) in chunk.iter().zip(&records).enumerate() {
-                match decode(record, 1, &read) {
+            for (index, span) in chunk.iter().enumerate() {
+                let record = &text[span.offset..span.offset + span.len];
+                match decode(record, 1, &plan.json) {
                     Ok(Some(batch)) => {
-                        batches.push(to_output(batch, &schema, &scaled));
-                        row_spans.push(vec![chunk_start + index as u32]);
+                        sink.emit(&plan, &schema, batch, vec![chunk_start + index as u32]);
                     }
                     Ok(None) => {}
-                    Err(reason) => {
-                        let mut reason = reason;
+                    Err(decoder_reason) => {
+                        let mut reason =
+                            explain::explain(record, &schema).unwrap_or(decoder_reason);
                         if let Ok(value @ Value::Object(_)) =
                             serde_json::from_slice::<Value>(record)
                         {
@@ -375,13 +388,7 @@ pub fn decode_object(
                                 );
                             }
                         }
-                        quarantined.push(Quarantined {
-                            source_key: source_key.to_owned(),
-                            line: span.line,
-                            byte_offset: span.offset,
-                            reason,
-                            record: String::from_utf8_lossy(record).into_owned(),
-                        });
+                        sink.quarantine(*span, reason);
                     }
                 }
             }
@@ -390,6 +397,12 @@ pub fn decode_object(
                 continue 'attempt;
             }
         }
+        let Sink {
+            batches,
+            row_spans,
+            quarantined,
+            ..
+        } = sink;
         return Ok(Decoded {
             batches,
             schema,

@@ -1,5 +1,6 @@
 use super::*;
 use crate::crawler::infer::source_metadata;
+use arrow::datatypes::Field;
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -147,4 +148,91 @@ fn apache_log_lines_become_records_and_bad_lines_keep_their_place() {
         serde_json::from_slice(rows.json.split(|&b| b == b'\n').next().unwrap()).unwrap();
     assert_eq!(first["timestamp"], "2000-10-10T13:55:36-07:00");
     assert_eq!(first["bytes"], 2326);
+}
+
+mod dirty {
+    //! The property of the dirty-data issue: for any mix of well-typed records and a small share
+    //! of malformed ones, inference keeps every column's type, and decoding reads = written +
+    //! quarantined with a reason on every quarantined record.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn good(i: u32) -> Vec<u8> {
+        format!(
+            "{{\"id\":{i},\"ts\":\"2024-05-30T{:02}:{:02}:00Z\",\"at_ms\":{},\"v\":{}.25}}",
+            i / 60 % 24,
+            i % 60,
+            1_717_027_200_000_i64 + i64::from(i) * 1000,
+            i % 97
+        )
+        .into_bytes()
+    }
+
+    /// Bad records: a wrong type in each column, an impossible date, an overflowing number, a
+    /// lone surrogate, a raw NUL, an invalid byte, broken JSON, a non-object.
+    fn bad(kind: u8) -> Vec<u8> {
+        let text: &[u8] = match kind % 10 {
+            0 => br#"{"id":1,"v":"high"}"#,
+            1 => br#"{"id":"seven","v":1.5}"#,
+            2 => br#"{"id":1,"ts":12}"#,
+            3 => br#"{"id":1,"ts":"2024-13-45T00:00:00Z"}"#,
+            4 => br#"{"id":1,"v":1e400}"#,
+            5 => br#"{"id":1,"v":1.5,"s":"\ud800"}"#,
+            6 => b"{\"id\":1,\"v\":\"a\x00b\"}",
+            7 => b"{\"id\":1,\"v\":\"\xff\"}",
+            8 => br#"{"id":1,"v":"#,
+            _ => b"[1,2]",
+        };
+        text.to_vec()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn bad_records_cost_only_themselves_and_never_a_type(
+            goods in 200_u32..600,
+            bads in proptest::collection::vec((any::<u8>(), any::<proptest::sample::Index>()), 0..3),
+        ) {
+            let mut records: Vec<Vec<u8>> = (0..goods).map(good).collect();
+            for (kind, at) in &bads {
+                // Not first: a first record sets the object's framing (an array there is a JSON array).
+                records.insert(1 + at.index(records.len()), bad(*kind));
+            }
+            let mut text = Vec::new();
+            for record in &records {
+                text.extend_from_slice(record);
+                text.push(b'\n');
+            }
+
+            // Inference over the whole mix types every column as the good records do.
+            let mut clean = Node::new();
+            let mut mixed = Node::new();
+            for record in &records {
+                if let Ok(value) = serde_json::from_slice::<Value>(record) {
+                    mixed.observe(&value, "");
+                }
+            }
+            for i in 0..goods {
+                clean.observe(&serde_json::from_slice::<Value>(&good(i)).unwrap(), "");
+            }
+            let (expected, _) = clean.resolve_schema();
+            let (resolved, _) = mixed.resolve_schema();
+            for field in expected.fields() {
+                let got = resolved.field_with_name(field.name()).unwrap();
+                prop_assert_eq!(got.data_type(), field.data_type(), "{}", field.name());
+            }
+
+            // Decoding reconciles, and every quarantined record says why.
+            let schema: SchemaRef = Arc::new(expected);
+            let decoded = decode_object(&text, "k", &schema, false).unwrap();
+            prop_assert_eq!(decoded.records_read, records.len() as u64);
+            prop_assert_eq!(rows(&decoded) + decoded.quarantined.len(), records.len());
+            prop_assert_eq!(decoded.quarantined.len(), bads.len());
+            prop_assert_eq!(decoded.schema.fields(), schema.fields());
+            for q in &decoded.quarantined {
+                prop_assert!(!q.reason.is_empty());
+            }
+        }
+    }
 }

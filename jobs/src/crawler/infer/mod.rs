@@ -3,9 +3,13 @@
 //! an Arrow type. Merging two nodes is a union, so inference over objects, partitions and crawls
 //! is order-independent, and a field seen in any sampled record is never dropped.
 //!
-//! Widening: int ⊔ float = double; RFC 3339 ⊔ naive ISO 8601 = timestamp; anything else that
-//! mixes families (number and string, struct and scalar, timestamp and free text) becomes a
-//! string and is reported as a [`Conflict`] with one example per kind.
+//! Widening: int ⊔ float = double; RFC 3339 ⊔ naive ISO 8601 = timestamp. A column that mixes
+//! families (number and string, struct and scalar, timestamp and free text) is typed by the
+//! family that dominates it: when at least [`DEFAULT_DOMINANT_SHARE`] (or the crawl's setting) of
+//! its observed values are of one family, the column has that family's type and the others are
+//! reported as a [`Conflict`] whose values conversion quarantines record by record. Only when no
+//! family dominates does the column become a string, written as text. One bad value never
+//! changes a column's type; each node counts the values of each kind it saw to decide.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +27,9 @@ pub const UTC: &str = "+00:00";
 pub const TIMESTAMP_SOURCE: &str = "sluice.timestamp_source";
 
 const MAX_EXAMPLE_CHARS: usize = 80;
+
+/// The share of a column's observed values one type family must have to type the column.
+pub const DEFAULT_DOMINANT_SHARE: f64 = 0.99;
 
 /// The kind of one observed value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,13 +66,35 @@ impl Kind {
         1 << (self as u16)
     }
 
-    /// The catalog's name for the kind, as shown in conflicts.
+    /// Kinds of one family widen into one type; kinds of two families conflict.
+    fn family(self) -> u16 {
+        let bits = |kinds: &[Kind]| kinds.iter().fold(0, |acc, k| acc | k.bit());
+        match self {
+            Kind::Null => Kind::Null.bit(),
+            Kind::Bool => Kind::Bool.bit(),
+            Kind::Int | Kind::Float | Kind::EpochSeconds | Kind::EpochMillis => bits(&[
+                Kind::Int,
+                Kind::Float,
+                Kind::EpochSeconds,
+                Kind::EpochMillis,
+            ]),
+            Kind::TimestampTz | Kind::TimestampNaive => {
+                bits(&[Kind::TimestampTz, Kind::TimestampNaive])
+            }
+            Kind::String => Kind::String.bit(),
+            Kind::Struct => Kind::Struct.bit(),
+            Kind::List => Kind::List.bit(),
+        }
+    }
+
+    /// The catalog's name for the kind, as shown in conflicts (epoch integers are timestamps).
     pub fn type_name(self) -> &'static str {
         match self {
             Kind::Null => "null",
             Kind::Bool => "boolean",
-            Kind::Int | Kind::EpochSeconds | Kind::EpochMillis => "bigint",
+            Kind::Int => "bigint",
             Kind::Float => "double",
+            Kind::EpochSeconds | Kind::EpochMillis => "timestamp",
             Kind::TimestampTz | Kind::TimestampNaive => "timestamp",
             Kind::String => "string",
             Kind::Struct => "struct",
@@ -74,8 +103,8 @@ impl Kind {
     }
 }
 
-/// A column that mixed kinds which cannot widen into one another: it is typed `string`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A column that mixed kinds which cannot widen into one another.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Conflict {
     /// Dotted path of the column (`location.alt`, `tags[]`).
     pub path: String,
@@ -83,12 +112,44 @@ pub struct Conflict {
     pub types: Vec<String>,
     /// One example value per type name.
     pub examples: Vec<(String, String)>,
+    /// Values seen per type name, in the crawl's sample (empty where a side had no counts: a
+    /// Parquet footer, a stored schema).
+    #[serde(default)]
+    pub counts: Vec<(String, u64)>,
+    /// The type the column was given.
+    #[serde(default)]
+    pub resolved: String,
+    /// What becomes of the values that are not of `resolved`.
+    #[serde(default)]
+    pub resolution: Resolution,
+}
+
+/// What becomes of a conflict's minority values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// One family dominates: the others are quarantined at conversion, record by record.
+    Quarantined,
+    /// No family dominates: the column is a string and every value is written as text.
+    #[default]
+    WrittenAsText,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Quarantined => "quarantined",
+            Resolution::WrittenAsText => "written_as_text",
+        }
+    }
 }
 
 /// Inferred shape of one column path (or of a whole record, as a struct).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Node {
     kinds: u16,
+    /// Values seen of each kind (by `Kind as usize`); zero for a kind set from a stored schema.
+    counts: [u64; 11],
     fields: Vec<(String, Node)>,
     field_index: HashMap<String, usize>,
     item: Option<Box<Node>>,
@@ -116,6 +177,7 @@ impl Node {
     }
 
     fn mark(&mut self, kind: Kind, example: impl FnOnce() -> String) {
+        self.counts[kind as usize] += 1;
         if !self.has(kind) {
             self.kinds |= kind.bit();
             if !matches!(kind, Kind::Null | Kind::Struct | Kind::List) {
@@ -190,12 +252,65 @@ impl Node {
             }
         }
         self.kinds |= other.kinds;
+        for (count, more) in self.counts.iter_mut().zip(other.counts) {
+            *count += more;
+        }
         for (name, child) in &other.fields {
             self.field_mut(name).merge(child);
         }
         if let Some(other_item) = &other.item {
             self.item.get_or_insert_with(Box::default).merge(other_item);
         }
+    }
+
+    /// The node of a column path (`a.b`, `readings[].value`), where it was observed.
+    pub fn at(&self, path: &str) -> Option<&Node> {
+        let mut node = self;
+        for segment in path.split('.') {
+            let (name, into_list) = match segment.strip_suffix("[]") {
+                Some(name) => (name, true),
+                None => (segment, false),
+            };
+            node = &node.fields.iter().find(|(field, _)| field == name)?.1;
+            if into_list {
+                node = node.item.as_deref()?;
+            }
+        }
+        Some(node)
+    }
+
+    /// Every field name observed, at any depth.
+    pub fn collect_names(&self, names: &mut std::collections::HashSet<Vec<u8>>) {
+        for (name, child) in &self.fields {
+            if !names.contains(name.as_bytes()) {
+                names.insert(name.as_bytes().to_vec());
+            }
+            child.collect_names(names);
+        }
+        if let Some(item) = &self.item {
+            item.collect_names(names);
+        }
+    }
+
+    /// Values seen per catalog type name (null not counted).
+    pub fn type_counts(&self) -> Vec<(String, u64)> {
+        let mut counts: Vec<(String, u64)> = Vec::new();
+        for kind in Kind::ALL {
+            let count = self.counts[kind as usize];
+            if kind == Kind::Null || count == 0 {
+                continue;
+            }
+            match counts.iter_mut().find(|(t, _)| t == kind.type_name()) {
+                Some((_, n)) => *n += count,
+                None => counts.push((kind.type_name().to_owned(), count)),
+            }
+        }
+        counts
+    }
+
+    /// The field this node alone resolves to (its conflicts dropped).
+    pub fn resolve_field(&self, name: &str, dominant_share: f64) -> Field {
+        self.resolve(name, name, dominant_share, &mut Vec::new())
     }
 
     /// Rebuilds the node that resolves to a stored Arrow field, so that a later crawl merges
@@ -251,37 +366,105 @@ impl Node {
         node
     }
 
-    /// Resolves a record node into an Arrow schema and the conflicts found on the way.
+    /// Resolves a record node into an Arrow schema and the conflicts found on the way, with the
+    /// default dominant share.
     pub fn resolve_schema(&self) -> (Schema, Vec<Conflict>) {
+        self.resolve_schema_with(DEFAULT_DOMINANT_SHARE)
+    }
+
+    /// Resolves a record node into an Arrow schema: a column mixing families takes the type of
+    /// the family with at least `dominant_share` of its values.
+    pub fn resolve_schema_with(&self, dominant_share: f64) -> (Schema, Vec<Conflict>) {
         let mut conflicts = Vec::new();
         let fields: Vec<Field> = self
             .fields
             .iter()
-            .map(|(name, child)| child.resolve(name, name, &mut conflicts))
+            .map(|(name, child)| child.resolve(name, name, dominant_share, &mut conflicts))
             .collect();
         (Schema::new(fields), conflicts)
     }
 
-    fn resolve(&self, name: &str, path: &str, conflicts: &mut Vec<Conflict>) -> Field {
+    fn count_of(&self, kinds: u16) -> u64 {
+        Kind::ALL
+            .iter()
+            .filter(|k| kinds & k.bit() != 0)
+            .map(|k| self.counts[*k as usize])
+            .sum()
+    }
+
+    /// True when every kind seen was counted (none came from a stored schema or a footer).
+    fn counted(&self, kinds: u16) -> bool {
+        Kind::ALL
+            .iter()
+            .all(|k| kinds & k.bit() == 0 || self.counts[*k as usize] > 0)
+    }
+
+    fn resolve(&self, name: &str, path: &str, share: f64, conflicts: &mut Vec<Conflict>) -> Field {
         let non_null = self.kinds & !Kind::Null.bit();
+        if non_null == 0 {
+            return Field::new(name, DataType::Null, true);
+        }
+        let families: Vec<u16> = {
+            let mut families: Vec<u16> = Kind::ALL
+                .iter()
+                .filter(|k| non_null & k.bit() != 0)
+                .map(|k| k.family())
+                .collect();
+            families.dedup();
+            families
+        };
+        let total = self.count_of(non_null);
+        let counted = self.counted(non_null);
+        let dominant = |kinds: u16| counted && self.count_of(kinds) as f64 >= share * total as f64;
+        let family_kinds = match families.as_slice() {
+            [family] => *family & non_null,
+            _ => match families.iter().find(|&&f| dominant(f & non_null)) {
+                Some(family) => family & non_null,
+                None => {
+                    let field = Field::new(name, DataType::Utf8, true);
+                    conflicts.push(self.conflict(path, &field, Resolution::WrittenAsText));
+                    return field;
+                }
+            },
+        };
+        // Within numbers, epoch times stay times when they dominate: one small integer in a
+        // `ts` column is a bad value, not a reason to make the column a number.
+        let epochs = family_kinds & (Kind::EpochSeconds.bit() | Kind::EpochMillis.bit());
+        let kinds = match epochs {
+            e if e != family_kinds && e.count_ones() == 1 && dominant(e) => e,
+            _ => family_kinds,
+        };
+        let field = self.resolve_kinds(kinds, name, path, share, conflicts);
+        if kinds != non_null {
+            conflicts.push(self.conflict(path, &field, Resolution::Quarantined));
+        }
+        field
+    }
+
+    /// The type of a column whose values are `kinds`, all of one family.
+    fn resolve_kinds(
+        &self,
+        kinds: u16,
+        name: &str,
+        path: &str,
+        share: f64,
+        conflicts: &mut Vec<Conflict>,
+    ) -> Field {
         let field = |data_type| Field::new(name, data_type, true);
-        let only = |kinds: &[Kind]| non_null & !kinds.iter().fold(0, |acc, k| acc | k.bit()) == 0;
+        let only = |allowed: &[Kind]| kinds & !allowed.iter().fold(0, |acc, k| acc | k.bit()) == 0;
         let timestamp = |tz: bool, source: &str| {
             // An offset, not the zone name "UTC": the same instant, readable without a zone database.
             let tz: Option<Arc<str>> = tz.then(|| UTC.into());
             field(DataType::Timestamp(TimeUnit::Microsecond, tz))
                 .with_metadata(source_metadata(source))
         };
-        if non_null == 0 {
-            return field(DataType::Null);
-        }
         if only(&[Kind::Bool]) {
             return field(DataType::Boolean);
         }
-        if non_null == Kind::EpochSeconds.bit() {
+        if kinds == Kind::EpochSeconds.bit() {
             return timestamp(true, "epoch_seconds");
         }
-        if non_null == Kind::EpochMillis.bit() {
+        if kinds == Kind::EpochMillis.bit() {
             return timestamp(true, "epoch_millis");
         }
         if only(&[Kind::Int, Kind::EpochSeconds, Kind::EpochMillis]) {
@@ -295,46 +478,58 @@ impl Node {
         ]) {
             return field(DataType::Float64);
         }
-        if non_null == Kind::TimestampTz.bit() {
+        if kinds == Kind::TimestampTz.bit() {
             return timestamp(true, "rfc3339");
         }
-        if non_null == Kind::TimestampNaive.bit() {
+        if kinds == Kind::TimestampNaive.bit() {
             return timestamp(false, "iso8601");
         }
         if only(&[Kind::TimestampTz, Kind::TimestampNaive]) {
             return timestamp(true, "iso8601");
-        }
-        if only(&[Kind::String]) {
-            return field(DataType::Utf8);
         }
         if only(&[Kind::Struct]) {
             let children: Fields = self
                 .fields
                 .iter()
                 .map(|(child_name, child)| {
-                    child.resolve(child_name, &format!("{path}.{child_name}"), conflicts)
+                    child.resolve(
+                        child_name,
+                        &format!("{path}.{child_name}"),
+                        share,
+                        conflicts,
+                    )
                 })
                 .collect();
             return field(DataType::Struct(children));
         }
         if only(&[Kind::List]) {
             let item = match &self.item {
-                Some(item) => item.resolve("item", &format!("{path}[]"), conflicts),
+                Some(item) => item.resolve("item", &format!("{path}[]"), share, conflicts),
                 None => Field::new("item", DataType::Null, true),
             };
             return field(DataType::List(Arc::new(item)));
         }
-        conflicts.push(self.conflict(path));
         field(DataType::Utf8)
     }
 
-    fn conflict(&self, path: &str) -> Conflict {
+    fn conflict(&self, path: &str, resolved: &Field, resolution: Resolution) -> Conflict {
         let mut types: Vec<String> = Vec::new();
+        let mut counts: Vec<(String, u64)> = Vec::new();
         for kind in Kind::ALL {
-            if kind != Kind::Null && self.has(kind) && !types.iter().any(|t| t == kind.type_name())
-            {
-                types.push(kind.type_name().to_owned());
+            if kind != Kind::Null && self.has(kind) {
+                let name = kind.type_name();
+                if !types.iter().any(|t| t == name) {
+                    types.push(name.to_owned());
+                }
+                let count = self.counts[kind as usize];
+                match counts.iter_mut().find(|(t, _)| t == name) {
+                    Some((_, n)) => *n += count,
+                    None => counts.push((name.to_owned(), count)),
+                }
             }
+        }
+        if !self.counted(self.kinds & !Kind::Null.bit()) {
+            counts.clear();
         }
         let mut examples: Vec<(String, String)> = Vec::new();
         for (kind, example) in &self.examples {
@@ -347,6 +542,9 @@ impl Node {
             path: path.to_owned(),
             types,
             examples,
+            counts,
+            resolved: crate::catalog::schema::type_name(resolved.data_type()),
+            resolution,
         }
     }
 }

@@ -57,7 +57,7 @@ pub(super) fn json(
 ) -> Result<Parsed, ObjectFailure> {
     match framing {
         JsonFraming::Lines => lines(text, at_end, max_record, sink, Sink::record_json),
-        JsonFraming::Concatenated | JsonFraming::Array => {
+        JsonFraming::Concatenated | JsonFraming::Array | JsonFraming::Separated => {
             stream(text, framing, at_end, max_record, sink)
         }
     }
@@ -126,8 +126,9 @@ fn lines(
     })
 }
 
-/// Back-to-back JSON values (`}{`) or the elements of one array, parsed one value at a time so
-/// that a sample cut mid-record, or a bad record, loses nothing before it.
+/// Back-to-back JSON values (`}{`), the elements of one array, or values each followed by a
+/// comma, parsed one value at a time so that a sample cut mid-record, or a bad record, loses
+/// nothing before it.
 fn stream(
     text: &str,
     framing: JsonFraming,
@@ -149,6 +150,7 @@ fn stream(
         pos
     };
     let array = framing == JsonFraming::Array;
+    let separated = framing == JsonFraming::Separated;
     let mut pos = skip_ws(0);
     if array {
         pos = skip_ws(pos + 1); // the opening '['
@@ -194,6 +196,9 @@ fn stream(
                     ),
                 }
                 pos = skip_ws(end);
+                if separated && bytes.get(pos) == Some(&b',') {
+                    pos += 1;
+                }
                 if array {
                     match bytes.get(pos) {
                         Some(b',') => pos += 1,
@@ -242,7 +247,9 @@ fn stream(
                 let line = lines.at(pos) + err.line().saturating_sub(1) as u64;
                 sink.malformed(line, err.to_string());
                 // Resynchronise at the next record boundary.
-                match memchr::memmem::find(&bytes[pos + 1..], b"}{") {
+                let boundary: &[u8] = if separated { b"}," } else { b"}{" };
+                match memchr::memmem::find(&bytes[pos + 1..], boundary) {
+                    Some(offset) if separated => pos = pos + 1 + offset + 2,
                     Some(offset) if !array => pos = pos + 1 + offset + 1,
                     _ => {
                         return Ok(Parsed {

@@ -11,6 +11,9 @@ use serde_json::{Map, Value};
 use super::decompress::{decompressor, gzip_size_hint};
 use super::infer::{Node, ObserveSeed};
 use super::records;
+use late_keys::LateKeys;
+
+mod late_keys;
 use super::sniff::{Compression, Format, JsonFraming, TextFormat, sniff_text};
 use serde::de::DeserializeSeed;
 
@@ -61,6 +64,8 @@ pub enum ObjectFailure {
     Unrecognised,
     #[error("no record could be parsed; line {line}: {reason}")]
     NoRecords { line: u64, reason: String },
+    #[error("zip file {name:?}: {detail}")]
+    ZipEntry { name: String, detail: String },
     #[error("parquet footer unreadable: {detail}")]
     Parquet { detail: String },
 }
@@ -108,6 +113,9 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
         return Err(ObjectFailure::Empty);
     }
     let compression = Compression::sniff(bytes);
+    if compression == Compression::Zip {
+        return analyze_zip(bytes, options);
+    }
     let mut reader = decompressor(compression, bytes)?;
     let corrupt = |offset: usize, err: io::Error| ObjectFailure::Corrupt {
         compression,
@@ -122,18 +130,26 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
     let (at_end, text_format, mut sink, parsed) = loop {
         let at_end =
             read_up_to(&mut reader, &mut sample, target).map_err(|(n, e)| corrupt(n, e))?;
-        if let Some(offset) = memchr::memchr(0, &sample) {
+        // A NUL or an invalid byte inside one record costs that record (a malformed line);
+        // an object dense with them is binary.
+        if let Some(offset) = binary_at(&sample) {
             return Err(ObjectFailure::Binary { offset });
         }
+        let lossy;
         let text = match std::str::from_utf8(&sample) {
             Ok(text) => text,
             Err(err) if err.error_len().is_none() && !at_end => {
                 std::str::from_utf8(&sample[..err.valid_up_to()]).expect("valid prefix")
             }
             Err(err) => {
-                return Err(ObjectFailure::InvalidUtf8 {
-                    offset: err.valid_up_to(),
-                });
+                let invalid: usize = sample.utf8_chunks().map(|c| c.invalid().len()).sum();
+                if invalid * 100 > sample.len() {
+                    return Err(ObjectFailure::InvalidUtf8 {
+                        offset: err.valid_up_to(),
+                    });
+                }
+                lossy = String::from_utf8_lossy(&sample);
+                &lossy
             }
         };
         let blank = text.trim().is_empty();
@@ -196,6 +212,7 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
         TextFormat::Json(JsonFraming::Lines) => Format::Ndjson,
         TextFormat::Json(JsonFraming::Concatenated) => Format::ConcatenatedJson,
         TextFormat::Json(JsonFraming::Array) => Format::JsonArray,
+        TextFormat::Json(JsonFraming::Separated) => Format::SeparatedJson,
         TextFormat::ApacheCommon => Format::ApacheCommon,
         TextFormat::ApacheCombined => Format::ApacheCombined,
         TextFormat::Delimited(delimiter) => Format::Csv {
@@ -211,14 +228,30 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
     } else if options.verify {
         let mut counter = StreamCounter::default();
         counter.feed(&sample);
+        // JSON lines past the sample are scanned for field names the sample did not see.
+        let mut late = (format == Format::Ndjson).then(|| LateKeys::new(&sink.schema));
+        if let Some(late) = &mut late {
+            late.feed(
+                &sample[parsed.consumed.min(sample.len())..],
+                &mut sink.schema,
+            );
+        }
         let mut chunk = vec![0_u8; 256 << 10];
         loop {
             match reader.read(&mut chunk) {
                 Ok(0) => break,
-                Ok(n) => counter.feed(&chunk[..n]),
+                Ok(n) => {
+                    counter.feed(&chunk[..n]);
+                    if let Some(late) = &mut late {
+                        late.feed(&chunk[..n], &mut sink.schema);
+                    }
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(corrupt(counter.bytes as usize, err)),
             }
+        }
+        if let Some(late) = &mut late {
+            late.finish(&mut sink.schema);
         }
         counter.records(format, parsed.header)
     } else {
@@ -244,6 +277,68 @@ pub fn analyze(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, 
         error_codes: sink.error_codes,
         decompressed_bytes,
     })
+}
+
+/// Where a sample is binary, not text with a bad byte in a record: a NUL in its first 512
+/// bytes, or more than one NUL in a thousand bytes.
+fn binary_at(sample: &[u8]) -> Option<usize> {
+    let first = memchr::memchr(0, sample)?;
+    let count = memchr::memchr_iter(0, sample).count();
+    (first < 512 || count * 1000 > sample.len()).then_some(first)
+}
+
+/// A zip archive: each file analysed as its own object, the archive the sum of them. Its files
+/// must share a format family (one table); empty files are skipped.
+fn analyze_zip(bytes: &[u8], options: &SampleOptions) -> Result<ObjectAnalysis, ObjectFailure> {
+    let mut total: Option<ObjectAnalysis> = None;
+    for (name, data) in super::decompress::zip_entries(bytes)? {
+        if data.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let entry = analyze(&data, options).map_err(|failure| ObjectFailure::ZipEntry {
+            name: name.clone(),
+            detail: failure.to_string(),
+        })?;
+        match &mut total {
+            None => total = Some(entry),
+            Some(total) => {
+                if total.format.family() != entry.format.family() {
+                    return Err(ObjectFailure::ZipEntry {
+                        name,
+                        detail: format!(
+                            "is {}, the archive's first file {}",
+                            entry.format.as_str(),
+                            total.format.as_str()
+                        ),
+                    });
+                }
+                total.schema.merge(&entry.schema);
+                if let (Some(raw), Some(more)) =
+                    (&mut total.raw_data_schema, &entry.raw_data_schema)
+                {
+                    raw.merge(more);
+                }
+                total.sampled_records += entry.sampled_records;
+                total.malformed_records += entry.malformed_records;
+                total.malformed_examples.extend(
+                    entry
+                        .malformed_examples
+                        .into_iter()
+                        .map(|example| format!("{name}: {example}")),
+                );
+                total.malformed_examples.truncate(5);
+                total.records += entry.records;
+                total.records_exact &= entry.records_exact;
+                for (code, count) in entry.error_codes {
+                    *total.error_codes.entry(code).or_default() += count;
+                }
+                total.decompressed_bytes += entry.decompressed_bytes;
+            }
+        }
+    }
+    let mut total = total.ok_or(ObjectFailure::Empty)?;
+    total.compression = Compression::Zip;
+    Ok(total)
 }
 
 /// Reads until `limit` bytes or the end; returns whether the end was reached.
@@ -279,6 +374,9 @@ struct StreamCounter {
     bytes: u64,
     lines: u64,
     boundaries: u64,
+    /// `},{` and `},\n{`: record boundaries of comma-separated JSON (an estimate: a nested
+    /// object followed by another can look the same).
+    separators: u64,
     last: Option<u8>,
 }
 
@@ -295,6 +393,8 @@ impl StreamCounter {
             }
         }
         self.boundaries += memchr::memmem::find_iter(chunk, b"}{").count() as u64;
+        self.separators += memchr::memmem::find_iter(chunk, b"},{").count() as u64
+            + memchr::memmem::find_iter(chunk, b"},\n{").count() as u64;
         if self.last == Some(b'}') && chunk.first() == Some(&b'{') {
             self.boundaries += 1;
         }
@@ -314,6 +414,7 @@ impl StreamCounter {
             | Format::ApacheCombined => (lines, true, self.bytes),
             Format::Csv { .. } => (lines.saturating_sub(u64::from(header)), false, self.bytes),
             Format::ConcatenatedJson => (self.boundaries + 1, false, self.bytes),
+            Format::SeparatedJson => (self.separators + 1, false, self.bytes),
             Format::JsonArray | Format::Parquet => (lines.max(1), false, self.bytes),
         }
     }

@@ -66,7 +66,7 @@ fn device_records_decode_directly_as_arrow_json_decodes_them() {
 {"device_id":"dev-00002","ts":"2024-05-30T23:59:59.5+02:00","seq":-2,"temperature":-3,"ok":false,"location":{"lat":41.0},"tags":[]}
 {"seq":3,"location":null,"tags":null,"temperature":1e-3,"device_id":"caf\u00e9 \"x\"\n","unused":null}
 {"device_id":"\ud83d\ude00","ts":"1969-12-31T23:59:59.999999Z","temperature":12345678901234567890.5,"naive":"2000-02-29T00:00:00.123456789"}
-{"device_id":42,"ts":1717027201000000,"seq":9223372036854775807,"temperature":-0.0}
+{"device_id":42,"seq":9223372036854775807,"temperature":-0.0}
 {"device_id":true}
 {}
 "#;
@@ -84,6 +84,8 @@ fn it_declines_what_arrow_json_would_decode_differently_or_reject() {
         r#"{"temperature":"21.5"}"#,
         r#"{"temperature":NaN}"#,
         r#"{"ts":"2024-05-30 12:00:00"}"#,
+        // A number in a text timestamp column is a bad value, not microseconds.
+        r#"{"ts":1717027201000000}"#,
         r#"{"ts":"2024-02-30T00:00:00Z"}"#,
         r#"{"ts":"2024-05-30T12:00:00.1234567891Z"}"#,
         r#"{"location":[1]}"#,
