@@ -7,7 +7,7 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Fields, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Fields, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -85,6 +85,80 @@ fn leaves<'a>(
     }
 }
 
+/// A column's dictionary stops growing here and the rest of its row group takes the fallback
+/// encoding: a column of distinct values pays for a small dictionary only.
+const DICTIONARY_PAGE_BYTES: usize = 256 << 10;
+
+/// Rows sampled to choose a column's encoding.
+const ENCODING_SAMPLE_ROWS: usize = 4096;
+
+/// The array of a leaf column (through structs; `None` inside lists, which keep the defaults).
+fn leaf_array(batch: &RecordBatch, path: &[String]) -> Option<arrow::array::ArrayRef> {
+    let (first, rest) = path.split_first()?;
+    let mut array = batch.column_by_name(first)?.clone();
+    for name in rest {
+        let children = array.as_any().downcast_ref::<arrow::array::StructArray>()?;
+        array = children.column_by_name(name)?.clone();
+    }
+    Some(array)
+}
+
+/// The share of distinct values among the first non-null values of a column (1.0 when there
+/// are none to judge by).
+fn distinct_share(array: &dyn arrow::array::Array) -> f64 {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let mut seen = std::collections::HashSet::new();
+    let mut values = 0_usize;
+    let mut count = |bits: u64| {
+        values += 1;
+        seen.insert(bits);
+    };
+    let rows = array.len().min(ENCODING_SAMPLE_ROWS);
+    match array.data_type() {
+        DataType::Float64 => {
+            let floats = array.as_primitive::<Float64Type>();
+            (0..rows)
+                .filter(|&i| floats.is_valid(i))
+                .for_each(|i| count(floats.value(i).to_bits()));
+        }
+        DataType::Int64 => {
+            let ints = array.as_primitive::<Int64Type>();
+            (0..rows)
+                .filter(|&i| ints.is_valid(i))
+                .for_each(|i| count(ints.value(i) as u64));
+        }
+        _ => return 1.0,
+    }
+    if values < 64 {
+        return 1.0;
+    }
+    seen.len() as f64 / values as f64
+}
+
+/// Whether a column is dictionary-encoded and its (fallback) encoding, from its type and its
+/// first values: text always tries a dictionary; numbers that repeat (a sensor's rounded
+/// readings, a status code) get one, with the dense encoding as fallback; numbers that do not
+/// (sequence numbers, times, fine measurements) go straight to the dense encoding: deltas for
+/// integers and times (a few bits each when they climb), byte-stream split for doubles (their
+/// exponent and high bytes line up, which zstd then compresses).
+fn column_encoding(
+    data_type: &DataType,
+    sample: Option<&arrow::array::ArrayRef>,
+) -> (bool, Option<Encoding>) {
+    let repeats = || sample.is_some_and(|a| distinct_share(a.as_ref()) <= 0.5);
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => (true, None),
+        DataType::Int64 => (repeats(), Some(Encoding::DELTA_BINARY_PACKED)),
+        DataType::Timestamp(..) => (false, Some(Encoding::DELTA_BINARY_PACKED)),
+        DataType::Float64 => (
+            sample.is_some_and(|a| distinct_share(a.as_ref()) <= 0.9),
+            Some(Encoding::BYTE_STREAM_SPLIT),
+        ),
+        _ => (false, None),
+    }
+}
+
 /// The open writers of a run.
 pub struct Writers {
     spool: tempfile::TempDir,
@@ -101,24 +175,24 @@ impl Writers {
         })
     }
 
-    /// Zstd, page statistics, the schema version; dictionaries only for text columns, where
-    /// repeats are likely (hashing millions of distinct numbers buys nothing); integers and
-    /// times delta-encoded (sequence numbers and clustered times shrink to a few bits each,
-    /// which spares zstd most of their bytes).
-    fn properties(&self, schema: &Schema, schema_version: i64) -> WriterProperties {
-        let mut builder = WriterProperties::builder().set_dictionary_enabled(false);
+    /// Zstd, page statistics, the schema version, and each column's encoding chosen from the
+    /// file's first rows ([`column_encoding`]).
+    fn properties(&self, batch: &RecordBatch, schema_version: i64) -> WriterProperties {
+        let mut builder = WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES);
+        let schema = batch.schema();
         let mut columns = Vec::new();
         leaves(schema.fields(), &mut Vec::new(), &mut columns);
         for (path, data_type) in columns {
+            let sample = leaf_array(batch, &path);
+            let (dictionary, encoding) = column_encoding(data_type, sample.as_ref());
             let path = ColumnPath::new(path);
-            match data_type {
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                    builder = builder.set_column_dictionary_enabled(path, true);
-                }
-                DataType::Int64 | DataType::Timestamp(..) => {
-                    builder = builder.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
-                }
-                _ => {}
+            if dictionary {
+                builder = builder.set_column_dictionary_enabled(path.clone(), true);
+            }
+            if let Some(encoding) = encoding {
+                builder = builder.set_column_encoding(path, encoding);
             }
         }
         builder
@@ -156,7 +230,7 @@ impl Writers {
             let writer = ArrowWriter::try_new(
                 File::create(&local)?,
                 batch.schema(),
-                Some(self.properties(&batch.schema(), schema_version)),
+                Some(self.properties(batch, schema_version)),
             )?;
             self.open.insert(
                 partition,
