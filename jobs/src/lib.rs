@@ -15,6 +15,7 @@
 //!   PSI per series and feature, Evidently's defaults), and the stored reports.
 //! - [`forecasts`]: batch forecast runs as Parquet in the lake, listed in the database.
 //! - [`generate`]: writes realistic Firehose landings of an air-quality fleet, deterministic per seed.
+//! - [`query`]: SQL over catalog tables (polars' SQL context), with partition pruning.
 //!
 //! The crate has one error type, [`Error`]. Problems with a single landed object are not errors of
 //! the crawl: they are recorded on the object ([`crawler::ObjectFailure`]) and the crawl goes on.
@@ -28,5 +29,6 @@ mod error;
 pub mod forecasts;
 pub mod generate;
 pub mod lake;
+pub mod query;
 
 pub use error::{Error, Result};

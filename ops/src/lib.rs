@@ -18,6 +18,7 @@ mod drift;
 mod error;
 mod forecast;
 mod publish;
+mod query;
 mod registry;
 pub mod request;
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use forecast::{BatchForecastRequest, ForecastRequest};
 pub use publish::{
     ChampionScore, PublishOutput, PublishRequest, PublishScores, load_version, upload_model,
 };
+pub use query::{QueryColumn, QueryOutput, QueryRequest};
 pub use registry::{
     AliasChange, PromoteRequest, RollbackRequest, SetStatusRequest, VersionRequest,
 };

@@ -25,6 +25,13 @@ pub fn table<const N: usize>(
     headers: [&str; N],
     rows: impl IntoIterator<Item = [String; N]>,
 ) -> String {
+    let headers: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    table_of(&headers, &rows)
+}
+
+/// A table whose columns are known only at run time (a query's result).
+pub fn table_of(headers: &[String], rows: &[Vec<String>]) -> String {
     let mut table = Table::new();
     table
         .load_preset(presets::UTF8_FULL_CONDENSED)

@@ -21,6 +21,10 @@ fn every_command_has_help() {
         &["catalog", "crawls"],
         &["catalog", "set-policy"],
         &["catalog", "set-mapping"],
+        &["catalog", "conflicts"],
+        &["catalog", "accept-change"],
+        &["catalog", "dismiss-change"],
+        &["query"],
         &["db", "migrate"],
         &["train"],
         &["forecast"],
@@ -144,6 +148,55 @@ fn generate_crawl_and_catalog_on_embedded_defaults() {
     );
     let (ok, stdout, _) = run_sluice(dir.path(), &["catalog", "diff", "telemetry", "1", "1"]);
     assert!(ok && stdout.contains("(no changes)"), "{stdout}");
+}
+
+#[test]
+fn query_prunes_partitions_and_writes_csv_and_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    for args in [
+        &["generate", "landings", "--devices", "3", "--days", "3"][..],
+        &["crawl"],
+        &["convert", "telemetry"],
+    ] {
+        let (ok, _, stderr) = run_sluice(path, args);
+        assert!(ok, "{args:?}: {stderr}");
+    }
+    let sql = "SELECT device_id, count(*) AS n FROM telemetry_curated \
+               WHERE year = 2024 AND month = 5 AND day = 2 GROUP BY device_id ORDER BY device_id";
+    let (ok, stdout, stderr) = run_sluice(path, &["query", sql, "--output", "json"]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["row_count"], 3, "{report}");
+    let read = &report["tables"][0];
+    assert_eq!(read["partitions_read"], 1, "{report}");
+    let total = read["partitions_total"].as_u64().unwrap();
+    assert!(total >= 3, "{report}");
+    assert!(
+        report["files_read"].as_u64() < report["files_total"].as_u64(),
+        "{report}"
+    );
+    let (ok, stdout, stderr) = run_sluice(path, &["query", sql]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "telemetry_curated: 1 of {total} partitions (year = 2024 AND month = 5 AND day = 2)"
+        )),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = run_sluice(
+        path,
+        &["query", sql, "--format", "csv", "--parquet", "out.parquet"],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("device_id,n\n"), "{stdout}");
+    assert!(
+        std::fs::read(path.join("out.parquet"))
+            .unwrap()
+            .starts_with(b"PAR1")
+    );
+    let (ok, _, stderr) = run_sluice(path, &["query", "SELECT nope FROM telemetry_curated"]);
+    assert!(!ok && stderr.starts_with("error: invalid sql:"), "{stderr}");
 }
 
 #[test]

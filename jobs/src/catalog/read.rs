@@ -199,6 +199,27 @@ impl Catalog {
             .collect()
     }
 
+    /// A table's readable objects (not failed, not gone) with their partitions' values, by key.
+    pub async fn table_objects(&self, table_id: i64) -> Result<Vec<(String, Vec<String>)>> {
+        let rows = sqlx::query(
+            "SELECT o.key, p.partition_values FROM objects o LEFT JOIN partitions p ON p.id = o.partition_id \
+             WHERE o.table_id = $1 AND o.status = 'crawled' ORDER BY o.key",
+        )
+        .bind(table_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let values: Option<String> = row.try_get("partition_values")?;
+                let values = match values {
+                    Some(text) => serde_json::from_str(&text).map_err(corrupt("partition"))?,
+                    None => Vec::new(),
+                };
+                Ok((row.try_get("key")?, values))
+            })
+            .collect()
+    }
+
     /// A table's partitions, by location.
     pub async fn partitions(&self, db: &CatalogDbName, name: &str) -> Result<Vec<PartitionInfo>> {
         let table = self.table(db, name).await?;

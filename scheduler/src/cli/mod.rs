@@ -103,9 +103,35 @@ pub enum Command {
     /// Look into the catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Run SQL over catalog tables (curated and landing), their partitions pruned by the
+    /// query's conditions on partition keys.
+    Query(QueryArgs),
     /// Manage the database.
     #[command(subcommand)]
     Db(DbCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The query: `SELECT ... FROM table ...` over the catalog database's tables.
+    pub sql: String,
+    #[arg(long)]
+    pub catalog: Option<String>,
+    /// How the rows print: a table, or CSV (`--output json` prints the whole report as JSON).
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
+    /// Rows printed at most.
+    #[arg(long, default_value_t = 1000)]
+    pub max_rows: usize,
+    /// Write the whole result as Parquet to this file.
+    #[arg(long, value_name = "FILE")]
+    pub parquet: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryFormat {
+    Table,
+    Csv,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod demo_show;
 mod drift;
 mod executions;
 mod forecasting;
+mod query;
 mod registry;
 pub(crate) mod schedules;
 mod serving;
@@ -115,6 +116,7 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Server(args) => schedules::server(args, context).await,
         Command::Schedule(command) => schedules::run(command, context).await,
         Command::Catalog(command) => catalog::run(command, context).await,
+        Command::Query(args) => query::run(args, context).await,
         Command::Db(DbCommand::Migrate) => {
             let catalog = Catalog::connect(
                 &context.config.database,

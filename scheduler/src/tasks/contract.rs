@@ -72,6 +72,7 @@ fn input_fields(job: Job) -> Option<Vec<&'static str>> {
         Job::Publish => fields_of::<ops::PublishRequest>(),
         Job::DetectDrift => fields_of::<ops::DriftRequest>(),
         Job::BatchForecast => fields_of::<ops::BatchForecastRequest>(),
+        Job::Query => fields_of::<ops::QueryRequest>(),
         _ => return None,
     })
 }
@@ -153,6 +154,16 @@ fn sample_output(job: Job) -> Option<Value> {
             report: String::new(),
         }}),
         Job::BatchForecast => json!(jobs::forecasts::BatchRun::default()),
+        Job::Query => json!(ops::QueryOutput {
+            columns: vec![],
+            rows: vec![],
+            row_count: 0,
+            truncated: false,
+            result: None,
+            files_read: 0,
+            files_total: 0,
+            tables: vec![],
+        }),
         _ => return None,
     };
     Some(value)

@@ -46,6 +46,9 @@ pub enum Job {
     DetectDrift,
     /// [`ops::BatchForecastRequest`] → the run: its id, lake key, items and rows.
     BatchForecast,
+    /// [`ops::QueryRequest`] → [`ops::QueryOutput`]: the first rows, and the whole result in
+    /// the lake when `out` names a key.
+    Query,
     /// Test plumbing, only in builds with the `test-hooks` feature: `{"seconds": 2, "started"?:
     /// path, "effect"?: path}` waits; a `started` file is created as it begins and a line
     /// appended to `effect` as it ends (worker-failover tests).
@@ -66,6 +69,7 @@ impl Job {
         (Job::Publish, "sluice:publish"),
         (Job::DetectDrift, "sluice:detect-drift"),
         (Job::BatchForecast, "sluice:batch-forecast"),
+        (Job::Query, "sluice:query"),
         #[cfg(feature = "test-hooks")]
         (Job::Sleep, "sluice:sleep"),
     ];
@@ -198,5 +202,6 @@ pub async fn run(
         }
         Job::DetectDrift => output(ops.detect_drift(&request(input)?).await),
         Job::BatchForecast => output(ops.batch_forecast(&request(input)?).await),
+        Job::Query => output(ops.query(&request(input)?).await),
     }
 }
