@@ -52,6 +52,33 @@ fn crawl_requests_take_their_defaults_and_refuse_wrong_types() {
 }
 
 #[test]
+fn query_and_type_change_requests() {
+    let request: QueryRequest = parse(json!({"sql": "SELECT 1 FROM t"})).unwrap();
+    assert_eq!(request, QueryRequest::new("SELECT 1 FROM t"));
+    assert_eq!(request.max_rows, 1000);
+    refused::<QueryRequest>(json!({}), "sql", "is required");
+    refused::<QueryRequest>(json!({"sql": "x", "limit": 1}), "limit", "unknown field");
+    let decision: TypeChangeDecision =
+        parse(json!({"table": "t", "column": "pm25", "type": "string"})).unwrap();
+    assert_eq!(
+        (decision.column.as_str(), decision.to.as_str()),
+        ("pm25", "string")
+    );
+    refused::<TypeChangeDecision>(
+        json!({"table": "t", "column": "pm25"}),
+        "type",
+        "is required",
+    );
+    let changes: TypeChangesRequest = parse(json!({"table": "t", "all": true})).unwrap();
+    assert!(changes.all);
+    refused::<CrawlRequest>(
+        json!({"schema_policy": "merge"}),
+        "schema_policy",
+        "add_columns, update or log",
+    );
+}
+
+#[test]
 fn convert_requests_express_exactly_the_four_modes() {
     let day = |d: &str| d.parse::<chrono::NaiveDate>().unwrap();
     let cases = [
