@@ -1,4 +1,5 @@
 use super::*;
+use arrow::datatypes::TimeUnit;
 use serde_json::json;
 
 fn infer(records: &[Value]) -> (Schema, Vec<Conflict>) {
