@@ -75,6 +75,10 @@ pub enum Error {
         read: u64,
     },
 
+    /// Another run changed what this one was about to replace: nothing was committed.
+    #[error("{what} conflict: {reason}")]
+    Conflict { what: &'static str, reason: String },
+
     /// Encoding Arrow data or a Parquet file failed.
     #[error("encoding {what}: {reason}")]
     Encode { what: &'static str, reason: String },

@@ -30,5 +30,6 @@ pub mod forecasts;
 pub mod generate;
 pub mod lake;
 pub mod query;
+pub mod transform;
 
 pub use error::{Error, Result};

@@ -83,6 +83,7 @@ impl From<jobs::Error> for Error {
             E::InvalidLakeUrl { .. } => Self::invalid("lake", text),
             E::UnsupportedDatabase { .. } => Self::invalid("database", text),
             E::Reconciliation { .. } | E::CrawlDisagrees { .. } => Self::Reconciliation(text),
+            E::Conflict { .. } => Self::Conflict(text),
             E::ObjectStore(object_store::Error::NotFound { .. }) => Self::NotFound {
                 missing: Missing::Other,
                 what: text,

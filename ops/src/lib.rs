@@ -24,6 +24,7 @@ pub mod request;
 #[cfg(test)]
 mod tests;
 mod train;
+mod transform;
 
 use std::sync::Arc;
 
@@ -45,6 +46,7 @@ pub use registry::{
     AliasChange, PromoteRequest, RollbackRequest, SetStatusRequest, VersionRequest,
 };
 pub use train::{DeviceKind, TestMetrics, TrainOutput, TrainRequest, device};
+pub use transform::TransformRequest;
 
 /// Where an operation reports progress: crawl and conversion progress, training epochs. The
 /// CLI draws bars from it; a Task beats its heartbeat.

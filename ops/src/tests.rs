@@ -330,3 +330,30 @@ fn errors_of_the_jobs_and_models_keep_what_the_caller_does() {
     });
     assert!(matches!(diverged, Error::TrainingFailed(_)));
 }
+
+#[test]
+fn transform_requests() {
+    let sql = "SELECT device_id, AVG(pm25) AS pm25 FROM t_curated GROUP BY device_id";
+    let request: TransformRequest = parse(json!({"table": "daily", "sql": sql})).unwrap();
+    assert_eq!(request, TransformRequest::new("daily", sql));
+    assert!(request.partition_by.is_empty() && !request.force);
+    assert_eq!(request.dest, "curated");
+    let request: TransformRequest = parse(
+        json!({"table": "daily", "sql": sql, "partition_by": ["day"], "force": true, "dest": "derived"}),
+    )
+    .unwrap();
+    assert_eq!(request.partition_by, ["day"]);
+    refused::<TransformRequest>(json!({"sql": sql}), "table", "is required");
+    refused::<TransformRequest>(json!({"table": "daily"}), "sql", "is required");
+    // One partition column given as a string, not a list, is refused rather than split.
+    refused::<TransformRequest>(
+        json!({"table": "daily", "sql": sql, "partition_by": "day"}),
+        "partition_by",
+        "expected a sequence",
+    );
+    refused::<TransformRequest>(
+        json!({"table": "daily", "sql": sql, "mode": "append"}),
+        "mode",
+        "unknown field",
+    );
+}

@@ -119,6 +119,96 @@ fn workflows_validate_and_run_jobs_as_task_states() {
     );
 }
 
+/// The shipped daily-aggregates workflow: crawl, convert, and `sluice:transform` building
+/// `telemetry_daily`, rebuilt only when its source changed; `sluice transform` and `sluice query`
+/// see the same table.
+#[test]
+fn a_workflow_builds_a_daily_aggregate_with_a_transform() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = format!(
+        "{}/../scheduler/workflows/daily-aggregates.asl.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (ok, _, stderr) = run_sluice(
+        dir.path(),
+        &["generate", "landings", "--devices", "3", "--days", "2"],
+    );
+    assert!(ok, "{stderr}");
+    let input = r#"{"prefix": "landing", "table": "telemetry", "item": "device_id", "target": "pm25", "timestamp": "ts"}"#;
+    let run = || {
+        let (ok, stdout, stderr) = run_sluice(
+            dir.path(),
+            &[
+                "workflow",
+                "run",
+                "--definition",
+                &flow,
+                "--input",
+                input,
+                "--output",
+                "json",
+            ],
+        );
+        assert!(ok, "{stderr}");
+        let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(outcome["status"], "SUCCEEDED", "{outcome}");
+        outcome["output"].clone()
+    };
+    let first = run();
+    let aggregate = &first["aggregate"];
+    assert_eq!(aggregate["table"], "telemetry_daily", "{first}");
+    assert_eq!(aggregate["status"], "built", "{first}");
+    let days = aggregate["partitions"].as_u64().unwrap();
+    assert!((2..=3).contains(&days), "two days of readings: {first}");
+    assert_eq!(
+        aggregate["rows"].as_u64().unwrap(),
+        3 * days,
+        "three devices a day: {first}"
+    );
+
+    // Every converted reading is counted once in the aggregate.
+    let (ok, stdout, stderr) = run_sluice(
+        dir.path(),
+        &[
+            "query",
+            "SELECT SUM(readings) AS n FROM telemetry_daily",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let counted: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        counted["rows"][0]["n"], first["convert"]["written"],
+        "{counted}"
+    );
+
+    // Nothing new: the aggregate is not rebuilt.
+    let second = run();
+    assert_eq!(second["aggregate"]["status"], "unchanged", "{second}");
+    assert_eq!(
+        second["aggregate"]["run_id"], aggregate["run_id"],
+        "{second}"
+    );
+
+    // The command line names the same table and input.
+    let sql = "SELECT item, date, COUNT(*) AS readings, AVG(value) AS mean, MIN(value) AS min, MAX(value) AS max FROM (SELECT device_id AS item, CAST(ts AS DATE) AS date, pm25 AS value FROM telemetry_curated) AS r GROUP BY item, date ORDER BY date, item";
+    let (ok, stdout, stderr) = run_sluice(
+        dir.path(),
+        &[
+            "transform",
+            "telemetry_daily",
+            sql,
+            "--partition-by",
+            "date",
+        ],
+    );
+    assert!(
+        ok && stdout.contains("telemetry_daily is up to date: built by run"),
+        "{stdout}{stderr}"
+    );
+}
+
 #[test]
 fn durable_workflows_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();

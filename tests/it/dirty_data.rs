@@ -14,11 +14,11 @@ use jobs::lake::{Lake, LakeKey};
 use object_store::ObjectStoreExt;
 use tests::{Backend, TestDb, put};
 
-fn db_name() -> CatalogDbName {
+pub(crate) fn db_name() -> CatalogDbName {
     CatalogDbName::parse("default").unwrap()
 }
 
-async fn crawl_t(lake: &Lake, db: &TestDb) -> CrawlReport {
+pub(crate) async fn crawl_t(lake: &Lake, db: &TestDb) -> CrawlReport {
     crawl(
         lake,
         &db.catalog,
@@ -28,7 +28,7 @@ async fn crawl_t(lake: &Lake, db: &TestDb) -> CrawlReport {
     .expect("crawl")
 }
 
-async fn convert_t(lake: &Lake, db: &TestDb) -> ConvertReport {
+pub(crate) async fn convert_t(lake: &Lake, db: &TestDb) -> ConvertReport {
     convert(
         lake,
         lake,
@@ -486,7 +486,7 @@ async fn conversion_reconciles_against_the_crawl(backend: Backend) {
 }
 
 /// `n` readings on day `day` of May 2024.
-fn day_object(day: u32, n: u32) -> String {
+pub(crate) fn day_object(day: u32, n: u32) -> String {
     (0..n)
         .map(|i| {
             format!(
@@ -500,7 +500,7 @@ fn day_object(day: u32, n: u32) -> String {
 }
 
 /// Ten readings on each of 28, 29 and 30 May, one object a day, crawled.
-async fn three_days(lake: &Lake, db: &TestDb) {
+pub(crate) async fn three_days(lake: &Lake, db: &TestDb) {
     for day in [28, 29, 30] {
         let key = format!("t/2024/05/{day}/00/a.json");
         put(lake, &key, day_object(day, 10)).await;
@@ -572,7 +572,6 @@ async fn deleted_landings_are_noticed_and_what_they_gave_is_kept(backend: Backen
 }
 
 tests::on_both_backends!(
-    sql_over_the_catalog_prunes_partitions,
     deleted_landings_are_noticed_and_what_they_gave_is_kept,
     every_landing_format_converts_and_reconciles,
     conversion_reconciles_against_the_crawl,
@@ -582,67 +581,3 @@ tests::on_both_backends!(
     a_field_past_the_sample_is_catalogued,
     the_update_policy_widens_a_dominant_new_type,
 );
-
-async fn sql_over_the_catalog_prunes_partitions(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let lake = Lake::in_memory();
-    three_days(&lake, &db).await;
-    convert_t(&lake, &db).await;
-
-    let result = jobs::query::query(
-        &lake,
-        &lake,
-        &db.catalog,
-        &db_name(),
-        "SELECT device_id, count(*) AS n, round(avg(pm25), 2) AS mean FROM t_curated \
-         WHERE year = 2024 AND day = 29 GROUP BY device_id ORDER BY device_id",
-    )
-    .await
-    .unwrap();
-    let rows = jobs::query::rows_json(&result.frame, 10);
-    assert_eq!(
-        serde_json::Value::from(rows),
-        serde_json::json!([
-            {"device_id": "d0", "n": 5, "mean": 4.5},
-            {"device_id": "d1", "n": 5, "mean": 3.7}
-        ])
-    );
-    let read = &result.tables[0];
-    assert_eq!(
-        (
-            read.files_read,
-            read.files_total,
-            read.partitions_read,
-            read.partitions_total
-        ),
-        (1, 3, 1, 3),
-        "{read:?}"
-    );
-    assert_eq!(read.pruned_by, ["year = 2024", "day = 29"]);
-
-    // The landing table too, by its Firehose partitions; an OR prunes nothing.
-    let landing = jobs::query::query(
-        &lake,
-        &lake,
-        &db.catalog,
-        &db_name(),
-        "SELECT count(*) AS n FROM t WHERE day = 30 OR day = 28",
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        serde_json::Value::from(jobs::query::rows_json(&landing.frame, 1)),
-        serde_json::json!([{"n": 20}])
-    );
-    assert_eq!(landing.tables[0].files_read, 3);
-
-    let missing = jobs::query::query(&lake, &lake, &db.catalog, &db_name(), "SELECT * FROM nope")
-        .await
-        .unwrap_err();
-    assert_eq!(
-        missing.to_string(),
-        "table \"nope\" not found in catalog database \"default\""
-    );
-    let csv = jobs::query::to_csv(&result.frame).unwrap();
-    assert_eq!(csv, "device_id,n,mean\nd0,5,4.5\nd1,5,3.7\n");
-}

@@ -22,4 +22,5 @@ mod s3_lake;
 mod scale_out;
 mod schedules;
 mod serving;
+mod sql;
 mod task_limits;

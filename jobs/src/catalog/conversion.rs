@@ -202,6 +202,22 @@ impl Catalog {
         Ok(())
     }
 
+    /// Passes a run's outcome on, recording the run failed when its work failed (a run that
+    /// committed stays committed: only running runs are marked).
+    pub async fn settle_run<T>(
+        &self,
+        run_id: i64,
+        started: std::time::Instant,
+        outcome: Result<T>,
+    ) -> Result<T> {
+        if let Err(err) = &outcome {
+            let duration_ms = started.elapsed().as_millis() as i64;
+            self.fail_conversion(run_id, &err.to_string(), duration_ms)
+                .await?;
+        }
+        outcome
+    }
+
     /// Keys of a table's objects deleted from the landing area since their crawl.
     pub async fn gone_objects(&self, table_id: i64) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(

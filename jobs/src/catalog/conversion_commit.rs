@@ -5,59 +5,120 @@
 use sqlx::Row;
 
 use super::conversion::{
-    ConversionCommit, Replace, insert_curated_file, refresh_curated_partitions,
+    ConversionCommit, CuratedTableWrite, FileWrite, Replace, insert_curated_file,
+    refresh_curated_partitions,
 };
-use super::model::TableKind;
+use super::model::{CatalogDbName, TableKind};
 use super::schema::{encode_fields, encode_schema};
 use super::{Catalog, now_ms};
 use crate::Result;
+
+/// Registers a curated table (or moves an existing one to its newest version) with its new
+/// schema versions; returns its id. Conversion and transforms commit through it. A transform
+/// replaces every file, so its partition keys replace the table's (`replace_keys`); a
+/// conversion's files are added to those already there, under the keys the table has.
+pub(super) async fn upsert_curated_table(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    catalog_db: &CatalogDbName,
+    curated: &CuratedTableWrite,
+    properties: &serde_json::Value,
+    replace_keys: bool,
+    now: i64,
+) -> Result<i64> {
+    let partition_keys = encode_fields(curated.partition_keys.iter());
+    let current_version = curated.new_versions.last().map(|(v, _, _)| *v);
+    let curated_id = match curated.existing_id {
+        Some(id) => {
+            sqlx::query("UPDATE catalog_tables SET current_version = COALESCE($1, current_version), \
+                         partition_keys = CASE WHEN $2 = 1 THEN $3 ELSE partition_keys END, updated_at = $4 WHERE id = $5")
+                .bind(current_version)
+                .bind(i64::from(replace_keys))
+                .bind(&partition_keys)
+                .bind(now)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            id
+        }
+        None => {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO catalog_tables (catalog_db, name, location, kind, format, compression, schema_policy, \
+                 current_version, partition_keys, properties, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'parquet', 'zstd', 'update', $5, $6, $7, $8, $8) RETURNING id",
+            )
+            .bind(catalog_db.as_str())
+            .bind(&curated.name)
+            .bind(&curated.location)
+            .bind(TableKind::Curated.as_str())
+            .bind(current_version.unwrap_or(1))
+            .bind(&partition_keys)
+            .bind(properties.to_string())
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?
+        }
+    };
+    for (version, schema, diff) in &curated.new_versions {
+        sqlx::query("INSERT INTO schema_versions (table_id, version, schema, diff, crawl_id, created_at) VALUES ($1, $2, $3, $4, NULL, $5)")
+            .bind(curated_id)
+            .bind(version)
+            .bind(encode_schema(schema))
+            .bind(serde_json::to_string(diff).expect("diffs serialize"))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(curated_id)
+}
+
+/// A run's new files (staged) with their partitions and lineage.
+pub(super) async fn insert_files(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run_id: i64,
+    curated_id: i64,
+    files: &[FileWrite],
+    now: i64,
+) -> Result<()> {
+    for file in files {
+        let partition_id: i64 = sqlx::query(
+            "INSERT INTO partitions (table_id, location, partition_values, crawl_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, NULL, $4, $4) \
+             ON CONFLICT (table_id, location) DO UPDATE SET updated_at = excluded.updated_at RETURNING id",
+        )
+        .bind(curated_id)
+        .bind(&file.partition_location)
+        .bind(serde_json::to_string(&file.partition_values).expect("serializes"))
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("id")?;
+        let file_id = insert_curated_file(tx, run_id, curated_id, partition_id, file, now).await?;
+        for (source, rows) in &file.sources {
+            sqlx::query("INSERT INTO file_sources (file_id, source_key, rows) VALUES ($1, $2, $3)")
+                .bind(file_id)
+                .bind(source)
+                .bind(rows)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
 
 impl Catalog {
     /// The commit point of a run; see the module doc.
     pub async fn commit_conversion(&self, commit: &ConversionCommit) -> Result<i64> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let curated = &commit.curated;
-        let partition_keys = encode_fields(curated.partition_keys.iter());
-        let current_version = curated.new_versions.last().map(|(v, _, _)| *v);
-        let curated_id = match curated.existing_id {
-            Some(id) => {
-                sqlx::query("UPDATE catalog_tables SET current_version = COALESCE($1, current_version), updated_at = $2 WHERE id = $3")
-                    .bind(current_version)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            }
-            None => {
-                sqlx::query_scalar::<_, i64>(
-                    "INSERT INTO catalog_tables (catalog_db, name, location, kind, format, compression, schema_policy, \
-                     current_version, partition_keys, properties, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 'parquet', 'zstd', 'update', $5, $6, $7, $8, $8) RETURNING id",
-                )
-                .bind(commit.catalog_db.as_str())
-                .bind(&curated.name)
-                .bind(&curated.location)
-                .bind(TableKind::Curated.as_str())
-                .bind(current_version.unwrap_or(1))
-                .bind(&partition_keys)
-                .bind(serde_json::json!({"source_table_id": commit.source_table_id}).to_string())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
-        for (version, schema, diff) in &curated.new_versions {
-            sqlx::query("INSERT INTO schema_versions (table_id, version, schema, diff, crawl_id, created_at) VALUES ($1, $2, $3, $4, NULL, $5)")
-                .bind(curated_id)
-                .bind(version)
-                .bind(encode_schema(schema))
-                .bind(serde_json::to_string(diff).expect("diffs serialize"))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let curated_id = upsert_curated_table(
+            &mut tx,
+            &commit.catalog_db,
+            &commit.curated,
+            &serde_json::json!({"source_table_id": commit.source_table_id}),
+            false,
+            now,
+        )
+        .await?;
         if let Some((schema, diff)) = &commit.source_version {
             sqlx::query(
                 "INSERT INTO schema_versions (table_id, version, schema, diff, crawl_id, created_at) \
@@ -118,33 +179,7 @@ impl Catalog {
                 }
             }
         }
-        for file in &commit.files {
-            let partition_id: i64 = sqlx::query(
-                "INSERT INTO partitions (table_id, location, partition_values, crawl_id, created_at, updated_at) \
-                 VALUES ($1, $2, $3, NULL, $4, $4) \
-                 ON CONFLICT (table_id, location) DO UPDATE SET updated_at = excluded.updated_at RETURNING id",
-            )
-            .bind(curated_id)
-            .bind(&file.partition_location)
-            .bind(serde_json::to_string(&file.partition_values).expect("serializes"))
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
-            let file_id =
-                insert_curated_file(&mut tx, commit.run_id, curated_id, partition_id, file, now)
-                    .await?;
-            for (source, rows) in &file.sources {
-                sqlx::query(
-                    "INSERT INTO file_sources (file_id, source_key, rows) VALUES ($1, $2, $3)",
-                )
-                .bind(file_id)
-                .bind(source)
-                .bind(rows)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        insert_files(&mut tx, commit.run_id, curated_id, &commit.files, now).await?;
         for bookmark in &commit.bookmarks {
             sqlx::query(
                 "INSERT INTO converted_objects (table_id, source_key, run_id, records_read, records_written, \

@@ -14,6 +14,7 @@ pub mod evolve;
 mod model;
 mod read;
 pub mod schema;
+pub mod transform;
 pub mod type_changes;
 mod write;
 

@@ -152,16 +152,7 @@ pub async fn compact(
         &mut report,
     )
     .await;
-    if let Err(err) = outcome {
-        catalog
-            .fail_conversion(
-                run_id,
-                &err.to_string(),
-                started.elapsed().as_millis() as i64,
-            )
-            .await?;
-        return Err(err);
-    }
+    catalog.settle_run(run_id, started, outcome).await?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }

@@ -414,10 +414,7 @@ async fn run(
         .map(|(v, _, _)| *v)
         .or(report.schema_version);
     if options.stops_at(FailPoint::BeforeCommit) {
-        return Err(Error::InvalidArgument {
-            field: "fail point",
-            reason: "stopped before the commit".into(),
-        });
+        return Err(FailPoint::BeforeCommit.stopped());
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     let commit = ConversionCommit {
@@ -446,15 +443,7 @@ async fn run(
         report: serde_json::to_value(&*report).expect("serializes"),
     };
     let curated_id = catalog.commit_conversion(&commit).await?;
-    if options.stops_at(FailPoint::AfterCommit) {
-        return Err(Error::InvalidArgument {
-            field: "fail point",
-            reason: "stopped after the commit".into(),
-        });
-    }
-    let staged = catalog.unpublished_files(Some(curated_id)).await?;
-    let stop = options.stops_at(FailPoint::MidPublish).then_some(1);
-    publish::publish(curated_lake, catalog, &staged, stop).await?;
+    publish::after_commit(curated_lake, catalog, curated_id, |p| options.stops_at(p)).await?;
     if options.mode.reprocess() {
         vacuum(curated_lake, catalog, i64::MAX / 2).await?;
     }

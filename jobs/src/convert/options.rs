@@ -18,6 +18,21 @@ pub enum FailPoint {
     MidPublish,
 }
 
+impl FailPoint {
+    /// The error a run that stopped here on purpose fails with.
+    pub(crate) fn stopped(self) -> crate::Error {
+        crate::Error::InvalidArgument {
+            field: "fail point",
+            reason: match self {
+                Self::BeforeCommit => "stopped before the commit",
+                Self::AfterCommit => "stopped after the commit",
+                Self::MidPublish => "stopped in the middle of the publish",
+            }
+            .into(),
+        }
+    }
+}
+
 /// Called with each source object's key once it is converted (progress, heartbeats).
 #[derive(Clone)]
 pub struct SourceDone(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);

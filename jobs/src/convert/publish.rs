@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::catalog::conversion::CuratedFile;
+use crate::convert::FailPoint;
 use crate::lake::{Lake, LakeKey};
 use crate::{Error, Result};
 
@@ -44,6 +45,22 @@ pub async fn publish(
     }
     catalog.mark_published(&moved).await?;
     Ok(moved.len())
+}
+
+/// What follows a run's commit: stops at [`FailPoint::AfterCommit`] when a test asks, then moves
+/// the table's staged files into place (stopping after one at [`FailPoint::MidPublish`]).
+pub(crate) async fn after_commit(
+    lake: &Lake,
+    catalog: &Catalog,
+    table_id: i64,
+    stops_at: impl Fn(FailPoint) -> bool,
+) -> Result<usize> {
+    if stops_at(FailPoint::AfterCommit) {
+        return Err(FailPoint::AfterCommit.stopped());
+    }
+    let staged = catalog.unpublished_files(Some(table_id)).await?;
+    let stop = stops_at(FailPoint::MidPublish).then_some(1);
+    publish(lake, catalog, &staged, stop).await
 }
 
 /// What `vacuum` did.

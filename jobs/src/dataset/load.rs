@@ -25,15 +25,15 @@ pub fn snapshot_id(spec: &DatasetSpec, files: &[CuratedFile]) -> String {
     for file in files {
         hasher.update(format!("\n{}:{}:{}", file.path, file.rows, file.bytes).as_bytes());
     }
+    short_id("ds-", hasher)
+}
+
+/// `prefix` and the first 16 hex digits of a digest: the ids of dataset snapshots (`ds-`) and
+/// transform inputs (`tf-`).
+pub(crate) fn short_id(prefix: &str, hasher: Sha256) -> String {
     let digest = hasher.finalize();
-    format!(
-        "ds-{}",
-        digest
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
 }
 
 fn invalid(path: &str, reason: impl std::fmt::Display) -> Error {

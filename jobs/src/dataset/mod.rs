@@ -8,7 +8,7 @@
 //! snapshot id (the files read and the spec, hashed) that models record as lineage.
 
 mod frequency;
-mod load;
+pub(crate) mod load;
 
 #[cfg(test)]
 mod tests;

@@ -45,27 +45,38 @@ fn invalid(reason: impl std::fmt::Display) -> Error {
 }
 
 /// One file or object to read, with its partition values.
-struct Part {
-    key: String,
-    values: Vec<String>,
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub key: String,
+    pub values: Vec<String>,
+    /// Rows and bytes, where the catalog knows them (curated files): a snapshot's identity.
+    pub rows: i64,
+    pub bytes: i64,
 }
 
-/// Runs `sql` over the tables of `db` it names. Curated files are read from `curated`, landing
-/// objects from `landing`.
-pub async fn query(
-    landing: &Lake,
-    curated: &Lake,
-    catalog: &Catalog,
-    db: &CatalogDbName,
-    sql: &str,
-) -> Result<QueryResult> {
+/// A table a query reads, with the files it reads once its partitions are pruned.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub table: TableInfo,
+    pub parts: Vec<Part>,
+    pub read: TableRead,
+}
+
+/// What a query reads, fixed before anything is read: a transform's snapshot is exactly this.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub sql: String,
+    pub sources: Vec<Source>,
+}
+
+/// The tables of `db` that `sql` names, each with the files its partition conditions leave.
+pub async fn plan(catalog: &Catalog, db: &CatalogDbName, sql: &str) -> Result<Plan> {
     let names = polars::sql::extract_table_identifiers(sql, false, true).map_err(invalid)?;
     if names.is_empty() {
         return Err(invalid("the query names no table"));
     }
     let conditions = prune::conditions(sql);
-    let mut context = polars::sql::SQLContext::new();
-    let mut tables = Vec::new();
+    let mut sources = Vec::with_capacity(names.len());
     for name in &names {
         let table = catalog.table(db, name).await?;
         let parts: Vec<Part> = match table.kind {
@@ -76,13 +87,20 @@ pub async fn query(
                 .map(|f| Part {
                     key: f.path,
                     values: f.partition_values,
+                    rows: f.rows,
+                    bytes: f.bytes,
                 })
                 .collect(),
             _ => catalog
                 .table_objects(table.id)
                 .await?
                 .into_iter()
-                .map(|(key, values)| Part { key, values })
+                .map(|(key, values)| Part {
+                    key,
+                    values,
+                    rows: -1,
+                    bytes: -1,
+                })
                 .collect(),
         };
         // A condition prunes this table where it names one of its partition keys, unqualified
@@ -97,8 +115,9 @@ pub async fn query(
             .filter(|c| c.table.as_deref().is_none_or(|t| t == name))
             .filter_map(|c| keys.iter().position(|k| *k == c.column).map(|i| (i, c)))
             .collect();
+        let files_total = parts.len();
         let partitions_total = distinct(parts.iter().map(|p| &p.values));
-        let read: Vec<Part> = parts
+        let parts: Vec<Part> = parts
             .into_iter()
             .filter(|p| {
                 applying
@@ -106,27 +125,34 @@ pub async fn query(
                     .all(|(i, c)| p.values.get(*i).is_none_or(|v| c.admits(v)))
             })
             .collect();
-        tables.push(TableRead {
+        let read = TableRead {
             table: name.clone(),
             kind: table.kind.as_str().to_owned(),
-            files_total: 0,
-            files_read: read.len(),
+            files_total,
+            files_read: parts.len(),
             partitions_total,
-            partitions_read: distinct(read.iter().map(|p| &p.values)),
+            partitions_read: distinct(parts.iter().map(|p| &p.values)),
             pruned_by: applying.iter().map(|(_, c)| c.to_string()).collect(),
-        });
-        let frame = read_table(landing, curated, &table, &read).await?;
-        context.register(name, frame.lazy());
-    }
-    // The total of files is known after listing; fill it in per table.
-    for (read, name) in tables.iter_mut().zip(&names) {
-        let table = catalog.table(db, name).await?;
-        read.files_total = match table.kind {
-            TableKind::Curated => catalog.curated_files(table.id).await?.len(),
-            _ => catalog.table_objects(table.id).await?.len(),
         };
+        sources.push(Source { table, parts, read });
     }
-    let sql = sql.to_owned();
+    Ok(Plan {
+        sql: sql.to_owned(),
+        sources,
+    })
+}
+
+/// Runs a plan: reads its files and runs its SQL. Curated files are read from `curated`,
+/// landing objects from `landing`.
+pub async fn run(landing: &Lake, curated: &Lake, plan: Plan) -> Result<QueryResult> {
+    let mut context = polars::sql::SQLContext::new();
+    let mut tables = Vec::with_capacity(plan.sources.len());
+    for source in plan.sources {
+        let frame = read_table(landing, curated, &source.table, &source.parts).await?;
+        context.register(&source.read.table, frame.lazy());
+        tables.push(source.read);
+    }
+    let sql = plan.sql;
     let frame = tokio::task::spawn_blocking(move || {
         context
             .execute(&sql)
@@ -135,6 +161,17 @@ pub async fn query(
     })
     .await??;
     Ok(QueryResult { frame, tables })
+}
+
+/// Runs `sql` over the tables of `db` it names ([`plan`], then [`run`]).
+pub async fn query(
+    landing: &Lake,
+    curated: &Lake,
+    catalog: &Catalog,
+    db: &CatalogDbName,
+    sql: &str,
+) -> Result<QueryResult> {
+    run(landing, curated, plan(catalog, db, sql).await?).await
 }
 
 fn distinct<'a>(values: impl Iterator<Item = &'a Vec<String>>) -> usize {
@@ -191,7 +228,7 @@ async fn read_table(
         frames.push(frame.lazy());
     }
     if frames.is_empty() {
-        return Ok(DataFrame::empty());
+        return empty_frame(table);
     }
     // Files of older schema versions: missing columns are nulls, changed types their supertype.
     let args = UnionArgs {
@@ -204,6 +241,30 @@ async fn read_table(
             field: "table",
             reason: format!("{}: its files do not stack: {e}", table.name),
         })
+}
+
+/// A table without files as a frame with its columns and no rows, so that a query over it
+/// answers with no rows rather than "column not found".
+fn empty_frame(table: &TableInfo) -> Result<DataFrame> {
+    let encode = |e: &dyn std::fmt::Display| Error::Encode {
+        what: "parquet",
+        reason: e.to_string(),
+    };
+    let mut fields: Vec<arrow::datatypes::Field> = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.extend(table.partition_keys.iter().cloned());
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
+    let mut buffer = Vec::new();
+    let writer =
+        parquet::arrow::ArrowWriter::try_new(&mut buffer, schema, None).map_err(|e| encode(&e))?;
+    writer.close().map_err(|e| encode(&e))?;
+    ParquetReader::new(Cursor::new(buffer))
+        .finish()
+        .map_err(|e| encode(&e))
 }
 
 /// A landing object's records with the table's schema (records that do not fit are left out,

@@ -106,6 +106,9 @@ pub enum Command {
     /// Run SQL over catalog tables (curated and landing), their partitions pruned by the
     /// query's conditions on partition keys.
     Query(QueryArgs),
+    /// Build a derived curated table from a SELECT over curated tables (once per input: a
+    /// rerun over the same files does nothing).
+    Transform(TransformArgs),
     /// Manage the database.
     #[command(subcommand)]
     Db(DbCommand),
@@ -126,6 +129,25 @@ pub struct QueryArgs {
     /// Write the whole result as Parquet to this file.
     #[arg(long, value_name = "FILE")]
     pub parquet: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TransformArgs {
+    /// The derived table to build (new, or one a transform made).
+    pub table: String,
+    /// The query: `SELECT ... FROM curated_table ...`.
+    pub sql: String,
+    /// Result columns that become Hive partition folders, in order (`--partition-by day`).
+    #[arg(long, value_delimiter = ',')]
+    pub partition_by: Vec<String>,
+    /// Curated prefix; files go under `<dest>/<table>/`.
+    #[arg(long, default_value = "curated")]
+    pub dest: String,
+    /// Build even when the table was already built from the same input.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub catalog: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -16,6 +16,7 @@ pub(crate) mod schedules;
 mod serving;
 #[cfg(test)]
 mod tests;
+mod transform;
 mod workflow;
 
 use std::io::IsTerminal;
@@ -117,6 +118,7 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Schedule(command) => schedules::run(command, context).await,
         Command::Catalog(command) => catalog::run(command, context).await,
         Command::Query(args) => query::run(args, context).await,
+        Command::Transform(args) => transform::run(args, context).await,
         Command::Db(DbCommand::Migrate) => {
             let catalog = Catalog::connect(
                 &context.config.database,

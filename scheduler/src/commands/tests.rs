@@ -164,3 +164,37 @@ fn train_flags_and_task_input_make_the_same_request() {
         task::<ops::TrainRequest>(input)
     );
 }
+
+#[test]
+fn transform_flags_and_task_input_make_the_same_request() {
+    let sql = "SELECT 1 AS n FROM t_curated";
+    let cases = [
+        (
+            vec!["transform", "daily", sql],
+            json!({"table": "daily", "sql": sql}),
+        ),
+        (
+            vec![
+                "transform",
+                "daily",
+                sql,
+                "--partition-by",
+                "year,day",
+                "--force",
+                "--dest",
+                "derived",
+            ],
+            json!({"table": "daily", "sql": sql, "partition_by": ["year", "day"], "force": true, "dest": "derived"}),
+        ),
+    ];
+    for (args, input) in cases {
+        let Command::Transform(flags) = cli(&args).command else {
+            panic!("{args:?}")
+        };
+        assert_eq!(
+            super::transform::request(&flags),
+            task::<ops::TransformRequest>(input),
+            "{args:?}"
+        );
+    }
+}

@@ -73,6 +73,7 @@ fn input_fields(job: Job) -> Option<Vec<&'static str>> {
         Job::DetectDrift => fields_of::<ops::DriftRequest>(),
         Job::BatchForecast => fields_of::<ops::BatchForecastRequest>(),
         Job::Query => fields_of::<ops::QueryRequest>(),
+        Job::Transform => fields_of::<ops::TransformRequest>(),
         _ => return None,
     })
 }
@@ -163,6 +164,21 @@ fn sample_output(job: Job) -> Option<Value> {
             files_read: 0,
             files_total: 0,
             tables: vec![],
+        }),
+        Job::Transform => json!(jobs::transform::TransformReport {
+            table: "t".into(),
+            status: jobs::transform::TransformStatus::Built,
+            input_id: "tf-0".into(),
+            run_id: 1,
+            location: "curated/t".into(),
+            sources: vec![],
+            rows: 0,
+            files: 0,
+            bytes: 0,
+            partitions: 0,
+            schema_version: 1,
+            schema_changed: false,
+            duration_ms: 0,
         }),
         _ => return None,
     };
@@ -291,6 +307,10 @@ fn every_field_a_shipped_workflow_selects_exists_in_its_tasks_output() {
             include_str!("../../workflows/nightly-retrain.asl.json"),
         ),
         ("ingest", include_str!("../../workflows/ingest.asl.json")),
+        (
+            "daily-aggregates",
+            include_str!("../../workflows/daily-aggregates.asl.json"),
+        ),
     ] {
         let definition: Value = serde_json::from_str(text).expect("a shipped workflow is JSON");
         let missing = unselectable(&definition);

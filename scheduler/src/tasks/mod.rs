@@ -49,6 +49,9 @@ pub enum Job {
     /// [`ops::QueryRequest`] → [`ops::QueryOutput`]: the first rows, and the whole result in
     /// the lake when `out` names a key.
     Query,
+    /// [`ops::TransformRequest`] → the transform report: a derived table built from a
+    /// `SELECT` over curated tables, once per input (`status`: `built` or `unchanged`).
+    Transform,
     /// Test plumbing, only in builds with the `test-hooks` feature: `{"seconds": 2, "started"?:
     /// path, "effect"?: path}` waits; a `started` file is created as it begins and a line
     /// appended to `effect` as it ends (worker-failover tests).
@@ -70,6 +73,7 @@ impl Job {
         (Job::DetectDrift, "sluice:detect-drift"),
         (Job::BatchForecast, "sluice:batch-forecast"),
         (Job::Query, "sluice:query"),
+        (Job::Transform, "sluice:transform"),
         #[cfg(feature = "test-hooks")]
         (Job::Sleep, "sluice:sleep"),
     ];
@@ -203,5 +207,6 @@ pub async fn run(
         Job::DetectDrift => output(ops.detect_drift(&request(input)?).await),
         Job::BatchForecast => output(ops.batch_forecast(&request(input)?).await),
         Job::Query => output(ops.query(&request(input)?).await),
+        Job::Transform => output(ops.transform(&request(input)?).await),
     }
 }
