@@ -143,7 +143,7 @@ fn the_conformance_corpus_runs_as_recorded_on_aws() {
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| l.split(" -- ").next().unwrap_or(l).trim().to_owned())
         .collect();
-    let mut paths: Vec<PathBuf> = ["cases", "output-only"]
+    let mut paths: Vec<PathBuf> = ["cases", "output-only", "jsonata/cases"]
         .iter()
         .flat_map(|sub| {
             std::fs::read_dir(dir.join(sub))

@@ -8,7 +8,7 @@ use super::Failure;
 use super::choice::evaluate;
 use super::definition::{Catcher, Kind, PathField, State};
 use super::paths::{Scope, expression_value, payload, query, set};
-use super::run::Runner;
+use super::run::{Runner, state_error};
 
 /// The effective input of a state: `InputPath`, then `Parameters` (or `ItemSelector`).
 pub(super) fn path_input(
@@ -68,13 +68,11 @@ impl Runner<'_> {
         map_item: Option<&(usize, Value)>,
         entered_id: usize,
     ) -> Result<Step, Failure> {
+        if let Some(fields) = &state.jsonata {
+            return self.jsonata_body(state, fields, raw, variables, context, map_item, entered_id);
+        }
         let scope = Scope { context, variables };
-        let at = |message: String| {
-            Failure::runtime(format!(
-                "An error occurred while executing the state '{}' (entered at the event id #{entered_id}). {message}",
-                state.name
-            ))
-        };
+        let at = |message: String| state_error("States.Runtime", &state.name, entered_id, &message);
         match &state.kind {
             Kind::Pass { result } => {
                 let input = path_input(&state.input_path, raw, scope)?;
@@ -237,7 +235,7 @@ pub(super) enum Step {
 }
 
 /// An ISO-8601 extended offset date-time (`2024-05-30T00:00:00Z`): a `T`, and an offset.
-fn parse_time(text: &str) -> Option<i64> {
+pub(super) fn parse_time(text: &str) -> Option<i64> {
     if text.as_bytes().get(10).is_some_and(|b| *b != b'T') {
         return None;
     }

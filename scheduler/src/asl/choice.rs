@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::Failure;
 use super::definition::ValidationError;
+use super::jsonata;
 use super::paths::{Scope, query};
 
 /// A comparison's right-hand side.
@@ -79,6 +80,8 @@ pub enum Rule {
         op: Op,
         operand: Operand,
     },
+    /// A JSONata choice's `Condition`: a `{% %}` expression (or a literal) that must be a boolean.
+    Condition(Value),
 }
 
 /// A top-level choice: a rule and where it leads.
@@ -87,10 +90,12 @@ pub struct Choice {
     pub rule: Rule,
     pub next: String,
     pub assign: Option<Value>,
+    /// A JSONata choice's output when it matches (default: the state's `Output`, else its input).
+    pub output: Option<Value>,
 }
 
-/// Parses one rule; `pointer` names it in errors.
-pub fn parse_rule(value: &Value, pointer: &str) -> Result<Rule, ValidationError> {
+/// Parses one rule; `pointer` names it in errors. A JSONata state's rule is a `Condition`.
+pub fn parse_rule(value: &Value, pointer: &str, jsonata: bool) -> Result<Rule, ValidationError> {
     let error = |message: String| ValidationError {
         pointer: pointer.to_owned(),
         message,
@@ -98,6 +103,26 @@ pub fn parse_rule(value: &Value, pointer: &str) -> Result<Rule, ValidationError>
     let map = value
         .as_object()
         .ok_or_else(|| error("a choice rule is an object".into()))?;
+    if jsonata {
+        return match map.get("Condition") {
+            Some(condition @ (Value::String(_) | Value::Bool(_))) => {
+                Ok(Rule::Condition(condition.clone()))
+            }
+            Some(_) => Err(ValidationError {
+                pointer: format!("{pointer}/Condition"),
+                message: "is a {% %} expression or a boolean".into(),
+            }),
+            None => Err(error(
+                "a JSONata choice rule has a Condition (Variable and comparison operators are JSONPath)".into(),
+            )),
+        };
+    }
+    if map.contains_key("Condition") {
+        return Err(ValidationError {
+            pointer: format!("{pointer}/Condition"),
+            message: "is a JSONata field: set \"QueryLanguage\": \"JSONata\" on the state or the state machine".into(),
+        });
+    }
     let nested = |key: &str| -> Result<Vec<Rule>, ValidationError> {
         let items = map[key]
             .as_array()
@@ -106,7 +131,7 @@ pub fn parse_rule(value: &Value, pointer: &str) -> Result<Rule, ValidationError>
         items
             .iter()
             .enumerate()
-            .map(|(i, item)| parse_rule(item, &format!("{pointer}/{key}/{i}")))
+            .map(|(i, item)| parse_rule(item, &format!("{pointer}/{key}/{i}"), false))
             .collect()
     };
     if map.contains_key("And") {
@@ -119,6 +144,7 @@ pub fn parse_rule(value: &Value, pointer: &str) -> Result<Rule, ValidationError>
         return Ok(Rule::Not(Box::new(parse_rule(
             inner,
             &format!("{pointer}/Not"),
+            false,
         )?)));
     }
     let variable = map
@@ -238,6 +264,16 @@ pub fn evaluate(rule: &Rule, input: &Value, scope: Scope<'_>) -> Result<bool, Fa
             Ok(false)
         }
         Rule::Not(rule) => Ok(!evaluate(rule, input, scope)?),
+        Rule::Condition(condition) => {
+            let states = jsonata::states(input, scope.context);
+            let bindings = jsonata::Bindings {
+                states: &states,
+                variables: scope.variables,
+            };
+            let value = jsonata::template(condition, "Condition", bindings)?;
+            let value = jsonata::expect(value, condition, "Condition", "boolean")?;
+            Ok(value == Value::Bool(true))
+        }
         Rule::Compare {
             variable,
             op,
@@ -323,7 +359,7 @@ mod tests {
 
     fn check(rule: Value, input: Value, expect: bool) {
         let (context, variables) = (json!({}), Map::new());
-        let rule = parse_rule(&rule, "/Choices/0").unwrap();
+        let rule = parse_rule(&rule, "/Choices/0", false).unwrap();
         assert_eq!(
             evaluate(
                 &rule,
@@ -398,10 +434,11 @@ mod tests {
         let err = parse_rule(
             &json!({"Variable": "$.v", "NumericEquals": "1"}),
             "/States/C/Choices/0",
+            false,
         )
         .unwrap_err();
         assert_eq!(err.pointer, "/States/C/Choices/0");
-        assert!(parse_rule(&json!({"And": []}), "/x").is_err());
-        assert!(parse_rule(&json!({"Variable": "v", "IsNull": true}), "/x").is_err());
+        assert!(parse_rule(&json!({"And": []}), "/x", false).is_err());
+        assert!(parse_rule(&json!({"Variable": "v", "IsNull": true}), "/x", false).is_err());
     }
 }

@@ -21,9 +21,12 @@ impl Runner<'_> {
     ) -> Result<Value, Failure> {
         let scope = Scope { context, variables };
         let name = state.name.as_str();
-        let input = match &state.parameters {
-            Some(parameters) => payload(parameters, input, scope)?,
-            None => input.clone(),
+        let input = match (&state.jsonata, &state.parameters) {
+            (Some(fields), _) => {
+                self.jsonata_arguments(state, fields, input, variables, context)?
+            }
+            (None, Some(parameters)) => payload(parameters, input, scope)?,
+            (None, None) => input.clone(),
         };
         self.event("ParallelStateStarted", Some(name), json!({}));
         let mut outputs = Vec::with_capacity(branches.len());
@@ -58,14 +61,48 @@ impl Runner<'_> {
         };
         let scope = Scope { context, variables };
         let name = state.name.as_str();
-        let items = match items_path {
-            PathField::Default | PathField::Null => input.clone(),
-            PathField::Path(path) => query(path, input, scope)?,
+        let (items, tolerated_failure_count, tolerated_failure_percentage) = match &state.jsonata {
+            Some(fields) => {
+                let states = super::jsonata::states(input, context);
+                let bindings = super::jsonata::Bindings {
+                    states: &states,
+                    variables,
+                };
+                let items = self.jsonata_items(state, fields, input, bindings)?;
+                let count = self.jsonata_number(
+                    state,
+                    fields,
+                    "ToleratedFailureCount",
+                    tolerated_failure_count.map(|c| c as f64),
+                    bindings,
+                )?;
+                let percentage = self.jsonata_number(
+                    state,
+                    fields,
+                    "ToleratedFailurePercentage",
+                    *tolerated_failure_percentage,
+                    bindings,
+                )?;
+                self.jsonata_number(state, fields, "MaxConcurrency", None, bindings)?;
+                (items, count.map(|c| c as u64), percentage)
+            }
+            None => {
+                let items = match items_path {
+                    PathField::Default | PathField::Null => input.clone(),
+                    PathField::Path(path) => query(path, input, scope)?,
+                };
+                let items = items.as_array().cloned().ok_or_else(|| {
+                    Failure::runtime(format!("Map items are not an array: {items}"))
+                })?;
+                (
+                    items,
+                    *tolerated_failure_count,
+                    *tolerated_failure_percentage,
+                )
+            }
         };
-        let items = items
-            .as_array()
-            .cloned()
-            .ok_or_else(|| Failure::runtime(format!("Map items are not an array: {items}")))?;
+        let (tolerated_failure_count, tolerated_failure_percentage) =
+            (&tolerated_failure_count, &tolerated_failure_percentage);
         self.event(
             "MapStateStarted",
             Some(name),
@@ -78,8 +115,16 @@ impl Runner<'_> {
             let map_item = (index, item.clone());
             let item_context =
                 self.context(name, &iso(self.clock.now_ms()), Some(0), Some(&map_item));
-            let item_input = match item_selector {
-                Some(selector) => payload(
+            let item_input = match (item_selector, &state.jsonata) {
+                (Some(selector), Some(_)) => {
+                    let states = super::jsonata::states(input, &item_context);
+                    let bindings = super::jsonata::Bindings {
+                        states: &states,
+                        variables,
+                    };
+                    self.jsonata_value(name, selector, "ItemSelector", bindings)?
+                }
+                (Some(selector), None) => payload(
                     selector,
                     input,
                     Scope {
@@ -87,7 +132,7 @@ impl Runner<'_> {
                         variables,
                     },
                 )?,
-                None => item.clone(),
+                (None, _) => item.clone(),
             };
             self.event("MapIterationStarted", Some(name), json!({"index": index}));
             let mut item_variables = variables.clone();

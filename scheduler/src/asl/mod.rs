@@ -5,6 +5,8 @@
 //! - [`paths`] evaluates JSONPath (`InputPath`, `Parameters`, `ResultSelector`, `ResultPath`,
 //!   `OutputPath`), the context object `$$` and `Assign` variables;
 //! - [`intrinsics`] implements the `States.*` intrinsic functions;
+//! - [`jsonata`] evaluates JSONata (`{% %}` expressions, `$states`, Step Functions' functions)
+//!   for states written in it;
 //! - [`choice`] evaluates Choice rules;
 //! - [`run`] runs an execution to its end over an injected task runner and clock, producing the
 //!   execution's history.
@@ -17,6 +19,8 @@ pub mod choice;
 pub mod definition;
 mod fanout;
 pub mod intrinsics;
+pub mod jsonata;
+mod jsonata_states;
 pub mod paths;
 pub mod run;
 pub mod runtime;

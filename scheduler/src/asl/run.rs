@@ -101,6 +101,17 @@ pub struct Retrying {
 /// The error a step's work stops with while a retry is handed back; never an execution's.
 pub(super) const RETRY_HANDED_BACK: &str = "Sluice.RetryHandedBack";
 
+/// A failure of a state, worded as Step Functions words it: the state and the event that
+/// entered it, then what went wrong.
+pub(super) fn state_error(error: &str, state: &str, entered_id: usize, message: &str) -> Failure {
+    Failure::new(
+        error,
+        format!(
+            "An error occurred while executing the state '{state}' (entered at the event id #{entered_id}). {message}"
+        ),
+    )
+}
+
 pub(super) fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| {
         t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -344,7 +355,9 @@ impl Runner<'_> {
                         ),
                     ));
                 }
-                if let Some(assign) = &state.assign {
+                if let Some(assign) = &state.assign
+                    && state.jsonata.is_none()
+                {
                     let values = payload(
                         assign,
                         &assign_from,
@@ -364,6 +377,7 @@ impl Runner<'_> {
             }
             Ok(Step::Caught(output, catcher)) => {
                 if let Some(assign) = &catcher.assign
+                    && state.jsonata.is_none()
                     && let Value::Object(values) = payload(
                         assign,
                         &output,
@@ -380,13 +394,16 @@ impl Runner<'_> {
             }
             // Runtime errors name the state and the event that entered it, as Step Functions does.
             Err(failure)
-                if failure.error == "States.Runtime"
+                if (failure.error == "States.Runtime"
+                    || failure.error == super::jsonata::ERROR)
                     && !failure.cause.starts_with("An error occurred") =>
             {
-                Err(Failure::runtime(format!(
-                    "An error occurred while executing the state '{name}' (entered at the event id #{entered_id}). {}",
-                    failure.cause
-                )))
+                Err(state_error(
+                    &failure.error,
+                    name,
+                    entered_id,
+                    &failure.cause,
+                ))
             }
             Err(failure) => Err(failure),
         }

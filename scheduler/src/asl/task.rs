@@ -46,9 +46,17 @@ impl Runner<'_> {
             .unwrap_or_else(|| vec![0_u32; state.retry.len()]);
         loop {
             let scope = Scope { context, variables };
-            let result = path_input(&state.input_path, raw, scope)
-                .and_then(|input| self.work(state, &input, variables, context, map_item));
+            let result = match &state.jsonata {
+                Some(_) => self.work(state, raw, variables, context, map_item),
+                None => path_input(&state.input_path, raw, scope)
+                    .and_then(|input| self.work(state, &input, variables, context, map_item)),
+            };
             let failure = match result {
+                Ok(result) if state.jsonata.is_some() => {
+                    let output =
+                        self.jsonata_outcome(state, None, raw, result.clone(), variables, context)?;
+                    return Ok(Step::Next(output, state.next.clone(), result));
+                }
                 Ok(result) => {
                     let scope = Scope { context, variables };
                     let result = match &state.result_selector {
@@ -94,7 +102,17 @@ impl Runner<'_> {
                 .find(|c| matches(&c.error_equals, &failure.error))
             {
                 let error_output = json!({"Error": failure.error, "Cause": failure.cause});
-                let output = place_result(&catcher.result_path, raw, error_output)?;
+                let output = match &state.jsonata {
+                    Some(_) => self.jsonata_outcome(
+                        state,
+                        Some(catcher),
+                        raw,
+                        error_output,
+                        variables,
+                        context,
+                    )?,
+                    None => place_result(&catcher.result_path, raw, error_output)?,
+                };
                 return Ok(Step::Caught(output, catcher.clone()));
             }
             return Err(failure);
@@ -118,9 +136,12 @@ impl Runner<'_> {
                 heartbeat_seconds,
                 ..
             } => {
-                let parameters = match &state.parameters {
-                    Some(parameters) => payload(parameters, input, scope)?,
-                    None => input.clone(),
+                let parameters = match (&state.jsonata, &state.parameters) {
+                    (Some(fields), _) => {
+                        self.jsonata_arguments(state, fields, input, variables, context)?
+                    }
+                    (None, Some(parameters)) => payload(parameters, input, scope)?,
+                    (None, None) => input.clone(),
                 };
                 self.event(
                     "LambdaFunctionScheduled",

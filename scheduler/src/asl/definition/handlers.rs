@@ -23,12 +23,15 @@ pub struct Catcher {
     pub next: String,
     pub result_path: PathField,
     pub assign: Option<Value>,
+    /// A JSONata catcher's output (default: the error output).
+    pub output: Option<Value>,
 }
 
 /// Parses the `Retry` and `Catch` arrays of the state at `pointer`.
 pub(super) fn parse(
     map: &Map<String, Value>,
     pointer: &str,
+    jsonata: bool,
 ) -> Result<(Vec<Retrier>, Vec<Catcher>), ValidationError> {
     let mut retry = Vec::new();
     for (i, item) in map
@@ -75,6 +78,18 @@ pub(super) fn parse(
             })?,
             pointer: &catch_pointer,
         };
+        if jsonata && item.get("ResultPath").is_some() {
+            return Err(f.error(
+                "ResultPath",
+                "is a JSONPath field; a JSONata catcher takes Output and Assign",
+            ));
+        }
+        if !jsonata && item.get("Output").is_some() {
+            return Err(f.error(
+                "Output",
+                "is a JSONata field: set \"QueryLanguage\": \"JSONata\" on the state, or use ResultPath",
+            ));
+        }
         catch.push(Catcher {
             error_equals: error_equals(item, &catch_pointer)?,
             next: f
@@ -82,6 +97,7 @@ pub(super) fn parse(
                 .ok_or_else(|| f.error("Next", "is required"))?,
             result_path: f.path("ResultPath")?,
             assign: item.get("Assign").cloned(),
+            output: item.get("Output").cloned(),
         });
     }
     for (list, field) in [

@@ -101,7 +101,43 @@ pub struct State {
     pub assign: Option<Value>,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
+    /// The state's JSONata fields, when it is written in JSONata (its own `QueryLanguage`, or its
+    /// machine's); None for a JSONPath state.
+    pub jsonata: Option<Box<Jsonata>>,
 }
+
+/// What a JSONata state takes besides the fields both languages share.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Jsonata {
+    /// A Task's or Parallel's input (default: the state's input).
+    pub arguments: Option<Value>,
+    /// The state's output (default: the result, or the input where there is none).
+    pub output: Option<Value>,
+    /// A Map's items (default: the state's input).
+    pub items: Option<Value>,
+    /// `{% %}` expressions given where ASL takes a number or a time (`Seconds`, `Timestamp`,
+    /// `MaxConcurrency`, `ToleratedFailureCount`, `ToleratedFailurePercentage`), by field.
+    pub expressions: Map<String, Value>,
+}
+
+/// Fields whose value a JSONata state may give as an expression instead of a number or a time.
+const EXPRESSION_FIELDS: &[&str] = &[
+    "Seconds",
+    "Timestamp",
+    "MaxConcurrency",
+    "ToleratedFailureCount",
+    "ToleratedFailurePercentage",
+];
+
+/// Fields only a JSONPath state has.
+const JSONPATH_FIELDS: &[&str] = &[
+    "InputPath",
+    "OutputPath",
+    "ResultPath",
+    "Parameters",
+    "ResultSelector",
+    "ItemsPath",
+];
 
 /// A validated state machine (or Parallel branch, or Map item processor).
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +150,7 @@ pub struct StateMachine {
 impl StateMachine {
     /// Parses and validates a definition.
     pub fn parse(definition: &Value) -> Result<Self, ValidationError> {
-        parse_machine(definition, "")
+        parse_machine(definition, "", false)
     }
 
     /// Parses and validates a definition whose Task resources must each pass `resource` (the
@@ -123,7 +159,7 @@ impl StateMachine {
         definition: &Value,
         resource: impl Fn(&str) -> Result<(), String>,
     ) -> Result<Self, ValidationError> {
-        let machine = parse_machine(definition, "")?;
+        let machine = parse_machine(definition, "", false)?;
         let mut tasks = Vec::new();
         support::task_resources(definition, "", &mut tasks);
         for (pointer, name) in tasks {
@@ -186,13 +222,19 @@ impl Fields<'_> {
     }
 }
 
-fn parse_machine(value: &Value, pointer: &str) -> Result<StateMachine, ValidationError> {
+/// Parses a machine; `jsonata` is the query language it inherits (a nested machine inherits its
+/// enclosing machine's).
+fn parse_machine(
+    value: &Value,
+    pointer: &str,
+    jsonata: bool,
+) -> Result<StateMachine, ValidationError> {
     let root = value.as_object().ok_or_else(|| ValidationError {
         pointer: pointer.to_owned(),
         message: "a state machine is an object".into(),
     })?;
     let fields = Fields { map: root, pointer };
-    support::check_machine(&fields)?;
+    let jsonata = support::check_machine(&fields)?.unwrap_or(jsonata);
     let start_at = fields
         .string("StartAt")?
         .ok_or_else(|| fields.error("StartAt", "is required"))?;
@@ -215,7 +257,10 @@ fn parse_machine(value: &Value, pointer: &str) -> Result<StateMachine, Validatio
                 message: "state names have at most 80 characters".into(),
             });
         }
-        states.insert(name.clone(), parse_state(name, state, &state_pointer)?);
+        states.insert(
+            name.clone(),
+            parse_state(name, state, &state_pointer, jsonata)?,
+        );
     }
     if !states.contains_key(&start_at) {
         return Err(fields.error("StartAt", format!("names no state: {start_at:?}")));
@@ -274,13 +319,53 @@ const COMMON: &[&str] = &[
     "QueryLanguage",
 ];
 
-fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, ValidationError> {
-    let map = value.as_object().ok_or_else(|| ValidationError {
+fn parse_state(
+    name: &str,
+    value: &Value,
+    pointer: &str,
+    machine_jsonata: bool,
+) -> Result<State, ValidationError> {
+    let original = value.as_object().ok_or_else(|| ValidationError {
         pointer: pointer.to_owned(),
         message: "a state is an object".into(),
     })?;
+    let jsonata = support::check_state(
+        &Fields {
+            map: original,
+            pointer,
+        },
+        machine_jsonata,
+    )?;
+    // In a JSONata state, a number or a time may be an expression: it is evaluated when the
+    // state runs, and the typed parse below does not see it.
+    let mut expressions = Map::new();
+    let filtered: Map<String, Value>;
+    let map = if jsonata {
+        filtered = original
+            .iter()
+            .filter(|(key, value)| {
+                let expression = EXPRESSION_FIELDS.contains(&key.as_str())
+                    && value
+                        .as_str()
+                        .is_some_and(|s| crate::asl::jsonata::expression(s).is_some());
+                if expression {
+                    expressions.insert((*key).clone(), (*value).clone());
+                }
+                !expression
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        &filtered
+    } else {
+        original
+    };
     let fields = Fields { map, pointer };
-    support::check_state(&fields)?;
+    if jsonata && let Some(field) = JSONPATH_FIELDS.iter().find(|f| map.contains_key(**f)) {
+        return Err(fields.error(
+            field,
+            "is a JSONPath field; a JSONata state takes Arguments, Output and Assign",
+        ));
+    }
     let type_name = fields
         .string("Type")?
         .ok_or_else(|| fields.error("Type", "is required"))?;
@@ -288,7 +373,7 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
     let terminal = matches!(type_name.as_str(), "Succeed" | "Fail" | "Choice");
     let kind = match type_name.as_str() {
         "Pass" => {
-            allowed.extend(["Result", "ResultPath", "Parameters"]);
+            allowed.extend(["Result", "ResultPath", "Parameters", "Output"]);
             Kind::Pass {
                 result: map.get("Result").cloned(),
             }
@@ -326,7 +411,7 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
             }
         }
         "Choice" => {
-            allowed.extend(["Choices", "Default"]);
+            allowed.extend(["Choices", "Default", "Output"]);
             let items = map
                 .get("Choices")
                 .and_then(Value::as_array)
@@ -343,9 +428,10 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
                             message: "a choice names its Next state".into(),
                         })?;
                 choices.push(Choice {
-                    rule: parse_rule(item, &rule_pointer)?,
+                    rule: parse_rule(item, &rule_pointer, jsonata)?,
                     next: next.to_owned(),
                     assign: item.get("Assign").cloned(),
+                    output: item.get("Output").cloned(),
                 });
             }
             Kind::Choice {
@@ -354,7 +440,13 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
             }
         }
         "Wait" => {
-            allowed.extend(["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]);
+            allowed.extend([
+                "Seconds",
+                "Timestamp",
+                "SecondsPath",
+                "TimestampPath",
+                "Output",
+            ]);
             let kind = Kind::Wait {
                 seconds: fields.number("Seconds")?,
                 timestamp: fields.string("Timestamp")?,
@@ -363,7 +455,7 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
             };
             let given = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
                 .iter()
-                .filter(|k| map.contains_key(**k))
+                .filter(|k| original.contains_key(**k))
                 .count();
             if given != 1 {
                 return Err(fields.error("", "a Wait state has exactly one of Seconds, Timestamp, SecondsPath, TimestampPath"));
@@ -377,7 +469,10 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
             }
             kind
         }
-        "Succeed" => Kind::Succeed,
+        "Succeed" => {
+            allowed.push("Output");
+            Kind::Succeed
+        }
         "Fail" => {
             allowed = vec![
                 "Type",
@@ -388,6 +483,16 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
                 "CausePath",
                 "QueryLanguage",
             ];
+            if jsonata {
+                for field in ["ErrorPath", "CausePath"] {
+                    if map.contains_key(field) {
+                        return Err(fields.error(
+                            field,
+                            "is a JSONPath field; a JSONata Fail state gives Error and Cause, as expressions if need be",
+                        ));
+                    }
+                }
+            }
             Kind::Fail {
                 error: fields.string("Error")?,
                 cause: fields.string("Cause")?,
@@ -415,7 +520,7 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
                 branches: branches
                     .iter()
                     .enumerate()
-                    .map(|(i, b)| parse_machine(b, &format!("{pointer}/Branches/{i}")))
+                    .map(|(i, b)| parse_machine(b, &format!("{pointer}/Branches/{i}"), jsonata))
                     .collect::<Result<_, _>>()?,
             }
         }
@@ -453,7 +558,11 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
                 return Err(fields.error("ToleratedFailurePercentage", "is between 0 and 100"));
             }
             Kind::Map {
-                processor: Box::new(parse_machine(processor, &format!("{pointer}/{key}"))?),
+                processor: Box::new(parse_machine(
+                    processor,
+                    &format!("{pointer}/{key}"),
+                    jsonata,
+                )?),
                 items_path: fields.path("ItemsPath")?,
                 item_selector: map
                     .get("ItemSelector")
@@ -467,6 +576,9 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
         }
         other => return Err(fields.error("Type", format!("unknown state type {other:?}"))),
     };
+    if !jsonata {
+        allowed.retain(|f| !["Arguments", "Output", "Items"].contains(f));
+    }
     fields.only(&allowed)?;
     let end = map.get("End").and_then(Value::as_bool).unwrap_or(false);
     let next = fields.string("Next")?;
@@ -480,7 +592,7 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
     } else if next.is_some() == end {
         return Err(fields.error("Next", "a state has exactly one of Next and End: true"));
     }
-    let (retry, catch) = handlers::parse(map, pointer)?;
+    let (retry, catch) = handlers::parse(map, pointer, jsonata)?;
     Ok(State {
         name: name.to_owned(),
         kind,
@@ -493,6 +605,14 @@ fn parse_state(name: &str, value: &Value, pointer: &str) -> Result<State, Valida
         assign: map.get("Assign").cloned(),
         retry,
         catch,
+        jsonata: jsonata.then(|| {
+            Box::new(Jsonata {
+                arguments: map.get("Arguments").cloned(),
+                output: map.get("Output").cloned(),
+                items: map.get("Items").cloned(),
+                expressions,
+            })
+        }),
     })
 }
 

@@ -1,14 +1,16 @@
-//! What the interpreter runs, checked at validation: JSONata and a distributed Map are refused
-//! with the JSON pointer and a plain reason rather than run with other semantics; and the walk
-//! over every Task's `Resource`, for the runner's own check.
+//! What the interpreter runs, checked at validation: each state's query language (JSONPath or
+//! JSONata, its own or its machine's), JSONata's fields refused in a JSONPath state and a
+//! distributed Map refused, with the JSON pointer and a plain reason rather than run with other
+//! semantics; and the walk over every Task's `Resource`, for the runner's own check.
 
 use serde_json::Value;
 
 use super::{Fields, ValidationError};
 
-/// A machine's own fields: its query language, and a Map processor's mode (INLINE only).
-pub(super) fn check_machine(fields: &Fields<'_>) -> Result<(), ValidationError> {
-    check_query_language(fields)?;
+/// A machine's own fields: its query language (None: inherited), and a Map processor's mode
+/// (INLINE only).
+pub(super) fn check_machine(fields: &Fields<'_>) -> Result<Option<bool>, ValidationError> {
+    let jsonata = query_language(fields)?;
     if let Some(config) = fields.map.get("ProcessorConfig") {
         let mode = config
             .get("Mode")
@@ -21,18 +23,15 @@ pub(super) fn check_machine(fields: &Fields<'_>) -> Result<(), ValidationError> 
             ));
         }
     }
-    Ok(())
+    Ok(jsonata)
 }
 
-/// The query language a machine or state asks for: JSONPath is run; JSONata is refused until the
-/// interpreter runs it, rather than run with JSONPath semantics.
-pub(super) fn check_query_language(fields: &Fields<'_>) -> Result<(), ValidationError> {
+/// The query language a machine or state names: JSONata (true), JSONPath (false), or none.
+fn query_language(fields: &Fields<'_>) -> Result<Option<bool>, ValidationError> {
     match fields.string("QueryLanguage")?.as_deref() {
-        None | Some("JSONPath") => Ok(()),
-        Some("JSONata") => Err(fields.error(
-            "QueryLanguage",
-            "JSONata is not supported yet: use JSONPath (the default)",
-        )),
+        None => Ok(None),
+        Some("JSONPath") => Ok(Some(false)),
+        Some("JSONata") => Ok(Some(true)),
         Some(other) => Err(fields.error(
             "QueryLanguage",
             format!("{other:?}: use JSONPath or JSONata"),
@@ -40,16 +39,30 @@ pub(super) fn check_query_language(fields: &Fields<'_>) -> Result<(), Validation
     }
 }
 
-/// Fields of a state that the interpreter does not run yet: refused with a plain reason, never
-/// ignored.
-pub(super) fn check_state(fields: &Fields<'_>) -> Result<(), ValidationError> {
-    check_query_language(fields)?;
-    for field in ["Arguments", "Output", "Items"] {
-        if fields.map.contains_key(field) {
+/// A state's query language (its own, else its machine's), and the fields the interpreter does
+/// not run in it: refused with a plain reason, never ignored.
+pub(super) fn check_state(
+    fields: &Fields<'_>,
+    machine_jsonata: bool,
+) -> Result<bool, ValidationError> {
+    let jsonata = match query_language(fields)? {
+        Some(false) if machine_jsonata => {
             return Err(fields.error(
-                field,
-                "is a JSONata field, and JSONata is not supported yet: use Parameters, ResultSelector and ItemsPath",
+                "QueryLanguage",
+                "a state of a JSONata state machine cannot be JSONPath",
             ));
+        }
+        Some(own) => own,
+        None => machine_jsonata,
+    };
+    if !jsonata {
+        for field in ["Arguments", "Output", "Items"] {
+            if fields.map.contains_key(field) {
+                return Err(fields.error(
+                    field,
+                    "is a JSONata field: set \"QueryLanguage\": \"JSONata\" on the state or the state machine, or use Parameters, ResultSelector and ItemsPath",
+                ));
+            }
         }
     }
     for field in ["ItemReader", "ItemBatcher", "ResultWriter"] {
@@ -60,7 +73,7 @@ pub(super) fn check_state(fields: &Fields<'_>) -> Result<(), ValidationError> {
             ));
         }
     }
-    Ok(())
+    Ok(jsonata)
 }
 
 /// Every Task state's `Resource` in a (valid) definition, with its JSON pointer, nested

@@ -71,18 +71,49 @@ fn errors_name_the_json_pointer() {
 
 #[test]
 fn what_the_interpreter_cannot_run_is_refused_not_ignored() {
-    // A JSONata Task once validated and then ran with JSONPath semantics.
+    // JSONata states parse; what belongs to the other language is refused with its pointer.
     let jsonata = json!({"StartAt": "Sum", "States": {"Sum": {
         "Type": "Task", "Resource": "sluice:echo", "QueryLanguage": "JSONata",
         "Arguments": {"sum": "{% $states.input.a + $states.input.b %}"}, "End": true}}});
+    let machine = StateMachine::parse(&jsonata).unwrap();
+    let fields = machine.states["Sum"]
+        .jsonata
+        .as_deref()
+        .expect("a JSONata state");
+    assert!(fields.arguments.is_some());
     assert_eq!(
-        error_of(jsonata),
-        "/States/Sum/QueryLanguage: JSONata is not supported yet: use JSONPath (the default)"
+        error_of(json!({"QueryLanguage": "JSONata", "StartAt": "A",
+                        "States": {"A": {"Type": "Pass", "Parameters": {"x": 1}, "End": true}}})),
+        "/States/A/Parameters: is a JSONPath field; a JSONata state takes Arguments, Output and Assign"
     );
     assert_eq!(
         error_of(json!({"QueryLanguage": "JSONata", "StartAt": "A",
-                        "States": {"A": {"Type": "Pass", "End": true}}})),
-        "/QueryLanguage: JSONata is not supported yet: use JSONPath (the default)"
+                        "States": {"A": {"Type": "Pass", "QueryLanguage": "JSONPath", "End": true}}})),
+        "/States/A/QueryLanguage: a state of a JSONata state machine cannot be JSONPath"
+    );
+    assert_eq!(
+        error_of(json!({"StartAt": "C", "States": {
+            "C": {"Type": "Choice", "Choices": [{"Condition": "{% true %}", "Next": "E"}]},
+            "E": {"Type": "Succeed"}}})),
+        "/States/C/Choices/0/Condition: is a JSONata field: set \"QueryLanguage\": \"JSONata\" on the state or the state machine"
+    );
+    // A JSONata Map processor inherits its machine's language; an expression may stand for a
+    // number.
+    let map = StateMachine::parse(&json!({"QueryLanguage": "JSONata", "StartAt": "M", "States": {"M": {
+        "Type": "Map", "Items": "{% [1, 2] %}", "MaxConcurrency": "{% 1 %}", "End": true,
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "Output": "{% $states.input %}", "End": true}}}}}}))
+    .unwrap();
+    let Kind::Map { processor, .. } = &map.states["M"].kind else {
+        panic!("a Map")
+    };
+    assert!(processor.states["P"].jsonata.is_some());
+    assert!(
+        map.states["M"]
+            .jsonata
+            .as_ref()
+            .unwrap()
+            .expressions
+            .contains_key("MaxConcurrency")
     );
     assert!(
         error_of(

@@ -150,6 +150,21 @@ pub fn evaluate(expression: &str, input: &Value, scope: Scope<'_>) -> Result<Val
     eval(&call, input, scope)
 }
 
+/// Applies an intrinsic function to values (JSONata's Step Functions functions share them:
+/// `$partition` is `States.ArrayPartition`, `$hash` is `States.Hash`, ...).
+pub fn apply(name: &str, values: Vec<Value>) -> Result<Value, Failure> {
+    let call = Arg::Call(
+        name.to_owned(),
+        values.into_iter().map(Arg::Literal).collect(),
+    );
+    let variables = Map::new();
+    let scope = Scope {
+        context: &Value::Null,
+        variables: &variables,
+    };
+    eval(&call, &Value::Null, scope)
+}
+
 fn value_of(arg: &Arg, input: &Value, scope: Scope<'_>) -> Result<Value, Failure> {
     Ok(match arg {
         Arg::Literal(value) => value.clone(),
