@@ -215,9 +215,9 @@ pub fn openapi() -> Value {
                 "responses": {"200": {"description": "valid"}, "400": error}}},
             "/workflows/{name}": {"put": {"summary": "Store a workflow (a new version when it exists)", "parameters": name, "requestBody": asl,
                 "responses": {"200": {"description": "the version stored"}, "400": error}}},
-            "/workflows/{name}/executions": {"post": {"summary": "Start an execution (idempotent by name)", "parameters": name,
+            "/workflows/{name}/executions": {"post": {"summary": "Start an execution (a name starts one: again while it runs with the same input returns it, 200; otherwise 409)", "parameters": name,
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"input": {}, "name": {"type": "string"}}, "additionalProperties": false}}}},
-                "responses": {"201": execution, "200": execution, "400": error, "404": error}}},
+                "responses": {"201": execution, "200": execution, "400": error, "404": error, "409": error}}},
             "/executions": {"get": {"summary": "List executions", "parameters": [
                 {"name": "workflow", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
                 "responses": {"200": {"description": "executions, newest first"}}}},

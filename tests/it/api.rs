@@ -85,10 +85,15 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
     let (status, started) = call(start(json!({"input": {"x": 1}, "name": "api-1"}))).await;
     assert_eq!(status, 201);
     let id = started["id"].as_str().unwrap().to_owned();
-    let (status, _) = call(start(json!({"name": "api-1"}))).await;
-    assert_eq!(
-        status, 200,
-        "a second start with the name returns the same execution"
+    // A name starts one execution: another input under it is refused (ExecutionAlreadyExists).
+    let (status, body) = call(start(json!({"name": "api-1"}))).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("already exists ({id}")),
+        "{body}"
     );
     let (status, body) = call(start(json!({"inputs": {}}))).await;
     assert_eq!(status, 400);

@@ -245,11 +245,12 @@ fn durable_workflows_from_the_command_line() {
         (Some("SUCCEEDED"), &serde_json::json!({"x": 1, "a": 1}))
     );
     let id = execution["id"].as_str().unwrap().to_owned();
-    let (_, again, _) = run_sluice(dir.path(), &start);
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&again).unwrap()["id"],
-        id.as_str(),
-        "one execution per name"
+    // One execution per name: a finished one is not started again (Step Functions'
+    // ExecutionAlreadyExists), and the refusal names it.
+    let (ok, _, refused) = run_sluice(dir.path(), &start);
+    assert!(
+        !ok && refused.contains("already exists") && refused.contains(&id),
+        "{refused}"
     );
     let (ok, stdout, _) = run_sluice(
         dir.path(),

@@ -1,6 +1,7 @@
 //! Durable executions, on SQLite and Postgres: steps driven one by one (duplicates harmless), the
 //! same history as the in-process interpreter, Waits and retries as scheduled steps, redrive with an edited
-//! definition, stop, idempotent start, and a real apalis worker running an execution to its end.
+//! definition, stop, start by name with Step Functions' rules, the history's limit, and a real
+//! apalis worker running an execution to its end.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use ops::Ops;
 use scheduler::asl::definition::StateMachine;
 use scheduler::asl::run::{ExecutionInfo, TestTasks, VirtualClock, run};
 use scheduler::config::Config;
+use scheduler::orchestrator::Error;
 use scheduler::orchestrator::engine::{Engine, Next};
 use scheduler::orchestrator::queue::Queue;
 use scheduler::orchestrator::store::{self, ExecutionStatus};
@@ -66,12 +68,21 @@ async fn executions_advance_step_by_step_with_the_interpreters_history(backend: 
         .await
         .unwrap();
     let first = first.expect("a new execution has a first step");
-    // A second start with the same name returns the same execution and enqueues nothing.
+    // A second start with the same name and input, while it runs, returns the same execution
+    // and enqueues nothing; with another input it is refused, as in Step Functions.
     let (again, none) = engine
-        .start("flow", json!({"x": 2}), Some("run-1".into()))
+        .start("flow", json!({"x": 1}), Some("run-1".into()))
         .await
         .unwrap();
     assert_eq!((again.id.as_str(), none), (execution.id.as_str(), None));
+    let other = engine
+        .start("flow", json!({"x": 2}), Some("run-1".into()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&other, Error::AlreadyExists { id, status, .. } if *id == execution.id && status == "RUNNING"),
+        "{other}"
+    );
 
     // Delivering a step twice: the duplicate finds the step taken and changes nothing.
     let second = engine
@@ -330,7 +341,74 @@ async fn a_retry_is_a_scheduled_step_that_keeps_its_attempts(backend: Backend) {
     );
 }
 
+/// Step Functions' limits on executions: names, their reuse once finished, and 25,000 events
+/// of history (a step that would pass it fails the execution with `States.Runtime`).
+async fn names_and_histories_have_step_functions_limits(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let engine = engine(&db);
+    store::put_workflow(&engine.pool, "flow", &definition())
+        .await
+        .unwrap();
+    for bad in ["", "has space", "a/b", "semi;colon", &"x".repeat(81)] {
+        let refused = engine
+            .start("flow", json!({}), Some(bad.to_owned()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, Error::Invalid(ref m) if m.starts_with("execution name")),
+            "{bad:?}: {refused}"
+        );
+    }
+    let (execution, first) = engine
+        .start(
+            "flow",
+            json!({"x": 1}),
+            Some("nightly@2024-05-30T00-00-00Z".into()),
+        )
+        .await
+        .unwrap();
+    drive(&engine, first.unwrap()).await;
+    let reused = engine
+        .start(
+            "flow",
+            json!({"x": 1}),
+            Some("nightly@2024-05-30T00-00-00Z".into()),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&reused, Error::AlreadyExists { id, status, .. } if *id == execution.id && status == "SUCCEEDED"),
+        "a finished execution's name is not started again: {reused}"
+    );
+
+    // A Map of 7,000 items writes four events each: the step fails the execution instead.
+    let big = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}});
+    store::put_workflow(&engine.pool, "big", &big)
+        .await
+        .unwrap();
+    let items: Vec<u32> = (0..7_000).collect();
+    let (execution, first) = engine.start("big", json!(items), None).await.unwrap();
+    assert_eq!(engine.advance(&first.unwrap().task).await.unwrap(), None);
+    let failed = store::execution(&engine.pool, &execution.id).await.unwrap();
+    assert_eq!(failed.status, ExecutionStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("States.Runtime"));
+    assert!(
+        failed
+            .cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("limit of 25000 events"),
+        "{:?}",
+        failed.cause
+    );
+    let history = store::history(&engine.pool, &execution.id).await.unwrap();
+    assert_eq!(history.len(), 25_000);
+    assert_eq!(history.last().unwrap().kind, "ExecutionFailed");
+}
+
 tests::on_both_backends!(
+    names_and_histories_have_step_functions_limits,
     a_retry_is_a_scheduled_step_that_keeps_its_attempts,
     executions_advance_step_by_step_with_the_interpreters_history,
     a_wait_is_a_scheduled_step_not_a_sleep,

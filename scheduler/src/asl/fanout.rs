@@ -134,6 +134,7 @@ impl Runner<'_> {
                 )?,
                 (None, _) => item.clone(),
             };
+            self.check_history()?;
             self.event("MapIterationStarted", Some(name), json!({"index": index}));
             let mut item_variables = variables.clone();
             match self.machine(processor, item_input, &mut item_variables, Some(&map_item)) {

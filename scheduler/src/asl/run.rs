@@ -66,6 +66,16 @@ pub struct ExecutionInfo {
 /// The most a state's output may weigh, as in Step Functions.
 const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
+/// The most events an execution's history holds, as in Step Functions.
+pub const MAX_HISTORY_EVENTS: i64 = 25_000;
+
+/// The failure of an execution whose history would pass [`MAX_HISTORY_EVENTS`].
+pub fn history_limit() -> Failure {
+    Failure::runtime(format!(
+        "The execution reached the limit of {MAX_HISTORY_EVENTS} events in its history; split the work (a Map over fewer items, or several executions)"
+    ))
+}
+
 pub(super) struct Runner<'a> {
     pub(super) tasks: &'a mut dyn TaskRunner,
     pub(super) clock: &'a mut dyn Clock,
@@ -78,6 +88,9 @@ pub(super) struct Runner<'a> {
     /// Durable execution: the top-level state's retries are handed back (see [`Retrying`])
     /// instead of slept through.
     pub(super) durable: Option<Durable>,
+    /// An in-process run's history reached its limit: later events are not kept, and the
+    /// execution fails at the next check.
+    overflowed: bool,
 }
 
 /// The durable executor's hold on the one top-level state a step runs.
@@ -139,21 +152,26 @@ pub fn run(
         start_time,
         deadline_ms,
         durable: None,
+        overflowed: false,
     };
     runner.event("ExecutionStarted", None, json!({"input": input}));
     let mut variables = Map::new();
     let result = runner.machine(machine, input, &mut variables, None);
+    let result = result.and_then(|output| runner.check_history().map(|()| output));
+    // The closing event is always kept: room for it is left under the limit.
     let (status, output, failure) = match result {
         Ok(output) => {
-            runner.event("ExecutionSucceeded", None, json!({"output": output}));
+            runner.events.push(Event::execution(
+                "ExecutionSucceeded",
+                json!({"output": output}),
+            ));
             (Status::Succeeded, Some(output), None)
         }
         Err(failure) => {
-            runner.event(
+            runner.events.push(Event::execution(
                 "ExecutionFailed",
-                None,
                 json!({"error": failure.error, "cause": failure.cause}),
-            );
+            ));
             (Status::Failed, None, Some(failure))
         }
     };
@@ -225,6 +243,7 @@ pub fn run_state(
             resumed: position.attempts.clone(),
             retrying: None,
         }),
+        overflowed: false,
     };
     let mut variables = position.variables.clone();
     let past_deadline = runner
@@ -249,6 +268,10 @@ pub fn run_state(
 
 impl Runner<'_> {
     pub(super) fn event(&mut self, kind: &str, state: Option<&str>, details: Value) {
+        if self.durable.is_none() && self.events.len() as i64 >= MAX_HISTORY_EVENTS - 1 {
+            self.overflowed = true;
+            return;
+        }
         self.events.push(Event {
             kind: kind.to_owned(),
             state: state.map(str::to_owned),
@@ -304,7 +327,9 @@ impl Runner<'_> {
                 ));
             }
             let state = &machine.states[&current];
-            match self.state(state, raw, variables, map_item)? {
+            let result = self.state(state, raw, variables, map_item)?;
+            self.check_history()?;
+            match result {
                 (output, Some(next)) => {
                     raw = output;
                     current = next;
@@ -409,6 +434,15 @@ impl Runner<'_> {
         }
     }
 
+    /// Fails once the history passes [`MAX_HISTORY_EVENTS`] (an in-process run's whole
+    /// history; the durable executor checks each step against what is stored).
+    pub(super) fn check_history(&self) -> Result<(), Failure> {
+        if self.overflowed {
+            return Err(history_limit());
+        }
+        Ok(())
+    }
+
     /// The attempts a top-level state's retriers start from: those of the retry being resumed.
     pub(super) fn resumed_attempts(&mut self, state: &State) -> Option<Vec<u32>> {
         let durable = self.durable.as_mut()?;
@@ -465,6 +499,27 @@ mod tests {
         assert!(
             !outcome.events.iter().any(|e| e.kind == "PassStateEntered"),
             "no state starts past the deadline"
+        );
+    }
+
+    #[test]
+    fn a_history_past_25000_events_fails_the_execution() {
+        let definition = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}});
+        let items: Vec<u32> = (0..7_000).collect();
+        let (outcome, _) = execute(definition.clone(), json!(items));
+        let failure = outcome.failure.unwrap();
+        assert_eq!(failure.error, "States.Runtime");
+        assert!(
+            failure.cause.contains("limit of 25000 events"),
+            "{}",
+            failure.cause
+        );
+        assert!(outcome.events.len() <= 25_000, "{}", outcome.events.len());
+        let items: Vec<u32> = (0..100).collect();
+        assert_eq!(
+            execute(definition, json!(items)).0.status,
+            Status::Succeeded
         );
     }
 }

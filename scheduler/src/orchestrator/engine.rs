@@ -9,7 +9,10 @@ use serde_json::Value;
 use super::Error;
 use super::store::{self, Execution, ExecutionStatus, StepUpdate};
 use crate::asl::definition::{Kind, StateMachine};
-use crate::asl::run::{Event, ExecutionInfo, Position, SystemClock, VirtualClock, run_state};
+use crate::asl::run::{
+    Event, ExecutionInfo, MAX_HISTORY_EVENTS, Position, StateStep, SystemClock, VirtualClock,
+    history_limit, run_state,
+};
 use crate::tasks::InProcess;
 
 /// The queue's payload: run step `step` of an execution. A persisted format: fields are only added.
@@ -66,8 +69,10 @@ impl Engine {
         Ok(machine)
     }
 
-    /// Starts an execution of a workflow's latest version (idempotent by name); returns it and
-    /// the first step to enqueue (None when it already existed).
+    /// Starts an execution of a workflow's latest version; returns it and the first step to
+    /// enqueue. A name starts one execution, as in Step Functions: starting it again returns
+    /// the execution (and no step) while it runs with the same input, and is refused
+    /// otherwise ([`Error::AlreadyExists`]).
     pub async fn start(
         &self,
         workflow: &str,
@@ -77,6 +82,7 @@ impl Engine {
         let (version, definition) = store::workflow(&self.pool, workflow, None).await?;
         let machine = crate::tasks::runnable(&definition)?;
         let name = name.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        check_name(&name)?;
         let (execution, created) = store::insert_execution(
             &self.pool,
             workflow,
@@ -86,6 +92,14 @@ impl Engine {
             &machine.start_at,
         )
         .await?;
+        if !created && (execution.status != ExecutionStatus::Running || execution.input != input) {
+            return Err(Error::AlreadyExists {
+                workflow: workflow.to_owned(),
+                name,
+                id: execution.id,
+                status: execution.status.to_string(),
+            });
+        }
         let next = created.then(|| Next {
             task: StepTask {
                 execution: execution.id.clone(),
@@ -156,6 +170,20 @@ impl Engine {
                 delay,
             }));
         }
+        // Step Functions' limit on a history: the step that would pass it fails the execution.
+        let recorded = store::event_count(&self.pool, &task.execution).await?;
+        let step = if recorded + step.events.len() as i64 + 1 > MAX_HISTORY_EVENTS {
+            let mut events = step.events;
+            events.truncate((MAX_HISTORY_EVENTS - recorded - 1).max(0) as usize);
+            StateStep {
+                events,
+                result: Err(history_limit()),
+                retrying: None,
+                variables: step.variables,
+            }
+        } else {
+            step
+        };
         let mut events = step.events;
         // The next step and its delay; a retry is a step of its own, due after its backoff, so
         // no worker waits through it.
@@ -263,5 +291,55 @@ impl Engine {
                 delay: Duration::ZERO,
             })
             .collect())
+    }
+}
+
+/// Step Functions' rules for an execution name: 1 to 80 characters, none of them whitespace,
+/// a bracket, a wildcard, a control character or one of `" # % \ ^ | ~ ` $ & , ; : /`.
+pub fn check_name(name: &str) -> Result<(), Error> {
+    let count = name.chars().count();
+    if count == 0 || count > 80 {
+        return Err(Error::Invalid(format!(
+            "execution name {name:?}: 1 to 80 characters, not {count}"
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || ('\u{7f}'..='\u{9f}').contains(c)
+            || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(*c)
+    }) {
+        return Err(Error::Invalid(format!(
+            "execution name {name:?}: {c:?} is not allowed (no whitespace, brackets, wildcards, control characters or \" # % \\ ^ | ~ ` $ & , ; : /)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn execution_names_follow_step_functions_rules() {
+        for good in [
+            "nightly@2024-05-30T00-00-00Z",
+            "run-1",
+            "a_b.c",
+            &"x".repeat(80),
+        ] {
+            assert!(super::check_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "a:b",
+            "a*",
+            "{x}",
+            "tab\t",
+            "\u{85}",
+            &"x".repeat(81),
+        ] {
+            assert!(super::check_name(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -40,4 +40,15 @@ pub enum Error {
     Join(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Invalid(String),
+    /// Step Functions' `ExecutionAlreadyExists`: a name is used once, unless the start repeats
+    /// one that is still running with the same input.
+    #[error(
+        "execution {name:?} of workflow {workflow} already exists ({id}, {status}): a name starts one execution; starting it again returns it only while it runs with the same input"
+    )]
+    AlreadyExists {
+        workflow: String,
+        name: String,
+        id: String,
+        status: String,
+    },
 }

@@ -169,17 +169,25 @@ async fn start_tick(
     schedule: &Schedule,
     tick: DateTime<Utc>,
 ) -> Result<String, Error> {
-    let (execution, first) = engine
+    let started = engine
         .start(
             &schedule.workflow,
             schedule.input.clone(),
             Some(tick_name(&schedule.name, tick)),
         )
-        .await?;
-    if let Some(first) = first {
-        queue.push(&first).await?;
+        .await;
+    match started {
+        Ok((execution, first)) => {
+            if let Some(first) = first {
+                queue.push(&first).await?;
+            }
+            Ok(execution.id)
+        }
+        // The tick was started before (a pass that stopped before recording it): its
+        // execution stands for it, finished or not.
+        Err(Error::AlreadyExists { id, .. }) => Ok(id),
+        Err(err) => Err(err),
     }
-    Ok(execution.id)
 }
 
 /// Running executions of a schedule, and its buffered ticks.

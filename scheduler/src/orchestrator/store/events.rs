@@ -21,6 +21,16 @@ pub(super) async fn append_events(
     insert_events(tx, id, next_seq, events, times).await
 }
 
+/// How many events an execution's history holds.
+pub async fn event_count(pool: &AnyPool, id: &str) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), -1) + 1 FROM execution_events WHERE execution_id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?)
+}
+
 /// Appends one event of the execution itself (`ExecutionStarted`, `ExecutionAborted`, ...).
 pub(super) async fn append_execution_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,

@@ -9,8 +9,8 @@ use crate::asl::Failure;
 use crate::asl::run::Event;
 
 mod events;
-pub use events::history;
 use events::{append_events, append_execution_event, event_times};
+pub use events::{event_count, history};
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
