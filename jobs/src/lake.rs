@@ -193,6 +193,94 @@ impl Lake {
     }
 }
 
+/// A Parquet object of the lake, read with range requests: the footer (the end of the object,
+/// then the metadata where it is longer than the first read), then only the column chunks a
+/// reader asks for. The crawler reads footers through it and conversion row groups.
+#[derive(Clone)]
+pub struct ParquetRanges {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+impl ParquetRanges {
+    pub fn new(lake: &Lake, path: Path, size: u64) -> Self {
+        Self {
+            store: lake.store.clone(),
+            path,
+            size,
+        }
+    }
+
+    /// The object's Parquet metadata, from its footer.
+    pub async fn metadata(
+        &self,
+    ) -> parquet::errors::Result<parquet::file::metadata::ParquetMetaData> {
+        parquet::file::metadata::ParquetMetaDataReader::new()
+            .with_prefetch_hint(Some(64 << 10))
+            .load_and_finish(self.clone(), self.size)
+            .await
+    }
+
+    fn range(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'static, parquet::errors::Result<bytes::Bytes>> {
+        use futures::FutureExt;
+        let (store, path) = (self.store.clone(), self.path.clone());
+        async move {
+            store
+                .get_range(&path, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+}
+
+impl parquet::arrow::async_reader::MetadataFetch for ParquetRanges {
+    fn fetch(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        self.range(range)
+    }
+}
+
+impl parquet::arrow::async_reader::AsyncFileReader for ParquetRanges {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        self.range(range)
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
+        use futures::FutureExt;
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a parquet::arrow::arrow_reader::ArrowReaderOptions>,
+    ) -> futures::future::BoxFuture<
+        'a,
+        parquet::errors::Result<Arc<parquet::file::metadata::ParquetMetaData>>,
+    > {
+        use futures::FutureExt;
+        async move { self.metadata().await.map(Arc::new) }.boxed()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

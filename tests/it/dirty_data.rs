@@ -14,6 +14,8 @@ use jobs::lake::{Lake, LakeKey};
 use object_store::ObjectStoreExt;
 use tests::{Backend, TestDb, put};
 
+use crate::parquet_landings::parquet_landing;
+
 pub(crate) fn db_name() -> CatalogDbName {
     CatalogDbName::parse("default").unwrap()
 }
@@ -327,49 +329,6 @@ async fn the_update_policy_widens_a_dominant_new_type(backend: Backend) {
     let report = crawl_t(&lake, &db).await;
     assert!(report.pending_changes.is_empty());
     assert_eq!(report.schema_versions[0].diff.widened[0].to, "string");
-}
-
-/// `rows` readings as a Parquet file in two row groups, the landing's own types.
-fn parquet_landing(rows: usize) -> Vec<u8> {
-    use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-    use arrow::datatypes::{Field, Schema, TimeUnit};
-    use std::sync::Arc;
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("device_id", DataType::Utf8, false),
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
-            true,
-        ),
-        Field::new("pm25", DataType::Float64, true),
-    ]));
-    let start = 1_717_027_200_000_000_i64;
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                (0..rows).map(|i| format!("d{}", i % 3)),
-            )),
-            Arc::new(
-                TimestampMicrosecondArray::from_iter_values(
-                    (0..rows).map(|i| start + i as i64 * 60_000_000),
-                )
-                .with_timezone("+00:00"),
-            ),
-            Arc::new(Float64Array::from_iter_values(
-                (0..rows).map(|i| i as f64 / 4.0),
-            )),
-        ],
-    )
-    .unwrap();
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_row_count(Some(rows / 2 + 1))
-        .build();
-    let mut out = Vec::new();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema, Some(props)).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
-    out
 }
 
 fn zipped(files: &[(&str, &[u8])]) -> Vec<u8> {

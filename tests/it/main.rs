@@ -16,6 +16,7 @@ mod forecasting_pipeline;
 mod migrations;
 mod nightly;
 mod orchestrator;
+mod parquet_landings;
 mod publishing;
 mod registry;
 mod s3_lake;

@@ -24,6 +24,9 @@ pub struct SourceObject {
     /// them the same way (JSON lines, Firehose error envelopes, Parquet's footer): the run
     /// reconciles against it too.
     pub crawled_records: Option<u64>,
+    /// The crawler found a Parquet file: conversion reads it row group by row group with range
+    /// requests instead of fetching it whole.
+    pub parquet: bool,
 }
 
 /// The curated table a run registers or updates.
@@ -263,7 +266,11 @@ impl Catalog {
                         Some("ndjson" | "firehose_errors" | "parquet")
                     );
                 let records: i64 = row.try_get("records")?;
+                let parquet = row.try_get::<Option<String>, _>("format")?.as_deref()
+                    == Some("parquet")
+                    && row.try_get::<String, _>("status")? == "crawled";
                 Ok(SourceObject {
+                    parquet,
                     key: row.try_get("key")?,
                     size: row.try_get("size")?,
                     last_modified: row.try_get("last_modified")?,

@@ -249,6 +249,154 @@ fn decode_zip(
     Ok(total)
 }
 
+/// A Parquet landing's rows through the table's mapping (text objects are mapped as they
+/// decode).
+fn map_parquet(
+    spec: &PipelineSpec,
+    mut object: Decoded,
+    key: &str,
+) -> std::result::Result<Decoded, String> {
+    if let Some(mapping) = &spec.mapping {
+        object
+            .apply_mapping(mapping, &[], key)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(object)
+}
+
+/// A Parquet landing read row group by row group with range requests, each row group's rows
+/// handed to `write` as they are decoded, so that no more than one row group is in memory. A row
+/// group that cannot be read costs only its rows, quarantined with their row numbers and why;
+/// an unreadable footer, or a column that cannot be read as the table's type, makes the object
+/// unreadable (`Ok(Err(reason))`, before anything is written).
+fn stream_parquet(
+    handle: &tokio::runtime::Handle,
+    lake: &Lake,
+    source: &SourceObject,
+    schema: &SchemaRef,
+    spec: &PipelineSpec,
+    write: &mut dyn FnMut(Decoded) -> Result<()>,
+) -> Result<std::result::Result<(), String>> {
+    use futures::StreamExt;
+    use parquet::arrow::ParquetRecordBatchStreamBuilder;
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+
+    use super::decode::parquet::{BATCH_ROWS, ParquetDecoder};
+
+    let key = source.key.as_str();
+    let reader = crate::lake::ParquetRanges::new(
+        lake,
+        lake.path(&LakeKey::parse(key)?),
+        source.size.max(0) as u64,
+    );
+    let metadata = match handle.block_on(ArrowReaderMetadata::load_async(
+        &mut reader.clone(),
+        ArrowReaderOptions::default(),
+    )) {
+        Ok(metadata) => metadata,
+        Err(e) => return Ok(Err(format!("parquet footer unreadable: {e}"))),
+    };
+    let mut decoder = ParquetDecoder::new(metadata.schema(), schema, spec.allow_new_fields);
+    for group in 0..metadata.metadata().num_row_groups() {
+        let group_rows = metadata.metadata().row_group(group).num_rows().max(0) as u64;
+        let before = decoder.rows();
+        let mut part = Decoded::empty(decoder.schema().clone());
+        let stream =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader.clone(), metadata.clone())
+                .with_row_groups(vec![group])
+                .with_batch_size(BATCH_ROWS)
+                .build();
+        match stream {
+            Err(e) => {
+                let reason = format!("row group {group} unreadable: {e}");
+                decoder.lose(group_rows, key, &reason, &mut part);
+            }
+            Ok(mut stream) => {
+                while let Some(batch) = handle.block_on(stream.next()) {
+                    match batch {
+                        Ok(batch) => {
+                            if let Err(reason) = decoder.decode(&batch, key, &mut part) {
+                                return Ok(Err(reason));
+                            }
+                        }
+                        Err(e) => {
+                            let done = decoder.rows() - before;
+                            let reason = format!("row group {group} unreadable: {e}");
+                            decoder.lose(group_rows.saturating_sub(done), key, &reason, &mut part);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        match map_parquet(spec, part, key) {
+            Ok(part) => write(part)?,
+            Err(reason) => return Ok(Err(reason)),
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Routes a decoded object (or a row group of one) into the writers of its rows' partitions:
+/// its counts go to `outcome`, finished files to `ship`.
+fn route(
+    shared: &Shared<'_>,
+    source: &SourceObject,
+    object: Decoded,
+    outcome: &mut SourceOutcome,
+    writers: &mut Writers,
+    ship: &mut dyn FnMut(Vec<SpooledFile>) -> Result<()>,
+) -> Result<()> {
+    let spec = shared.spec;
+    outcome.read += object.records_read;
+    outcome.quarantined.extend(object.quarantined);
+    let (target, object_index) = {
+        let mut schemas = shared.schemas.lock().expect("not poisoned");
+        let target = schemas.merge(&object.schema);
+        (target, schemas.index_of(&object.schema))
+    };
+    let target_index = shared
+        .schemas
+        .lock()
+        .expect("not poisoned")
+        .index_of(&target);
+    // Batches are widened to the run's widest schema (as it comes out of the mapping) so that a
+    // partition's file does not roll at every narrower object.
+    let target_out = match &spec.mapping {
+        Some(mapping) => mapping.schema(&target).ok(),
+        None => Some(target.clone()),
+    };
+    let fallback = fallback_partition(source, spec.granularity);
+    for batch in object.batches {
+        let (batch, index) = match target_out.as_ref().and_then(|t| widen(&batch, t)) {
+            Some(widened) => (widened, target_index),
+            None => (batch, object_index),
+        };
+        let event_column = spec
+            .event_column
+            .as_deref()
+            .and_then(|name| batch.schema().index_of(name).ok());
+        outcome.written += batch.num_rows() as u64;
+        for (partition, rows) in
+            split_by_partition(&batch, event_column, spec.granularity, fallback)
+        {
+            let finished = writers
+                .write(
+                    partition,
+                    &rows,
+                    spec.base_version + index as i64,
+                    &source.key,
+                )
+                .map_err(|e| Error::InvalidArgument {
+                    field: "parquet output",
+                    reason: e.to_string(),
+                })?;
+            ship(finished)?;
+        }
+    }
+    Ok(())
+}
+
 /// What every worker shares.
 struct Shared<'a> {
     spec: &'a PipelineSpec,
@@ -298,7 +446,6 @@ fn worker(
         let Some(source) = shared.queue.lock().expect("not poisoned").pop_front() else {
             break;
         };
-        let bytes = handle.block_on(source_lake.get(&LakeKey::parse(&source.key)?))?;
         let latest = shared
             .schemas
             .lock()
@@ -307,77 +454,47 @@ fn worker(
             .last()
             .expect("one schema")
             .clone();
-        let decoded = if bytes.starts_with(b"PAR1") {
-            // Parquet landings: the table's columns by name, batch by batch.
-            text.clear();
-            super::decode::parquet::decode_parquet(
-                &bytes,
-                &source.key,
-                &latest,
-                spec.allow_new_fields,
-            )
-            .and_then(|mut object| {
-                if let Some(mapping) = &spec.mapping {
-                    object
-                        .apply_mapping(mapping, &text, &source.key)
-                        .map_err(|e| e.to_string())?;
-                }
-                Ok(object)
-            })
-        } else if Compression::sniff(&bytes) == Compression::Zip {
-            decode_zip(spec, &bytes, &source.key, &latest, &mut text)
-        } else {
-            decompress_into(&bytes, &mut text)
-                .map_err(|failure| failure.to_string())
-                .and_then(|()| decode_text(spec, &mut text, &source.key, &latest))
-        };
         let mut outcome = SourceOutcome::default();
-        match decoded {
-            Err(reason) => outcome.unreadable = Some(reason),
-            Ok(object) => {
-                outcome.read = object.records_read;
-                outcome.quarantined = object.quarantined;
-                let (target, object_index) = {
-                    let mut schemas = shared.schemas.lock().expect("not poisoned");
-                    let target = schemas.merge(&object.schema);
-                    (target, schemas.index_of(&object.schema))
-                };
-                let target_index = shared
-                    .schemas
-                    .lock()
-                    .expect("not poisoned")
-                    .index_of(&target);
-                // Batches are widened to the run's widest schema (as it comes out of the mapping)
-                // so that a partition's file does not roll at every narrower object.
-                let target_out = match &spec.mapping {
-                    Some(mapping) => mapping.schema(&target).ok(),
-                    None => Some(target.clone()),
-                };
-                let fallback = fallback_partition(&source, spec.granularity);
-                for batch in object.batches {
-                    let (batch, index) = match target_out.as_ref().and_then(|t| widen(&batch, t)) {
-                        Some(widened) => (widened, target_index),
-                        None => (batch, object_index),
-                    };
-                    let event_column = spec
-                        .event_column
-                        .as_deref()
-                        .and_then(|name| batch.schema().index_of(name).ok());
-                    outcome.written += batch.num_rows() as u64;
-                    for (partition, rows) in
-                        split_by_partition(&batch, event_column, spec.granularity, fallback)
-                    {
-                        let finished = writers
-                            .write(
-                                partition,
-                                &rows,
-                                spec.base_version + index as i64,
-                                &source.key,
-                            )
-                            .map_err(parquet)?;
-                        ship(finished, &mut uploaded)?;
-                    }
-                }
+        let mut write = |object: Decoded, outcome: &mut SourceOutcome| -> Result<()> {
+            route(
+                shared,
+                &source,
+                object,
+                outcome,
+                &mut writers,
+                &mut |finished| ship(finished, &mut uploaded),
+            )
+        };
+        if source.parquet {
+            // Parquet landings: row group by row group, with range requests.
+            let streamed =
+                stream_parquet(handle, source_lake, &source, &latest, spec, &mut |part| {
+                    write(part, &mut outcome)
+                })?;
+            if let Err(reason) = streamed {
+                outcome.unreadable = Some(reason);
+            }
+        } else {
+            let bytes = handle.block_on(source_lake.get(&LakeKey::parse(&source.key)?))?;
+            let decoded = if bytes.starts_with(b"PAR1") {
+                // Parquet the crawler did not recognise (a failed object): in memory.
+                super::decode::parquet::decode_parquet(
+                    &bytes,
+                    &source.key,
+                    &latest,
+                    spec.allow_new_fields,
+                )
+                .and_then(|object| map_parquet(spec, object, &source.key))
+            } else if Compression::sniff(&bytes) == Compression::Zip {
+                decode_zip(spec, &bytes, &source.key, &latest, &mut text)
+            } else {
+                decompress_into(&bytes, &mut text)
+                    .map_err(|failure| failure.to_string())
+                    .and_then(|()| decode_text(spec, &mut text, &source.key, &latest))
+            };
+            match decoded {
+                Err(reason) => outcome.unreadable = Some(reason),
+                Ok(object) => write(object, &mut outcome)?,
             }
         }
         outcomes.push((source.key.clone(), outcome));

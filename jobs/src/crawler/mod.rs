@@ -168,44 +168,19 @@ fn is_parquet_key(key: &str) -> bool {
     lower.ends_with(".parquet") || lower.ends_with(".parq")
 }
 
-/// A Parquet object's footer, read with range requests (the end of the object, then the
-/// metadata where it is longer than the first read).
+/// A Parquet object's footer, read with range requests.
 async fn parquet_footer(
     lake: &Lake,
     path: &object_store::path::Path,
     size: u64,
 ) -> std::result::Result<ObjectAnalysis, ObjectFailure> {
-    let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
-        .with_prefetch_hint(Some(64 << 10))
-        .load_and_finish(RangeFetch { lake, path }, size)
+    let metadata = crate::lake::ParquetRanges::new(lake, path.clone(), size)
+        .metadata()
         .await
         .map_err(|e| ObjectFailure::Parquet {
             detail: e.to_string(),
         })?;
     footer_analysis(&metadata, size)
-}
-
-/// Byte ranges of one object, for the footer reader.
-struct RangeFetch<'a> {
-    lake: &'a Lake,
-    path: &'a object_store::path::Path,
-}
-
-impl parquet::arrow::async_reader::MetadataFetch for RangeFetch<'_> {
-    fn fetch(
-        &mut self,
-        range: std::ops::Range<u64>,
-    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
-        use futures::FutureExt;
-        async move {
-            self.lake
-                .store()
-                .get_range(self.path, range)
-                .await
-                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
-        }
-        .boxed()
-    }
 }
 
 /// A Parquet object in memory: the schema and row count come from its footer.

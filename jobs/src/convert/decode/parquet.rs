@@ -15,7 +15,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::{Decoded, Quarantined, RecordSpan, merge_add_only};
 use crate::catalog::schema::type_name;
 
-const BATCH_ROWS: usize = 8192;
+/// Rows per batch read from a Parquet landing.
+pub const BATCH_ROWS: usize = 8192;
 
 /// A row of a batch as one JSON object (for the quarantine).
 fn row_json(batch: &RecordBatch, row: usize) -> String {
@@ -29,46 +30,85 @@ fn row_json(batch: &RecordBatch, row: usize) -> String {
         .to_owned()
 }
 
-/// Decodes a Parquet object with the table's `schema`.
-pub fn decode_parquet(
-    bytes: &bytes::Bytes,
-    source_key: &str,
-    schema: &SchemaRef,
+/// A Parquet landing's decoder: each batch's columns taken by name from the file and cast to
+/// the table's types, rows that do not cast quarantined. It counts rows across the batches it
+/// is given, so a file decoded row group by row group numbers its rows as one.
+pub struct ParquetDecoder {
+    schema: SchemaRef,
+    /// The file's columns the table lacks.
+    unknown: Vec<String>,
     allow_new_fields: bool,
-) -> Result<Decoded, String> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
-        .map_err(|e| format!("parquet footer unreadable: {e}"))?;
-    let file_schema = builder.schema().clone();
-    let extended = merge_add_only(schema.fields(), file_schema.fields());
-    let unknown: Vec<String> = extended
-        .iter()
-        .skip(schema.fields().len())
-        .map(|f| f.name().clone())
-        .collect();
-    let schema: SchemaRef = if allow_new_fields && !unknown.is_empty() {
-        Arc::new(Schema::new(extended))
-    } else {
-        schema.clone()
-    };
-    let reader = builder
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(|e| format!("parquet unreadable: {e}"))?;
-    let mut decoded = Decoded::empty(schema.clone());
-    let cast_options = CastOptions {
-        safe: true,
-        ..CastOptions::default()
-    };
-    let format_options = FormatOptions::default();
-    for batch in reader {
-        let read = decoded.records_read;
-        let batch = batch.map_err(|e| format!("parquet unreadable after {read} rows: {e}"))?;
+    rows: u64,
+}
+
+impl ParquetDecoder {
+    /// A decoder for a file of `file_schema` into a table of `table`; with `allow_new_fields`
+    /// the file's other columns extend the output schema (add-only).
+    pub fn new(file_schema: &Schema, table: &SchemaRef, allow_new_fields: bool) -> Self {
+        let extended = merge_add_only(table.fields(), file_schema.fields());
+        let unknown: Vec<String> = extended
+            .iter()
+            .skip(table.fields().len())
+            .map(|f| f.name().clone())
+            .collect();
+        let schema: SchemaRef = if allow_new_fields && !unknown.is_empty() {
+            Arc::new(Schema::new(extended))
+        } else {
+            table.clone()
+        };
+        Self {
+            schema,
+            unknown,
+            allow_new_fields,
+            rows: 0,
+        }
+    }
+
+    /// The schema of what it decodes.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Rows given to it so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Quarantines rows it could not be given (an unreadable row group): `count` rows from the
+    /// next row number on, each with `reason`.
+    pub fn lose(&mut self, count: u64, source_key: &str, reason: &str, into: &mut Decoded) {
+        for row in 0..count {
+            into.quarantined.push(Quarantined {
+                source_key: source_key.to_owned(),
+                line: self.rows + row + 1,
+                byte_offset: 0,
+                reason: reason.to_owned(),
+                record: String::new(),
+            });
+        }
+        self.rows += count;
+        into.records_read += count;
+    }
+
+    /// Decodes one batch of the file into `into` (a [`Decoded`] of [`Self::schema`]).
+    pub fn decode(
+        &mut self,
+        batch: &RecordBatch,
+        source_key: &str,
+        into: &mut Decoded,
+    ) -> Result<(), String> {
+        let (schema, read) = (&self.schema, self.rows);
+        let cast_options = CastOptions {
+            safe: true,
+            ..CastOptions::default()
+        };
+        let format_options = FormatOptions::default();
         let rows = batch.num_rows();
         let mut reasons: Vec<Option<String>> = vec![None; rows];
-        if !allow_new_fields && !unknown.is_empty() {
+        if !self.allow_new_fields && !self.unknown.is_empty() {
             let reason = format!(
                 "fields not in the table's schema (policy log): {}",
-                unknown.join(", ")
+                self.unknown.join(", ")
             );
             reasons.iter_mut().for_each(|r| *r = Some(reason.clone()));
         }
@@ -106,9 +146,9 @@ pub fn decode_parquet(
             columns.push(column);
         }
         let out = RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())?;
-        let first = decoded.spans.len() as u32;
+        let first = into.spans.len() as u32;
         for row in 0..rows {
-            decoded.spans.push(RecordSpan {
+            into.spans.push(RecordSpan {
                 line: read + row as u64 + 1,
                 offset: 0,
                 len: 0,
@@ -117,12 +157,12 @@ pub fn decode_parquet(
         let keep: Vec<bool> = reasons.iter().map(Option::is_none).collect();
         for (row, reason) in reasons.into_iter().enumerate() {
             if let Some(reason) = reason {
-                decoded.quarantined.push(Quarantined {
+                into.quarantined.push(Quarantined {
                     source_key: source_key.to_owned(),
                     line: read + row as u64 + 1,
                     byte_offset: 0,
                     reason,
-                    record: row_json(&batch, row),
+                    record: row_json(batch, row),
                 });
             }
         }
@@ -137,10 +177,34 @@ pub fn decode_parquet(
                 arrow::compute::filter_record_batch(&out, &BooleanArray::from(keep))
                     .map_err(|e| e.to_string())?
             };
-            decoded.batches.push(out);
-            decoded.row_spans.push(kept);
+            into.batches.push(out);
+            into.row_spans.push(kept);
         }
-        decoded.records_read += rows as u64;
+        into.records_read += rows as u64;
+        self.rows += rows as u64;
+        Ok(())
+    }
+}
+
+/// Decodes a Parquet object held in memory with the table's `schema`.
+pub fn decode_parquet(
+    bytes: &bytes::Bytes,
+    source_key: &str,
+    schema: &SchemaRef,
+    allow_new_fields: bool,
+) -> Result<Decoded, String> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+        .map_err(|e| format!("parquet footer unreadable: {e}"))?;
+    let mut decoder = ParquetDecoder::new(builder.schema(), schema, allow_new_fields);
+    let reader = builder
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| format!("parquet unreadable: {e}"))?;
+    let mut decoded = Decoded::empty(decoder.schema().clone());
+    for batch in reader {
+        let read = decoder.rows();
+        let batch = batch.map_err(|e| format!("parquet unreadable after {read} rows: {e}"))?;
+        decoder.decode(&batch, source_key, &mut decoded)?;
     }
     Ok(decoded)
 }
