@@ -7,8 +7,10 @@ use serde_json::{Map, Value};
 
 use super::choice::{Choice, parse_rule};
 
+mod fields;
 mod handlers;
 mod support;
+use fields::Fields;
 pub use handlers::{Catcher, Retrier};
 
 /// A definition that breaks a rule of the language.
@@ -120,25 +122,6 @@ pub struct Jsonata {
     pub expressions: Map<String, Value>,
 }
 
-/// Fields whose value a JSONata state may give as an expression instead of a number or a time.
-const EXPRESSION_FIELDS: &[&str] = &[
-    "Seconds",
-    "Timestamp",
-    "MaxConcurrency",
-    "ToleratedFailureCount",
-    "ToleratedFailurePercentage",
-];
-
-/// Fields only a JSONPath state has.
-const JSONPATH_FIELDS: &[&str] = &[
-    "InputPath",
-    "OutputPath",
-    "ResultPath",
-    "Parameters",
-    "ResultSelector",
-    "ItemsPath",
-];
-
 /// A validated state machine (or Parallel branch, or Map item processor).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateMachine {
@@ -166,59 +149,6 @@ impl StateMachine {
             resource(&name).map_err(|message| ValidationError { pointer, message })?;
         }
         Ok(machine)
-    }
-}
-
-struct Fields<'a> {
-    map: &'a Map<String, Value>,
-    pointer: &'a str,
-}
-
-impl Fields<'_> {
-    fn error(&self, field: &str, message: impl Into<String>) -> ValidationError {
-        let pointer = if field.is_empty() {
-            self.pointer.to_owned()
-        } else {
-            format!("{}/{field}", self.pointer)
-        };
-        ValidationError {
-            pointer,
-            message: message.into(),
-        }
-    }
-
-    fn string(&self, field: &str) -> Result<Option<String>, ValidationError> {
-        match self.map.get(field) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(self.error(field, "must be a string")),
-        }
-    }
-
-    fn number(&self, field: &str) -> Result<Option<f64>, ValidationError> {
-        match self.map.get(field) {
-            None => Ok(None),
-            Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f >= 0.0) => Ok(n.as_f64()),
-            Some(_) => Err(self.error(field, "must be a non-negative number")),
-        }
-    }
-
-    fn path(&self, field: &str) -> Result<PathField, ValidationError> {
-        match self.map.get(field) {
-            None => Ok(PathField::Default),
-            Some(Value::Null) => Ok(PathField::Null),
-            Some(Value::String(s)) if s.starts_with('$') => Ok(PathField::Path(s.clone())),
-            Some(_) => Err(self.error(field, "must be null or a path starting with '$'")),
-        }
-    }
-
-    fn only(&self, allowed: &[&str]) -> Result<(), ValidationError> {
-        for key in self.map.keys() {
-            if !allowed.contains(&key.as_str()) {
-                return Err(self.error(key, "is not a field of this state type"));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -338,34 +268,22 @@ fn parse_state(
     )?;
     // In a JSONata state, a number or a time may be an expression: it is evaluated when the
     // state runs, and the typed parse below does not see it.
-    let mut expressions = Map::new();
-    let filtered: Map<String, Value>;
-    let map = if jsonata {
-        filtered = original
-            .iter()
-            .filter(|(key, value)| {
-                let expression = EXPRESSION_FIELDS.contains(&key.as_str())
-                    && value
-                        .as_str()
-                        .is_some_and(|s| crate::asl::jsonata::expression(s).is_some());
-                if expression {
-                    expressions.insert((*key).clone(), (*value).clone());
-                }
-                !expression
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        &filtered
+    let support::Split {
+        typed: filtered,
+        expressions,
+    } = if jsonata {
+        support::split_expressions(&Fields {
+            map: original,
+            pointer,
+        })?
     } else {
-        original
+        support::Split {
+            typed: Map::new(),
+            expressions: Map::new(),
+        }
     };
+    let map = if jsonata { &filtered } else { original };
     let fields = Fields { map, pointer };
-    if jsonata && let Some(field) = JSONPATH_FIELDS.iter().find(|f| map.contains_key(**f)) {
-        return Err(fields.error(
-            field,
-            "is a JSONPath field; a JSONata state takes Arguments, Output and Assign",
-        ));
-    }
     let type_name = fields
         .string("Type")?
         .ok_or_else(|| fields.error("Type", "is required"))?;

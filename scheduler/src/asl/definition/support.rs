@@ -3,7 +3,7 @@
 //! distributed Map refused, with the JSON pointer and a plain reason rather than run with other
 //! semantics; and the walk over every Task's `Resource`, for the runner's own check.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{Fields, ValidationError};
 
@@ -74,6 +74,59 @@ pub(super) fn check_state(
         }
     }
     Ok(jsonata)
+}
+
+/// Fields whose value a JSONata state may give as an expression instead of a number or a time.
+const EXPRESSION_FIELDS: &[&str] = &[
+    "Seconds",
+    "Timestamp",
+    "MaxConcurrency",
+    "ToleratedFailureCount",
+    "ToleratedFailurePercentage",
+];
+
+/// Fields only a JSONPath state has.
+const JSONPATH_FIELDS: &[&str] = &[
+    "InputPath",
+    "OutputPath",
+    "ResultPath",
+    "Parameters",
+    "ResultSelector",
+    "ItemsPath",
+];
+
+/// A JSONata state's fields: those the typed parse reads, and the expressions by field.
+pub(super) struct Split {
+    pub(super) typed: Map<String, Value>,
+    pub(super) expressions: Map<String, Value>,
+}
+
+/// A JSONata state's fields split in two: those the typed parse reads, and the `{% %}`
+/// expressions given where ASL takes a number or a time (evaluated when the state runs). A
+/// JSONPath-only field is refused.
+pub(super) fn split_expressions(fields: &Fields<'_>) -> Result<Split, ValidationError> {
+    if let Some(field) = JSONPATH_FIELDS
+        .iter()
+        .find(|f| fields.map.contains_key(**f))
+    {
+        return Err(fields.error(
+            field,
+            "is a JSONPath field; a JSONata state takes Arguments, Output and Assign",
+        ));
+    }
+    let (mut typed, mut expressions) = (Map::new(), Map::new());
+    for (key, value) in fields.map {
+        let expression = EXPRESSION_FIELDS.contains(&key.as_str())
+            && value
+                .as_str()
+                .is_some_and(|s| crate::asl::jsonata::expression(s).is_some());
+        if expression {
+            expressions.insert(key.clone(), value.clone());
+        } else {
+            typed.insert(key.clone(), value.clone());
+        }
+    }
+    Ok(Split { typed, expressions })
 }
 
 /// Every Task state's `Resource` in a (valid) definition, with its JSON pointer, nested
