@@ -3,6 +3,27 @@
 
 use tests::{run_sluice, wait_for_execution};
 
+/// `sluice workflow run` of a definition on an input, which must succeed: its JSON outcome.
+fn run_workflow(dir: &std::path::Path, definition: &str, input: &str) -> serde_json::Value {
+    let (ok, stdout, stderr) = run_sluice(
+        dir,
+        &[
+            "workflow",
+            "run",
+            "--definition",
+            definition,
+            "--input",
+            input,
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outcome["status"], "SUCCEEDED", "{outcome}");
+    outcome
+}
+
 #[test]
 fn workflows_validate_and_run_jobs_as_task_states() {
     let dir = tempfile::tempdir().unwrap();
@@ -18,22 +39,7 @@ fn workflows_validate_and_run_jobs_as_task_states() {
     );
     assert!(ok, "{stderr}");
     let input = r#"{"prefix": "landing", "table": "telemetry"}"#;
-    let (ok, stdout, stderr) = run_sluice(
-        dir.path(),
-        &[
-            "workflow",
-            "run",
-            "--definition",
-            &ingest,
-            "--input",
-            input,
-            "--output",
-            "json",
-        ],
-    );
-    assert!(ok, "{stderr}");
-    let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(outcome["status"], "SUCCEEDED", "{outcome}");
+    let outcome = run_workflow(dir.path(), &ingest, input);
     let output = &outcome["output"];
     assert!(output["crawl"]["crawled"].as_u64().unwrap() > 0);
     assert_eq!(
@@ -61,24 +67,8 @@ fn workflows_validate_and_run_jobs_as_task_states() {
     );
 
     // Nothing new the second time: the Choice goes to NothingNew.
-    let (ok, stdout, _) = run_sluice(
-        dir.path(),
-        &[
-            "workflow",
-            "run",
-            "--definition",
-            &ingest,
-            "--input",
-            input,
-            "--output",
-            "json",
-        ],
-    );
-    let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert!(
-        ok && again["status"] == "SUCCEEDED" && again["output"].get("convert").is_none(),
-        "{again}"
-    );
+    let again = run_workflow(dir.path(), &ingest, input);
+    assert!(again["output"].get("convert").is_none(), "{again}");
     // A job's error is an ASL error name that Catch sees.
     let missing = r#"{"prefix": "landing", "table": "nope"}"#;
     std::fs::write(
@@ -135,25 +125,7 @@ fn a_workflow_builds_a_daily_aggregate_with_a_transform() {
     );
     assert!(ok, "{stderr}");
     let input = r#"{"prefix": "landing", "table": "telemetry", "item": "device_id", "target": "pm25", "timestamp": "ts"}"#;
-    let run = || {
-        let (ok, stdout, stderr) = run_sluice(
-            dir.path(),
-            &[
-                "workflow",
-                "run",
-                "--definition",
-                &flow,
-                "--input",
-                input,
-                "--output",
-                "json",
-            ],
-        );
-        assert!(ok, "{stderr}");
-        let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-        assert_eq!(outcome["status"], "SUCCEEDED", "{outcome}");
-        outcome["output"].clone()
-    };
+    let run = || run_workflow(dir.path(), &flow, input)["output"].clone();
     let first = run();
     let aggregate = &first["aggregate"];
     assert_eq!(aggregate["table"], "telemetry_daily", "{first}");

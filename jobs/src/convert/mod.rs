@@ -17,6 +17,7 @@ pub mod partition;
 mod pipeline;
 pub mod publish;
 pub mod scope;
+mod stream;
 mod write;
 
 use std::time::Instant;
