@@ -65,6 +65,19 @@ impl Runner<'_> {
         Ok(output)
     }
 
+    /// [`Runner::jsonata_finish`] with the state's own `Assign` and `Output`.
+    fn jsonata_own_output(
+        &mut self,
+        state: &State,
+        fields: &Jsonata,
+        states: &Value,
+        variables: &mut Map<String, Value>,
+        default: Value,
+    ) -> Result<Value, Failure> {
+        let (assign, output) = (state.assign.as_ref(), fields.output.as_ref());
+        self.jsonata_finish(state, assign, output, states, variables, default)
+    }
+
     /// A JSONata state's body (Task, Parallel and Map through [`Runner::with_retries`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn jsonata_body(
@@ -82,25 +95,12 @@ impl Runner<'_> {
         match &state.kind {
             Kind::Pass { result } => {
                 let default = result.clone().unwrap_or_else(|| raw.clone());
-                let output = self.jsonata_finish(
-                    state,
-                    state.assign.as_ref(),
-                    fields.output.as_ref(),
-                    &states,
-                    variables,
-                    default,
-                )?;
+                let output = self.jsonata_own_output(state, fields, &states, variables, default)?;
                 Ok(Step::Next(output, state.next.clone(), Value::Null))
             }
             Kind::Succeed => {
-                let output = self.jsonata_finish(
-                    state,
-                    state.assign.as_ref(),
-                    fields.output.as_ref(),
-                    &states,
-                    variables,
-                    raw.clone(),
-                )?;
+                let output =
+                    self.jsonata_own_output(state, fields, &states, variables, raw.clone())?;
                 Ok(Step::Next(output, None, Value::Null))
             }
             Kind::Fail { error, cause, .. } => {
@@ -172,14 +172,8 @@ impl Runner<'_> {
                 if until > now {
                     self.clock.sleep_ms(until - now);
                 }
-                let output = self.jsonata_finish(
-                    state,
-                    state.assign.as_ref(),
-                    fields.output.as_ref(),
-                    &states,
-                    variables,
-                    raw.clone(),
-                )?;
+                let output =
+                    self.jsonata_own_output(state, fields, &states, variables, raw.clone())?;
                 Ok(Step::Next(output, state.next.clone(), Value::Null))
             }
             Kind::Choice { choices, default } => {
