@@ -127,6 +127,88 @@ pub fn run_sluice(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+impl TestDb {
+    /// The orchestrator's engine over this database, with an in-memory lake.
+    pub fn engine(&self) -> scheduler::orchestrator::engine::Engine {
+        self.engine_with(scheduler::config::Config::default())
+    }
+
+    /// The engine with `config`'s settings (its database and lake replaced by this test's).
+    pub fn engine_with(
+        &self,
+        config: scheduler::config::Config,
+    ) -> scheduler::orchestrator::engine::Engine {
+        let config = scheduler::config::Config {
+            database: self.url.clone(),
+            lake: "memory://".into(),
+            ..config
+        };
+        scheduler::orchestrator::engine::Engine::new(
+            ops::Ops::with_catalog(config.ops_settings(), self.catalog.clone()),
+            self.catalog.pool().clone(),
+        )
+    }
+}
+
+/// Runs an execution's steps to its end, sleeping through their delays (retries, waits).
+pub async fn run_to_end(
+    engine: &scheduler::orchestrator::engine::Engine,
+    first: scheduler::orchestrator::engine::Next,
+) {
+    let mut next = Some(first);
+    for _ in 0..100 {
+        match next {
+            Some(current) => {
+                tokio::time::sleep(current.delay).await;
+                next = engine.advance(&current.task).await.expect("a step runs");
+            }
+            None => return,
+        }
+    }
+    panic!("runaway execution");
+}
+
+/// A `sluice` process, killed (SIGKILL) when dropped, whatever happens.
+pub struct Process(pub std::process::Child);
+
+impl Process {
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill(mut self) {
+        self.0.kill().expect("kill sluice");
+        self.0.wait().expect("reap sluice");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `sluice` with arguments in a directory, its output discarded.
+pub fn spawn(dir: &Path, args: &[&str]) -> Process {
+    Process(
+        std::process::Command::new(sluice_binary())
+            .args(args)
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start sluice"),
+    )
+}
+
+/// A TCP port free on loopback now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind loopback")
+        .local_addr()
+        .expect("a local address")
+        .port()
+}
+
 /// Polls `sluice workflow describe` until the execution leaves RUNNING or `timeout` passes;
 /// returns its last status.
 pub fn wait_for_execution(dir: &Path, id: &str, timeout: std::time::Duration) -> String {

@@ -11,12 +11,14 @@
 //! first use), the lake and the curated lake, and the defaults of the configuration.
 
 mod catalog;
+mod connections;
 mod convert;
 mod crawl;
 mod dataset;
 mod drift;
 mod error;
 mod forecast;
+mod process;
 mod publish;
 mod query;
 mod registry;
@@ -32,12 +34,16 @@ use jobs::catalog::{Catalog, CatalogDbName, ConnectOptions};
 use jobs::lake::{Lake, S3Options};
 
 pub use catalog::{TypeChangeDecision, TypeChangesOutput, TypeChangesRequest};
+pub use connections::{
+    Authorization, Connection, ConnectionInfo, ConnectionRequest, connection_name,
+};
 pub use convert::{CompactRequest, ConvertMode, ConvertRequest, VacuumRequest};
 pub use crawl::{CrawlDefaults, CrawlRequest};
 pub use dataset::{DatasetManifest, DatasetRequest, DroppedItem};
 pub use drift::{DriftOutput, DriftReport, DriftRequest, DriftSummary};
 pub use error::{Error, Missing, Result};
 pub use forecast::{BatchForecastRequest, ForecastRequest};
+pub use process::{ProcessCommand, ProcessCommands, ProcessRequest, check_command};
 pub use publish::{
     ChampionScore, PublishOutput, PublishRequest, PublishScores, load_version, upload_model,
 };
@@ -105,6 +111,8 @@ pub struct Settings {
     pub catalog: String,
     /// Crawler settings a request does not set.
     pub crawl: CrawlDefaults,
+    /// Commands workflows may run (`sluice:process:NAME`); none by default.
+    pub process: ProcessCommands,
 }
 
 /// The process's handle on the operations (cheap to clone: every clone shares one pool).

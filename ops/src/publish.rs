@@ -38,6 +38,10 @@ pub struct PublishRequest {
     pub seed: u64,
     #[serde(default)]
     pub execution: Option<String>,
+    /// Hold a winner for approval: it is registered as pending, not promoted (a later
+    /// `promote` makes it the champion, approving it).
+    #[serde(default)]
+    pub hold: bool,
 }
 
 /// The candidate's scores.
@@ -68,7 +72,7 @@ pub struct PublishOutput {
     pub version: u32,
     /// Whether the version is the champion now.
     pub published: bool,
-    /// `approved` or `rejected`.
+    /// `approved`, `rejected`, or `pending` (a winner held for approval).
     pub status: &'static str,
     pub reason: String,
     /// The model's folder in the lake.
@@ -141,7 +145,7 @@ impl Ops {
             && let Some(done) = registry
                 .by_training_execution(&request.group, execution)
                 .await?
-            && done.status != Status::Pending
+            && (done.status != Status::Pending || request.hold)
         {
             let champion = registry
                 .resolve(&request.group, &champion_alias)
@@ -157,7 +161,10 @@ impl Ops {
                 published: done.aliases.iter().any(|a| a == models::registry::CHAMPION)
                     || done.status == Status::Approved,
                 status: done.status.as_str(),
-                reason: done.status_reason.clone().unwrap_or_default(),
+                reason: done
+                    .status_reason
+                    .clone()
+                    .unwrap_or_else(|| "registered as pending: held for approval".to_owned()),
                 artifact: done.artifact.clone(),
                 candidate: PublishScores {
                     mean_wql: done.mean_wql(),
@@ -238,25 +245,33 @@ impl Ops {
             baseline_metrics: mine.seasonal_naive.gluonts_json(),
             actor: actor.to_owned(),
         };
-        let verdict = if decision.promotes() {
-            Verdict::Promote(AliasName::champion())
-        } else {
-            Verdict::Reject
+        let (verdict, status, reason) = match (decision.promotes(), request.hold) {
+            (true, false) => (
+                Verdict::Promote(AliasName::champion()),
+                "approved",
+                decision.reason().to_owned(),
+            ),
+            (true, true) => (
+                Verdict::Hold,
+                "pending",
+                format!("{}; held for approval", decision.reason()),
+            ),
+            (false, _) => (Verdict::Reject, "rejected", decision.reason().to_owned()),
         };
         let change = Change {
             actor: actor.to_owned(),
-            reason: decision.reason().to_owned(),
+            reason: reason.clone(),
         };
         let info = registry
             .register_decided(&request.group, &new, &verdict, &change)
             .await?;
-        let published = decision.promotes();
+        let published = status == "approved";
         Ok(PublishOutput {
             group: request.group.clone(),
             version: info.version,
             published,
-            status: if published { "approved" } else { "rejected" },
-            reason: decision.reason().to_owned(),
+            status,
+            reason,
             artifact: artifact_key,
             candidate: PublishScores {
                 mean_wql: Some(scores.mean_wql),

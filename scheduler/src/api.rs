@@ -53,13 +53,21 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/executions/{id}/history", get(history))
         .route("/executions/{id}/stop", post(stop))
         .route("/executions/{id}/redrive", post(redrive))
+        .route("/tasks", get(waiting_tasks))
+        .route("/tasks/success", post(task_success))
+        .route("/tasks/failure", post(task_failure))
+        .route("/tasks/heartbeat", post(task_heartbeat))
         .route_layer(admin)
         .with_state(state)
         .merge(open)
 }
 
-async fn validate(payload: Result<Json<Value>, JsonRejection>) -> Result<Json<Value>, HttpError> {
-    let machine = crate::tasks::runnable(&body(payload)?).map_err(Error::from)?;
+async fn validate(
+    State(state): Shared,
+    payload: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, HttpError> {
+    let machine = crate::tasks::runnable(&body(payload)?, &state.engine.ops.settings().process)
+        .map_err(Error::from)?;
     Ok(Json(
         json!({"valid": true, "start_at": machine.start_at, "states": machine.states.len()}),
     ))
@@ -81,7 +89,8 @@ async fn put_workflow(
     payload: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, HttpError> {
     let definition = body(payload)?;
-    crate::tasks::runnable(&definition).map_err(Error::from)?;
+    crate::tasks::runnable(&definition, &state.engine.ops.settings().process)
+        .map_err(Error::from)?;
     let version = store::put_workflow(&state.engine.pool, &name, &definition).await?;
     Ok(Json(json!({"workflow": name, "version": version})))
 }
@@ -168,10 +177,97 @@ async fn redrive(State(state): Shared, Path(id): Path<String>) -> Result<Json<Va
     )))
 }
 
+/// `SendTaskSuccess`'s body, as Step Functions names it: `output` is JSON text.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TaskSuccess {
+    task_token: String,
+    output: String,
+}
+
+/// `SendTaskFailure`'s body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TaskFailure {
+    task_token: String,
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+/// `SendTaskHeartbeat`'s body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TaskHeartbeat {
+    task_token: String,
+}
+
+fn request<T: serde::de::DeserializeOwned>(
+    what: &str,
+    payload: Result<Json<Value>, JsonRejection>,
+) -> Result<T, HttpError> {
+    serde_json::from_value(body(payload)?)
+        .map_err(|e| HttpError::BadRequest(format!("{what} request: {e}")))
+}
+
+async fn waiting_tasks(State(state): Shared) -> Result<Json<Value>, HttpError> {
+    let tokens = store::waiting_tokens(&state.engine.pool, 1000).await?;
+    Ok(Json(json!(
+        tokens.iter().map(store::token_json).collect::<Vec<_>>()
+    )))
+}
+
+/// Answers a token, and enqueues the step that resumes its execution when it already waits.
+async fn answer(
+    state: &ApiState,
+    token: &str,
+    answer: store::Answer,
+) -> Result<Json<Value>, HttpError> {
+    if let Some(next) = state.engine.answer(token, answer).await? {
+        state.queue.push(&next).await?;
+    }
+    Ok(Json(store::token_json(
+        &store::task_token(&state.engine.pool, token).await?,
+    )))
+}
+
+async fn task_success(
+    State(state): Shared,
+    payload: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, HttpError> {
+    let request: TaskSuccess = request("SendTaskSuccess", payload)?;
+    let output: Value = serde_json::from_str(&request.output)
+        .map_err(|e| HttpError::BadRequest(format!("output: not JSON text: {e}")))?;
+    answer(&state, &request.task_token, store::Answer::Success(output)).await
+}
+
+async fn task_failure(
+    State(state): Shared,
+    payload: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, HttpError> {
+    let request: TaskFailure = request("SendTaskFailure", payload)?;
+    let failure = crate::asl::Failure::new(
+        request
+            .error
+            .unwrap_or_else(|| "States.TaskFailed".to_owned()),
+        request.cause.unwrap_or_default(),
+    );
+    answer(&state, &request.task_token, store::Answer::Failure(failure)).await
+}
+
+async fn task_heartbeat(
+    State(state): Shared,
+    payload: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, HttpError> {
+    let request: TaskHeartbeat = request("SendTaskHeartbeat", payload)?;
+    let token = state.engine.heartbeat(&request.task_token).await?;
+    Ok(Json(store::token_json(&token)))
+}
+
 /// The OpenAPI document of the routes above.
 pub fn openapi() -> Value {
     let error = json!({"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     let execution = json!({"description": "the execution", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Execution"}}}});
+    let token = json!({"description": "the token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskToken"}}}});
     let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
     let name =
         json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
@@ -225,6 +321,19 @@ pub fn openapi() -> Value {
             "/executions/{id}/history": {"get": {"summary": "An execution's history", "parameters": id, "responses": {"200": {"description": "events in order"}, "404": error}}},
             "/executions/{id}/stop": {"post": {"summary": "Stop a running execution", "parameters": id, "responses": {"200": execution, "404": error, "409": error}}},
             "/executions/{id}/redrive": {"post": {"summary": "Redrive a failed execution from its failed state", "parameters": id, "responses": {"200": execution, "404": error, "409": error}}},
+            "/tasks": {"get": {"summary": "Callback tasks waiting for their token", "responses": {"200": {"description": "tokens, oldest first", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/TaskToken"}}}}}}}},
+            "/tasks/success": {"post": {"summary": "SendTaskSuccess: the callback task succeeds with `output` (JSON text)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["taskToken", "output"], "additionalProperties": false,
+                    "properties": {"taskToken": {"type": "string"}, "output": {"type": "string", "description": "JSON text, at most 256 KiB"}}}}}},
+                "responses": {"200": token, "400": error, "404": error, "409": error}}},
+            "/tasks/failure": {"post": {"summary": "SendTaskFailure: the callback task fails with `error` (default States.TaskFailed) and `cause`",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["taskToken"], "additionalProperties": false,
+                    "properties": {"taskToken": {"type": "string"}, "error": {"type": "string"}, "cause": {"type": "string"}}}}}},
+                "responses": {"200": token, "400": error, "404": error, "409": error}}},
+            "/tasks/heartbeat": {"post": {"summary": "SendTaskHeartbeat: the callback task's HeartbeatSeconds start again",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["taskToken"], "additionalProperties": false,
+                    "properties": {"taskToken": {"type": "string"}}}}}},
+                "responses": {"200": token, "400": error, "404": error, "409": error}}},
             "/ping": {"get": {"summary": "Serving health and what each endpoint serves (never waits on inference)", "security": [], "responses": {"200": {"description": "ok"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics of the endpoints", "security": [], "responses": {"200": {"description": "OpenMetrics text"}}}},
             "/invocations": {"post": {"summary": "Forecast with the default endpoint (SageMaker DeepAR's contract)", "security": [{"token": ["predict"]}],
@@ -250,6 +359,11 @@ pub fn openapi() -> Value {
                 "quantiles": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}}},
                 "samples": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}}}}}},
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+            "TaskToken": {"type": "object", "properties": {
+                "token": {"type": "string"}, "execution": {"type": "string"}, "state": {"type": "string"},
+                "status": {"type": "string", "enum": ["WAITING", "SUCCEEDED", "FAILED", "TIMED_OUT"]},
+                "input": {"nullable": true}, "output": {"nullable": true}, "error": {"type": "string", "nullable": true}, "cause": {"type": "string", "nullable": true},
+                "issued_at": {"type": "string"}, "heartbeat_at": {"type": "string"}, "runs_out_at": {"type": "string", "nullable": true}, "answered_at": {"type": "string", "nullable": true}}},
             "Execution": {"type": "object", "properties": {
                 "id": {"type": "string"}, "workflow": {"type": "string"}, "name": {"type": "string"}, "version": {"type": "integer"},
                 "status": {"type": "string", "enum": ["RUNNING", "SUCCEEDED", "FAILED", "ABORTED"]}, "state": {"type": "string"},

@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// The configuration's top-level keys, which `SLUICE_*` variables may set.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "database",
     "lake",
     "curated_lake",
@@ -20,6 +20,7 @@ const SECTIONS: [&str; 9] = [
     "api",
     "serve",
     "auth",
+    "process",
 ];
 
 /// The whole configuration.
@@ -39,6 +40,16 @@ pub struct Config {
     pub api: ApiConfig,
     pub serve: ServeConfig,
     pub auth: AuthConfig,
+    pub process: ProcessConfig,
+}
+
+/// Commands workflows may run as `sluice:process:NAME` Tasks (none by default):
+/// `[process.commands.score] argv = ["python3", "/opt/score.py"]`, `timeout_seconds = 300`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    #[serde(default)]
+    pub commands: ops::ProcessCommands,
 }
 
 /// The prediction endpoints (`sluice serve`, and `sluice server` on the API's address).
@@ -138,6 +149,7 @@ impl Default for Config {
                 enabled: true,
                 anonymous_predict: false,
             },
+            process: ProcessConfig::default(),
             crawler: CrawlerConfig {
                 sample_records: sample.max_records,
                 sample_bytes: sample.max_bytes,
@@ -254,6 +266,7 @@ impl Config {
                 dominant_share: Some(self.crawler.dominant_share),
                 concurrency: self.crawler.concurrency,
             },
+            process: self.process.commands.clone(),
         }
     }
 

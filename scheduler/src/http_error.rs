@@ -104,7 +104,9 @@ impl From<crate::orchestrator::Error> for HttpError {
         match err {
             E::NotFound { .. } => Self::NotFound(err.to_string()),
             E::Definition(_) | E::Invalid(_) => Self::BadRequest(err.to_string()),
-            E::WrongStatus { .. } | E::AlreadyExists { .. } => Self::Conflict(err.to_string()),
+            E::WrongStatus { .. } | E::AlreadyExists { .. } | E::TokenClosed { .. } => {
+                Self::Conflict(err.to_string())
+            }
             E::Database(_) | E::Queue(_) | E::Join(_) => Self::internal(err),
         }
     }

@@ -2,6 +2,8 @@
 
 mod api;
 mod asl_conformance;
+mod callback_restarts;
+mod callbacks;
 mod catalog_backends;
 mod cli;
 mod cli_workflows;
@@ -13,10 +15,12 @@ mod dirty_data;
 mod drift;
 mod forecasting;
 mod forecasting_pipeline;
+mod http_task;
 mod migrations;
 mod nightly;
 mod orchestrator;
 mod parquet_landings;
+mod process_task;
 mod publishing;
 mod registry;
 mod s3_lake;

@@ -169,3 +169,114 @@ fn one_command_installs_the_workflow_and_its_schedule() {
     );
     assert_eq!(nightly["workflow"], "nightly-retrain");
 }
+
+/// The optional approval gate: with `"approval": true`, a version that beats the champion is
+/// registered as pending and the durable execution waits (holding no worker) until someone
+/// answers its Approve task; `sluice task success` promotes it and the night goes on to forecast.
+#[test]
+fn the_nightly_workflow_holds_a_winner_until_it_is_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let (ok, _, stderr) = run_sluice(
+        &path,
+        &["generate", "landings", "--devices", "3", "--days", "8"],
+    );
+    assert!(ok, "{stderr}");
+    let definition = definition();
+    let (ok, _, stderr) = run_sluice(
+        &path,
+        &["workflow", "create", "nightly", "--definition", &definition],
+    );
+    assert!(ok, "{stderr}");
+    let input = json!({
+        "prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "work",
+        "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0,
+        "approval": true,
+        "hyperparameters": {"context_length": "24", "epochs": "20", "num_cells": "8",
+                            "mini_batch_size": "16", "num_batches_per_epoch": "20",
+                            "learning_rate": "0.01"}
+    })
+    .to_string();
+    // `start --wait` runs an embedded worker until the execution ends, in its own process.
+    let night = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            run_sluice(
+                &path,
+                &[
+                    "workflow", "start", "nightly", "--input", &input, "--name", "night-1",
+                    "--wait", "--output", "json",
+                ],
+            )
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let task = loop {
+        let (ok, stdout, stderr) = run_sluice(&path, &["task", "list", "--output", "json"]);
+        assert!(ok, "{stderr}");
+        let waiting: Value = serde_json::from_str(&stdout).unwrap();
+        if let Some(task) = waiting.as_array().unwrap().first() {
+            break task.clone();
+        }
+        assert!(
+            !night.is_finished(),
+            "the night ended without asking: {:?}",
+            night.join().unwrap()
+        );
+        assert!(std::time::Instant::now() < deadline, "nothing was asked");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert_eq!(task["state"], "Approve", "{task}");
+    let message = task["input"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Promote air-quality v1 to champion? no champion yet"),
+        "{message}"
+    );
+    assert!(
+        task["input"]["details"]["candidate"]["mean_wQuantileLoss"].is_number(),
+        "{task}"
+    );
+    let (ok, shown, stderr) = run_sluice(
+        &path,
+        &["models", "show", "air-quality", "1", "--output", "json"],
+    );
+    assert!(ok, "{stderr}");
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["status"], "pending", "held, not promoted: {shown}");
+    assert_eq!(shown["aliases"], json!([]), "{shown}");
+
+    let (ok, answered, stderr) = run_sluice(
+        &path,
+        &[
+            "task",
+            "success",
+            task["token"].as_str().unwrap(),
+            "--task-output",
+            "{\"approved_by\": \"test\"}",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(answered.contains("SUCCEEDED"), "{answered}");
+    let (ok, stdout, stderr) = night.join().unwrap();
+    assert!(ok, "{stderr}");
+    let finished: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
+    let output = &finished["output"];
+    assert_eq!(output["approved"], json!({"approved_by": "test"}));
+    assert_eq!(output["promotion"]["version"], 1, "{output}");
+    assert_eq!(output["decision"]["outcome"], "published", "{output}");
+    assert_eq!(output["forecast"]["items"], 3, "{output}");
+    let (ok, shown, _) = run_sluice(
+        &path,
+        &["models", "show", "air-quality", "1", "--output", "json"],
+    );
+    assert!(ok);
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        (&shown["status"], &shown["aliases"]),
+        (&json!("approved"), &json!(["champion"])),
+        "{shown}"
+    );
+}

@@ -5,10 +5,8 @@
 
 use std::time::Duration;
 
-use ops::Ops;
 use scheduler::asl::definition::StateMachine;
 use scheduler::asl::run::{ExecutionInfo, TestTasks, VirtualClock, run};
-use scheduler::config::Config;
 use scheduler::orchestrator::Error;
 use scheduler::orchestrator::engine::{Engine, Next};
 use scheduler::orchestrator::queue::Queue;
@@ -17,15 +15,7 @@ use serde_json::{Value, json};
 use tests::{Backend, TestDb};
 
 fn engine(db: &TestDb) -> Engine {
-    let config = Config {
-        database: db.url.clone(),
-        lake: "memory://".into(),
-        ..Config::default()
-    };
-    Engine::new(
-        Ops::with_catalog(config.ops_settings(), db.catalog.clone()),
-        db.catalog.pool().clone(),
-    )
+    db.engine()
 }
 
 fn definition() -> Value {

@@ -4,42 +4,10 @@
 //! with SIGKILL; the other one takes the step over and finishes, and every landed record is
 //! converted exactly once. Datasets and models go through the lake (`lake:work`), not a disk.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tests::{Backend, TestDb, run_sluice, sluice_binary};
-
-/// A process killed when the test ends, whatever happens.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(dir: &std::path::Path, args: &[&str]) -> Process {
-    Process(
-        Command::new(sluice_binary())
-            .args(args)
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sluice"),
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use tests::{Backend, TestDb, free_port, run_sluice, spawn};
 
 fn s3_endpoint() -> String {
     std::env::var("SLUICE_TEST_S3_ENDPOINT").unwrap_or_else(|_| {

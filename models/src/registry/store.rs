@@ -54,6 +54,9 @@ pub enum Verdict {
     Promote(AliasName),
     /// Reject it, with the change's reason.
     Reject,
+    /// Leave it pending: it would be promoted, but someone approves first (an alias moved to
+    /// it later approves it).
+    Hold,
 }
 
 /// An event row about to be written.
@@ -166,6 +169,7 @@ impl Registry {
                 )
                 .await?;
             }
+            Verdict::Hold => {}
         }
         tx.commit().await?;
         self.version(group, version).await

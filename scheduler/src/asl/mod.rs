@@ -17,6 +17,7 @@
 mod body;
 pub mod choice;
 pub mod definition;
+mod durable;
 mod fanout;
 pub mod intrinsics;
 pub mod jsonata;

@@ -9,6 +9,8 @@ use serde_json::{Map, Value, json};
 use super::Failure;
 use super::body::Step;
 use super::definition::{Kind, State, StateMachine};
+use super::durable::Durable;
+pub use super::durable::{Callback, Retrying, Waiting, callback_base};
 use super::paths::{Scope, payload};
 pub use super::runtime::{Clock, Limits, SystemClock, TaskRunner, TestTasks, VirtualClock};
 
@@ -93,27 +95,6 @@ pub(super) struct Runner<'a> {
     overflowed: bool,
 }
 
-/// The durable executor's hold on the one top-level state a step runs.
-pub(super) struct Durable {
-    /// The state's name (names are unique across a whole state machine).
-    pub(super) state: String,
-    /// Its retriers' attempts so far, when the step resumes it after a retry.
-    pub(super) resumed: Option<Vec<u32>>,
-    /// Set when a retry is due: the step ends, and the executor runs the state again later.
-    pub(super) retrying: Option<Retrying>,
-}
-
-/// A retry handed back to the durable executor: run the state again after `delay_ms`, with
-/// these attempts counted per retrier.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Retrying {
-    pub delay_ms: i64,
-    pub attempts: Vec<u32>,
-}
-
-/// The error a step's work stops with while a retry is handed back; never an execution's.
-pub(super) const RETRY_HANDED_BACK: &str = "Sluice.RetryHandedBack";
-
 /// A failure of a state, worded as Step Functions words it: the state and the event that
 /// entered it, then what went wrong.
 pub(super) fn state_error(error: &str, state: &str, entered_id: usize, message: &str) -> Failure {
@@ -192,18 +173,23 @@ pub struct Position {
     pub state: String,
     pub input: Value,
     pub variables: Map<String, Value>,
-    /// The state's retriers' attempts when a retry resumes it (None: it is entered afresh).
+    /// The state's retriers' attempts when a retry or a callback resumes it (None: it is
+    /// entered afresh).
     pub attempts: Option<Vec<u32>>,
+    /// A callback task's token for this step, or the answer it resumes with.
+    pub callback: Option<Callback>,
 }
 
 /// What running one state did: its events, and its output with the next state (None: the
 /// execution ends), or the failure that ends the execution; or, with `retrying`, a retry to
-/// run later (the state is neither left nor failed).
+/// run later, or with `waiting`, a callback task waiting for its token (the state is neither
+/// left nor failed).
 pub struct StateStep {
     pub events: Vec<Event>,
     pub result: Result<(Value, Option<String>), Failure>,
     pub variables: Map<String, Value>,
     pub retrying: Option<Retrying>,
+    pub waiting: Option<Waiting>,
 }
 
 /// Runs one top-level state of `machine` from `position` (the durable executor's unit of work).
@@ -225,6 +211,7 @@ pub fn run_state(
                 ))),
                 variables: position.variables.clone(),
                 retrying: None,
+                waiting: None,
             };
         }
     };
@@ -238,11 +225,11 @@ pub fn run_state(
         deadline_ms: machine
             .timeout_seconds
             .map(|s| position.started_at_ms + (s * 1000.0) as i64),
-        durable: Some(Durable {
-            state: position.state.clone(),
-            resumed: position.attempts.clone(),
-            retrying: None,
-        }),
+        durable: Some(Durable::new(
+            &position.state,
+            position.attempts.clone(),
+            position.callback.clone(),
+        )),
         overflowed: false,
     };
     let mut variables = position.variables.clone();
@@ -257,12 +244,15 @@ pub fn run_state(
     } else {
         runner.state(state, position.input.clone(), &mut variables, None)
     };
-    let retrying = runner.durable.and_then(|d| d.retrying);
+    let (retrying, waiting) = runner
+        .durable
+        .map_or((None, None), |d| (d.retrying, d.waiting));
     StateStep {
         events: runner.events,
         result,
         variables,
         retrying,
+        waiting,
     }
 }
 
@@ -367,7 +357,10 @@ impl Runner<'_> {
             state.kind,
             Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. }
         );
-        let context = self.context(name, &entered, retryable.then_some(0), map_item);
+        let mut context = self.context(name, &entered, retryable.then_some(0), map_item);
+        if let Some(token) = self.task_token(name) {
+            context["Task"] = json!({"Token": token});
+        }
         let exited = format!("{type_name}StateExited");
         let outcome = self.body(state, &raw, variables, &context, map_item, entered_id);
         match outcome {
@@ -434,6 +427,20 @@ impl Runner<'_> {
         }
     }
 
+    /// Records how a task ended in failure: `<prefix>TimedOut` for a timeout (`States.Timeout`,
+    /// `States.HeartbeatTimeout`), `<prefix>Failed` otherwise, with the error and cause.
+    pub(super) fn task_failed(&mut self, prefix: &str, state: &str, failure: &Failure) {
+        let outcome = match failure.error.as_str() {
+            "States.Timeout" | "States.HeartbeatTimeout" => "TimedOut",
+            _ => "Failed",
+        };
+        self.event(
+            &format!("{prefix}{outcome}"),
+            Some(state),
+            json!({"error": failure.error, "cause": failure.cause}),
+        );
+    }
+
     /// Fails once the history passes [`MAX_HISTORY_EVENTS`] (an in-process run's whole
     /// history; the durable executor checks each step against what is stored).
     pub(super) fn check_history(&self) -> Result<(), Failure> {
@@ -441,35 +448,6 @@ impl Runner<'_> {
             return Err(history_limit());
         }
         Ok(())
-    }
-
-    /// The attempts a top-level state's retriers start from: those of the retry being resumed.
-    pub(super) fn resumed_attempts(&mut self, state: &State) -> Option<Vec<u32>> {
-        let durable = self.durable.as_mut()?;
-        if durable.state != state.name {
-            return None;
-        }
-        durable.resumed.take()
-    }
-
-    /// Hands a due retry of the top-level state back to the durable executor (true), or leaves
-    /// it to be slept through here (false: in-process runs, and states inside Parallel or Map).
-    pub(super) fn hand_back_retry(
-        &mut self,
-        state: &State,
-        delay_ms: i64,
-        attempts: &[u32],
-    ) -> bool {
-        match self.durable.as_mut() {
-            Some(durable) if durable.state == state.name => {
-                durable.retrying = Some(Retrying {
-                    delay_ms,
-                    attempts: attempts.to_vec(),
-                });
-                true
-            }
-            _ => false,
-        }
     }
 }
 

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::Failure;
 use super::body::{Step, output_of, path_input, place_result};
 use super::definition::{Kind, Retrier, State};
+use super::durable::{CALLBACK_HANDED_BACK, RETRY_HANDED_BACK, callback_base};
 use super::paths::{Scope, payload};
 use super::run::Runner;
 
@@ -70,6 +71,10 @@ impl Runner<'_> {
                     )?;
                     return Ok(Step::Next(output, state.next.clone(), result));
                 }
+                Err(failure) if failure.error == CALLBACK_HANDED_BACK => {
+                    self.waiting_with(state, &attempts);
+                    return Err(failure);
+                }
                 Err(failure) => failure,
             };
             if let Some(index) = state
@@ -82,7 +87,7 @@ impl Runner<'_> {
                     attempts[index] += 1;
                     let delay = retry_delay_ms(retrier, attempts[index]);
                     if map_item.is_none() && self.hand_back_retry(state, delay, &attempts) {
-                        return Err(Failure::new(super::run::RETRY_HANDED_BACK, failure.cause));
+                        return Err(Failure::new(RETRY_HANDED_BACK, failure.cause));
                     }
                     self.clock.sleep_ms(delay);
                     continue;
@@ -136,6 +141,12 @@ impl Runner<'_> {
                 heartbeat_seconds,
                 ..
             } => {
+                let callback = callback_base(resource);
+                if callback.is_some()
+                    && let Some(answer) = self.answered(state)
+                {
+                    return answer;
+                }
                 let parameters = match (&state.jsonata, &state.parameters) {
                     (Some(fields), _) => {
                         self.jsonata_arguments(state, fields, input, variables, context)?
@@ -143,6 +154,17 @@ impl Runner<'_> {
                     (None, Some(parameters)) => payload(parameters, input, scope)?,
                     (None, None) => input.clone(),
                 };
+                if let Some(job) = callback {
+                    // The job submits the work within TimeoutSeconds; the heartbeat is the
+                    // answerer's (SendTaskHeartbeat), kept by the executor while it waits.
+                    let limits = super::runtime::Limits {
+                        timeout: timeout_seconds.map(std::time::Duration::from_secs_f64),
+                        heartbeat: None,
+                    };
+                    return self.submit(state, resource, &parameters, |runner| {
+                        runner.tasks.run(job, &parameters, limits)
+                    });
+                }
                 self.event(
                     "LambdaFunctionScheduled",
                     Some(name),
@@ -163,18 +185,7 @@ impl Runner<'_> {
                         Ok(output)
                     }
                     Err(failure) => {
-                        let kind = if failure.error == "States.Timeout"
-                            || failure.error == "States.HeartbeatTimeout"
-                        {
-                            "LambdaFunctionTimedOut"
-                        } else {
-                            "LambdaFunctionFailed"
-                        };
-                        self.event(
-                            kind,
-                            Some(name),
-                            json!({"error": failure.error, "cause": failure.cause}),
-                        );
+                        self.task_failed("LambdaFunction", name, &failure);
                         Err(failure)
                     }
                 }

@@ -15,9 +15,11 @@ pub use serving::{
     TokenCreateArgs, TokenRevokeArgs,
 };
 pub use workflows::{
-    ExecutionArgs, ScheduleBackfillArgs, ScheduleCommand, ScheduleCreateArgs, ServerArgs,
-    WorkerArgs, WorkflowCommand, WorkflowCreateArgs, WorkflowInstallArgs, WorkflowRunArgs,
-    WorkflowStartArgs, WorkflowValidateArgs,
+    ConnectionCommand, ConnectionCreateArgs, ConnectionNameArgs, ExecutionArgs,
+    ScheduleBackfillArgs, ScheduleCommand, ScheduleCreateArgs, ServerArgs, TaskCommand,
+    TaskFailureArgs, TaskSuccessArgs, TaskTokenArgs, WorkerArgs, WorkflowCommand,
+    WorkflowCreateArgs, WorkflowInstallArgs, WorkflowRunArgs, WorkflowStartArgs,
+    WorkflowValidateArgs,
 };
 
 /// sluice: batch ETL and model-training workflows over Firehose landings.
@@ -100,6 +102,12 @@ pub enum Command {
     /// Workflows in Amazon States Language.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// Answer callback tasks (`.waitForTaskToken`): success, failure, heartbeat.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Credentials HTTP Tasks authenticate with (`Authentication.ConnectionArn`).
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
     /// Look into the catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),

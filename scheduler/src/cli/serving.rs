@@ -80,6 +80,9 @@ pub struct PublishArgs {
     /// Seed of the backtests' sample paths.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Register a winner as pending instead of promoting it (`sluice models promote` later).
+    #[arg(long)]
+    pub hold: bool,
 }
 
 #[derive(Debug, Args)]

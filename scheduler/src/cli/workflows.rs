@@ -168,3 +168,79 @@ pub struct WorkflowRunArgs {
     #[arg(long)]
     pub name: Option<String>,
 }
+
+/// Answers to callback tasks (`.waitForTaskToken`), as Step Functions' SendTask* calls.
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Tasks waiting for their token: execution, state, what the task was given, deadline.
+    List,
+    /// SendTaskSuccess: the task succeeds with this output, and its execution goes on.
+    Success(TaskSuccessArgs),
+    /// SendTaskFailure: the task fails with this error (Retry and Catch see it).
+    Failure(TaskFailureArgs),
+    /// SendTaskHeartbeat: the task's HeartbeatSeconds start again.
+    Heartbeat(TaskTokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TaskTokenArgs {
+    /// The task token (`$$.Task.Token`).
+    pub token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskSuccessArgs {
+    /// The task token (`$$.Task.Token`).
+    pub token: String,
+    /// The task's output (JSON), as the AWS CLI's `send-task-success --task-output`.
+    #[arg(long, default_value = "{}")]
+    pub task_output: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskFailureArgs {
+    /// The task token (`$$.Task.Token`).
+    pub token: String,
+    /// The error name Retry and Catch match [default: States.TaskFailed].
+    #[arg(long)]
+    pub error: Option<String>,
+    #[arg(long, default_value = "")]
+    pub cause: String,
+}
+
+/// Connections: credentials HTTP Tasks authenticate with (`Authentication.ConnectionArn`).
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Store a connection (replacing one of the same name).
+    Create(ConnectionCreateArgs),
+    /// Connections: name, kind, header names; never a secret.
+    List,
+    /// Delete a connection.
+    Delete(ConnectionNameArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("authorization").required(true).args(["basic", "api_key", "bearer"])))]
+pub struct ConnectionCreateArgs {
+    pub name: String,
+    /// Basic authentication, `USER:PASSWORD`.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub basic: Option<String>,
+    /// An API key header, `HEADER=VALUE`.
+    #[arg(long, value_name = "HEADER=VALUE")]
+    pub api_key: Option<String>,
+    /// A bearer token.
+    #[arg(long, value_name = "TOKEN")]
+    pub bearer: Option<String>,
+    /// A header every request carries, `NAME=VALUE` (repeatable).
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// A query parameter every request carries, `NAME=VALUE` (repeatable).
+    #[arg(long = "query", value_name = "NAME=VALUE")]
+    pub query: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionNameArgs {
+    pub name: String,
+}

@@ -8,7 +8,10 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use super::Context;
-use crate::cli::{ExecutionArgs, WorkerArgs, WorkflowCreateArgs, WorkflowStartArgs};
+use crate::cli::{
+    ConnectionCommand, ExecutionArgs, TaskCommand, WorkerArgs, WorkflowCreateArgs,
+    WorkflowStartArgs,
+};
 use crate::orchestrator::engine::{Engine, Next};
 use crate::orchestrator::queue::Queue;
 use crate::orchestrator::store::{self, Execution, ExecutionStatus, execution_json};
@@ -43,7 +46,7 @@ pub async fn create(args: &WorkflowCreateArgs, context: &Context) -> anyhow::Res
         .with_context(|| format!("cannot read {}", args.definition.display()))?;
     let definition: Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not JSON", args.definition.display()))?;
-    crate::tasks::runnable(&definition)
+    crate::tasks::runnable(&definition, &context.ops.settings().process)
         .with_context(|| format!("{} is not a valid workflow", args.definition.display()))?;
     let engine = engine(context).await?;
     let version = store::put_workflow(&engine.pool, &args.name, &definition).await?;
@@ -212,4 +215,143 @@ pub async fn worker(args: &WorkerArgs, context: &Context) -> anyhow::Result<Repo
         json!({"worker": name, "stopped": true}),
         format!("worker {name} stopped"),
     ))
+}
+
+/// `sluice task list|success|failure|heartbeat`: answers to callback tasks. An answer to a task
+/// whose execution already waits enqueues the step that resumes it; a worker (or `sluice
+/// server`) runs it.
+pub async fn task(command: &TaskCommand, context: &Context) -> anyhow::Result<Report> {
+    let engine = engine(context).await?;
+    let (token, answer) = match command {
+        TaskCommand::List => {
+            let tokens = store::waiting_tokens(&engine.pool, 1000).await?;
+            let text = table(
+                [
+                    "token",
+                    "execution",
+                    "state",
+                    "waiting since",
+                    "runs out",
+                    "input",
+                ],
+                tokens.iter().map(|t| {
+                    [
+                        t.token.clone(),
+                        t.execution_id.clone(),
+                        t.state.clone(),
+                        time(t.created_at),
+                        t.due_at.map(time).unwrap_or_else(|| "never".into()),
+                        t.input.as_ref().map(Value::to_string).unwrap_or_default(),
+                    ]
+                }),
+            );
+            return Ok(Report::new(
+                json!(tokens.iter().map(store::token_json).collect::<Vec<_>>()),
+                text,
+            ));
+        }
+        TaskCommand::Heartbeat(args) => {
+            let token = engine.heartbeat(&args.token).await?;
+            return Ok(Report::new(
+                store::token_json(&token),
+                format!(
+                    "heartbeat recorded for execution {} state {}",
+                    token.execution_id, token.state
+                ),
+            ));
+        }
+        TaskCommand::Success(args) => (
+            &args.token,
+            store::Answer::Success(
+                serde_json::from_str(&args.task_output).context("--task-output is not JSON")?,
+            ),
+        ),
+        TaskCommand::Failure(args) => (
+            &args.token,
+            store::Answer::Failure(crate::asl::Failure::new(
+                args.error.as_deref().unwrap_or("States.TaskFailed"),
+                args.cause.clone(),
+            )),
+        ),
+    };
+    let next = engine.answer(token, answer).await?;
+    if let Some(next) = &next {
+        Queue::open(&context.config.database)
+            .await?
+            .push(next)
+            .await?;
+    }
+    let stored = store::task_token(&engine.pool, token).await?;
+    Ok(Report::new(
+        store::token_json(&stored),
+        format!(
+            "task {} of execution {}: {}",
+            stored.state, stored.execution_id, stored.status
+        ),
+    ))
+}
+
+/// `sluice connection create|list|delete`: adapters over the connection operations.
+pub async fn connection(command: &ConnectionCommand, context: &Context) -> anyhow::Result<Report> {
+    let ops = &context.ops;
+    match command {
+        ConnectionCommand::List => {
+            let connections = ops.connections().await?;
+            let text = table(
+                ["connection", "authorization", "headers", "query", "updated"],
+                connections.iter().map(|c| {
+                    [
+                        c.name.clone(),
+                        c.authorization.to_owned(),
+                        c.headers.join(", "),
+                        c.query.join(", "),
+                        time(c.updated_at),
+                    ]
+                }),
+            );
+            Ok(Report::new(json!(connections), text))
+        }
+        ConnectionCommand::Delete(args) => {
+            ops.delete_connection(&args.name).await?;
+            Ok(Report::new(
+                json!({"connection": args.name, "deleted": true}),
+                format!("connection {} deleted", args.name),
+            ))
+        }
+        ConnectionCommand::Create(args) => {
+            let split = |flag: &str, text: &str, on: char| -> anyhow::Result<(String, String)> {
+                text.split_once(on)
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                    .with_context(|| format!("{flag}: expected a '{on}' in {text:?}"))
+            };
+            let authorization = match (&args.basic, &args.api_key, &args.bearer) {
+                (Some(basic), _, _) => {
+                    let (user, password) = split("--basic", basic, ':')?;
+                    json!({"type": "basic", "username": user, "password": password})
+                }
+                (_, Some(key), _) => {
+                    let (header, value) = split("--api-key", key, '=')?;
+                    json!({"type": "api_key", "header": header, "value": value})
+                }
+                (_, _, Some(token)) => json!({"type": "bearer", "token": token}),
+                _ => anyhow::bail!("one of --basic, --api-key or --bearer"),
+            };
+            let pairs =
+                |flag: &str, items: &[String]| -> anyhow::Result<serde_json::Map<String, Value>> {
+                    items
+                        .iter()
+                        .map(|item| split(flag, item, '=').map(|(k, v)| (k, json!(v))))
+                        .collect()
+                };
+            let request: ops::ConnectionRequest = ops::request::from_json(json!({
+                "name": args.name, "authorization": authorization,
+                "headers": pairs("--header", &args.headers)?, "query": pairs("--query", &args.query)?,
+            }))?;
+            let info = ops.put_connection(&request).await?;
+            Ok(Report::new(
+                json!(info),
+                format!("connection {} ({})", info.name, info.authorization),
+            ))
+        }
+    }
 }

@@ -85,7 +85,7 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Convert(args) => convert::convert(args, context).await,
         Command::Compact(args) => convert::compact(args, context).await,
         Command::Vacuum(args) => convert::vacuum(args, context).await,
-        Command::Workflow(WorkflowCommand::Validate(args)) => workflow::validate(args),
+        Command::Workflow(WorkflowCommand::Validate(args)) => workflow::validate(args, context),
         Command::Workflow(WorkflowCommand::Run(args)) => workflow::run(args, context).await,
         Command::Workflow(WorkflowCommand::Create(args) | WorkflowCommand::Update(args)) => {
             executions::create(args, context).await
@@ -105,6 +105,8 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Workflow(WorkflowCommand::Redrive(args)) => {
             executions::redrive(args, context).await
         }
+        Command::Task(command) => executions::task(command, context).await,
+        Command::Connection(command) => executions::connection(command, context).await,
         Command::Dataset(args) => dataset::build(args, context).await,
         Command::Train(args) => forecasting::train(args, context).await,
         Command::Forecast(args) => forecasting::forecast(args, context).await,

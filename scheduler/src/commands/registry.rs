@@ -33,7 +33,7 @@ pub async fn run(command: &ModelsCommand, context: &Context) -> anyhow::Result<R
         ModelsCommand::Publish(args) => {
             let publish: PublishRequest = request(json!({
                 "group": args.group, "model_dir": args.model_dir, "test": args.test,
-                "margin": args.margin, "seed": args.seed,
+                "margin": args.margin, "seed": args.seed, "hold": args.hold,
             }))?;
             let output = ops.publish(&publish, CLI_ACTOR).await?;
             Ok(publish_report(&output))

@@ -153,7 +153,7 @@ pub async fn install(
     context: &Context,
 ) -> anyhow::Result<Report> {
     let definition: serde_json::Value = serde_json::from_str(NIGHTLY_RETRAIN)?;
-    crate::tasks::runnable(&definition)?;
+    crate::tasks::runnable(&definition, &context.ops.settings().process)?;
     let catalog = context.catalog().await?;
     let engine = Engine::new(context.ops.clone(), catalog.pool().clone());
     let version =

@@ -11,17 +11,17 @@ use crate::cli::{WorkflowRunArgs, WorkflowValidateArgs};
 use crate::output::{Report, table};
 use crate::tasks::InProcess;
 
-fn load(path: &std::path::Path) -> anyhow::Result<StateMachine> {
+fn load(path: &std::path::Path, context: &Context) -> anyhow::Result<StateMachine> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let value: Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    crate::tasks::runnable(&value)
+    crate::tasks::runnable(&value, &context.ops.settings().process)
         .with_context(|| format!("{} is not a valid workflow", path.display()))
 }
 
-pub fn validate(args: &WorkflowValidateArgs) -> anyhow::Result<Report> {
-    let machine = load(&args.definition)?;
+pub fn validate(args: &WorkflowValidateArgs, context: &Context) -> anyhow::Result<Report> {
+    let machine = load(&args.definition, context)?;
     Ok(Report::new(
         json!({"valid": true, "start_at": machine.start_at, "states": machine.states.len()}),
         format!(
@@ -34,7 +34,7 @@ pub fn validate(args: &WorkflowValidateArgs) -> anyhow::Result<Report> {
 }
 
 pub async fn run(args: &WorkflowRunArgs, context: &Context) -> anyhow::Result<Report> {
-    let machine = load(&args.definition)?;
+    let machine = load(&args.definition, context)?;
     let input: Value = match &args.input {
         Some(text) => serde_json::from_str(text).context("--input is not JSON")?,
         None => json!({}),

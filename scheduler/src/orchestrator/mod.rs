@@ -10,8 +10,11 @@
 //! the process stop between a commit and its enqueue, [`engine::Engine::sweep`] re-enqueues
 //! executions that have not moved.
 //!
-//! Not yet durable inside a state: Retry delays sleep in the worker, and Parallel and Map run
-//! their branches and iterations within one step.
+//! A Retry's delay is a step of its own, due after its backoff. A callback task
+//! (`.waitForTaskToken`) runs its job, then its execution waits for the token holding no worker:
+//! `SendTaskSuccess`/`SendTaskFailure` ([`engine::Engine::answer`]) enqueue the step that resumes
+//! it, and a step due when the wait runs out times it out. Not yet durable inside a state:
+//! Parallel and Map run their branches and iterations within one step.
 
 pub mod engine;
 pub mod queue;
@@ -40,6 +43,12 @@ pub enum Error {
     Join(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Invalid(String),
+    /// Step Functions' `TaskTimedOut`: a task token is answered once, while its execution runs
+    /// and before its wait runs out.
+    #[error(
+        "task token {token} is {status}: a token is answered once, while its execution runs and before its wait runs out"
+    )]
+    TokenClosed { token: String, status: String },
     /// Step Functions' `ExecutionAlreadyExists`: a name is used once, unless the start repeats
     /// one that is still running with the same input.
     #[error(

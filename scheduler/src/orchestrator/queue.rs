@@ -103,15 +103,17 @@ impl Queue {
         }
     }
 
-    /// Enqueues a step. The key (execution, step, minute) turns a repeated push of a step within a
-    /// minute into a no-op; a later push (the sweep's) is a new task, harmless since a step that
-    /// has been taken is not run again.
+    /// Enqueues a step. The key (execution, step, the minute it is due) turns a repeated push of
+    /// a step within a minute into a no-op; a push due at another time is a new task (the answer
+    /// to a callback, due now, beside the check due when its wait runs out; the sweep's), harmless
+    /// since a step that has been taken is not run again.
     pub async fn push(&self, next: &Next) -> Result<(), Error> {
+        let due = chrono::Utc::now().timestamp_millis() + next.delay.as_millis() as i64;
         let key = format!(
             "{}:{}:{}",
             next.task.execution,
             next.task.step,
-            chrono::Utc::now().timestamp_millis() / 60_000
+            due / 60_000
         );
         let task = TaskBuilder::new(next.task.clone())
             .idempotency_key(key)

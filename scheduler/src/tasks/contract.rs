@@ -70,10 +70,13 @@ fn input_fields(job: Job) -> Option<Vec<&'static str>> {
         Job::Dataset => fields_of::<ops::DatasetRequest>(),
         Job::Train => fields_of::<ops::TrainRequest>(),
         Job::Publish => fields_of::<ops::PublishRequest>(),
+        Job::Promote => fields_of::<ops::PromoteRequest>(),
         Job::DetectDrift => fields_of::<ops::DriftRequest>(),
         Job::BatchForecast => fields_of::<ops::BatchForecastRequest>(),
         Job::Query => fields_of::<ops::QueryRequest>(),
         Job::Transform => fields_of::<ops::TransformRequest>(),
+        Job::Approval => fields_of::<super::ApprovalInput>(),
+        Job::Http => fields_of::<super::http::HttpInvoke>(),
         _ => return None,
     })
 }
@@ -179,6 +182,23 @@ fn sample_output(job: Job) -> Option<Value> {
             schema_version: 1,
             schema_changed: false,
             duration_ms: 0,
+        }),
+        Job::Promote => json!(ops::AliasChange {
+            group: group.clone(),
+            alias: models::registry::AliasName::champion(),
+            version: 2,
+            from_version: Some(1),
+        }),
+        Job::Http => json!(super::http::HttpOutput {
+            headers: Default::default(),
+            response_body: json!({}),
+            status_code: 200,
+            status_text: "OK".into(),
+        }),
+        Job::Approval => json!(super::ApprovalInput {
+            token: "t".into(),
+            message: "m".into(),
+            details: json!({}),
         }),
         _ => return None,
     };
@@ -336,8 +356,12 @@ fn a_selection_of_a_field_the_output_lacks_is_caught() {
 #[test]
 fn a_workflow_naming_no_sluice_job_is_refused_at_validation() {
     let with = |resource: &str| json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": resource, "End": true}}});
-    assert!(super::runnable(&with("sluice:train")).is_ok());
-    let refusal = |resource: &str| super::runnable(&with(resource)).unwrap_err().to_string();
+    assert!(super::runnable(&with("sluice:train"), &Default::default()).is_ok());
+    let refusal = |resource: &str| {
+        super::runnable(&with(resource), &Default::default())
+            .unwrap_err()
+            .to_string()
+    };
     assert!(
         refusal("sluice:trian").starts_with(
             "/States/T/Resource: unknown resource \"sluice:trian\": sluice runs sluice:echo"
@@ -347,6 +371,29 @@ fn a_workflow_naming_no_sluice_job_is_refused_at_validation() {
     );
     assert!(
         refusal("arn:aws:states:::lambda:invoke.waitForTaskToken")
-            .contains("callbacks (.waitForTaskToken) are not supported yet")
+            .contains("unknown resource \"arn:aws:states:::lambda:invoke.waitForTaskToken\"")
+    );
+    assert!(
+        super::runnable(
+            &with("sluice:approval.waitForTaskToken"),
+            &Default::default()
+        )
+        .is_ok()
+    );
+    assert!(refusal("sluice:nope.waitForTaskToken").contains("unknown resource"));
+}
+
+#[test]
+fn a_callback_inside_map_or_parallel_is_refused_at_validation() {
+    let definition = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
+        "ItemProcessor": {"StartAt": "Ask", "States": {
+            "Ask": {"Type": "Task", "Resource": "sluice:approval.waitForTaskToken", "End": true}}}}}});
+    let refusal = super::runnable(&definition, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refusal.starts_with("/States/M/ItemProcessor/States/Ask/Resource: ")
+            && refusal.contains("must be a top-level state"),
+        "{refusal}"
     );
 }

@@ -15,6 +15,7 @@ use crate::asl::Failure;
 #[cfg(test)]
 mod contract;
 mod heartbeat;
+mod http;
 mod runner;
 #[cfg(feature = "test-hooks")]
 mod sleep;
@@ -42,6 +43,9 @@ pub enum Job {
     Train,
     /// [`ops::PublishRequest`] → [`ops::PublishOutput`]: registered, and champion if it wins.
     Publish,
+    /// [`ops::PromoteRequest`] → [`ops::AliasChange`]: an alias (the champion by default)
+    /// points at a version, approving a pending one (after an approval gate).
+    Promote,
     /// [`ops::DriftRequest`] → [`ops::DriftOutput`] (the report stored and in the lake).
     DetectDrift,
     /// [`ops::BatchForecastRequest`] → the run: its id, lake key, items and rows.
@@ -52,6 +56,15 @@ pub enum Job {
     /// [`ops::TransformRequest`] → the transform report: a derived table built from a
     /// `SELECT` over curated tables, once per input (`status`: `built` or `unchanged`).
     Transform,
+    /// Asks for a person's decision, as the job of a callback task
+    /// (`sluice:approval.waitForTaskToken`): `{"token", "message", "details"?}` is checked and
+    /// logged, and the task then waits for `sluice task success|failure TOKEN` (or the API's);
+    /// `sluice task list` shows what is asked.
+    Approval,
+    /// Step Functions' HTTP Task (`arn:aws:states:::http:invoke`): `{ApiEndpoint, Method,
+    /// Headers?, QueryParameters?, RequestBody?, Authentication?: {ConnectionArn}, Transform?}`
+    /// → `{Headers, ResponseBody, StatusCode, StatusText}`.
+    Http,
     /// Test plumbing, only in builds with the `test-hooks` feature: `{"seconds": 2, "started"?:
     /// path, "effect"?: path}` waits; a `started` file is created as it begins and a line
     /// appended to `effect` as it ends (worker-failover tests).
@@ -70,10 +83,13 @@ impl Job {
         (Job::Dataset, "sluice:dataset"),
         (Job::Train, "sluice:train"),
         (Job::Publish, "sluice:publish"),
+        (Job::Promote, "sluice:promote"),
         (Job::DetectDrift, "sluice:detect-drift"),
         (Job::BatchForecast, "sluice:batch-forecast"),
         (Job::Query, "sluice:query"),
         (Job::Transform, "sluice:transform"),
+        (Job::Approval, "sluice:approval"),
+        (Job::Http, http::RESOURCE),
         #[cfg(feature = "test-hooks")]
         (Job::Sleep, "sluice:sleep"),
     ];
@@ -96,16 +112,19 @@ impl Job {
     }
 }
 
-/// Whether a Task resource names a job this runner has (the check of `StateMachine::
-/// parse_with_resources`): an unknown or unsupported one is refused at validation with why.
-pub fn check_resource(resource: &str) -> Result<(), String> {
-    if Job::from_resource(resource).is_some() {
+/// The resource prefix of an allow-listed command: `sluice:process:NAME`.
+pub const PROCESS_PREFIX: &str = "sluice:process:";
+
+/// Whether a Task resource names a job this runner has, or a command `commands` allow-lists
+/// (the check of `StateMachine::parse_with_resources`): an unknown or unsupported one is
+/// refused at validation with why.
+pub fn check_resource(resource: &str, commands: &ops::ProcessCommands) -> Result<(), String> {
+    let job = crate::asl::run::callback_base(resource).unwrap_or(resource);
+    if Job::from_resource(job).is_some() {
         return Ok(());
     }
-    if let Some(base) = resource.strip_suffix(".waitForTaskToken") {
-        return Err(format!(
-            "{resource:?}: callbacks (.waitForTaskToken) are not supported yet; use {base:?} without the suffix if it is a sluice job"
-        ));
+    if let Some(name) = job.strip_prefix(PROCESS_PREFIX) {
+        return ops::check_command(name, commands);
     }
     if resource.ends_with(".sync") || resource.ends_with(".sync:2") {
         return Err(format!(
@@ -120,11 +139,14 @@ pub fn check_resource(resource: &str) -> Result<(), String> {
 }
 
 /// Parses and validates a definition that sluice can run: valid ASL whose Task resources are
-/// all sluice jobs.
+/// all sluice jobs or commands `commands` allow-lists.
 pub fn runnable(
     definition: &Value,
+    commands: &ops::ProcessCommands,
 ) -> Result<crate::asl::definition::StateMachine, crate::asl::definition::ValidationError> {
-    crate::asl::definition::StateMachine::parse_with_resources(definition, check_resource)
+    crate::asl::definition::StateMachine::parse_with_resources(definition, |resource| {
+        check_resource(resource, commands)
+    })
 }
 
 impl From<ops::Error> for Failure {
@@ -174,6 +196,29 @@ impl FailInput {
     }
 }
 
+/// `sluice:approval`'s input: the callback's token, and what the approver is asked.
+#[derive(serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalInput {
+    token: String,
+    message: String,
+    #[serde(default)]
+    details: Value,
+}
+
+fn approval(input: &Value) -> Result<Value, Failure> {
+    let approval: ApprovalInput = request(input)?;
+    if approval.token.is_empty() {
+        return Err(Failure::new(
+            "Sluice.InvalidInput",
+            "token: empty; pass the callback's token (\"token.$\": \"$$.Task.Token\")",
+        ));
+    }
+    tracing::info!(message = %approval.message, details = %approval.details,
+        "approval requested: answer with `sluice task success|failure {}`", approval.token);
+    Ok(serde_json::to_value(approval).expect("serializes"))
+}
+
 /// Runs one job on its input, beating `heartbeat` as it makes progress.
 pub async fn run(
     job: Job,
@@ -185,6 +230,8 @@ pub async fn run(
     let observer = Observer::new(move |_| beating.beat());
     match job {
         Job::Echo => Ok(input.clone()),
+        Job::Approval => approval(input),
+        Job::Http => http::invoke(input, ops).await,
         Job::Fail => {
             let fail: FailInput = request(input)?;
             Err(Failure::new(fail.error, fail.cause))
@@ -204,6 +251,7 @@ pub async fn run(
             };
             output(ops.publish(&publish, &actor).await)
         }
+        Job::Promote => output(ops.promote(&request(input)?, "workflow").await),
         Job::DetectDrift => output(ops.detect_drift(&request(input)?).await),
         Job::BatchForecast => output(ops.batch_forecast(&request(input)?).await),
         Job::Query => output(ops.query(&request(input)?).await),

@@ -16,6 +16,13 @@ pub struct InProcess<'a> {
 
 impl TaskRunner for InProcess<'_> {
     fn run(&mut self, resource: &str, input: &Value, limits: Limits) -> Result<Value, Failure> {
+        if let Some(name) = resource.strip_prefix(super::PROCESS_PREFIX) {
+            let request: ops::ProcessRequest = super::request(input)?;
+            let ops = self.ops;
+            return self.limited(resource, limits, &Heartbeat::new(), async {
+                Ok(ops.run_process(name, &request).await?)
+            });
+        }
         let job = Job::from_resource(resource).ok_or_else(|| {
             let known: Vec<&str> = Job::ALL.iter().map(|(_, name)| *name).collect();
             Failure::new(
@@ -24,6 +31,30 @@ impl TaskRunner for InProcess<'_> {
             )
         })?;
         let heartbeat = Heartbeat::new();
+        let ops = self.ops;
+        let work = async {
+            if !Workspace::wanted(job, input) {
+                return run(job, input, ops, &heartbeat).await;
+            }
+            // Paths in the lake: fetched to a scratch folder, outputs copied back.
+            let lake = ops.lake()?;
+            let (workspace, local) = Workspace::prepare(job, &lake, input).await?;
+            let output = run(job, &local, ops, &heartbeat).await?;
+            workspace.finish(&lake, output).await
+        };
+        self.limited(resource, limits, &heartbeat, work)
+    }
+}
+
+impl InProcess<'_> {
+    /// Runs a task's work on the runtime within its `TimeoutSeconds` and `HeartbeatSeconds`.
+    fn limited(
+        &self,
+        resource: &str,
+        limits: Limits,
+        heartbeat: &Heartbeat,
+        work: impl Future<Output = Result<Value, Failure>>,
+    ) -> Result<Value, Failure> {
         self.handle.block_on(async {
             let timed_out = async {
                 match limits.timeout {
@@ -36,16 +67,6 @@ impl TaskRunner for InProcess<'_> {
                     Some(every) => heartbeat.lapse(every).await,
                     None => std::future::pending().await,
                 }
-            };
-            let work = async {
-                if !Workspace::wanted(job, input) {
-                    return run(job, input, self.ops, &heartbeat).await;
-                }
-                // Paths in the lake: fetched to a scratch folder, outputs copied back.
-                let lake = self.ops.lake()?;
-                let (workspace, local) = Workspace::prepare(job, &lake, input).await?;
-                let output = run(job, &local, self.ops, &heartbeat).await?;
-                workspace.finish(&lake, output).await
             };
             tokio::select! {
                 result = work => result,

@@ -146,7 +146,22 @@ impl StateMachine {
         let mut tasks = Vec::new();
         support::task_resources(definition, "", &mut tasks);
         for (pointer, name) in tasks {
-            resource(&name).map_err(|message| ValidationError { pointer, message })?;
+            resource(&name).map_err(|message| ValidationError {
+                pointer: pointer.clone(),
+                message,
+            })?;
+            // Parallel branches and Map iterations run within one step: nothing there can wait
+            // for a token without holding a worker.
+            if crate::asl::run::callback_base(&name).is_some()
+                && pointer.matches("/States/").count() > 1
+            {
+                return Err(ValidationError {
+                    pointer,
+                    message: format!(
+                        "{name:?}: a callback task (.waitForTaskToken) must be a top-level state; inside Parallel or Map it is not supported yet"
+                    ),
+                });
+            }
         }
         Ok(machine)
     }

@@ -9,8 +9,13 @@ use crate::asl::Failure;
 use crate::asl::run::Event;
 
 mod events;
+mod tokens;
 use events::{append_events, append_execution_event, event_times};
 pub use events::{event_count, history};
+pub use tokens::{
+    Answer, TaskToken, TokenStatus, answer_token, heartbeat_token, issue_token, task_token,
+    time_out_token, token_json, waiting_tokens,
+};
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -82,8 +87,11 @@ pub struct Execution {
     pub redrive_count: i64,
     pub started_at: i64,
     pub stopped_at: Option<i64>,
-    /// A retry is pending: the state's retriers' attempts so far (due at `entered_at`).
+    /// A retry is pending (due at `entered_at`), or a callback waits: the state's retriers'
+    /// attempts so far.
     pub retry_attempts: Option<Vec<u32>>,
+    /// A callback task waits for this token.
+    pub callback_token: Option<String>,
 }
 
 /// One stored history event.
@@ -115,6 +123,12 @@ pub enum StepUpdate {
     },
     /// The current state is retried at `due_at` (ms) with its retriers' attempts so far.
     Retry { attempts: Vec<u32>, due_at: i64 },
+    /// The current state, a callback task whose job ran on `input`, waits for `token`.
+    Wait {
+        token: String,
+        input: Value,
+        attempts: Vec<u32>,
+    },
 }
 
 /// The execution query, then its WHERE clause.
@@ -122,7 +136,7 @@ macro_rules! select_executions {
     ($rest:literal) => {
         concat!(
             "SELECT id, workflow, name, version, status, input, output, error, cause, state, state_input, ",
-            "variables, entered_at, step, redrive_count, started_at, stopped_at, retry_attempts FROM executions ",
+            "variables, entered_at, step, redrive_count, started_at, stopped_at, retry_attempts, callback_token FROM executions ",
             $rest
         )
     };
@@ -155,6 +169,7 @@ fn execution_of(row: &sqlx::any::AnyRow) -> Result<Execution, Error> {
         retry_attempts: row
             .try_get::<Option<String>, _>("retry_attempts")?
             .and_then(|text| serde_json::from_str(&text).ok()),
+        callback_token: row.try_get("callback_token")?,
     })
 }
 
@@ -328,8 +343,8 @@ pub async fn commit_step(
     let mut tx = pool.begin().await?;
     let result = match &update {
         StepUpdate::Retry { attempts, due_at } => sqlx::query(
-            "UPDATE executions SET retry_attempts = $1, entered_at = $2, step = step + 1, updated_at = $3 \
-             WHERE id = $4 AND step = $5 AND status = 'RUNNING'",
+            "UPDATE executions SET retry_attempts = $1, entered_at = $2, step = step + 1, updated_at = $3, \
+             callback_token = NULL WHERE id = $4 AND step = $5 AND status = 'RUNNING'",
         )
         .bind(serde_json::to_string(attempts).expect("numbers serialize"))
         .bind(*due_at)
@@ -340,7 +355,7 @@ pub async fn commit_step(
         .await?,
         StepUpdate::Advance { state, input, variables } => sqlx::query(
             "UPDATE executions SET state = $1, state_input = $2, variables = $3, entered_at = $4, step = step + 1, updated_at = $4, \
-             retry_attempts = NULL \
+             retry_attempts = NULL, callback_token = NULL \
              WHERE id = $5 AND step = $6 AND status = 'RUNNING'",
         )
         .bind(state)
@@ -352,8 +367,8 @@ pub async fn commit_step(
         .execute(&mut *tx)
         .await?,
         StepUpdate::Succeed { output, variables } => sqlx::query(
-            "UPDATE executions SET status = 'SUCCEEDED', output = $1, variables = $2, stopped_at = $3, step = step + 1, updated_at = $3 \
-             WHERE id = $4 AND step = $5 AND status = 'RUNNING'",
+            "UPDATE executions SET status = 'SUCCEEDED', output = $1, variables = $2, stopped_at = $3, step = step + 1, updated_at = $3, \
+             callback_token = NULL WHERE id = $4 AND step = $5 AND status = 'RUNNING'",
         )
         .bind(output.to_string())
         .bind(Value::Object(variables.clone()).to_string())
@@ -364,7 +379,7 @@ pub async fn commit_step(
         .await?,
         StepUpdate::Fail { failure, variables } => sqlx::query(
             "UPDATE executions SET status = 'FAILED', error = $1, cause = $2, variables = $3, stopped_at = $4, step = step + 1, \
-             updated_at = $4 WHERE id = $5 AND step = $6 AND status = 'RUNNING'",
+             updated_at = $4, callback_token = NULL WHERE id = $5 AND step = $6 AND status = 'RUNNING'",
         )
         .bind(&failure.error)
         .bind(&failure.cause)
@@ -374,6 +389,28 @@ pub async fn commit_step(
         .bind(step)
         .execute(&mut *tx)
         .await?,
+        StepUpdate::Wait {
+            token,
+            input,
+            attempts,
+        } => {
+            sqlx::query("UPDATE task_tokens SET input = $1 WHERE token = $2")
+                .bind(input.to_string())
+                .bind(token)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE executions SET callback_token = $1, retry_attempts = $2, entered_at = $3, step = step + 1, \
+                 updated_at = $3 WHERE id = $4 AND step = $5 AND status = 'RUNNING'",
+            )
+            .bind(token)
+            .bind(serde_json::to_string(attempts).expect("numbers serialize"))
+            .bind(now)
+            .bind(id)
+            .bind(step)
+            .execute(&mut *tx)
+            .await?
+        }
     };
     if result.rows_affected() != 1 {
         return Ok(false);
@@ -408,7 +445,8 @@ pub async fn redrive(pool: &AnyPool, id: &str, version: i64) -> Result<Option<i6
     let mut tx = pool.begin().await?;
     let redriven = sqlx::query(
         "UPDATE executions SET status = 'RUNNING', version = $1, error = NULL, cause = NULL, stopped_at = NULL, \
-         redrive_count = redrive_count + 1, entered_at = $2, step = step + 1, updated_at = $2, retry_attempts = NULL \
+         redrive_count = redrive_count + 1, entered_at = $2, step = step + 1, updated_at = $2, retry_attempts = NULL, \
+         callback_token = NULL \
          WHERE id = $3 AND status = 'FAILED'",
     )
     .bind(version)
@@ -437,12 +475,18 @@ pub async fn redrive(pool: &AnyPool, id: &str, version: i64) -> Result<Option<i6
     Ok(Some(step))
 }
 
-/// Running executions whose position has not moved since `before_ms`: (id, step).
+/// Running executions whose position has not moved since `before_ms`: (id, step). One waiting
+/// for a callback is not stalled until its token is answered or its wait runs out.
 pub async fn stalled(pool: &AnyPool, before_ms: i64) -> Result<Vec<(String, i64)>, Error> {
-    let rows = sqlx::query("SELECT id, step FROM executions WHERE status = 'RUNNING' AND updated_at < $1 ORDER BY updated_at")
-        .bind(before_ms)
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT e.id, e.step FROM executions e LEFT JOIN task_tokens t ON t.token = e.callback_token \
+         WHERE e.status = 'RUNNING' AND e.updated_at < $1 \
+         AND (t.token IS NULL OR t.status <> 'WAITING' OR t.due_at < $2) ORDER BY e.updated_at",
+    )
+    .bind(before_ms)
+    .bind(now_ms())
+    .fetch_all(pool)
+    .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("id")?, r.try_get("step")?)))
         .collect()
