@@ -130,17 +130,19 @@ pub fn run_sluice(dir: &Path, args: &[&str]) -> (bool, String, String) {
 impl TestDb {
     /// The orchestrator's engine over this database, with an in-memory lake.
     pub fn engine(&self) -> scheduler::orchestrator::engine::Engine {
-        self.engine_with(scheduler::config::Config::default())
+        self.engine_with(scheduler::config::Config {
+            lake: "memory://".into(),
+            ..scheduler::config::Config::default()
+        })
     }
 
-    /// The engine with `config`'s settings (its database and lake replaced by this test's).
+    /// The engine with `config`'s settings, its database this test's.
     pub fn engine_with(
         &self,
         config: scheduler::config::Config,
     ) -> scheduler::orchestrator::engine::Engine {
         let config = scheduler::config::Config {
             database: self.url.clone(),
-            lake: "memory://".into(),
             ..config
         };
         scheduler::orchestrator::engine::Engine::new(

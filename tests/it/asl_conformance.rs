@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use regex::Regex;
 use scheduler::asl::definition::StateMachine;
-use scheduler::asl::run::{ExecutionInfo, TestTasks, VirtualClock, run};
+use scheduler::asl::run::{ExecutionInfo, ObjectTasks, VirtualClock, run};
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
@@ -57,11 +57,19 @@ fn check(case: &Value) -> Result<(), String> {
         state_machine: "conformance".into(),
     };
     let mut clock = VirtualClock::starting_at(1_717_027_200_000);
+    // The objects a distributed Map's ItemReader reads, as the case created them.
+    let mut tasks = ObjectTasks::default();
+    for fixture in case["fixtures"].as_array().into_iter().flatten() {
+        let text = |field: &str| fixture[field].as_str().unwrap_or_default().to_owned();
+        tasks
+            .objects
+            .insert((text("bucket"), text("key")), text("body").into_bytes());
+    }
     let outcome = run(
         &machine,
         case["input"].clone(),
         &info,
-        &mut TestTasks,
+        &mut tasks,
         &mut clock,
     );
     let expected = &case["expected"];
@@ -143,14 +151,19 @@ fn the_conformance_corpus_runs_as_recorded_on_aws() {
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| l.split(" -- ").next().unwrap_or(l).trim().to_owned())
         .collect();
-    let mut paths: Vec<PathBuf> = ["cases", "output-only", "jsonata/cases"]
-        .iter()
-        .flat_map(|sub| {
-            std::fs::read_dir(dir.join(sub))
-                .expect("corpus folder")
-                .map(|e| e.expect("entry").path())
-        })
-        .collect();
+    let mut paths: Vec<PathBuf> = [
+        "cases",
+        "output-only",
+        "jsonata/cases",
+        "distributed-map/cases",
+    ]
+    .iter()
+    .flat_map(|sub| {
+        std::fs::read_dir(dir.join(sub))
+            .expect("corpus folder")
+            .map(|e| e.expect("entry").path())
+    })
+    .collect();
     paths.sort();
     let (mut passed, mut failures, mut fixed) = (0, Vec::new(), Vec::new());
     for path in &paths {

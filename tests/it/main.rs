@@ -12,6 +12,7 @@ mod crawler_bad_input;
 mod crawler_formats;
 mod demo;
 mod dirty_data;
+mod distributed_map;
 mod drift;
 mod forecasting;
 mod forecasting_pipeline;

@@ -20,7 +20,10 @@ fn python(code: &str, timeout: f64) -> ops::ProcessCommand {
 
 async fn allow_listed_commands_run_as_steps(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let mut config = Config::default();
+    let mut config = Config {
+        lake: "memory://".into(),
+        ..Config::default()
+    };
     config.process.commands.insert(
         "sum".into(),
         python(

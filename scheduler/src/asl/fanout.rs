@@ -40,7 +40,8 @@ impl Runner<'_> {
         Ok(Value::Array(outputs))
     }
 
-    /// A Map state's work: the item processor over each item, within the tolerated failures.
+    /// A Map state's work: the item processor over each item, within the tolerated failures
+    /// (a distributed Map's items are child executions, `distributed.rs`).
     pub(super) fn map(
         &mut self,
         state: &State,
@@ -51,14 +52,15 @@ impl Runner<'_> {
         let Kind::Map {
             processor,
             items_path,
-            item_selector,
             tolerated_failure_percentage,
             tolerated_failure_count,
+            run,
             ..
         } = &state.kind
         else {
             unreachable!("called for Map states")
         };
+        let (item_reader, item_batcher) = (&run.item_reader, &run.item_batcher);
         let scope = Scope { context, variables };
         let name = state.name.as_str();
         let (items, tolerated_failure_count, tolerated_failure_percentage) = match &state.jsonata {
@@ -68,7 +70,10 @@ impl Runner<'_> {
                     states: &states,
                     variables,
                 };
-                let items = self.jsonata_items(state, fields, input, bindings)?;
+                let items = match item_reader {
+                    Some(_) => Vec::new(),
+                    None => self.jsonata_items(state, fields, input, bindings)?,
+                };
                 let count = self.jsonata_number(
                     state,
                     fields,
@@ -86,6 +91,12 @@ impl Runner<'_> {
                 self.jsonata_number(state, fields, "MaxConcurrency", None, bindings)?;
                 (items, count.map(|c| c as u64), percentage)
             }
+            // Items an ItemReader reads are read in the Map Run.
+            None if item_reader.is_some() => (
+                Vec::new(),
+                *tolerated_failure_count,
+                *tolerated_failure_percentage,
+            ),
             None => {
                 let items = match items_path {
                     PathField::Default | PathField::Null => input.clone(),
@@ -101,39 +112,40 @@ impl Runner<'_> {
                 )
             }
         };
-        let (tolerated_failure_count, tolerated_failure_percentage) =
-            (&tolerated_failure_count, &tolerated_failure_percentage);
         self.event(
             "MapStateStarted",
             Some(name),
             json!({"length": items.len()}),
         );
+        let (tolerated_failure_count, tolerated_failure_percentage) = Self::tolerated_from_paths(
+            &run.tolerated_failure_paths,
+            (tolerated_failure_count, tolerated_failure_percentage),
+            input,
+            scope,
+        )?;
+        if processor.distributed {
+            let output = self.map_run(
+                state,
+                processor,
+                items,
+                (item_reader.as_ref(), item_batcher.as_ref()),
+                input,
+                variables,
+                context,
+                (tolerated_failure_count, tolerated_failure_percentage),
+                &mut |runner, index, item| runner.item_input(state, input, variables, index, item),
+            )?;
+            self.event("MapStateSucceeded", Some(name), json!({}));
+            return Ok(output);
+        }
+        let (tolerated_failure_count, tolerated_failure_percentage) =
+            (&tolerated_failure_count, &tolerated_failure_percentage);
         let mut outputs = Vec::with_capacity(items.len());
         let mut failures = 0_u64;
         let mut last_failure = None;
         for (index, item) in items.iter().enumerate() {
             let map_item = (index, item.clone());
-            let item_context =
-                self.context(name, &iso(self.clock.now_ms()), Some(0), Some(&map_item));
-            let item_input = match (item_selector, &state.jsonata) {
-                (Some(selector), Some(_)) => {
-                    let states = super::jsonata::states(input, &item_context);
-                    let bindings = super::jsonata::Bindings {
-                        states: &states,
-                        variables,
-                    };
-                    self.jsonata_value(name, selector, "ItemSelector", bindings)?
-                }
-                (Some(selector), None) => payload(
-                    selector,
-                    input,
-                    Scope {
-                        context: &item_context,
-                        variables,
-                    },
-                )?,
-                (None, _) => item.clone(),
-            };
+            let item_input = self.item_input(state, input, variables, index, item)?;
             self.check_history()?;
             self.event("MapIterationStarted", Some(name), json!({"index": index}));
             let mut item_variables = variables.clone();
@@ -170,5 +182,41 @@ impl Runner<'_> {
         }
         self.event("MapStateSucceeded", Some(name), json!({}));
         Ok(Value::Array(outputs))
+    }
+
+    /// An item's input: the `ItemSelector` (or `Parameters`) over it, or the item itself.
+    fn item_input(
+        &mut self,
+        state: &State,
+        input: &Value,
+        variables: &Map<String, Value>,
+        index: usize,
+        item: &Value,
+    ) -> Result<Value, Failure> {
+        let Kind::Map { item_selector, .. } = &state.kind else {
+            unreachable!("called for Map states")
+        };
+        let name = state.name.as_str();
+        let map_item = (index, item.clone());
+        let item_context = self.context(name, &iso(self.clock.now_ms()), Some(0), Some(&map_item));
+        match (item_selector, &state.jsonata) {
+            (Some(selector), Some(_)) => {
+                let states = super::jsonata::states(input, &item_context);
+                let bindings = super::jsonata::Bindings {
+                    states: &states,
+                    variables,
+                };
+                self.jsonata_value(name, selector, "ItemSelector", bindings)
+            }
+            (Some(selector), None) => payload(
+                selector,
+                input,
+                Scope {
+                    context: &item_context,
+                    variables,
+                },
+            ),
+            (None, _) => Ok(item.clone()),
+        }
     }
 }

@@ -17,6 +17,7 @@
 mod body;
 pub mod choice;
 pub mod definition;
+mod distributed;
 mod durable;
 mod fanout;
 pub mod intrinsics;

@@ -12,7 +12,9 @@ use super::definition::{Kind, State, StateMachine};
 use super::durable::Durable;
 pub use super::durable::{Callback, Retrying, Waiting, callback_base};
 use super::paths::{Scope, payload};
-pub use super::runtime::{Clock, Limits, SystemClock, TaskRunner, TestTasks, VirtualClock};
+pub use super::runtime::{
+    Clock, Limits, ObjectEntry, ObjectTasks, SystemClock, TaskRunner, TestTasks, VirtualClock,
+};
 
 /// How an execution ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,6 +427,16 @@ impl Runner<'_> {
             }
             Err(failure) => Err(failure),
         }
+    }
+
+    /// Runs `work` as a child execution's: the events it records are returned, not kept in
+    /// this history.
+    pub(super) fn child<T>(&mut self, work: impl FnOnce(&mut Self) -> T) -> (T, Vec<Event>) {
+        let parent = std::mem::take(&mut self.events);
+        let overflowed = std::mem::replace(&mut self.overflowed, false);
+        let result = work(self);
+        self.overflowed = overflowed;
+        (result, std::mem::replace(&mut self.events, parent))
     }
 
     /// Records how a task ended in failure: `<prefix>TimedOut` for a timeout (`States.Timeout`,

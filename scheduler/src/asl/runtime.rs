@@ -1,5 +1,6 @@
 //! What the interpreter needs from outside: tasks to run and time to tell.
 
+use md5::Digest;
 use serde_json::Value;
 
 use super::Failure;
@@ -13,10 +14,70 @@ pub struct Limits {
     pub heartbeat: Option<std::time::Duration>,
 }
 
+/// An object a distributed Map's `ItemReader` lists (`s3:listObjectsV2`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectEntry {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    /// Milliseconds since the epoch.
+    pub last_modified: i64,
+}
+
 /// Runs a Task state's resource (`sluice:echo`, `sluice:crawl`, ...) on its effective input,
-/// within the state's limits.
+/// within the state's limits; and reads objects for a distributed Map's `ItemReader` (a bucket
+/// names the lake, or a store the runner knows).
 pub trait TaskRunner {
     fn run(&mut self, resource: &str, input: &Value, limits: Limits) -> Result<Value, Failure>;
+
+    /// An object's bytes (`s3:getObject`).
+    fn get_object(&mut self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+        Err(format!("s3://{bucket}/{key}: this runner reads no objects"))
+    }
+
+    /// The objects under a prefix, by key (`s3:listObjectsV2`).
+    fn list_objects(&mut self, bucket: &str, _prefix: &str) -> Result<Vec<ObjectEntry>, String> {
+        Err(format!("s3://{bucket}: this runner lists no objects"))
+    }
+}
+
+/// [`TestTasks`] with objects in memory, by (bucket, key): the conformance corpus's fixtures.
+#[derive(Debug, Default)]
+pub struct ObjectTasks {
+    pub objects: std::collections::BTreeMap<(String, String), Vec<u8>>,
+}
+
+impl TaskRunner for ObjectTasks {
+    fn run(&mut self, resource: &str, input: &Value, limits: Limits) -> Result<Value, Failure> {
+        TestTasks.run(resource, input, limits)
+    }
+
+    fn get_object(&mut self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+        self.objects
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned()
+            .ok_or_else(|| format!("s3://{bucket}/{key} does not exist"))
+    }
+
+    fn list_objects(&mut self, bucket: &str, prefix: &str) -> Result<Vec<ObjectEntry>, String> {
+        Ok(self
+            .objects
+            .iter()
+            .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))
+            .map(|((_, key), body)| ObjectEntry {
+                key: key.clone(),
+                size: body.len() as u64,
+                etag: format!(
+                    "\"{}\"",
+                    md5::Md5::digest(body)
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                ),
+                last_modified: 0,
+            })
+            .collect())
+    }
 }
 
 /// The built-in test resources: `sluice:echo` returns its input, `sluice:fail` fails with the

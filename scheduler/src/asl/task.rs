@@ -93,8 +93,12 @@ impl Runner<'_> {
                     continue;
                 }
             }
-            // Parallel and Map record their failure once it leaves the state (not per attempt).
-            if matches!(state.kind, Kind::Parallel { .. } | Kind::Map { .. }) {
+            // Parallel and Map record their failure once it leaves the state (not per attempt);
+            // a field of their own that cannot be read (States.Runtime) fails the execution
+            // without it, as in Step Functions.
+            if matches!(state.kind, Kind::Parallel { .. } | Kind::Map { .. })
+                && failure.error != "States.Runtime"
+            {
                 self.event(
                     &format!("{}StateFailed", state.kind.type_name()),
                     Some(&state.name),

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::workspace::Workspace;
 use super::{Heartbeat, Job, run};
 use crate::asl::Failure;
-use crate::asl::run::{Limits, TaskRunner};
+use crate::asl::run::{Limits, ObjectEntry, TaskRunner};
 
 /// Runs Task states in-process: each job on the runtime, from the interpreter's blocking thread.
 pub struct InProcess<'a> {
@@ -44,9 +44,50 @@ impl TaskRunner for InProcess<'_> {
         };
         self.limited(resource, limits, &heartbeat, work)
     }
+
+    /// A distributed Map's `s3:getObject`: every bucket names the lake, the key a key in it.
+    fn get_object(&mut self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+        let lake = self.lake()?;
+        let what = format!("s3://{bucket}/{key} (the lake's {key})");
+        let key = jobs::lake::LakeKey::parse(key).map_err(|e| format!("{what}: {e}"))?;
+        self.handle
+            .block_on(lake.get(&key))
+            .map(|bytes| bytes.to_vec())
+            .map_err(|e| format!("{what}: {e}"))
+    }
+
+    /// A distributed Map's `s3:listObjectsV2`: the lake's objects whose key starts with
+    /// `prefix`, by key.
+    fn list_objects(&mut self, bucket: &str, prefix: &str) -> Result<Vec<ObjectEntry>, String> {
+        use futures::TryStreamExt;
+        let lake = self.lake()?;
+        // The store lists by folder: the prefix's folder, then the prefix as text.
+        let folder = prefix.rsplit_once('/').map(|(folder, _)| folder);
+        let path = folder.map(object_store::path::Path::from);
+        let listed: Vec<object_store::ObjectMeta> = self
+            .handle
+            .block_on(lake.store().list(path.as_ref()).try_collect())
+            .map_err(|e| format!("s3://{bucket}/{prefix}: {e}"))?;
+        let mut entries: Vec<ObjectEntry> = listed
+            .into_iter()
+            .filter(|meta| meta.location.as_ref().starts_with(prefix))
+            .map(|meta| ObjectEntry {
+                key: meta.location.to_string(),
+                size: meta.size,
+                etag: meta.e_tag.unwrap_or_default(),
+                last_modified: meta.last_modified.timestamp_millis(),
+            })
+            .collect();
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(entries)
+    }
 }
 
 impl InProcess<'_> {
+    fn lake(&self) -> Result<jobs::lake::Lake, String> {
+        self.ops.lake().map_err(|e| format!("the lake: {e}"))
+    }
+
     /// Runs a task's work on the runtime within its `TimeoutSeconds` and `HeartbeatSeconds`.
     fn limited(
         &self,

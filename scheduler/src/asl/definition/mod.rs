@@ -69,7 +69,19 @@ pub enum Kind {
         max_concurrency_path: Option<String>,
         tolerated_failure_percentage: Option<f64>,
         tolerated_failure_count: Option<u64>,
+        /// What is read as the Map runs.
+        run: Box<MapRun>,
     },
+}
+
+/// A Map's fields read as it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapRun {
+    /// `ToleratedFailureCountPath` and `ToleratedFailurePercentagePath`.
+    pub tolerated_failure_paths: (Option<String>, Option<String>),
+    /// A distributed Map's `ItemReader` and `ItemBatcher`, as written.
+    pub item_reader: Option<Value>,
+    pub item_batcher: Option<Value>,
 }
 
 impl Kind {
@@ -128,6 +140,9 @@ pub struct StateMachine {
     pub start_at: String,
     pub states: HashMap<String, State>,
     pub timeout_seconds: Option<f64>,
+    /// A Map's item processor with `ProcessorConfig.Mode: DISTRIBUTED`: each item (or batch) is
+    /// a child execution, with its own history.
+    pub distributed: bool,
 }
 
 impl StateMachine {
@@ -179,7 +194,8 @@ fn parse_machine(
         message: "a state machine is an object".into(),
     })?;
     let fields = Fields { map: root, pointer };
-    let jsonata = support::check_machine(&fields)?.unwrap_or(jsonata);
+    let (own_language, distributed) = support::check_machine(&fields)?;
+    let jsonata = own_language.unwrap_or(jsonata);
     let start_at = fields
         .string("StartAt")?
         .ok_or_else(|| fields.error("StartAt", "is required"))?;
@@ -247,6 +263,7 @@ fn parse_machine(
     }
     let timeout_seconds = fields.number("TimeoutSeconds")?;
     Ok(StateMachine {
+        distributed,
         start_at,
         states,
         timeout_seconds,
@@ -490,12 +507,22 @@ fn parse_state(
             if percentage.is_some_and(|p| p > 100.0) {
                 return Err(fields.error("ToleratedFailurePercentage", "is between 0 and 100"));
             }
+            let processor = parse_machine(processor, &format!("{pointer}/{key}"), jsonata)?;
+            for field in ["ItemReader", "ItemBatcher"] {
+                if map.contains_key(field) && !processor.distributed {
+                    return Err(fields.error(
+                        field,
+                        format!(
+                            "belongs to a distributed Map: set \"ProcessorConfig\": {{\"Mode\": \"DISTRIBUTED\"}} in its {key}"
+                        ),
+                    ));
+                }
+            }
+            if let Some(reader) = map.get("ItemReader") {
+                support::check_item_reader(reader, &format!("{pointer}/ItemReader"))?;
+            }
             Kind::Map {
-                processor: Box::new(parse_machine(
-                    processor,
-                    &format!("{pointer}/{key}"),
-                    jsonata,
-                )?),
+                processor: Box::new(processor),
                 items_path: fields.path("ItemsPath")?,
                 item_selector: map
                     .get("ItemSelector")
@@ -505,6 +532,14 @@ fn parse_state(
                 max_concurrency_path: fields.string("MaxConcurrencyPath")?,
                 tolerated_failure_percentage: percentage,
                 tolerated_failure_count: fields.number("ToleratedFailureCount")?.map(|c| c as u64),
+                run: Box::new(MapRun {
+                    tolerated_failure_paths: (
+                        fields.string("ToleratedFailureCountPath")?,
+                        fields.string("ToleratedFailurePercentagePath")?,
+                    ),
+                    item_reader: map.get("ItemReader").cloned(),
+                    item_batcher: map.get("ItemBatcher").cloned(),
+                }),
             }
         }
         other => return Err(fields.error("Type", format!("unknown state type {other:?}"))),

@@ -7,23 +7,62 @@ use serde_json::{Map, Value};
 
 use super::{Fields, ValidationError};
 
-/// A machine's own fields: its query language (None: inherited), and a Map processor's mode
-/// (INLINE only).
-pub(super) fn check_machine(fields: &Fields<'_>) -> Result<Option<bool>, ValidationError> {
+/// A machine's own fields: its query language (None: inherited), and whether it is a Map
+/// processor in `DISTRIBUTED` mode.
+pub(super) fn check_machine(fields: &Fields<'_>) -> Result<(Option<bool>, bool), ValidationError> {
     let jsonata = query_language(fields)?;
+    let mut distributed = false;
     if let Some(config) = fields.map.get("ProcessorConfig") {
-        let mode = config
+        match config
             .get("Mode")
             .and_then(Value::as_str)
-            .unwrap_or("INLINE");
-        if mode != "INLINE" {
-            return Err(fields.error(
-                "ProcessorConfig/Mode",
-                format!("{mode:?}: only INLINE Map processing is supported yet"),
-            ));
+            .unwrap_or("INLINE")
+        {
+            "INLINE" => {}
+            "DISTRIBUTED" => distributed = true,
+            mode => {
+                return Err(fields.error(
+                    "ProcessorConfig/Mode",
+                    format!("{mode:?}: INLINE or DISTRIBUTED"),
+                ));
+            }
         }
     }
-    Ok(jsonata)
+    Ok((jsonata, distributed))
+}
+
+/// An `ItemReader`: a resource that reads the lake (`s3:getObject`, `s3:listObjectsV2`) and a
+/// reader configuration sluice reads (JSON, JSONL or CSV items).
+pub(super) fn check_item_reader(reader: &Value, pointer: &str) -> Result<(), ValidationError> {
+    let error = |field: &str, message: String| ValidationError {
+        pointer: format!("{pointer}/{field}"),
+        message,
+    };
+    let resource = reader.get("Resource").and_then(Value::as_str).unwrap_or("");
+    if ![
+        "arn:aws:states:::s3:getObject",
+        "arn:aws:states:::s3:listObjectsV2",
+    ]
+    .contains(&resource)
+    {
+        return Err(error(
+            "Resource",
+            format!(
+                "{resource:?}: an ItemReader reads the lake with arn:aws:states:::s3:getObject or arn:aws:states:::s3:listObjectsV2"
+            ),
+        ));
+    }
+    if let Some(kind) = reader
+        .pointer("/ReaderConfig/InputType")
+        .and_then(Value::as_str)
+        && !["JSON", "JSONL", "CSV"].contains(&kind)
+    {
+        return Err(error(
+            "ReaderConfig/InputType",
+            format!("{kind:?}: JSON, JSONL or CSV (manifests are not read yet)"),
+        ));
+    }
+    Ok(())
 }
 
 /// The query language a machine or state names: JSONata (true), JSONPath (false), or none.
@@ -65,13 +104,11 @@ pub(super) fn check_state(
             }
         }
     }
-    for field in ["ItemReader", "ItemBatcher", "ResultWriter"] {
-        if fields.map.contains_key(field) {
-            return Err(fields.error(
-                field,
-                "belongs to a distributed Map, which is not supported yet: pass the items in the state's input",
-            ));
-        }
+    if fields.map.contains_key("ResultWriter") {
+        return Err(fields.error(
+            "ResultWriter",
+            "is not supported yet: the Map's results are its output",
+        ));
     }
     Ok(jsonata)
 }

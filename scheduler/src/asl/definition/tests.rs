@@ -138,12 +138,22 @@ fn what_the_interpreter_cannot_run_is_refused_not_ignored() {
         ))
         .starts_with("/States/M/ItemReader: belongs to a distributed Map")
     );
+    let distributed = json!({"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"});
+    StateMachine::parse(&map(json!({}), distributed.clone())).unwrap();
     assert_eq!(
         error_of(map(
-            json!({}),
-            json!({"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"})
+            json!({"ItemReader": {"Resource": "arn:aws:states:::lambda:invoke"}}),
+            distributed.clone()
         )),
-        "/States/M/ItemProcessor/ProcessorConfig/Mode: \"DISTRIBUTED\": only INLINE Map processing is supported yet"
+        "/States/M/ItemReader/Resource: \"arn:aws:states:::lambda:invoke\": an ItemReader reads the lake with arn:aws:states:::s3:getObject or arn:aws:states:::s3:listObjectsV2"
+    );
+    assert!(
+        error_of(map(json!({"ResultWriter": {}}), distributed))
+            .starts_with("/States/M/ResultWriter: is not supported yet")
+    );
+    assert_eq!(
+        error_of(map(json!({}), json!({"Mode": "SIDEWAYS"}))),
+        "/States/M/ItemProcessor/ProcessorConfig/Mode: \"SIDEWAYS\": INLINE or DISTRIBUTED"
     );
     // What the JSONPath corpus uses stays valid.
     StateMachine::parse(&map(json!({}), json!({"Mode": "INLINE"}))).unwrap();
