@@ -28,7 +28,8 @@ struct Cli {
 pub enum Command {
     /// Crawl a landing directory twice (first crawl, then nothing new) and print the timings.
     Crawl(BenchCrawlArgs),
-    /// 40 sequential echo tasks as a durable execution on SQLite and Postgres (and Prefect).
+    /// 40 sequential echo tasks as a durable execution on SQLite and Postgres (and Prefect), and
+    /// the throughput of 1,000 executions of 10 states started at once.
     Orchestrator(BenchOrchestratorArgs),
     /// DeepAR on the forecasting benchmark's data, seed by seed, against GluonTS in the same run.
     Forecast(BenchForecastArgs),
@@ -50,6 +51,12 @@ pub struct BenchOrchestratorArgs {
     /// The peer's script (../shared/bench/orchestrator/prefect_chain.py).
     #[arg(long)]
     pub prefect_script: Option<PathBuf>,
+    /// Executions started at once for the throughput figure.
+    #[arg(long, default_value_t = 1000)]
+    pub executions: usize,
+    /// Workers sharing them on Postgres (SQLite has one).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
 }
 
 #[derive(Debug, Args)]

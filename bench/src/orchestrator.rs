@@ -1,6 +1,8 @@
 //! `sluice-bench orchestrator`: a workflow of 40 sequential `sluice:echo` Task states, run as a
 //! durable execution through the queue and a worker, on SQLite and on Postgres, and (given its
-//! Python) Prefect 3 running 40 sequential trivial tasks, in the same run.
+//! Python) Prefect 3 running 40 sequential trivial tasks, in the same run (latency); then 1,000
+//! executions of 10 Pass and Task states started at once, on SQLite with one worker and on
+//! Postgres with two (throughput: durable transitions a second, each committed).
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +32,110 @@ fn chain() -> Value {
         states.insert(format!("Echo{i}"), state);
     }
     json!({"StartAt": "Echo0", "States": states})
+}
+
+/// Ten states, Pass and `sluice:echo` Task in turn.
+fn wide() -> Value {
+    let mut states = serde_json::Map::new();
+    for i in 0..WIDE_STATES {
+        let mut state = if i % 2 == 0 {
+            json!({"Type": "Pass", "Parameters": {"i": i, "input.$": "$"}})
+        } else {
+            json!({"Type": "Task", "Resource": "sluice:echo", "Parameters": {"i": i, "n.$": "$.input.n"}})
+        };
+        if i + 1 == WIDE_STATES {
+            state["End"] = json!(true);
+        } else {
+            state["Next"] = json!(format!("S{}", i + 1));
+        }
+        states.insert(format!("S{i}"), state);
+    }
+    json!({"StartAt": "S0", "States": states})
+}
+
+const WIDE_STATES: usize = 10;
+
+/// Seconds for `executions` executions of [`wide`], started at once, to finish with `workers`
+/// workers on the database at `url`.
+async fn throughput(url: &str, executions: usize, workers: usize) -> anyhow::Result<f64> {
+    let config = Config {
+        database: url.to_owned(),
+        lake: "memory://".into(),
+        ..Config::default()
+    };
+    let ops = Ops::new(config.ops_settings());
+    let engine = Engine::new(ops.clone(), ops.catalog().await?.pool().clone());
+    store::put_workflow(&engine.pool, "wide", &wide()).await?;
+    let queue = Queue::open(url).await?;
+    let mut stops = Vec::new();
+    let mut running = Vec::new();
+    for w in 0..workers {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        running.push(tokio::spawn(queue.clone().work(
+            engine.clone(),
+            format!("bench-worker-{w}"),
+            async move {
+                let _ = stopped.await;
+            },
+        )));
+    }
+    let started = Instant::now();
+    for n in 0..executions {
+        let (_, first) = engine.start("wide", json!({"n": n}), None).await?;
+        queue.push(&first.expect("a new execution")).await?;
+    }
+    loop {
+        let (done, failed): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE status = 'SUCCEEDED'), COUNT(*) FILTER (WHERE status NOT IN ('RUNNING', 'SUCCEEDED')) \
+             FROM executions WHERE workflow = 'wide'",
+        )
+        .fetch_one(&engine.pool)
+        .await?;
+        anyhow::ensure!(
+            failed == 0,
+            "{failed} throughput executions did not succeed"
+        );
+        if done as usize >= executions {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    for worker in running {
+        worker.await??;
+    }
+    ops.close().await;
+    Ok(seconds)
+}
+
+/// A scratch Postgres database on the server at `admin`: its URL; dropped by [`drop_database`].
+async fn scratch_database(admin: &str) -> anyhow::Result<(sqlx::PgConnection, String, String)> {
+    let name = format!("sluice_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin_conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+        .await
+        .with_context(|| format!("cannot reach Postgres at {admin}"))?;
+    sqlx::Executor::execute(
+        &mut admin_conn,
+        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+    )
+    .await?;
+    let url = format!(
+        "{}/{name}",
+        admin.rsplit_once('/').map_or(admin, |(server, _)| server)
+    );
+    Ok((admin_conn, name, url))
+}
+
+async fn drop_database(admin_conn: &mut sqlx::PgConnection, name: &str) {
+    let _ = sqlx::Executor::execute(
+        admin_conn,
+        sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
+    )
+    .await;
 }
 
 /// Best and median seconds of `runs` executions (after one warm-up) on the database at `url`.
@@ -105,29 +211,22 @@ pub async fn run(args: &BenchOrchestratorArgs) -> anyhow::Result<Report> {
         args.runs,
     )
     .await?;
-    let admin = args.postgres.clone();
-    let name = format!("sluice_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin_conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .with_context(|| format!("cannot reach Postgres at {admin}"))?;
-    sqlx::Executor::execute(
-        &mut admin_conn,
-        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+    let (mut admin_conn, name, url) = scratch_database(&args.postgres).await?;
+    let postgres = measure(&url, args.runs).await;
+    drop_database(&mut admin_conn, &name).await;
+    let postgres = postgres?;
+    // Throughput: fresh databases, so the latency runs' rows do not weigh on it.
+    let sqlite_wide = throughput(
+        &format!("sqlite://{}/wide.db", scratch.path().display()),
+        args.executions,
+        1,
     )
     .await?;
-    let url = format!(
-        "{}/{name}",
-        admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(server, _)| server)
-    );
-    let postgres = measure(&url, args.runs).await;
-    let _ = sqlx::Executor::execute(
-        &mut admin_conn,
-        sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
-    )
-    .await;
-    let postgres = postgres?;
+    let (mut admin_conn, name, url) = scratch_database(&args.postgres).await?;
+    let postgres_wide = throughput(&url, args.executions, args.workers).await;
+    drop_database(&mut admin_conn, &name).await;
+    let postgres_wide = postgres_wide?;
+    let transitions = (args.executions * WIDE_STATES) as f64;
     let prefect = match (&args.prefect_python, &args.prefect_script) {
         (Some(python), Some(script)) => Some(prefect(python, script)?),
         _ => None,
@@ -162,8 +261,29 @@ pub async fn run(args: &BenchOrchestratorArgs) -> anyhow::Result<Report> {
             "1.0x".into(),
         ]);
     }
+    let rate = |seconds: f64| transitions / seconds;
+    let throughput_rows = [
+        [
+            "sluice on SQLite, 1 worker".to_owned(),
+            format!("{sqlite_wide:.2}"),
+            format!("{:.0}", rate(sqlite_wide)),
+            "-".to_owned(),
+            "-".to_owned(),
+        ],
+        [
+            format!("sluice on Postgres, {} workers", args.workers),
+            format!("{postgres_wide:.2}"),
+            format!("{:.0}", rate(postgres_wide)),
+            "1000".to_owned(),
+            if rate(postgres_wide) >= 1000.0 {
+                "met".to_owned()
+            } else {
+                "MISSED".to_owned()
+            },
+        ],
+    ];
     let text = format!(
-        "{STEPS} sequential sluice:echo Task states, durable (each transition committed), through the queue and a worker; best and median of {} runs\n{}",
+        "{STEPS} sequential sluice:echo Task states, durable (each transition committed), through the queue and a worker; best and median of {} runs\n{}\n\n{} executions of {WIDE_STATES} Pass and Task states started at once ({transitions} durable transitions)\n{}",
         args.runs,
         table(
             [
@@ -176,11 +296,19 @@ pub async fn run(args: &BenchOrchestratorArgs) -> anyhow::Result<Report> {
                 "Prefect s / median s"
             ],
             rows
+        ),
+        args.executions,
+        table(
+            ["engine", "seconds", "transitions/s", "target /s", ""],
+            throughput_rows
         )
     );
     Ok(Report::new(
         json!({"steps": STEPS, "sqlite": {"best_s": sqlite.0, "median_s": sqlite.1}, "postgres": {"best_s": postgres.0, "median_s": postgres.1},
-               "prefect_s": prefect, "targets": {"sqlite_s": 0.4, "postgres_s": 0.8, "vs_prefect": 10}}),
+               "prefect_s": prefect, "targets": {"sqlite_s": 0.4, "postgres_s": 0.8, "vs_prefect": 10, "postgres_transitions_per_s": 1000},
+               "throughput": {"executions": args.executions, "states": WIDE_STATES, "workers_postgres": args.workers,
+                              "sqlite_s": sqlite_wide, "sqlite_transitions_per_s": rate(sqlite_wide),
+                              "postgres_s": postgres_wide, "postgres_transitions_per_s": rate(postgres_wide)}}),
         text,
     ))
 }
