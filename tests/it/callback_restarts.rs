@@ -179,7 +179,9 @@ async fn a_waiting_callback_survives_a_restart_of_every_process() {
     let finished = |id: String| {
         let call = &call;
         async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
+            // A step pushed just before the kill may be lost with it: the sweep (every 30 s)
+            // enqueues it again 10 s after the wait ran out.
+            let deadline = Instant::now() + Duration::from_secs(120);
             loop {
                 let (_, execution) =
                     call(reqwest::Method::GET, &format!("/executions/{id}"), None).await;

@@ -1,6 +1,7 @@
 //! The orchestrator: durable executions of ASL workflows.
 //!
-//! An execution advances one top-level state per step. A step is an apalis task
+//! An execution advances one top-level state per step (and the pure states after it: Pass,
+//! Choice, Succeed and Fail commit with the state before them). A step is an apalis task
 //! `{execution, step}`: the worker runs the state with the ASL interpreter, then commits its
 //! history events and the execution's new position in one transaction guarded by the step
 //! number ([`store::commit_step`]), and enqueues the next step. A duplicate delivery finds the

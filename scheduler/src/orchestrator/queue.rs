@@ -178,6 +178,9 @@ impl Queue {
     }
 }
 
+/// How early a delivery may come and be waited out in the handler rather than pushed again.
+const EARLY: Duration = Duration::from_secs(2);
+
 /// Steps one delivery may run back to back before handing the execution back to the queue.
 const MAX_INLINE_STEPS: usize = 1000;
 
@@ -190,6 +193,12 @@ async fn step(task: StepTask, state: Data<Arc<(Engine, Queue)>>) -> Result<(), B
     for _ in 0..MAX_INLINE_STEPS {
         match engine.advance(&current).await {
             Ok(Some(next)) if next.delay.is_zero() => current = next.task,
+            // Delivered a moment early (the queue keeps due times to the second): wait here. A
+            // push of the same step due at the same time would be taken for this very task
+            // (same idempotency key) and dropped.
+            Ok(Some(next)) if next.task == current && next.delay <= EARLY => {
+                tokio::time::sleep(next.delay + Duration::from_millis(5)).await;
+            }
             Ok(Some(next)) => {
                 return queue
                     .push(&next)

@@ -475,16 +475,24 @@ pub async fn redrive(pool: &AnyPool, id: &str, version: i64) -> Result<Option<i6
     Ok(Some(step))
 }
 
+/// How long an answered callback, or a wait past its deadline, may go without the step that
+/// follows before the sweep enqueues it again (the push after an answer or a commit was lost).
+const CALLBACK_GRACE_MS: i64 = 10_000;
+
 /// Running executions whose position has not moved since `before_ms`: (id, step). One waiting
-/// for a callback is not stalled until its token is answered or its wait runs out.
+/// for a callback is not stalled while it waits; it is once its token was answered, or its
+/// wait ran out, [`CALLBACK_GRACE_MS`] ago without a step.
 pub async fn stalled(pool: &AnyPool, before_ms: i64) -> Result<Vec<(String, i64)>, Error> {
     let rows = sqlx::query(
         "SELECT e.id, e.step FROM executions e LEFT JOIN task_tokens t ON t.token = e.callback_token \
-         WHERE e.status = 'RUNNING' AND e.updated_at < $1 \
-         AND (t.token IS NULL OR t.status <> 'WAITING' OR t.due_at < $2) ORDER BY e.updated_at",
+         WHERE e.status = 'RUNNING' AND ( \
+           (t.token IS NULL AND e.updated_at < $1) \
+           OR (t.status = 'WAITING' AND t.due_at < $2) \
+           OR (t.status <> 'WAITING' AND t.answered_at < $2)) \
+         ORDER BY e.updated_at",
     )
     .bind(before_ms)
-    .bind(now_ms())
+    .bind(now_ms() - CALLBACK_GRACE_MS)
     .fetch_all(pool)
     .await?;
     rows.iter()

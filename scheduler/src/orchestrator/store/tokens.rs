@@ -216,10 +216,10 @@ pub async fn task_token(pool: &AnyPool, token: &str) -> Result<TaskToken, Error>
     token_of(&row)
 }
 
-/// Tokens still waiting for an answer, oldest first.
+/// Tokens waiting for an answer whose job has run (the task's wait is committed), oldest first.
 pub async fn waiting_tokens(pool: &AnyPool, limit: i64) -> Result<Vec<TaskToken>, Error> {
     let rows = sqlx::query(select_tokens!(
-        "WHERE status = 'WAITING' ORDER BY created_at, token LIMIT $1"
+        "WHERE status = 'WAITING' AND input IS NOT NULL ORDER BY created_at, token LIMIT $1"
     ))
     .bind(limit)
     .fetch_all(pool)
