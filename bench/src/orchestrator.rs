@@ -34,6 +34,21 @@ fn chain() -> Value {
     json!({"StartAt": "Echo0", "States": states})
 }
 
+/// The operations, the engine and the queue on the database at `url`, with `definition` stored
+/// as the workflow `name`.
+async fn setup(url: &str, name: &str, definition: &Value) -> anyhow::Result<(Ops, Engine, Queue)> {
+    let config = Config {
+        database: url.to_owned(),
+        lake: "memory://".into(),
+        ..Config::default()
+    };
+    let ops = Ops::new(config.ops_settings());
+    let engine = Engine::new(ops.clone(), ops.catalog().await?.pool().clone());
+    store::put_workflow(&engine.pool, name, definition).await?;
+    let queue = Queue::open(url).await?;
+    Ok((ops, engine, queue))
+}
+
 /// Ten states, Pass and `sluice:echo` Task in turn.
 fn wide() -> Value {
     let mut states = serde_json::Map::new();
@@ -62,15 +77,7 @@ const WIDE_STATES: usize = 10;
     reason = "the person running the benchmark is told of an aborted worker"
 )]
 async fn throughput(url: &str, executions: usize, workers: usize) -> anyhow::Result<f64> {
-    let config = Config {
-        database: url.to_owned(),
-        lake: "memory://".into(),
-        ..Config::default()
-    };
-    let ops = Ops::new(config.ops_settings());
-    let engine = Engine::new(ops.clone(), ops.catalog().await?.pool().clone());
-    store::put_workflow(&engine.pool, "wide", &wide()).await?;
-    let queue = Queue::open(url).await?;
+    let (ops, engine, queue) = setup(url, "wide", &wide()).await?;
     let mut stops = Vec::new();
     let mut running = Vec::new();
     for w in 0..workers {
@@ -153,15 +160,7 @@ async fn drop_database(admin_conn: &mut sqlx::PgConnection, name: &str) {
 
 /// Best and median seconds of `runs` executions (after one warm-up) on the database at `url`.
 async fn measure(url: &str, runs: u32) -> anyhow::Result<(f64, f64)> {
-    let config = Config {
-        database: url.to_owned(),
-        lake: "memory://".into(),
-        ..Config::default()
-    };
-    let ops = Ops::new(config.ops_settings());
-    let engine = Engine::new(ops.clone(), ops.catalog().await?.pool().clone());
-    store::put_workflow(&engine.pool, "chain", &chain()).await?;
-    let queue = Queue::open(url).await?;
+    let (ops, engine, queue) = setup(url, "chain", &chain()).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(queue.clone().work(
         engine.clone(),

@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Error;
-use super::store::{self, Answer, Execution, ExecutionStatus, StepUpdate};
-use crate::asl::definition::{Kind, State, StateMachine};
+use super::callbacks::{Wait, deadline};
+use super::store::{self, Execution, ExecutionStatus, StepUpdate, earliest};
+use crate::asl::definition::{Kind, StateMachine};
 use crate::asl::run::{
     Callback, Event, ExecutionInfo, MAX_HISTORY_EVENTS, Position, StateStep, SystemClock,
-    VirtualClock, callback_base, history_limit, run_state,
+    VirtualClock, history_limit, run_state,
 };
 use crate::tasks::InProcess;
 
@@ -282,115 +283,6 @@ impl Engine {
         Ok(delay.filter(|_| committed).map(next))
     }
 
-    /// Issues the token of a callback task about to run (None for any other state).
-    async fn issue(
-        &self,
-        machine: &StateMachine,
-        execution: &Execution,
-    ) -> Result<Option<Callback>, Error> {
-        let Some(State {
-            kind:
-                Kind::Task {
-                    resource,
-                    timeout_seconds,
-                    heartbeat_seconds,
-                },
-            ..
-        }) = machine.states.get(&execution.state)
-        else {
-            return Ok(None);
-        };
-        if callback_base(resource).is_none() {
-            return Ok(None);
-        }
-        let ms = |seconds: &Option<f64>| seconds.map(|s| (s * 1000.0) as i64);
-        let token = store::issue_token(
-            &self.pool,
-            &execution.id,
-            execution.step,
-            &execution.state,
-            ms(timeout_seconds),
-            ms(heartbeat_seconds),
-        )
-        .await?;
-        Ok(Some(Callback::Issued(token)))
-    }
-
-    /// Where a waiting callback stands: answered (or its wait ran out, which times it out now),
-    /// or still waiting.
-    async fn callback_wait(
-        &self,
-        machine: &StateMachine,
-        execution: &Execution,
-        token: &str,
-    ) -> Result<Wait, Error> {
-        let stored = store::task_token(&self.pool, token).await?;
-        if let Some(answer) = stored.answer() {
-            return Ok(Wait::Answered(answer));
-        }
-        let now = chrono::Utc::now().timestamp_millis();
-        let execution_deadline = deadline(machine, execution);
-        if execution_deadline.is_some_and(|at| at <= now) {
-            return Ok(Wait::ExecutionTimedOut);
-        }
-        match stored.due_at {
-            Some(due) if due <= now => {
-                let failure = stored.lapse(now);
-                if store::time_out_token(&self.pool, token, &failure).await? {
-                    return Ok(Wait::Answered(Err(failure)));
-                }
-                // Answered meanwhile: that answer stands.
-                let stored = store::task_token(&self.pool, token).await?;
-                Ok(stored.answer().map_or(Wait::Waiting(None), Wait::Answered))
-            }
-            due => Ok(Wait::Waiting(
-                earliest(due, execution_deadline)
-                    .map(|at| Duration::from_millis((at - now).max(0) as u64)),
-            )),
-        }
-    }
-
-    /// Answers a callback task's token (`SendTaskSuccess`, `SendTaskFailure`); returns the step
-    /// that resumes its execution, when the execution already waits for it (otherwise the step
-    /// that is running the task sees the answer as it commits).
-    pub async fn answer(&self, token: &str, answer: Answer) -> Result<Option<Next>, Error> {
-        match &answer {
-            Answer::Success(output) if output.to_string().len() > MAX_ANSWER_BYTES => {
-                return Err(Error::Invalid(format!(
-                    "output: {} bytes, over Step Functions' limit of {MAX_ANSWER_BYTES} (256 KiB)",
-                    output.to_string().len()
-                )));
-            }
-            Answer::Failure(failure) if failure.error.chars().count() > 256 => {
-                return Err(Error::Invalid(
-                    "error: at most 256 characters, as in Step Functions".to_owned(),
-                ));
-            }
-            Answer::Failure(failure) if failure.cause.chars().count() > 32_768 => {
-                return Err(Error::Invalid(
-                    "cause: at most 32,768 characters, as in Step Functions".to_owned(),
-                ));
-            }
-            _ => {}
-        }
-        let stored = store::answer_token(&self.pool, token, &answer).await?;
-        let execution = store::execution(&self.pool, &stored.execution_id).await?;
-        Ok((execution.status == ExecutionStatus::Running
-            && execution.callback_token.as_deref() == Some(token))
-        .then(|| Next {
-            task: StepTask {
-                execution: execution.id.clone(),
-                step: execution.step,
-            },
-            delay: Duration::ZERO,
-        }))
-    }
-
-    /// `SendTaskHeartbeat`: the token's heartbeat deadline starts again.
-    pub async fn heartbeat(&self, token: &str) -> Result<store::TaskToken, Error> {
-        store::heartbeat_token(&self.pool, token).await
-    }
-
     /// Stops a running execution.
     pub async fn stop(&self, id: &str) -> Result<(), Error> {
         if !store::abort(&self.pool, id).await? {
@@ -490,33 +382,6 @@ fn then_pure_states(
             ..more
         };
     }
-}
-
-/// Where a callback task's wait stands.
-enum Wait {
-    Answered(Result<Value, crate::asl::Failure>),
-    /// The execution ran past its own `TimeoutSeconds` while the task waited.
-    ExecutionTimedOut,
-    /// No answer yet: look again after this long (None: only an answer ends the wait).
-    Waiting(Option<Duration>),
-}
-
-/// The most an answer's output may weigh (Step Functions' payload limit).
-const MAX_ANSWER_BYTES: usize = 256 * 1024;
-
-/// The earlier of two optional times.
-fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// When an execution runs past its `TimeoutSeconds` (None: it has none).
-fn deadline(machine: &StateMachine, execution: &Execution) -> Option<i64> {
-    machine
-        .timeout_seconds
-        .map(|s| execution.started_at + (s * 1000.0) as i64)
 }
 
 /// Step Functions' rules for an execution name: 1 to 80 characters, none of them whitespace,

@@ -17,6 +17,7 @@
 //! it, and a step due when the wait runs out times it out. Not yet durable inside a state:
 //! Parallel and Map run their branches and iterations within one step.
 
+mod callbacks;
 pub mod engine;
 pub mod queue;
 pub mod schedules;

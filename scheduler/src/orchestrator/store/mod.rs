@@ -13,8 +13,8 @@ mod tokens;
 use events::{append_events, append_execution_event, event_times};
 pub use events::{event_count, history};
 pub use tokens::{
-    Answer, TaskToken, TokenStatus, answer_token, heartbeat_token, issue_token, task_token,
-    time_out_token, token_json, waiting_tokens,
+    Answer, TaskToken, TokenStatus, answer_token, earliest, heartbeat_token, issue_token,
+    task_token, time_out_token, token_json, waiting_tokens,
 };
 
 fn now_ms() -> i64 {

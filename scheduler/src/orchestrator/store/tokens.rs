@@ -117,8 +117,8 @@ pub fn token_json(t: &TaskToken) -> Value {
         "runs_out_at": t.due_at.map(show_time), "answered_at": t.answered_at.map(show_time)})
 }
 
-/// The earlier of two optional deadlines.
-fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+/// The earlier of two optional times.
+pub fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
