@@ -145,7 +145,7 @@ impl TestDb {
             database: self.url.clone(),
             ..config
         };
-        scheduler::orchestrator::engine::Engine::new(
+        scheduler::tasks::Resources::engine(
             ops::Ops::with_catalog(config.ops_settings(), self.catalog.clone()),
             self.catalog.pool().clone(),
         )

@@ -43,7 +43,8 @@ async fn setup(url: &str, name: &str, definition: &Value) -> anyhow::Result<(Ops
         ..Config::default()
     };
     let ops = Ops::new(config.ops_settings());
-    let engine = Engine::new(ops.clone(), ops.catalog().await?.pool().clone());
+    let engine =
+        scheduler::tasks::Resources::engine(ops.clone(), ops.catalog().await?.pool().clone());
     store::put_workflow(&engine.pool, name, definition).await?;
     let queue = Queue::open(url).await?;
     Ok((ops, engine, queue))

@@ -1,6 +1,6 @@
 //! The operations' one error: each variant says what the caller does about it. Adapters map it
-//! once each: the CLI prints it, `tasks/` turns it into an ASL error name, the HTTP layer into a
-//! status code.
+//! once each: the CLI prints it, Task states get its ASL error name (the `From` below, which
+//! `scheduler::tasks` uses), the HTTP layer turns it into a status code.
 
 /// What a registry or catalog lookup did not find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,28 @@ impl Error {
     /// A file the operation needs that cannot be read or written.
     pub(crate) fn io(path: &std::path::Path, err: impl std::fmt::Display) -> Self {
         Self::Failed(format!("{}: {err}", path.display()))
+    }
+}
+
+impl From<Error> for asl::Failure {
+    /// The ASL error name of an operation's error (`Sluice.TableNotFound`, ...), which Retry
+    /// and Catch match: the one place they are chosen. It lives here, beside the error, because
+    /// Rust allows the conversion only in the crate of one of the two types.
+    fn from(err: Error) -> Self {
+        let name = match &err {
+            Error::InvalidInput { .. } => "Sluice.InvalidInput",
+            Error::NotFound {
+                missing: Missing::Table,
+                ..
+            } => "Sluice.TableNotFound",
+            Error::NotFound { .. } => "Sluice.NotFound",
+            Error::Conflict(_) => "Sluice.Conflict",
+            Error::Reconciliation(_) => "Sluice.Reconciliation",
+            Error::Unavailable(_) => "Sluice.Unavailable",
+            Error::TrainingFailed(_) => "Sluice.TrainingFailed",
+            Error::Failed(_) => "States.TaskFailed",
+        };
+        asl::Failure::new(name, err.to_string())
     }
 }
 

@@ -23,10 +23,12 @@ mod publish;
 mod query;
 mod registry;
 pub mod request;
+pub mod serving;
 #[cfg(test)]
 mod tests;
 mod train;
 mod transform;
+pub mod workflows;
 
 use std::sync::Arc;
 

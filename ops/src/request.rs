@@ -53,3 +53,78 @@ pub(crate) fn date(field: &str, text: &str) -> Result<chrono::NaiveDate, String>
     text.parse()
         .map_err(|_| format!("{field} must be a date (YYYY-MM-DD): {text:?}"))
 }
+
+/// What a path field of a request holds, for an adapter that stages lake keys
+/// (`lake:work/night-1/dataset`) around an operation: a file or a folder it reads, or a folder
+/// it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathRole {
+    ReadsFile,
+    ReadsFolder,
+    WritesFolder,
+}
+
+/// A path field of a request: its name, what the operation does with it, and the path.
+#[derive(Debug)]
+pub struct PathField<'a> {
+    pub name: &'static str,
+    pub role: PathRole,
+    pub path: &'a mut std::path::PathBuf,
+}
+
+/// The path fields of a request (none for most).
+pub trait PathFields {
+    fn path_fields(&mut self) -> Vec<PathField<'_>> {
+        Vec::new()
+    }
+}
+
+macro_rules! path_fields {
+    ($request:ty { $($name:ident: $role:ident),* }) => {
+        impl PathFields for $request {
+            fn path_fields(&mut self) -> Vec<PathField<'_>> {
+                let mut fields = Vec::new();
+                $(path_fields!(@push fields, self.$name, stringify!($name), PathRole::$role);)*
+                fields
+            }
+        }
+    };
+    (@push $fields:ident, $value:expr, $name:expr, $role:expr) => {
+        if let Some(path) = PathFieldValue::paths(&mut $value) {
+            $fields.push(PathField { name: $name, role: $role, path });
+        }
+    };
+}
+
+/// A required or optional path.
+trait PathFieldValue {
+    fn paths(&mut self) -> Option<&mut std::path::PathBuf>;
+}
+
+impl PathFieldValue for std::path::PathBuf {
+    fn paths(&mut self) -> Option<&mut std::path::PathBuf> {
+        Some(self)
+    }
+}
+
+impl PathFieldValue for Option<std::path::PathBuf> {
+    fn paths(&mut self) -> Option<&mut std::path::PathBuf> {
+        self.as_mut()
+    }
+}
+
+path_fields!(crate::DatasetRequest { out: WritesFolder });
+path_fields!(crate::TrainRequest {
+    train: ReadsFile,
+    test: ReadsFile,
+    model_dir: WritesFolder
+});
+path_fields!(crate::DriftRequest {
+    train: ReadsFile,
+    test: ReadsFile
+});
+path_fields!(crate::PublishRequest {
+    test: ReadsFile,
+    model_dir: ReadsFolder
+});
+path_fields!(crate::BatchForecastRequest { input: ReadsFile });

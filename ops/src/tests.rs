@@ -357,3 +357,95 @@ fn transform_requests() {
         "unknown field",
     );
 }
+
+#[test]
+fn workflow_requests_take_step_functions_names_and_defaults() {
+    use crate::workflows::*;
+    let start: StartRequest = parse(json!({})).unwrap();
+    assert_eq!(start, StartRequest::default());
+    let start: StartRequest = parse(json!({"input": {"x": 1}, "name": "run-1"})).unwrap();
+    assert_eq!(
+        (start.input, start.name.as_deref()),
+        (Some(json!({"x": 1})), Some("run-1"))
+    );
+    refused::<StartRequest>(json!({"inputs": {}}), "inputs", "unknown field");
+    refused::<StartRequest>(json!({"name": 7}), "name", "expected a string");
+
+    let list: ExecutionList = parse(json!({"workflow": "nightly", "limit": 5})).unwrap();
+    assert_eq!(list.limit, Some(5));
+    refused::<ExecutionList>(json!({"limit": "all"}), "limit", "expected i64");
+
+    // SendTaskSuccess takes `output` as JSON text, as Step Functions does.
+    let success: TaskSuccessRequest =
+        parse(json!({"taskToken": "t", "output": "{\"ok\": true}"})).unwrap();
+    assert_eq!(success.task_token, "t");
+    refused::<TaskSuccessRequest>(json!({"taskToken": "t"}), "output", "is required");
+    refused::<TaskSuccessRequest>(
+        json!({"taskToken": "t", "output": {"ok": true}}),
+        "output",
+        "expected a string",
+    );
+    refused::<TaskSuccessRequest>(
+        json!({"task_token": "t", "output": "1"}),
+        "task_token",
+        "unknown field",
+    );
+    let failure: TaskFailureRequest = parse(json!({"taskToken": "t"})).unwrap();
+    assert_eq!((failure.error, failure.cause), (None, None));
+    refused::<TaskHeartbeatRequest>(json!({}), "taskToken", "is required");
+
+    let schedule: ScheduleRequest =
+        parse(json!({"name": "n", "cron": "0 2 * * *", "workflow": "w"})).unwrap();
+    assert_eq!(
+        (
+            schedule.timezone.as_str(),
+            schedule.catchup.as_str(),
+            schedule.window_seconds,
+            schedule.overlap.as_str(),
+            &schedule.input
+        ),
+        ("UTC", "skip", 86_400, "skip", &json!({}))
+    );
+    refused::<ScheduleRequest>(json!({"name": "n", "cron": "x"}), "workflow", "is required");
+    refused::<ScheduleRequest>(
+        json!({"name": "n", "cron": "x", "workflow": "w", "window_seconds": "1d"}),
+        "window_seconds",
+        "expected i64",
+    );
+}
+
+#[test]
+fn endpoint_deployment_and_token_requests() {
+    use crate::serving::*;
+    let deploy: DeployRequest = parse(json!({"version": "v3"})).unwrap();
+    assert_eq!(
+        (
+            deploy.version,
+            deploy.strategy.as_str(),
+            deploy.percent,
+            deploy.bake_seconds,
+            deploy.min_requests
+        ),
+        (3, "canary", 10, 300.0, 20)
+    );
+    let deploy: DeployRequest = parse(json!({"version": 4, "strategy": "linear"})).unwrap();
+    assert_eq!((deploy.version, deploy.strategy.as_str()), (4, "linear"));
+    refused::<DeployRequest>(
+        json!({"version": "champion"}),
+        "version",
+        "a version number",
+    );
+    refused::<DeployRequest>(json!({}), "version", "is required");
+    refused::<DeployRequest>(json!({"version": 1, "bake": 3}), "bake", "unknown field");
+    let endpoint: EndpointRequest =
+        parse(json!({"name": "e", "group": "g", "variants": ["a=champion:1"]})).unwrap();
+    assert_eq!(endpoint.variants, vec!["a=champion:1"]);
+    refused::<EndpointRequest>(
+        json!({"name": "e", "group": "g"}),
+        "variants",
+        "is required",
+    );
+    let token: TokenRequest = parse(json!({"scope": "predict"})).unwrap();
+    assert_eq!((token.scope.as_str(), token.name.as_str()), ("predict", ""));
+    refused::<TokenRequest>(json!({"scope": 1}), "scope", "expected a string");
+}

@@ -11,27 +11,47 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
+use ops::workflows::{
+    Answered, ExecutionList, ExecutionView, HistoryEvent, StartRequest, TaskFailureRequest,
+    TaskHeartbeatRequest, TaskSuccessRequest, TokenView, Validated, WorkflowSummary,
+    WorkflowVersion, Workflows,
+};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::http_error::HttpError;
-use crate::orchestrator::Error;
 use crate::orchestrator::engine::Engine;
 use crate::orchestrator::queue::Queue;
-use crate::orchestrator::store::{self, execution_json};
 
 /// What the handlers share.
 pub struct ApiState {
-    pub engine: Engine,
-    pub queue: Queue,
+    pub workflows: Workflows,
     /// Every route but `/health` and `/openapi.json` needs an admin token.
     pub auth: Arc<crate::serving::Auth>,
+}
+
+impl ApiState {
+    /// The workflow operations over an engine, pushing steps to `queue`.
+    pub fn new(engine: Engine, queue: Queue, auth: Arc<crate::serving::Auth>) -> Self {
+        Self {
+            workflows: Workflows::new(engine, Arc::new(queue)),
+            auth,
+        }
+    }
 }
 
 type Shared = State<Arc<ApiState>>;
 
 fn body(payload: Result<Json<Value>, JsonRejection>) -> Result<Value, HttpError> {
     payload.map(|Json(v)| v).map_err(HttpError::from)
+}
+
+/// A request body as an operation's request: a missing, mistyped or unknown field is a 400
+/// naming it.
+fn request<T: DeserializeOwned>(
+    payload: Result<Json<Value>, JsonRejection>,
+) -> Result<T, HttpError> {
+    Ok(ops::request::from_json(body(payload)?)?)
 }
 
 /// The API's routes.
@@ -65,202 +85,100 @@ pub fn router(state: Arc<ApiState>) -> Router {
 async fn validate(
     State(state): Shared,
     payload: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, HttpError> {
-    let machine = crate::tasks::runnable(&body(payload)?, &state.engine.ops.settings().process)
-        .map_err(Error::from)?;
-    Ok(Json(
-        json!({"valid": true, "start_at": machine.start_at, "states": machine.states.len()}),
-    ))
+) -> Result<Json<Validated>, HttpError> {
+    Ok(Json(state.workflows.validate(&body(payload)?)?))
 }
 
-async fn list_workflows(State(state): Shared) -> Result<Json<Value>, HttpError> {
-    let workflows = store::workflows(&state.engine.pool).await?;
-    Ok(Json(json!(
-        workflows
-            .iter()
-            .map(|(name, version, _)| json!({"name": name, "version": version}))
-            .collect::<Vec<_>>()
-    )))
+async fn list_workflows(State(state): Shared) -> Result<Json<Vec<WorkflowSummary>>, HttpError> {
+    Ok(Json(state.workflows.workflows().await?))
 }
 
 async fn put_workflow(
     State(state): Shared,
     Path(name): Path<String>,
     payload: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, HttpError> {
-    let definition = body(payload)?;
-    crate::tasks::runnable(&definition, &state.engine.ops.settings().process)
-        .map_err(Error::from)?;
-    let version = store::put_workflow(&state.engine.pool, &name, &definition).await?;
-    Ok(Json(json!({"workflow": name, "version": version})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StartRequest {
-    #[serde(default)]
-    input: Option<Value>,
-    #[serde(default)]
-    name: Option<String>,
+) -> Result<Json<WorkflowVersion>, HttpError> {
+    Ok(Json(
+        state.workflows.put_workflow(&name, &body(payload)?).await?,
+    ))
 }
 
 async fn start(
     State(state): Shared,
     Path(workflow): Path<String>,
     payload: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), HttpError> {
-    let request: StartRequest = serde_json::from_value(body(payload)?)
-        .map_err(|e| HttpError::BadRequest(format!("start request: {e}")))?;
-    let (execution, first) = state
-        .engine
-        .start(
-            &workflow,
-            request.input.unwrap_or_else(|| json!({})),
-            request.name,
-        )
-        .await?;
-    let status = match &first {
-        Some(first) => {
-            state.queue.push(first).await?;
-            StatusCode::CREATED
-        }
-        None => StatusCode::OK,
+) -> Result<(StatusCode, Json<ExecutionView>), HttpError> {
+    let request: StartRequest = request(payload)?;
+    let started = state.workflows.start(&workflow, request).await?;
+    let status = if started.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    Ok((status, Json(execution_json(&execution))))
-}
-
-#[derive(Deserialize)]
-struct ListQuery {
-    workflow: Option<String>,
-    limit: Option<i64>,
+    Ok((status, Json(started.execution)))
 }
 
 async fn list_executions(
     State(state): Shared,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, HttpError> {
-    let executions = store::executions(
-        &state.engine.pool,
-        query.workflow.as_deref(),
-        query.limit.unwrap_or(100).clamp(1, 1000),
-    )
-    .await?;
-    Ok(Json(json!(
-        executions.iter().map(execution_json).collect::<Vec<_>>()
-    )))
+    Query(query): Query<ExecutionList>,
+) -> Result<Json<Vec<ExecutionView>>, HttpError> {
+    Ok(Json(state.workflows.executions(&query).await?))
 }
 
-async fn describe(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, HttpError> {
-    Ok(Json(execution_json(
-        &store::execution(&state.engine.pool, &id).await?,
-    )))
+async fn describe(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<ExecutionView>, HttpError> {
+    Ok(Json(state.workflows.describe(&id).await?))
 }
 
-async fn history(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, HttpError> {
-    store::execution(&state.engine.pool, &id).await?;
-    let events = store::history(&state.engine.pool, &id).await?;
-    Ok(Json(json!(events.iter().map(|e| json!({"id": e.seq + 1, "type": e.kind, "state": e.state, "details": e.details, "timestamp": e.at})).collect::<Vec<_>>())))
+async fn history(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<HistoryEvent>>, HttpError> {
+    Ok(Json(state.workflows.history(&id).await?))
 }
 
-async fn stop(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, HttpError> {
-    state.engine.stop(&id).await?;
-    Ok(Json(execution_json(
-        &store::execution(&state.engine.pool, &id).await?,
-    )))
+async fn stop(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<ExecutionView>, HttpError> {
+    Ok(Json(state.workflows.stop(&id).await?))
 }
 
-async fn redrive(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, HttpError> {
-    let next = state.engine.redrive(&id).await?;
-    state.queue.push(&next).await?;
-    Ok(Json(execution_json(
-        &store::execution(&state.engine.pool, &id).await?,
-    )))
+async fn redrive(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<ExecutionView>, HttpError> {
+    Ok(Json(state.workflows.redrive(&id).await?))
 }
 
-/// `SendTaskSuccess`'s body, as Step Functions names it: `output` is JSON text.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct TaskSuccess {
-    task_token: String,
-    output: String,
-}
-
-/// `SendTaskFailure`'s body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct TaskFailure {
-    task_token: String,
-    error: Option<String>,
-    cause: Option<String>,
-}
-
-/// `SendTaskHeartbeat`'s body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct TaskHeartbeat {
-    task_token: String,
-}
-
-fn request<T: serde::de::DeserializeOwned>(
-    what: &str,
-    payload: Result<Json<Value>, JsonRejection>,
-) -> Result<T, HttpError> {
-    serde_json::from_value(body(payload)?)
-        .map_err(|e| HttpError::BadRequest(format!("{what} request: {e}")))
-}
-
-async fn waiting_tasks(State(state): Shared) -> Result<Json<Value>, HttpError> {
-    let tokens = store::waiting_tokens(&state.engine.pool, 1000).await?;
-    Ok(Json(json!(
-        tokens.iter().map(store::token_json).collect::<Vec<_>>()
-    )))
-}
-
-/// Answers a token, and enqueues the step that resumes its execution when it already waits.
-async fn answer(
-    state: &ApiState,
-    token: &str,
-    answer: store::Answer,
-) -> Result<Json<Value>, HttpError> {
-    if let Some(next) = state.engine.answer(token, answer).await? {
-        state.queue.push(&next).await?;
-    }
-    Ok(Json(store::token_json(
-        &store::task_token(&state.engine.pool, token).await?,
-    )))
+async fn waiting_tasks(State(state): Shared) -> Result<Json<Vec<TokenView>>, HttpError> {
+    Ok(Json(state.workflows.waiting_tasks().await?))
 }
 
 async fn task_success(
     State(state): Shared,
     payload: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, HttpError> {
-    let request: TaskSuccess = request("SendTaskSuccess", payload)?;
-    let output: Value = serde_json::from_str(&request.output)
-        .map_err(|e| HttpError::BadRequest(format!("output: not JSON text: {e}")))?;
-    answer(&state, &request.task_token, store::Answer::Success(output)).await
+) -> Result<Json<Answered>, HttpError> {
+    let request: TaskSuccessRequest = request(payload)?;
+    Ok(Json(state.workflows.send_task_success(&request).await?))
 }
 
 async fn task_failure(
     State(state): Shared,
     payload: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, HttpError> {
-    let request: TaskFailure = request("SendTaskFailure", payload)?;
-    let failure = crate::asl::Failure::new(
-        request
-            .error
-            .unwrap_or_else(|| "States.TaskFailed".to_owned()),
-        request.cause.unwrap_or_default(),
-    );
-    answer(&state, &request.task_token, store::Answer::Failure(failure)).await
+) -> Result<Json<Answered>, HttpError> {
+    let request: TaskFailureRequest = request(payload)?;
+    Ok(Json(state.workflows.send_task_failure(&request).await?))
 }
 
 async fn task_heartbeat(
     State(state): Shared,
     payload: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, HttpError> {
-    let request: TaskHeartbeat = request("SendTaskHeartbeat", payload)?;
-    let token = state.engine.heartbeat(&request.task_token).await?;
-    Ok(Json(store::token_json(&token)))
+) -> Result<Json<TokenView>, HttpError> {
+    let request: TaskHeartbeatRequest = request(payload)?;
+    Ok(Json(state.workflows.send_task_heartbeat(&request).await?))
 }
 
 /// The OpenAPI document of the routes above.

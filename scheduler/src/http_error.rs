@@ -99,16 +99,9 @@ impl From<ops::Error> for HttpError {
 }
 
 impl From<crate::orchestrator::Error> for HttpError {
+    /// Through the operations' error: the workflow operations' one mapping.
     fn from(err: crate::orchestrator::Error) -> Self {
-        use crate::orchestrator::Error as E;
-        match err {
-            E::NotFound { .. } => Self::NotFound(err.to_string()),
-            E::Definition(_) | E::Invalid(_) => Self::BadRequest(err.to_string()),
-            E::WrongStatus { .. } | E::AlreadyExists { .. } | E::TokenClosed { .. } => {
-                Self::Conflict(err.to_string())
-            }
-            E::Database(_) | E::Queue(_) | E::Join(_) => Self::internal(err),
-        }
+        ops::Error::from(err).into()
     }
 }
 

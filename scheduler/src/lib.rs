@@ -6,7 +6,7 @@
 //! [`serving`] the prediction endpoints.
 
 pub mod api;
-pub mod asl;
+pub use ::asl;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -12,10 +12,9 @@ use anyhow::Context as _;
 use chrono::Utc;
 
 use crate::commands::Context;
-use crate::orchestrator::engine::Engine;
 use crate::orchestrator::queue::Queue;
-use crate::orchestrator::schedules;
 use crate::serving::{self, Auth, Serving};
+use ops::workflows::Workflows;
 
 /// A flag raised once on SIGTERM or Ctrl-C, that every part of the process watches.
 #[derive(Clone)]
@@ -107,7 +106,7 @@ pub async fn serve(context: &Context, listen: &str) -> anyhow::Result<SocketAddr
 /// `sluice worker`: workflow steps from the queue until SIGTERM.
 pub async fn worker(context: &Context, name: &str) -> anyhow::Result<()> {
     let catalog = context.catalog().await?;
-    let engine = Engine::new(context.ops.clone(), catalog.pool().clone());
+    let engine = crate::tasks::Resources::engine(context.ops.clone(), catalog.pool().clone());
     let queue = Queue::open(&context.config.database).await?;
     queue
         .work(engine, name.to_owned(), Shutdown::on_signal().stopped())
@@ -116,7 +115,7 @@ pub async fn worker(context: &Context, name: &str) -> anyhow::Result<()> {
 }
 
 /// The cron loop: due ticks fired once a second until `shutdown`, which lets a pass finish.
-async fn cron(engine: Engine, queue: Queue, shutdown: Shutdown) {
+async fn cron(workflows: Workflows, shutdown: Shutdown) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     let stopped = shutdown.stopped();
     tokio::pin!(stopped);
@@ -125,7 +124,7 @@ async fn cron(engine: Engine, queue: Queue, shutdown: Shutdown) {
             () = &mut stopped => return,
             _ = every.tick() => {}
         }
-        if let Err(err) = schedules::fire_due(&engine, &queue, Utc::now()).await {
+        if let Err(err) = workflows.fire_due(Utc::now()).await {
             tracing::warn!(error = %err, "scheduler pass failed");
         }
     }
@@ -143,17 +142,17 @@ pub struct ServerParts<'a> {
 /// not to) a worker, until SIGTERM; returns the API's address.
 pub async fn server(context: &Context, parts: ServerParts<'_>) -> anyhow::Result<SocketAddr> {
     let catalog = context.catalog().await?;
-    let engine = Engine::new(context.ops.clone(), catalog.pool().clone());
+    let engine = crate::tasks::Resources::engine(context.ops.clone(), catalog.pool().clone());
     let queue = Queue::open(&context.config.database).await?;
     let shutdown = Shutdown::on_signal();
-    let cron = tokio::spawn(cron(engine.clone(), queue.clone(), shutdown.clone()));
+    let workflows = Workflows::new(engine.clone(), Arc::new(queue.clone()));
+    let cron = tokio::spawn(cron(workflows.clone(), shutdown.clone()));
     let listener = bind(parts.listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(address = %address, "serving the API");
     let serving = start_serving(context, shutdown.clone().stopped()).await?;
     let state = Arc::new(crate::api::ApiState {
-        engine: engine.clone(),
-        queue: queue.clone(),
+        workflows,
         auth: serving.auth.clone(),
     });
     let routes = crate::api::router(state).merge(serving::router(serving));

@@ -7,7 +7,6 @@ use std::time::Duration;
 use ops::Ops;
 use scheduler::api::{ApiState, router};
 use scheduler::config::Config;
-use scheduler::orchestrator::engine::Engine;
 use scheduler::orchestrator::queue::Queue;
 use serde_json::{Value, json};
 use tests::{Backend, TestDb};
@@ -26,7 +25,7 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
         lake: "memory://".into(),
         ..Config::default()
     };
-    let engine = Engine::new(
+    let engine = scheduler::tasks::Resources::engine(
         Ops::with_catalog(config.ops_settings(), db.catalog.clone()),
         db.catalog.pool().clone(),
     );
@@ -41,11 +40,7 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
             anonymous_predict: false,
         },
     ));
-    let state = Arc::new(ApiState {
-        engine: engine.clone(),
-        queue: queue.clone(),
-        auth,
-    });
+    let state = Arc::new(ApiState::new(engine.clone(), queue.clone(), auth));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         axum::serve(listener, router(state))

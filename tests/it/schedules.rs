@@ -18,7 +18,7 @@ async fn setup(db: &TestDb, workflow: serde_json::Value) -> (Engine, Queue) {
         lake: "memory://".into(),
         ..Config::default()
     };
-    let engine = Engine::new(
+    let engine = scheduler::tasks::Resources::engine(
         Ops::with_catalog(config.ops_settings(), db.catalog.clone()),
         db.catalog.pool().clone(),
     );

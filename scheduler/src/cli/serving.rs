@@ -138,23 +138,25 @@ pub struct DeployArgs {
     /// The version to deploy (3 or v3).
     #[arg(long = "model", value_name = "VERSION")]
     pub target: String,
-    #[arg(long, default_value = "canary", value_parser = ["all-at-once", "canary", "linear"])]
-    pub strategy: String,
-    /// Canary: the share of the first step; linear: the share added each step.
-    #[arg(long, default_value_t = 10)]
-    pub percent: u32,
-    /// How long each step watches the new version before the next.
-    #[arg(long, default_value_t = 300.0)]
-    pub bake_seconds: f64,
-    /// Roll back when more than this share of the new version's answers are 5xx.
-    #[arg(long, default_value_t = 0.01)]
-    pub max_error_rate: f64,
-    /// Roll back when the new version's p99 latency passes this.
-    #[arg(long, default_value_t = 1000.0)]
-    pub max_p99_ms: f64,
-    /// Answers needed before the figures are judged.
-    #[arg(long, default_value_t = 20)]
-    pub min_requests: u64,
+    /// [default: canary]
+    #[arg(long, value_parser = ["all-at-once", "canary", "linear"])]
+    pub strategy: Option<String>,
+    /// Canary: the share of the first step; linear: the share added each step [default: 10].
+    #[arg(long)]
+    pub percent: Option<u32>,
+    /// How long each step watches the new version before the next [default: 300].
+    #[arg(long)]
+    pub bake_seconds: Option<f64>,
+    /// Roll back when more than this share of the new version's answers are 5xx
+    /// [default: 0.01].
+    #[arg(long)]
+    pub max_error_rate: Option<f64>,
+    /// Roll back when the new version's p99 latency passes this [default: 1000].
+    #[arg(long)]
+    pub max_p99_ms: Option<f64>,
+    /// Answers needed before the figures are judged [default: 20].
+    #[arg(long)]
+    pub min_requests: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -20,8 +20,6 @@ use super::demo_show::{
 };
 use super::schedules::nightly_input;
 use crate::cli::{DemoArgs, WorkflowInstallArgs};
-use crate::orchestrator::engine::Engine;
-use crate::orchestrator::queue::Queue;
 use crate::output::Report;
 use crate::serving::endpoints::{self, EndpointSpec, Variant};
 use crate::serving::{auth, router};
@@ -112,14 +110,13 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     .await?;
     say(&format!("    {}", installed.text));
 
-    let engine = Engine::new(demo.ops.clone(), catalog.pool().clone());
-    let queue = Queue::open(&demo.config.database).await?;
+    let (workflows, queue) = demo.workflows().await?;
     let first_name = format!("night-{}", night(args.days));
     say(&format!(
         "==> night 1: execution {first_name} (crawl, convert, dataset, train, drift, publish, forecast)"
     ));
     let (first, first_output) =
-        run_execution(&engine, &queue, WORKFLOW, &first_name, &input).await?;
+        run_execution(&workflows, &queue, WORKFLOW, &first_name, &input).await?;
 
     // The endpoint follows the champion alias; a predict token lets applications call it.
     let spec = EndpointSpec::new(
@@ -181,7 +178,7 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     let second_name = format!("night-{}", night(args.days + 1));
     say(&format!("==> night 2: execution {second_name}"));
     let (second, second_output) =
-        run_execution(&engine, &queue, WORKFLOW, &second_name, &input).await?;
+        run_execution(&workflows, &queue, WORKFLOW, &second_name, &input).await?;
     let report_id = second_output["drift"]["report_id"].as_str().unwrap_or("");
     let drift = jobs::drift::store::get(&catalog, Some(report_id), None).await?;
     say(&drift_summary(&drift.report));

@@ -12,9 +12,10 @@ use models::deepar::series::Series;
 use plotters::prelude::*;
 use serde_json::{Value, json};
 
-use crate::orchestrator::engine::Engine;
+use ops::workflows::{ExecutionView, StartRequest, Workflows};
+
 use crate::orchestrator::queue::Queue;
-use crate::orchestrator::store::{self, Execution, ExecutionStatus};
+use crate::orchestrator::store::ExecutionStatus;
 use crate::output::table;
 
 /// A progress line for the person watching; a closed stderr must not stop the demo.
@@ -26,29 +27,28 @@ pub fn say(text: &str) {
 /// finishes (with its duration) and every failure on the way; then the night's summary.
 /// Returns the execution and its output; an execution that did not succeed is an error.
 pub async fn run_execution(
-    engine: &Engine,
+    workflows: &Workflows,
     queue: &Queue,
     workflow: &str,
     name: &str,
     input: &Value,
-) -> anyhow::Result<(Execution, Value)> {
-    let (execution, first) = engine
-        .start(workflow, input.clone(), Some(name.to_owned()))
-        .await?;
-    if let Some(first) = &first {
-        queue.push(first).await?;
-    }
-    let (stop, worker) = super::executions::embedded_worker(engine, queue.clone());
+) -> anyhow::Result<(ExecutionView, Value)> {
+    let request = StartRequest {
+        input: Some(input.clone()),
+        name: Some(name.to_owned()),
+    };
+    let execution = workflows.start(workflow, request).await?.execution;
+    let (stop, worker) = super::executions::embedded_worker(workflows.engine(), queue.clone());
     let mut seen = 0;
     let mut entered: BTreeMap<String, i64> = BTreeMap::new();
     let finished = loop {
-        let history = store::history(&engine.pool, &execution.id).await?;
+        let history = workflows.history(&execution.id).await?;
         for event in &history[seen.min(history.len())..] {
             let state = event.state.clone().unwrap_or_default();
             if event.kind.ends_with("StateEntered") {
-                entered.insert(state, event.at);
+                entered.insert(state, event.at_ms);
             } else if event.kind.ends_with("StateExited") {
-                let took = entered.get(&state).map_or(0, |at| event.at - at);
+                let took = entered.get(&state).map_or(0, |at| event.at_ms - at);
                 say(&format!("    {state:<16} {:>7.1} s", took as f64 / 1000.0));
             } else if matches!(
                 event.kind.as_str(),
@@ -61,8 +61,8 @@ pub async fn run_execution(
             }
         }
         seen = history.len();
-        let now = store::execution(&engine.pool, &execution.id).await?;
-        if now.status != ExecutionStatus::Running {
+        let now = workflows.describe(&execution.id).await?;
+        if now.ended() {
             break now;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -72,7 +72,7 @@ pub async fn run_execution(
     anyhow::ensure!(
         finished.status == ExecutionStatus::Succeeded,
         "execution {name} {} in state {}: {} {}",
-        finished.status,
+        finished.status.as_str(),
         finished.state,
         finished.error.as_deref().unwrap_or_default(),
         finished.cause.as_deref().unwrap_or_default()

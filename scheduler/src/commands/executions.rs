@@ -5,6 +5,10 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use ops::workflows::{
+    ExecutionList, ExecutionView, StartRequest, TaskFailureRequest, TaskHeartbeatRequest,
+    TaskSuccessRequest, TokenView, Workflows,
+};
 use serde_json::{Value, json};
 
 use super::Context;
@@ -12,20 +16,19 @@ use crate::cli::{
     ConnectionCommand, ExecutionArgs, TaskCommand, WorkerArgs, WorkflowCreateArgs,
     WorkflowStartArgs,
 };
-use crate::orchestrator::engine::{Engine, Next};
+use crate::orchestrator::engine::Engine;
 use crate::orchestrator::queue::Queue;
-use crate::orchestrator::store::{self, Execution, ExecutionStatus, execution_json};
+use crate::orchestrator::store::ExecutionStatus;
 use crate::output::{Report, table, time};
 
-async fn engine(context: &Context) -> anyhow::Result<Engine> {
-    let catalog = context.catalog().await?;
-    Ok(Engine::new(context.ops.clone(), catalog.pool().clone()))
-}
-
-fn execution_text(e: &Execution) -> String {
+fn execution_text(e: &ExecutionView) -> String {
     let mut text = format!(
         "execution {} ({}) of {} v{}: {}",
-        e.id, e.name, e.workflow, e.version, e.status
+        e.id,
+        e.name,
+        e.workflow,
+        e.version,
+        e.status.as_str()
     );
     match (e.status, &e.output) {
         (ExecutionStatus::Succeeded, Some(output)) => text.push_str(&format!("\noutput: {output}")),
@@ -41,33 +44,43 @@ fn execution_text(e: &Execution) -> String {
     text
 }
 
+fn execution_report(execution: &ExecutionView) -> anyhow::Result<Report> {
+    Ok(Report::new(
+        serde_json::to_value(execution)?,
+        execution_text(execution),
+    ))
+}
+
 pub async fn create(args: &WorkflowCreateArgs, context: &Context) -> anyhow::Result<Report> {
     let text = std::fs::read_to_string(&args.definition)
         .with_context(|| format!("cannot read {}", args.definition.display()))?;
     let definition: Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not JSON", args.definition.display()))?;
-    crate::tasks::runnable(&definition, &context.ops.settings().process)
+    let (workflows, _) = context.workflows().await?;
+    let stored = workflows
+        .put_workflow(&args.name, &definition)
+        .await
         .with_context(|| format!("{} is not a valid workflow", args.definition.display()))?;
-    let engine = engine(context).await?;
-    let version = store::put_workflow(&engine.pool, &args.name, &definition).await?;
     Ok(Report::new(
-        json!({"workflow": args.name, "version": version}),
-        format!("workflow {} version {version}", args.name),
+        serde_json::to_value(&stored)?,
+        format!("workflow {} version {}", stored.workflow, stored.version),
     ))
 }
 
 pub async fn list(context: &Context) -> anyhow::Result<Report> {
-    let engine = engine(context).await?;
-    let workflows = store::workflows(&engine.pool).await;
-    let executions = store::executions(&engine.pool, None, 20).await;
-    let (workflows, executions) = (workflows?, executions?);
+    let (ops, _) = context.workflows().await?;
+    let latest = ExecutionList {
+        workflow: None,
+        limit: Some(20),
+    };
+    let (workflows, executions) = (ops.workflows().await?, ops.executions(&latest).await?);
     let text = format!(
         "{}\n{}",
         table(
             ["workflow", "version", "updated"],
             workflows
                 .iter()
-                .map(|(n, v, u)| [n.clone(), v.to_string(), time(*u)])
+                .map(|w| [w.name.clone(), w.version.to_string(), time(w.updated_at)])
         ),
         table(
             [
@@ -82,15 +95,14 @@ pub async fn list(context: &Context) -> anyhow::Result<Report> {
                 e.id.clone(),
                 e.name.clone(),
                 e.workflow.clone(),
-                e.status.to_string(),
+                e.status.as_str().to_owned(),
                 e.state.clone(),
-                time(e.started_at)
+                e.started_at.clone()
             ])
         )
     );
     Ok(Report::new(
-        json!({"workflows": workflows.iter().map(|(n, v, _)| json!({"name": n, "version": v})).collect::<Vec<_>>(),
-               "executions": executions.iter().map(execution_json).collect::<Vec<_>>()}),
+        json!({"workflows": workflows, "executions": executions}),
         text,
     ))
 }
@@ -115,11 +127,11 @@ pub(super) fn embedded_worker(
 }
 
 /// Runs an embedded worker until the execution leaves RUNNING.
-async fn wait_for(engine: &Engine, queue: Queue, id: &str) -> anyhow::Result<Execution> {
-    let (stop, worker) = embedded_worker(engine, queue);
+async fn wait_for(workflows: &Workflows, queue: Queue, id: &str) -> anyhow::Result<ExecutionView> {
+    let (stop, worker) = embedded_worker(workflows.engine(), queue);
     let execution = loop {
-        let execution = store::execution(&engine.pool, id).await?;
-        if execution.status != ExecutionStatus::Running {
+        let execution = workflows.describe(id).await?;
+        if execution.ended() {
             break execution;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -134,75 +146,60 @@ pub async fn start(args: &WorkflowStartArgs, context: &Context) -> anyhow::Resul
         Some(text) => serde_json::from_str(text).context("--input is not JSON")?,
         None => json!({}),
     };
-    let engine = engine(context).await?;
-    let queue = Queue::open(&context.config.database).await?;
-    let (execution, first) = engine
-        .start(&args.workflow, input, args.name.clone())
-        .await?;
-    if let Some(first) = &first {
-        queue.push(first).await?;
-    }
-    let execution = if args.wait {
-        wait_for(&engine, queue, &execution.id).await?
-    } else {
-        execution
+    let (workflows, queue) = context.workflows().await?;
+    let request = StartRequest {
+        input: Some(input),
+        name: args.name.clone(),
     };
-    Ok(Report::new(
-        execution_json(&execution),
-        execution_text(&execution),
-    ))
+    let started = workflows.start(&args.workflow, request).await?;
+    let execution = if args.wait {
+        wait_for(&workflows, queue, &started.execution.id).await?
+    } else {
+        started.execution
+    };
+    execution_report(&execution)
 }
 
 pub async fn describe(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
-    let engine = engine(context).await?;
-    let execution = store::execution(&engine.pool, &args.execution).await?;
-    Ok(Report::new(
-        execution_json(&execution),
-        execution_text(&execution),
-    ))
+    let (workflows, _) = context.workflows().await?;
+    execution_report(&workflows.describe(&args.execution).await?)
 }
 
 pub async fn history(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
-    let engine = engine(context).await?;
-    let events = store::history(&engine.pool, &args.execution).await?;
-    let json: Vec<Value> = events.iter().map(|e| json!({"id": e.seq + 1, "type": e.kind, "state": e.state, "details": e.details, "timestamp": time(e.at)})).collect();
+    let (workflows, _) = context.workflows().await?;
+    let events = workflows.history(&args.execution).await?;
     let text = table(
         ["id", "time", "event", "state"],
         events.iter().map(|e| {
             [
-                (e.seq + 1).to_string(),
-                time(e.at),
+                e.id.to_string(),
+                time(e.at_ms),
                 e.kind.clone(),
                 e.state.clone().unwrap_or_default(),
             ]
         }),
     );
-    Ok(Report::new(Value::Array(json), text))
+    Ok(Report::new(serde_json::to_value(&events)?, text))
 }
 
 pub async fn stop(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
-    let engine = engine(context).await?;
-    engine.stop(&args.execution).await?;
+    let (workflows, _) = context.workflows().await?;
+    let stopped = workflows.stop(&args.execution).await?;
     Ok(Report::new(
-        json!({"execution": args.execution, "status": ExecutionStatus::Aborted.as_str()}),
-        format!("execution {} stopped", args.execution),
+        json!({"execution": stopped.id, "status": stopped.status}),
+        format!("execution {} stopped", stopped.id),
     ))
 }
 
 pub async fn redrive(args: &ExecutionArgs, context: &Context) -> anyhow::Result<Report> {
-    let engine = engine(context).await?;
-    let queue = Queue::open(&context.config.database).await?;
-    let next: Next = engine.redrive(&args.execution).await?;
-    queue.push(&next).await?;
+    let (workflows, queue) = context.workflows().await?;
+    let execution = workflows.redrive(&args.execution).await?;
     let execution = if args.wait {
-        wait_for(&engine, queue, &args.execution).await?
+        wait_for(&workflows, queue, &args.execution).await?
     } else {
-        store::execution(&engine.pool, &args.execution).await?
+        execution
     };
-    Ok(Report::new(
-        execution_json(&execution),
-        execution_text(&execution),
-    ))
+    execution_report(&execution)
 }
 
 pub async fn worker(args: &WorkerArgs, context: &Context) -> anyhow::Result<Report> {
@@ -221,10 +218,10 @@ pub async fn worker(args: &WorkerArgs, context: &Context) -> anyhow::Result<Repo
 /// whose execution already waits enqueues the step that resumes it; a worker (or `sluice
 /// server`) runs it.
 pub async fn task(command: &TaskCommand, context: &Context) -> anyhow::Result<Report> {
-    let engine = engine(context).await?;
-    let (token, answer) = match command {
+    let (workflows, _) = context.workflows().await?;
+    let answered = match command {
         TaskCommand::List => {
-            let tokens = store::waiting_tokens(&engine.pool, 1000).await?;
+            let tokens = workflows.waiting_tasks().await?;
             let text = table(
                 [
                     "token",
@@ -237,58 +234,68 @@ pub async fn task(command: &TaskCommand, context: &Context) -> anyhow::Result<Re
                 tokens.iter().map(|t| {
                     [
                         t.token.clone(),
-                        t.execution_id.clone(),
+                        t.execution.clone(),
                         t.state.clone(),
-                        time(t.created_at),
-                        t.due_at.map(time).unwrap_or_else(|| "never".into()),
+                        t.issued_at.clone(),
+                        t.runs_out_at.clone().unwrap_or_else(|| "never".into()),
                         t.input.as_ref().map(Value::to_string).unwrap_or_default(),
                     ]
                 }),
             );
-            return Ok(Report::new(
-                json!(tokens.iter().map(store::token_json).collect::<Vec<_>>()),
-                text,
-            ));
+            return Ok(Report::new(serde_json::to_value(&tokens)?, text));
         }
         TaskCommand::Heartbeat(args) => {
-            let token = engine.heartbeat(&args.token).await?;
+            let request = TaskHeartbeatRequest {
+                task_token: args.token.clone(),
+            };
+            let token = workflows.send_task_heartbeat(&request).await?;
             return Ok(Report::new(
-                store::token_json(&token),
+                serde_json::to_value(&token)?,
                 format!(
                     "heartbeat recorded for execution {} state {}",
-                    token.execution_id, token.state
+                    token.execution, token.state
                 ),
             ));
         }
-        TaskCommand::Success(args) => (
-            &args.token,
-            store::Answer::Success(
-                serde_json::from_str(&args.task_output).context("--task-output is not JSON")?,
-            ),
-        ),
-        TaskCommand::Failure(args) => (
-            &args.token,
-            store::Answer::Failure(crate::asl::Failure::new(
-                args.error.as_deref().unwrap_or("States.TaskFailed"),
-                args.cause.clone(),
-            )),
-        ),
+        TaskCommand::Success(args) => {
+            let request = TaskSuccessRequest {
+                task_token: args.token.clone(),
+                output: args.task_output.clone(),
+            };
+            workflows
+                .send_task_success(&request)
+                .await
+                .map_err(task_output_flag)?
+        }
+        TaskCommand::Failure(args) => {
+            let request = TaskFailureRequest {
+                task_token: args.token.clone(),
+                error: args.error.clone(),
+                cause: Some(args.cause.clone()),
+            };
+            workflows.send_task_failure(&request).await?
+        }
     };
-    let next = engine.answer(token, answer).await?;
-    if let Some(next) = &next {
-        Queue::open(&context.config.database)
-            .await?
-            .push(next)
-            .await?;
-    }
-    let stored = store::task_token(&engine.pool, token).await?;
+    let token: &TokenView = &answered.token;
     Ok(Report::new(
-        store::token_json(&stored),
+        serde_json::to_value(token)?,
         format!(
             "task {} of execution {}: {}",
-            stored.state, stored.execution_id, stored.status
+            token.state,
+            token.execution,
+            token.status.as_str()
         ),
     ))
+}
+
+/// The request's `output` is the command line's `--task-output`.
+fn task_output_flag(err: ops::Error) -> anyhow::Error {
+    match err {
+        ops::Error::InvalidInput { field, reason } if field == "output" => {
+            anyhow::anyhow!("--task-output{}", reason.trim_start_matches("output"))
+        }
+        err => err.into(),
+    }
 }
 
 /// `sluice connection create|list|delete`: adapters over the connection operations.

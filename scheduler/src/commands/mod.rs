@@ -71,6 +71,18 @@ impl Context {
         Ok(self.ops.lake()?)
     }
 
+    /// The workflow operations (an engine over the catalog, steps pushed to the durable
+    /// queue), and the queue for an embedded worker (`--wait`).
+    pub(crate) async fn workflows(
+        &self,
+    ) -> anyhow::Result<(ops::workflows::Workflows, crate::orchestrator::queue::Queue)> {
+        let catalog = self.catalog().await?;
+        let engine = crate::tasks::Resources::engine(self.ops.clone(), catalog.pool().clone());
+        let queue = crate::orchestrator::queue::Queue::open(&self.config.database).await?;
+        let workflows = ops::workflows::Workflows::new(engine, std::sync::Arc::new(queue.clone()));
+        Ok((workflows, queue))
+    }
+
     pub(crate) fn catalog_db(&self, flag: Option<&str>) -> anyhow::Result<CatalogDbName> {
         Ok(self.ops.catalog_db(flag)?)
     }

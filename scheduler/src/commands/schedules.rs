@@ -2,18 +2,16 @@
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use ops::workflows::{ScheduleRequest, ScheduleView, Workflows};
 use serde_json::{Value, json};
 
 use super::Context;
 use crate::cli::{ScheduleBackfillArgs, ScheduleCommand, ScheduleCreateArgs, ServerArgs};
-use crate::orchestrator::engine::Engine;
-use crate::orchestrator::queue::Queue;
-use crate::orchestrator::schedules::{self, Schedule};
 use crate::output::{Report, table, time};
 
-fn parse_time(text: &str) -> anyhow::Result<DateTime<Utc>> {
+fn parse_time(flag: &str, text: &str) -> anyhow::Result<DateTime<Utc>> {
     Ok(DateTime::parse_from_rfc3339(text)
-        .with_context(|| format!("{text:?} is not an RFC 3339 time"))?
+        .with_context(|| format!("{flag} {text:?} is not an RFC 3339 time"))?
         .with_timezone(&Utc))
 }
 
@@ -34,22 +32,18 @@ fn parse_window(text: &str) -> anyhow::Result<i64> {
     })
 }
 
-pub async fn run(command: &ScheduleCommand, context: &Context) -> anyhow::Result<Report> {
-    let catalog = context.catalog().await?;
-    let engine = Engine::new(context.ops.clone(), catalog.pool().clone());
-    dispatch(command, context, &engine).await
+fn schedule_json(s: &ScheduleView) -> Value {
+    json!({"name": s.name, "cron": s.cron, "timezone": s.timezone, "workflow": s.workflow,
+        "input": s.input, "catchup": s.catchup, "window_seconds": s.window_seconds,
+        "overlap": s.overlap, "paused": s.paused, "last_tick": time(s.last_tick)})
 }
 
-async fn dispatch(
-    command: &ScheduleCommand,
-    context: &Context,
-    engine: &Engine,
-) -> anyhow::Result<Report> {
-    let pool = &engine.pool;
+pub async fn run(command: &ScheduleCommand, context: &Context) -> anyhow::Result<Report> {
+    let (workflows, _) = context.workflows().await?;
     match command {
-        ScheduleCommand::Create(args) => create(args, engine).await,
+        ScheduleCommand::Create(args) => create(args, &workflows).await,
         ScheduleCommand::List => {
-            let list = schedules::list(pool).await?;
+            let list = workflows.schedules().await?;
             let text = table(
                 [
                     "schedule",
@@ -74,13 +68,14 @@ async fn dispatch(
                     ]
                 }),
             );
-            let json: Vec<Value> = list.iter().map(|s| json!({"name": s.name, "cron": s.cron, "timezone": s.timezone, "workflow": s.workflow,
-                "input": s.input, "catchup": s.catchup, "window_seconds": s.window_seconds, "overlap": s.overlap, "paused": s.paused, "last_tick": time(s.last_tick)})).collect();
-            Ok(Report::new(Value::Array(json), text))
+            Ok(Report::new(
+                Value::Array(list.iter().map(schedule_json).collect()),
+                text,
+            ))
         }
         ScheduleCommand::Pause { name } | ScheduleCommand::Resume { name } => {
             let paused = matches!(command, ScheduleCommand::Pause { .. });
-            schedules::set_paused(pool, name, paused).await?;
+            workflows.set_paused(name, paused).await?;
             Ok(Report::new(
                 json!({"schedule": name, "paused": paused}),
                 format!(
@@ -90,17 +85,15 @@ async fn dispatch(
             ))
         }
         ScheduleCommand::Delete { name } => {
-            schedules::delete(pool, name).await?;
+            workflows.delete_schedule(name).await?;
             Ok(Report::new(
                 json!({"schedule": name, "deleted": true}),
                 format!("schedule {name} deleted"),
             ))
         }
         ScheduleCommand::Backfill(ScheduleBackfillArgs { name, from, to }) => {
-            let queue = Queue::open(&context.config.database).await?;
-            let started =
-                schedules::backfill(engine, &queue, name, parse_time(from)?, parse_time(to)?)
-                    .await?;
+            let (from, to) = (parse_time("--from", from)?, parse_time("--to", to)?);
+            let started = workflows.backfill(name, from, to).await?;
             Ok(Report::new(
                 json!({"schedule": name, "started": started}),
                 format!("schedule {name}: {} executions started", started.len()),
@@ -109,12 +102,12 @@ async fn dispatch(
     }
 }
 
-async fn create(args: &ScheduleCreateArgs, engine: &Engine) -> anyhow::Result<Report> {
+async fn create(args: &ScheduleCreateArgs, workflows: &Workflows) -> anyhow::Result<Report> {
     let input: Value = match &args.input {
         Some(text) => serde_json::from_str(text).context("--input is not JSON")?,
         None => json!({}),
     };
-    let schedule = Schedule {
+    let request = ScheduleRequest {
         name: args.name.clone(),
         cron: args.cron.clone(),
         timezone: args.tz.clone(),
@@ -123,10 +116,8 @@ async fn create(args: &ScheduleCreateArgs, engine: &Engine) -> anyhow::Result<Re
         catchup: args.catchup.clone(),
         window_seconds: parse_window(&args.window)?,
         overlap: args.overlap.clone(),
-        paused: false,
-        last_tick: 0,
     };
-    schedules::create(&engine.pool, &schedule, Utc::now()).await?;
+    let schedule = workflows.create_schedule(&request).await?;
     Ok(Report::new(
         json!({"schedule": schedule.name, "cron": schedule.cron, "timezone": schedule.timezone}),
         format!("schedule {} created", schedule.name),
@@ -153,11 +144,11 @@ pub async fn install(
     context: &Context,
 ) -> anyhow::Result<Report> {
     let definition: serde_json::Value = serde_json::from_str(NIGHTLY_RETRAIN)?;
-    crate::tasks::runnable(&definition, &context.ops.settings().process)?;
-    let catalog = context.catalog().await?;
-    let engine = Engine::new(context.ops.clone(), catalog.pool().clone());
-    let version =
-        crate::orchestrator::store::put_workflow(&engine.pool, &args.name, &definition).await?;
+    let (workflows, _) = context.workflows().await?;
+    let version = workflows
+        .put_workflow(&args.name, &definition)
+        .await?
+        .version;
     let input = match &args.input {
         Some(text) => text.clone(),
         None => nightly_input(&std::path::absolute("work")?.display().to_string()).to_string(),
@@ -172,8 +163,7 @@ pub async fn install(
         window: "1d".into(),
         overlap: "skip".into(),
     };
-    let created = create(&schedule, &engine).await;
-    created?;
+    create(&schedule, &workflows).await?;
     Ok(Report::new(
         json!({"workflow": args.name, "version": version, "schedule": args.name, "cron": args.cron, "timezone": args.tz}),
         format!(

@@ -1,70 +1,55 @@
 //! `sluice endpoint`, `sluice token` and `sluice serve`: endpoint definitions, API tokens, and a
 //! process serving the prediction endpoints alone (scale serving apart from the workers).
 
-use models::registry::GroupName;
+use ops::serving::{DeployRequest, EndpointRequest, TokenRequest};
 use serde_json::json;
 
 use super::Context;
 use crate::cli::{EndpointCommand, EndpointCreateArgs, ServeArgs, TokenCommand};
 use crate::output::{Report, table, time};
-use crate::serving::auth;
-use crate::serving::endpoints::{self, EndpointSpec, Variant};
 
 pub async fn endpoint(command: &EndpointCommand, context: &Context) -> anyhow::Result<Report> {
-    let catalog = context.catalog().await?;
+    let ops = &context.ops;
     match command {
         EndpointCommand::Create(EndpointCreateArgs {
             name,
             group,
             variants,
         }) => {
-            let variants = variants
-                .iter()
-                .map(|v| Variant::parse(v))
-                .collect::<Result<Vec<_>, _>>()?;
-            let spec = EndpointSpec::new(name, GroupName::parse(group)?, variants)?;
-            let generation = endpoints::put(catalog.pool(), &spec).await?;
+            let request = EndpointRequest {
+                name: name.clone(),
+                group: group.clone(),
+                variants: variants.clone(),
+            };
+            let endpoint = ops.put_endpoint(&request).await?;
             Ok(Report::new(
-                json!({"endpoint": spec.name, "group": spec.group, "generation": generation}),
+                json!({"endpoint": endpoint.endpoint, "group": endpoint.group, "generation": endpoint.generation}),
                 format!(
                     "endpoint {} serves {} ({})",
-                    spec.name,
-                    spec.group,
-                    spec.variants
+                    endpoint.endpoint,
+                    endpoint.group,
+                    endpoint
+                        .variants
                         .iter()
-                        .map(|v| format!("{}={}:{}", v.name, v.target, v.weight))
+                        .map(|v| format!("{}={}:{}", v.variant, v.target, v.weight))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
             ))
         }
         EndpointCommand::Deploy(args) => {
-            use crate::serving::deployments::{Settings, Strategy, start};
-            let strategy = Strategy::parse(&args.strategy, args.percent)?;
-            let models::registry::Target::Version(version) =
-                models::registry::Target::parse(&args.target)?
-            else {
-                anyhow::bail!("--model takes a version number (3 or v3)");
-            };
-            let settings = Settings {
-                strategy,
-                bake: std::time::Duration::from_secs_f64(args.bake_seconds.max(0.0)),
-                max_error_rate: args.max_error_rate,
-                max_p99_ms: args.max_p99_ms,
-                min_requests: args.min_requests,
-            };
-            let id = start(catalog.pool(), &args.endpoint, version, settings).await?;
+            let request = deploy_request(args)?;
+            let started = ops.deploy(&args.endpoint, &request).await?;
             Ok(Report::new(
-                json!({"deployment": id, "endpoint": args.endpoint, "version": version}),
+                serde_json::to_value(&started)?,
                 format!(
-                    "deployment {id}: v{version} to {} ({}); servers take the next steps",
-                    args.endpoint, args.strategy
+                    "deployment {}: v{} to {} ({}); servers take the next steps",
+                    started.deployment, started.version, started.endpoint, request.strategy
                 ),
             ))
         }
         EndpointCommand::Deployments(args) => {
-            let all =
-                crate::serving::deployments::list(catalog.pool(), args.endpoint.as_deref()).await?;
+            let all = ops.deployments(args.endpoint.as_deref()).await?;
             let version = |v: Option<u32>| v.map(|v| format!("v{v}")).unwrap_or_default();
             let text = table(
                 ["id", "endpoint", "from", "to", "status", "weight", "reason"],
@@ -83,69 +68,79 @@ pub async fn endpoint(command: &EndpointCommand, context: &Context) -> anyhow::R
             Ok(Report::new(json!(all), text))
         }
         EndpointCommand::List => {
-            let all = endpoints::list(catalog.pool()).await?;
-            let rows = all.iter().flat_map(|(spec, _)| {
-                spec.variants.iter().map(|v| {
+            let all = ops.endpoints().await?;
+            let rows = all.iter().flat_map(|endpoint| {
+                endpoint.variants.iter().map(|v| {
                     [
-                        spec.name.clone(),
-                        spec.group.to_string(),
-                        v.name.clone(),
-                        v.target.to_string(),
+                        endpoint.endpoint.clone(),
+                        endpoint.group.clone(),
+                        v.variant.clone(),
+                        v.target.clone(),
                         v.weight.to_string(),
                     ]
                 })
             });
             let text = table(["endpoint", "group", "variant", "target", "weight"], rows);
-            let json =
-                json!(all.iter().map(|(spec, generation)| json!({
-                "endpoint": spec.name,
-                "group": spec.group,
-                "generation": generation,
-                "variants": spec.variants.iter().map(|v| json!({
-                    "variant": v.name, "target": v.target.to_string(), "weight": v.weight,
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>());
-            Ok(Report::new(json, text))
+            Ok(Report::new(serde_json::to_value(&all)?, text))
         }
     }
 }
 
+/// `sluice endpoint deploy`'s flags as the request: only the flags given, so the defaults are
+/// the operation's.
+pub(crate) fn deploy_request(args: &crate::cli::DeployArgs) -> anyhow::Result<DeployRequest> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("version".into(), json!(args.target));
+    let mut given = |name: &str, value: Option<serde_json::Value>| {
+        if let Some(value) = value {
+            fields.insert(name.into(), value);
+        }
+    };
+    given("strategy", args.strategy.as_ref().map(|v| json!(v)));
+    given("percent", args.percent.map(|v| json!(v)));
+    given("bake_seconds", args.bake_seconds.map(|v| json!(v)));
+    given("max_error_rate", args.max_error_rate.map(|v| json!(v)));
+    given("max_p99_ms", args.max_p99_ms.map(|v| json!(v)));
+    given("min_requests", args.min_requests.map(|v| json!(v)));
+    ops::request::from_json(fields.into())
+        .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("version:", "--model:")))
+}
+
 pub async fn token(command: &TokenCommand, context: &Context) -> anyhow::Result<Report> {
-    let catalog = context.catalog().await?;
+    let ops = &context.ops;
     match command {
         TokenCommand::Create(args) => {
-            let scope = auth::Scope::parse(&args.scope)?;
-            let (id, secret) = auth::create(catalog.pool(), scope, &args.name).await?;
+            let request = TokenRequest {
+                scope: args.scope.clone(),
+                name: args.name.clone(),
+            };
+            let created = ops.create_token(&request).await?;
             Ok(Report::new(
-                json!({"id": id, "scope": scope.as_str(), "token": secret}),
+                serde_json::to_value(&created)?,
                 format!(
-                    "token {id} ({} scope); keep it, it is not shown again:\n{secret}",
-                    scope.as_str()
+                    "token {} ({} scope); keep it, it is not shown again:\n{}",
+                    created.id, created.scope, created.token
                 ),
             ))
         }
         TokenCommand::List => {
-            let tokens = auth::list(catalog.pool()).await?;
+            let tokens = ops.tokens().await?;
             let text = table(
                 ["id", "name", "scope", "created", "revoked"],
                 tokens.iter().map(|t| {
                     [
-                        t["id"].as_str().unwrap_or_default().to_owned(),
-                        t["name"].as_str().unwrap_or_default().to_owned(),
-                        t["scope"].as_str().unwrap_or_default().to_owned(),
-                        time(t["created_at"].as_i64().unwrap_or_default()),
-                        t["revoked_at"].as_i64().map(time).unwrap_or_default(),
+                        t.id.clone(),
+                        t.name.clone(),
+                        t.scope.clone(),
+                        time(t.created_at),
+                        t.revoked_at.map(time).unwrap_or_default(),
                     ]
                 }),
             );
-            Ok(Report::new(json!(tokens), text))
+            Ok(Report::new(serde_json::to_value(&tokens)?, text))
         }
         TokenCommand::Revoke(args) => {
-            anyhow::ensure!(
-                auth::revoke(catalog.pool(), &args.id).await?,
-                "no live token {}",
-                args.id
-            );
+            ops.revoke_token(&args.id).await?;
             Ok(Report::new(
                 json!({"revoked": args.id}),
                 format!("token {} revoked", args.id),

@@ -198,3 +198,48 @@ fn transform_flags_and_task_input_make_the_same_request() {
         );
     }
 }
+
+#[test]
+fn deploy_flags_and_the_admin_body_make_the_same_request() {
+    let cases = [
+        (
+            vec!["endpoint", "deploy", "e", "--model", "v3"],
+            json!({"version": 3}),
+        ),
+        (
+            vec![
+                "endpoint",
+                "deploy",
+                "e",
+                "--model",
+                "4",
+                "--strategy",
+                "linear",
+                "--percent",
+                "25",
+                "--bake-seconds",
+                "60",
+            ],
+            json!({"version": 4, "strategy": "linear", "percent": 25, "bake_seconds": 60.0}),
+        ),
+    ];
+    for (args, body) in cases {
+        let Command::Endpoint(crate::cli::EndpointCommand::Deploy(flags)) = cli(&args).command
+        else {
+            panic!("{args:?}")
+        };
+        let from_flags = super::serving::deploy_request(&flags).unwrap();
+        assert_eq!(
+            from_flags,
+            task::<ops::serving::DeployRequest>(body),
+            "{args:?}"
+        );
+    }
+    let Command::Endpoint(crate::cli::EndpointCommand::Deploy(flags)) =
+        cli(&["endpoint", "deploy", "e", "--model", "champion"]).command
+    else {
+        panic!("deploy")
+    };
+    let refused = super::serving::deploy_request(&flags).unwrap_err();
+    assert!(refused.to_string().starts_with("--model:"), "{refused}");
+}

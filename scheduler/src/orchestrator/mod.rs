@@ -1,65 +1,6 @@
-//! The orchestrator: durable executions of ASL workflows.
-//!
-//! An execution advances one top-level state per step (and the pure states after it: Pass,
-//! Choice, Succeed and Fail commit with the state before them). A step is an apalis task
-//! `{execution, step}`: the worker runs the state with the ASL interpreter, then commits its
-//! history events and the execution's new position in one transaction guarded by the step
-//! number ([`store::commit_step`]), and enqueues the next step. A duplicate delivery finds the
-//! step already taken and does nothing; a worker that dies mid-step leaves the position where it
-//! was, and the step runs again (jobs are idempotent: conversion by its bookmarks, the crawl by
-//! its etags). A Wait state is a step enqueued to run at the time it ends, never a sleep. Should
-//! the process stop between a commit and its enqueue, [`engine::Engine::sweep`] re-enqueues
-//! executions that have not moved.
-//!
-//! A Retry's delay is a step of its own, due after its backoff. A callback task
-//! (`.waitForTaskToken`) runs its job, then its execution waits for the token holding no worker:
-//! `SendTaskSuccess`/`SendTaskFailure` ([`engine::Engine::answer`]) enqueue the step that resumes
-//! it, and a step due when the wait runs out times it out. Not yet durable inside a state:
-//! Parallel and Map run their branches and iterations within one step.
+//! The orchestrator's process side: the durable queue (apalis) that steps run from, and the
+//! handler that advances executions from it. What an execution is, how it advances, its
+//! callbacks and schedules are operations of `ops::workflows`, re-exported here.
 
-mod callbacks;
-pub mod engine;
 pub mod queue;
-pub mod schedules;
-pub mod store;
-
-/// Errors of the orchestrator.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{what} {id:?} not found")]
-    NotFound { what: &'static str, id: String },
-    #[error("invalid workflow: {0}")]
-    Definition(#[from] crate::asl::definition::ValidationError),
-    #[error("execution {id} is {status}: {action} needs it {needed}")]
-    WrongStatus {
-        id: String,
-        status: String,
-        action: &'static str,
-        needed: &'static str,
-    },
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    #[error("task queue: {0}")]
-    Queue(String),
-    #[error(transparent)]
-    Join(#[from] tokio::task::JoinError),
-    #[error("{0}")]
-    Invalid(String),
-    /// Step Functions' `TaskTimedOut`: a task token is answered once, while its execution runs
-    /// and before its wait runs out.
-    #[error(
-        "task token {token} is {status}: a token is answered once, while its execution runs and before its wait runs out"
-    )]
-    TokenClosed { token: String, status: String },
-    /// Step Functions' `ExecutionAlreadyExists`: a name is used once, unless the start repeats
-    /// one that is still running with the same input.
-    #[error(
-        "execution {name:?} of workflow {workflow} already exists ({id}, {status}): a name starts one execution; starting it again returns it only while it runs with the same input"
-    )]
-    AlreadyExists {
-        workflow: String,
-        name: String,
-        id: String,
-        status: String,
-    },
-}
+pub use ops::workflows::{Error, engine, schedules, store};

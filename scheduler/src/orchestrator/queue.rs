@@ -178,6 +178,15 @@ impl Queue {
     }
 }
 
+impl ops::workflows::Dispatch for Queue {
+    fn push<'a>(
+        &'a self,
+        next: &'a Next,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
+        Box::pin(Queue::push(self, next))
+    }
+}
+
 /// How early a delivery may come and be waited out in the handler rather than pushed again.
 const EARLY: Duration = Duration::from_secs(2);
 

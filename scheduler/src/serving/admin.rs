@@ -4,7 +4,6 @@
 //! rejected version) 409; [`HttpError`] makes each status.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Request, State};
@@ -14,13 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use models::registry::{AliasName, GroupName};
+use ops::serving::{DeployRequest, DeploymentStarted};
 use ops::{PromoteRequest, RollbackRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Serving;
 use super::auth::Scope;
-use super::deployments::{self, Settings, Strategy};
 use crate::http_error::HttpError;
 
 async fn require_admin(
@@ -132,70 +131,21 @@ async fn rollback(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployBody {
-    version: u32,
-    #[serde(default = "canary")]
-    strategy: String,
-    #[serde(default = "ten")]
-    percent: u32,
-    #[serde(default = "five_minutes")]
-    bake_seconds: f64,
-    #[serde(default = "one_percent")]
-    max_error_rate: f64,
-    #[serde(default = "one_second")]
-    max_p99_ms: f64,
-    #[serde(default = "twenty")]
-    min_requests: u64,
-}
-
-fn canary() -> String {
-    "canary".into()
-}
-fn ten() -> u32 {
-    10
-}
-fn five_minutes() -> f64 {
-    300.0
-}
-fn one_percent() -> f64 {
-    0.01
-}
-fn one_second() -> f64 {
-    1000.0
-}
-fn twenty() -> u64 {
-    20
-}
-
 async fn deploy(
     State(state): State<Arc<Serving>>,
     Path(name): Path<String>,
-    body: Result<Json<DeployBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), HttpError> {
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<DeploymentStarted>), HttpError> {
     let Json(body) = body?;
-    let strategy = Strategy::parse(&body.strategy, body.percent)?;
-    let settings = Settings {
-        strategy,
-        bake: Duration::from_secs_f64(body.bake_seconds.max(0.0)),
-        max_error_rate: body.max_error_rate,
-        max_p99_ms: body.max_p99_ms,
-        min_requests: body.min_requests,
-    };
-    let id = deployments::start(&state.pool, &name, body.version, settings).await?;
+    let request: DeployRequest = ops::request::from_json(body)?;
+    let started = state.ops.deploy(&name, &request).await?;
     state.wake();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"deployment": id, "endpoint": name, "version": body.version})),
-    ))
+    Ok((StatusCode::CREATED, Json(started)))
 }
 
 async fn list_deployments(
     State(state): State<Arc<Serving>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    Ok(Json(json!(
-        deployments::list(&state.pool, Some(&name)).await?
-    )))
+    Ok(Json(json!(state.ops.deployments(Some(&name)).await?)))
 }

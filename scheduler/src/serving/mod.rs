@@ -2,11 +2,11 @@
 //!
 //! - [`endpoints`]: endpoint definitions (weighted variants following aliases or versions);
 //! - [`live`]: the loaded models, rebuilt off the hot path and swapped atomically;
-//! - [`auth`]: hashed API tokens with `admin` and `predict` scopes;
 //! - [`metrics`]: Prometheus metrics per endpoint, variant and version;
 //! - [`served`]: what endpoints answered, kept in the lake for accuracy monitoring;
-//! - [`stats`] and [`deployments`]: the fleet's figures per version, and canary or linear
-//!   rollouts that roll back by themselves;
+//! - [`auth`]: hashed API tokens with `admin` and `predict` scopes; [`stats`] and
+//!   [`deployments`]: the fleet's figures per version, canary or linear rollouts that roll back
+//!   by themselves (these four are `ops::serving`'s, re-exported);
 //! - [`routes`]: `/ping`, `/invocations`, `/endpoints/{name}/invocations`, `/metrics`;
 //! - [`admin`]: the registry, endpoints' deployments over HTTP (admin scope).
 //!
@@ -16,14 +16,14 @@
 //! past that a request gets 503 with `Retry-After` at once, and `/ping` never waits on either.
 
 pub mod admin;
-pub mod auth;
-pub mod deployments;
-pub mod endpoints;
 pub mod live;
 pub mod metrics;
 pub mod routes;
 pub mod served;
-pub mod stats;
+
+/// Endpoint definitions, tokens, deployments and the fleet's figures are operations of
+/// `ops::serving`, re-exported here for the serving code.
+pub use ops::serving::{Error, auth, deployments, endpoints, stats};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,21 +33,6 @@ use sqlx::AnyPool;
 use tokio::sync::{Notify, Semaphore};
 
 pub use routes::router;
-
-/// Errors of the serving layer (mapped to status codes in [`routes`]).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error(transparent)]
-    Registry(#[from] models::Error),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Catalog(#[from] jobs::Error),
-}
 
 /// How the endpoints serve.
 #[derive(Debug, Clone)]

@@ -22,6 +22,7 @@ mod sleep;
 mod workspace;
 pub use heartbeat::Heartbeat;
 pub use runner::InProcess;
+use workspace::Workspace;
 
 /// The built-in jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +139,35 @@ pub fn check_resource(resource: &str, commands: &ops::ProcessCommands) -> Result
     ))
 }
 
+/// The Task resources of this binary, for the engine: sluice's jobs and the commands the
+/// configuration allow-lists, each run in-process by [`InProcess`].
+pub struct Resources;
+
+impl ops::workflows::Resources for Resources {
+    fn runnable(
+        &self,
+        ops: &Ops,
+        definition: &Value,
+    ) -> Result<crate::asl::definition::StateMachine, crate::asl::definition::ValidationError> {
+        runnable(definition, &ops.settings().process)
+    }
+
+    fn runner<'a>(
+        &'a self,
+        ops: &'a Ops,
+        handle: tokio::runtime::Handle,
+    ) -> Box<dyn crate::asl::run::TaskRunner + 'a> {
+        Box::new(InProcess { ops, handle })
+    }
+}
+
+impl Resources {
+    /// An engine over the catalog's pool that runs this binary's Task resources.
+    pub fn engine(ops: Ops, pool: sqlx::AnyPool) -> ops::workflows::engine::Engine {
+        ops::workflows::engine::Engine::new(ops, pool, std::sync::Arc::new(Resources))
+    }
+}
+
 /// Parses and validates a definition that sluice can run: valid ASL whose Task resources are
 /// all sluice jobs or commands `commands` allow-lists.
 pub fn runnable(
@@ -149,27 +179,6 @@ pub fn runnable(
     })
 }
 
-impl From<ops::Error> for Failure {
-    /// The ASL error name of an operation's error: the one place they are chosen.
-    fn from(err: ops::Error) -> Self {
-        use ops::Error as E;
-        let name = match &err {
-            E::InvalidInput { .. } => "Sluice.InvalidInput",
-            E::NotFound {
-                missing: ops::Missing::Table,
-                ..
-            } => "Sluice.TableNotFound",
-            E::NotFound { .. } => "Sluice.NotFound",
-            E::Conflict(_) => "Sluice.Conflict",
-            E::Reconciliation(_) => "Sluice.Reconciliation",
-            E::Unavailable(_) => "Sluice.Unavailable",
-            E::TrainingFailed(_) => "Sluice.TrainingFailed",
-            E::Failed(_) => "States.TaskFailed",
-        };
-        Failure::new(name, err.to_string())
-    }
-}
-
 /// The request a job's input holds.
 pub(crate) fn request<T: DeserializeOwned>(input: &Value) -> Result<T, Failure> {
     Ok(ops::request::from_json(input.clone())?)
@@ -178,6 +187,25 @@ pub(crate) fn request<T: DeserializeOwned>(input: &Value) -> Result<T, Failure> 
 /// An operation's output as the task's output.
 fn output<T: Serialize>(result: ops::Result<T>) -> Result<Value, Failure> {
     Ok(serde_json::to_value(result?).expect("outputs serialize"))
+}
+
+/// Runs an operation whose request has path fields: lake keys among them (`lake:work/...`) are
+/// fetched to a scratch folder first, and the folders it writes copied to the lake after it
+/// succeeds, with the output's paths pointing back into the lake.
+async fn staged<R, T, F, Fut>(ops: &Ops, mut request: R, run: F) -> Result<Value, Failure>
+where
+    R: ops::request::PathFields,
+    T: Serialize,
+    F: FnOnce(R) -> Fut,
+    Fut: Future<Output = ops::Result<T>>,
+{
+    if !Workspace::wanted(&mut request) {
+        return output(run(request).await);
+    }
+    let lake = ops.lake()?;
+    let workspace = Workspace::prepare(&lake, &mut request).await?;
+    let result = output(run(request).await)?;
+    workspace.finish(&lake, result).await
 }
 
 /// `sluice:fail`'s input: the error and cause to fail with (other fields are whatever the state
@@ -241,19 +269,48 @@ pub async fn run(
         Job::Crawl => output(ops.crawl(&request(input)?, &observer).await),
         Job::Convert => output(ops.convert(&request(input)?, &observer).await),
         Job::Compact => output(ops.compact(&request(input)?).await),
-        Job::Dataset => output(ops.dataset(&request(input)?).await),
-        Job::Train => output(ops.train(&request(input)?, &observer).await),
+        Job::Dataset => {
+            staged(
+                ops,
+                request(input)?,
+                |r| async move { ops.dataset(&r).await },
+            )
+            .await
+        }
+        Job::Train => {
+            let observer = &observer;
+            staged(ops, request(input)?, |r| async move {
+                ops.train(&r, observer).await
+            })
+            .await
+        }
         Job::Publish => {
-            let publish: ops::PublishRequest = request(input)?;
-            let actor = match &publish.execution {
-                Some(id) => format!("execution:{id}"),
-                None => "workflow".to_owned(),
-            };
-            output(ops.publish(&publish, &actor).await)
+            staged(
+                ops,
+                request(input)?,
+                |publish: ops::PublishRequest| async move {
+                    let actor = match &publish.execution {
+                        Some(id) => format!("execution:{id}"),
+                        None => "workflow".to_owned(),
+                    };
+                    ops.publish(&publish, &actor).await
+                },
+            )
+            .await
         }
         Job::Promote => output(ops.promote(&request(input)?, "workflow").await),
-        Job::DetectDrift => output(ops.detect_drift(&request(input)?).await),
-        Job::BatchForecast => output(ops.batch_forecast(&request(input)?).await),
+        Job::DetectDrift => {
+            staged(ops, request(input)?, |r| async move {
+                ops.detect_drift(&r).await
+            })
+            .await
+        }
+        Job::BatchForecast => {
+            staged(ops, request(input)?, |r| async move {
+                ops.batch_forecast(&r).await
+            })
+            .await
+        }
         Job::Query => output(ops.query(&request(input)?).await),
         Job::Transform => output(ops.transform(&request(input)?).await),
     }

@@ -3,7 +3,6 @@
 
 use serde_json::Value;
 
-use super::workspace::Workspace;
 use super::{Heartbeat, Job, run};
 use crate::asl::Failure;
 use crate::asl::run::{Limits, ObjectEntry, TaskRunner};
@@ -32,17 +31,12 @@ impl TaskRunner for InProcess<'_> {
         })?;
         let heartbeat = Heartbeat::new();
         let ops = self.ops;
-        let work = async {
-            if !Workspace::wanted(job, input) {
-                return run(job, input, ops, &heartbeat).await;
-            }
-            // Paths in the lake: fetched to a scratch folder, outputs copied back.
-            let lake = ops.lake()?;
-            let (workspace, local) = Workspace::prepare(job, &lake, input).await?;
-            let output = run(job, &local, ops, &heartbeat).await?;
-            workspace.finish(&lake, output).await
-        };
-        self.limited(resource, limits, &heartbeat, work)
+        self.limited(
+            resource,
+            limits,
+            &heartbeat,
+            run(job, input, ops, &heartbeat),
+        )
     }
 
     /// A distributed Map's `s3:getObject`: every bucket names the lake, the key a key in it.

@@ -8,30 +8,13 @@ use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
 use jobs::lake::{Lake, LakeKey};
+use ops::request::{PathFields, PathRole};
 use serde_json::Value;
 
-use super::{Failure, Job};
+use super::Failure;
 
 /// How a path field names a lake key.
 pub const LAKE: &str = "lake:";
-
-/// The path fields of a job: (files it reads, folders it reads, folders it writes).
-fn fields(
-    job: Job,
-) -> (
-    &'static [&'static str],
-    &'static [&'static str],
-    &'static [&'static str],
-) {
-    match job {
-        Job::Dataset => (&[], &[], &["out"]),
-        Job::Train => (&["train", "test"], &[], &["model_dir"]),
-        Job::DetectDrift => (&["train", "test"], &[], &[]),
-        Job::Publish => (&["test"], &["model_dir"], &[]),
-        Job::BatchForecast => (&["input"], &[], &[]),
-        _ => (&[], &[], &[]),
-    }
-}
 
 fn unavailable(err: impl std::fmt::Display) -> Failure {
     Failure::new("Sluice.Unavailable", err.to_string())
@@ -41,6 +24,11 @@ fn invalid(field: &str, err: impl std::fmt::Display) -> Failure {
     Failure::new("Sluice.InvalidInput", format!("{field}: {err}"))
 }
 
+/// The lake key a path names, if it names one.
+fn lake_key(path: &Path) -> Option<&str> {
+    path.to_str().and_then(|p| p.strip_prefix(LAKE))
+}
+
 /// A job's scratch folder and the output folders to copy to the lake.
 pub struct Workspace {
     scratch: tempfile::TempDir,
@@ -48,51 +36,47 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Whether any path field of the input names a lake key.
-    pub fn wanted(job: Job, input: &Value) -> bool {
-        let (files, dirs_in, dirs_out) = fields(job);
-        files.iter().chain(dirs_in).chain(dirs_out).any(|f| {
-            input
-                .get(*f)
-                .and_then(Value::as_str)
-                .is_some_and(|p| p.starts_with(LAKE))
-        })
+    /// Whether any path field of the request names a lake key.
+    pub fn wanted(request: &mut impl PathFields) -> bool {
+        request
+            .path_fields()
+            .iter()
+            .any(|field| lake_key(field.path).is_some())
     }
 
-    /// Fetches the job's lake inputs and points its lake outputs at scratch folders; returns the
-    /// workspace and the input with local paths.
-    pub async fn prepare(job: Job, lake: &Lake, input: &Value) -> Result<(Self, Value), Failure> {
+    /// Fetches the request's lake inputs and points its lake outputs at scratch folders: the
+    /// request's paths become local ones.
+    pub async fn prepare(lake: &Lake, request: &mut impl PathFields) -> Result<Self, Failure> {
         let scratch = tempfile::tempdir().map_err(unavailable)?;
         let mut workspace = Self {
             scratch,
             outputs: Vec::new(),
         };
-        let mut local = input.clone();
-        let (files, dirs_in, dirs_out) = fields(job);
-        for (index, field) in files.iter().chain(dirs_in).chain(dirs_out).enumerate() {
-            let Some(key) = input
-                .get(*field)
-                .and_then(Value::as_str)
-                .and_then(|p| p.strip_prefix(LAKE))
-            else {
+        for (index, field) in request.path_fields().into_iter().enumerate() {
+            let Some(key) = lake_key(field.path) else {
                 continue;
             };
-            let key = LakeKey::parse(key).map_err(|e| invalid(field, e))?;
-            let path = workspace.scratch.path().join(format!("{index}-{field}"));
-            if index < files.len() {
-                let bytes = lake.get(&key).await.map_err(|e| invalid(field, e))?;
-                tokio::fs::write(&path, bytes).await.map_err(unavailable)?;
-            } else if index < files.len() + dirs_in.len() {
-                fetch_folder(lake, &key, &path).await?;
-            } else {
-                tokio::fs::create_dir_all(&path)
-                    .await
-                    .map_err(unavailable)?;
-                workspace.outputs.push((path.clone(), key));
+            let key = LakeKey::parse(key).map_err(|e| invalid(field.name, e))?;
+            let path = workspace
+                .scratch
+                .path()
+                .join(format!("{index}-{}", field.name));
+            match field.role {
+                PathRole::ReadsFile => {
+                    let bytes = lake.get(&key).await.map_err(|e| invalid(field.name, e))?;
+                    tokio::fs::write(&path, bytes).await.map_err(unavailable)?;
+                }
+                PathRole::ReadsFolder => fetch_folder(lake, &key, &path).await?,
+                PathRole::WritesFolder => {
+                    tokio::fs::create_dir_all(&path)
+                        .await
+                        .map_err(unavailable)?;
+                    workspace.outputs.push((path.clone(), key));
+                }
             }
-            local[*field] = Value::String(path.display().to_string());
+            *field.path = path;
         }
-        Ok((workspace, local))
+        Ok(workspace)
     }
 
     /// Copies the output folders to the lake; returns the job's output with their paths as lake
@@ -181,6 +165,10 @@ fn rewrite(value: &mut Value, local: &str, remote: &str) {
 mod tests {
     use super::*;
 
+    fn train(input: Value) -> ops::TrainRequest {
+        ops::request::from_json(input).unwrap()
+    }
+
     #[tokio::test]
     async fn lake_paths_are_fetched_and_outputs_copied_back() {
         let lake = Lake::in_memory();
@@ -194,16 +182,19 @@ mod tests {
         };
         put("work/a/train.jsonl", "train").await;
         put("work/a/model/config.json", "{}").await;
-        let input = serde_json::json!({"train": "lake:work/a/train.jsonl", "test": "/local/test.jsonl",
-                                       "model_dir": "lake:work/b/model"});
-        assert!(Workspace::wanted(Job::Train, &input));
-        let (workspace, local) = Workspace::prepare(Job::Train, &lake, &input).await.unwrap();
-        let train = local["train"].as_str().unwrap();
-        assert_eq!(std::fs::read_to_string(train).unwrap(), "train");
-        assert_eq!(local["test"], "/local/test.jsonl", "plain paths stay");
-        let model_dir = PathBuf::from(local["model_dir"].as_str().unwrap());
-        std::fs::write(model_dir.join("model.safetensors"), "w").unwrap();
-        let output = serde_json::json!({"model_dir": model_dir, "epochs": 3});
+        let mut request = train(serde_json::json!({
+            "train": "lake:work/a/train.jsonl", "test": "/local/test.jsonl",
+            "model_dir": "lake:work/b/model"}));
+        assert!(Workspace::wanted(&mut request));
+        let workspace = Workspace::prepare(&lake, &mut request).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&request.train).unwrap(), "train");
+        assert_eq!(
+            request.test.as_deref(),
+            Some(Path::new("/local/test.jsonl")),
+            "plain paths stay"
+        );
+        std::fs::write(request.model_dir.join("model.safetensors"), "w").unwrap();
+        let output = serde_json::json!({"model_dir": request.model_dir, "epochs": 3});
         let output = workspace.finish(&lake, output).await.unwrap();
         assert_eq!(output["model_dir"], "lake:work/b/model");
         let copied = lake
@@ -212,20 +203,26 @@ mod tests {
             .unwrap();
         assert_eq!(&copied[..], b"w");
 
-        let publish = serde_json::json!({"model_dir": "lake:work/a/model", "test": "lake:work/a/train.jsonl"});
-        let (_kept, local) = Workspace::prepare(Job::Publish, &lake, &publish)
-            .await
-            .unwrap();
-        let dir = PathBuf::from(local["model_dir"].as_str().unwrap());
+        let mut plain = train(serde_json::json!({
+            "train": "/t.jsonl", "model_dir": "/m"}));
+        assert!(!Workspace::wanted(&mut plain));
+
+        let publish =
+            |input: Value| -> ops::PublishRequest { ops::request::from_json(input).unwrap() };
+        let mut request = publish(
+            serde_json::json!({"group": "g", "model_dir": "lake:work/a/model",
+            "test": "lake:work/a/train.jsonl"}),
+        );
+        let _kept = Workspace::prepare(&lake, &mut request).await.unwrap();
         assert_eq!(
-            std::fs::read_to_string(dir.join("config.json")).unwrap(),
+            std::fs::read_to_string(request.model_dir.join("config.json")).unwrap(),
             "{}"
         );
-        let missing = serde_json::json!({"model_dir": "lake:work/none"});
-        let err = Workspace::prepare(Job::Publish, &lake, &missing)
-            .await
-            .err()
-            .unwrap();
+        let mut missing = publish(
+            serde_json::json!({"group": "g", "model_dir": "lake:work/none",
+            "test": "/t.jsonl"}),
+        );
+        let err = Workspace::prepare(&lake, &mut missing).await.err().unwrap();
         assert_eq!(err.error, "Sluice.InvalidInput");
     }
 }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use ops::Ops;
 use scheduler::api::ApiState;
 use scheduler::config::Config;
-use scheduler::orchestrator::engine::Engine;
 use scheduler::orchestrator::queue::Queue;
 use scheduler::serving::AuthOptions;
 use scheduler::serving::auth::{self, Scope};
@@ -86,11 +85,13 @@ async fn token_scopes_are_enforced() {
     let listed = auth::list(pool).await.unwrap();
     assert_eq!(listed.len(), 3);
     assert!(
-        !listed.iter().any(|t| t.to_string().contains(&admin)),
+        !listed
+            .iter()
+            .any(|t| serde_json::to_string(t).unwrap().contains(&admin)),
         "secrets are never listed"
     );
 
-    let engine = Engine::new(
+    let engine = scheduler::tasks::Resources::engine(
         Ops::new(
             Config {
                 database: fixture.db.url.clone(),
@@ -101,11 +102,11 @@ async fn token_scopes_are_enforced() {
         ),
         pool.clone(),
     );
-    let api = Arc::new(ApiState {
+    let api = Arc::new(ApiState::new(
         engine,
-        queue: Queue::open(&fixture.db.url).await.unwrap(),
-        auth: serving.auth.clone(),
-    });
+        Queue::open(&fixture.db.url).await.unwrap(),
+        serving.auth.clone(),
+    ));
     let base = spawn(scheduler::api::router(api).merge(scheduler::serving::router(serving))).await;
     let http = reqwest::Client::new();
     let invocations = format!("{base}/invocations");

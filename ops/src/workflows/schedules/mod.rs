@@ -8,15 +8,15 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use sqlx::{AnyPool, Row};
 
+use super::Dispatch;
 use super::Error;
 use super::engine::Engine;
-use super::queue::Queue;
 
 mod plan;
 pub use plan::{Catchup, GRACE, Overlap, TickAction, Timing, due_ticks, on_overlap};
 
 /// A stored schedule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Schedule {
     pub name: String,
     pub cron: String,
@@ -165,7 +165,7 @@ pub fn tick_name(schedule: &str, tick: DateTime<Utc>) -> String {
 
 async fn start_tick(
     engine: &Engine,
-    queue: &Queue,
+    queue: &dyn Dispatch,
     schedule: &Schedule,
     tick: DateTime<Utc>,
 ) -> Result<String, Error> {
@@ -211,7 +211,11 @@ async fn in_flight(pool: &AnyPool, schedule: &str) -> Result<(usize, Vec<i64>), 
 
 /// One pass of the scheduler at `now`: every due tick of every running schedule is claimed and
 /// fired (or skipped, or buffered) once, whatever the number of replicas doing the same.
-pub async fn fire_due(engine: &Engine, queue: &Queue, now: DateTime<Utc>) -> Result<usize, Error> {
+pub async fn fire_due(
+    engine: &Engine,
+    queue: &dyn Dispatch,
+    now: DateTime<Utc>,
+) -> Result<usize, Error> {
     let pool = &engine.pool;
     let mut started = 0;
     for schedule in list(pool).await?.into_iter().filter(|s| !s.paused) {
@@ -301,7 +305,7 @@ pub async fn fire_due(engine: &Engine, queue: &Queue, now: DateTime<Utc>) -> Res
 /// Starts an execution for every tick in [from, to] not yet fired (the overlap policy aside).
 pub async fn backfill(
     engine: &Engine,
-    queue: &Queue,
+    queue: &dyn Dispatch,
     name: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,

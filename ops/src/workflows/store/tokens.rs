@@ -5,11 +5,12 @@
 use serde_json::Value;
 use sqlx::{AnyPool, Row};
 
-use super::{Error, json_of, now_ms, show_time};
-use crate::asl::Failure;
+use super::{Error, json_of, now_ms};
+use asl::Failure;
 
 /// Where a token is (as stored and shown).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TokenStatus {
     Waiting,
     Succeeded,
@@ -110,13 +111,6 @@ impl TaskToken {
 }
 
 /// A task token as the CLI and the API show it.
-pub fn token_json(t: &TaskToken) -> Value {
-    serde_json::json!({"token": t.token, "execution": t.execution_id, "state": t.state, "status": t.status.as_str(),
-        "input": t.input, "output": t.output, "error": t.error, "cause": t.cause,
-        "issued_at": show_time(t.created_at), "heartbeat_at": show_time(t.heartbeat_at),
-        "runs_out_at": t.due_at.map(show_time), "answered_at": t.answered_at.map(show_time)})
-}
-
 /// The earlier of two optional times.
 pub fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     match (a, b) {

@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::Error;
 use super::engine::{Engine, Next, StepTask};
 use super::store::{self, Answer, Execution, ExecutionStatus, earliest};
-use crate::asl::definition::{Kind, State, StateMachine};
-use crate::asl::run::{Callback, callback_base};
+use asl::definition::{Kind, State, StateMachine};
+use asl::run::{Callback, callback_base};
 
 impl Engine {
     /// Issues the token of a callback task about to run (None for any other state).
@@ -125,7 +125,7 @@ impl Engine {
 
 /// Where a callback task's wait stands.
 pub(super) enum Wait {
-    Answered(Result<Value, crate::asl::Failure>),
+    Answered(Result<Value, asl::Failure>),
     /// The execution ran past its own `TimeoutSeconds` while the task waited.
     ExecutionTimedOut,
     /// No answer yet: look again after this long (None: only an answer ends the wait).

@@ -156,7 +156,7 @@ pub(super) fn split_expressions(fields: &Fields<'_>) -> Result<Split, Validation
         let expression = EXPRESSION_FIELDS.contains(&key.as_str())
             && value
                 .as_str()
-                .is_some_and(|s| crate::asl::jsonata::expression(s).is_some());
+                .is_some_and(|s| crate::jsonata::expression(s).is_some());
         if expression {
             expressions.insert(key.clone(), value.clone());
         } else {

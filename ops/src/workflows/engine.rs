@@ -6,15 +6,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Error;
 use super::callbacks::{Wait, deadline};
 use super::store::{self, Execution, ExecutionStatus, StepUpdate, earliest};
-use crate::asl::definition::{Kind, StateMachine};
-use crate::asl::run::{
+use super::{Error, Resources};
+use asl::definition::{Kind, StateMachine};
+use asl::run::{
     Callback, Event, ExecutionInfo, MAX_HISTORY_EVENTS, Position, StateStep, SystemClock,
     VirtualClock, history_limit, run_state,
 };
-use crate::tasks::InProcess;
 
 /// The queue's payload: run step `step` of an execution. A persisted format: fields are only added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,21 +34,33 @@ type Definitions = std::sync::Arc<
     std::sync::Mutex<std::collections::HashMap<(String, i64), std::sync::Arc<StateMachine>>>,
 >;
 
-/// What drives executions: the catalog's pool and the operations the jobs call.
+/// What drives executions: the catalog's pool, the operations the jobs call and the Task
+/// resources this process runs.
 #[derive(Clone)]
 pub struct Engine {
-    pub ops: ops::Ops,
+    pub ops: crate::Ops,
     pub pool: sqlx::AnyPool,
+    resources: std::sync::Arc<dyn Resources>,
     definitions: Definitions,
 }
 
 impl Engine {
-    pub fn new(ops: ops::Ops, pool: sqlx::AnyPool) -> Self {
+    pub fn new(
+        ops: crate::Ops,
+        pool: sqlx::AnyPool,
+        resources: std::sync::Arc<dyn Resources>,
+    ) -> Self {
         Self {
             ops,
             pool,
+            resources,
             definitions: Definitions::default(),
         }
+    }
+
+    /// Parses a definition and checks that this process runs each of its Task resources.
+    pub fn runnable(&self, definition: &Value) -> Result<StateMachine, Error> {
+        Ok(self.resources.runnable(&self.ops, definition)?)
     }
 
     async fn machine(
@@ -81,7 +92,7 @@ impl Engine {
         name: Option<String>,
     ) -> Result<(Execution, Option<Next>), Error> {
         let (version, definition) = store::workflow(&self.pool, workflow, None).await?;
-        let machine = crate::tasks::runnable(&definition, &self.ops.settings().process)?;
+        let machine = self.runnable(&definition)?;
         let name = name.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         check_name(&name)?;
         let (execution, created) = store::insert_execution(
@@ -160,18 +171,19 @@ impl Engine {
             .get(&execution.state)
             .is_some_and(|s| matches!(s.kind, Kind::Wait { .. }));
         let ops = self.ops.clone();
+        let resources = self.resources.clone();
         let handle = tokio::runtime::Handle::current();
         let entered_at = execution.entered_at;
         let execution_deadline = deadline(&machine, &execution);
         let (step, waited_until) = tokio::task::spawn_blocking(move || {
-            let mut tasks = InProcess { ops: &ops, handle };
+            let mut tasks = resources.runner(&ops, handle);
             if is_wait {
                 // A Wait runs on a clock frozen at its entry: its end is known without sleeping.
                 let mut clock = VirtualClock::starting_at(entered_at);
-                let step = run_state(&machine, &position, &info, &mut tasks, &mut clock);
+                let step = run_state(&machine, &position, &info, tasks.as_mut(), &mut clock);
                 (step, Some(clock.now_ms))
             } else {
-                let first = run_state(&machine, &position, &info, &mut tasks, &mut SystemClock);
+                let first = run_state(&machine, &position, &info, tasks.as_mut(), &mut SystemClock);
                 (then_pure_states(&machine, &position, &info, first), None)
             }
         })
@@ -301,7 +313,7 @@ impl Engine {
     pub async fn redrive(&self, id: &str) -> Result<Next, Error> {
         let execution = store::execution(&self.pool, id).await?;
         let (version, definition) = store::workflow(&self.pool, &execution.workflow, None).await?;
-        crate::tasks::runnable(&definition, &self.ops.settings().process)?;
+        self.runnable(&definition)?;
         match store::redrive(&self.pool, id, version).await? {
             Some(step) => Ok(Next {
                 task: StepTask {
@@ -373,7 +385,7 @@ fn then_pure_states(
             machine,
             &at,
             info,
-            &mut crate::asl::run::TestTasks,
+            &mut asl::run::TestTasks,
             &mut SystemClock,
         );
         step.events.extend(more.events);

@@ -167,8 +167,7 @@ impl StateMachine {
             })?;
             // Parallel branches and Map iterations run within one step: nothing there can wait
             // for a token without holding a worker.
-            if crate::asl::run::callback_base(&name).is_some()
-                && pointer.matches("/States/").count() > 1
+            if crate::run::callback_base(&name).is_some() && pointer.matches("/States/").count() > 1
             {
                 return Err(ValidationError {
                     pointer,

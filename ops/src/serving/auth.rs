@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use rand::RngCore;
-use serde_json::{Value, json};
+
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
@@ -78,7 +78,7 @@ pub async fn create(pool: &AnyPool, scope: Scope, name: &str) -> Result<(String,
 }
 
 /// The tokens, without secrets.
-pub async fn list(pool: &AnyPool) -> Result<Vec<Value>, Error> {
+pub async fn list(pool: &AnyPool) -> Result<Vec<super::TokenInfo>, Error> {
     let rows = sqlx::query(
         "SELECT id, name, scope, created_at, revoked_at FROM api_tokens ORDER BY created_at",
     )
@@ -86,13 +86,13 @@ pub async fn list(pool: &AnyPool) -> Result<Vec<Value>, Error> {
     .await?;
     rows.iter()
         .map(|row| {
-            Ok(json!({
-                "id": row.try_get::<String, _>("id")?,
-                "name": row.try_get::<String, _>("name")?,
-                "scope": row.try_get::<String, _>("scope")?,
-                "created_at": row.try_get::<i64, _>("created_at")?,
-                "revoked_at": row.try_get::<Option<i64>, _>("revoked_at")?,
-            }))
+            Ok(super::TokenInfo {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                scope: row.try_get("scope")?,
+                created_at: row.try_get("created_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
         })
         .collect()
 }

@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 use sqlx::{AnyPool, Row};
 
 use super::Error;
-use crate::asl::Failure;
-use crate::asl::run::Event;
+use asl::Failure;
+use asl::run::Event;
 
 mod events;
 mod tokens;
@@ -14,7 +14,7 @@ use events::{append_events, append_execution_event, event_times};
 pub use events::{event_count, history};
 pub use tokens::{
     Answer, TaskToken, TokenStatus, answer_token, earliest, heartbeat_token, issue_token,
-    task_token, time_out_token, token_json, waiting_tokens,
+    task_token, time_out_token, waiting_tokens,
 };
 
 fn now_ms() -> i64 {
@@ -26,7 +26,8 @@ fn json_of(text: &str) -> Value {
 }
 
 /// Where an execution is (Step Functions' names, as stored and shown).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExecutionStatus {
     Running,
     Succeeded,
@@ -174,13 +175,7 @@ fn execution_of(row: &sqlx::any::AnyRow) -> Result<Execution, Error> {
 }
 
 /// An execution as the CLI and the API show it.
-pub fn execution_json(e: &Execution) -> Value {
-    serde_json::json!({"id": e.id, "workflow": e.workflow, "name": e.name, "version": e.version, "status": e.status.as_str(), "state": e.state,
-           "input": e.input, "output": e.output, "error": e.error, "cause": e.cause, "redrive_count": e.redrive_count,
-           "started_at": show_time(e.started_at), "stopped_at": e.stopped_at.map(show_time)})
-}
-
-fn show_time(ms: i64) -> String {
+pub(crate) fn show_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(
         || ms.to_string(),
         |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
