@@ -203,6 +203,13 @@ pub fn spawn(dir: &Path, args: &[&str]) -> Process {
 }
 
 /// A TCP port free on loopback now.
+/// An HTTP client for the tests, after the process's TLS provider is installed (as the binary
+/// does first thing).
+pub fn http() -> reqwest::Client {
+    jobs::install_tls();
+    reqwest::Client::new()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind loopback")

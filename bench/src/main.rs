@@ -135,6 +135,7 @@ async fn run(cli: &Cli) -> anyhow::Result<String> {
 
 fn main() -> std::process::ExitCode {
     scheduler::pin_tensor_threads();
+    jobs::install_tls();
     let cli = Cli::parse();
     scheduler::init_tracing(0);
     let runtime = tokio::runtime::Builder::new_multi_thread()

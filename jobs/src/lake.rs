@@ -116,6 +116,7 @@ impl Lake {
                 if bucket.is_empty() {
                     return Err(invalid("an s3 url names a bucket".into()));
                 }
+                crate::install_tls();
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
                 if let Some(endpoint) = &s3.endpoint {
                     builder = builder.with_endpoint(endpoint);

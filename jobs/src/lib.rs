@@ -32,4 +32,15 @@ pub mod lake;
 pub mod query;
 pub mod transform;
 
+/// Makes ring the process's TLS crypto provider (rustls), once; every HTTP client (S3, the HTTP
+/// Task, the tests' and benchmarks' clients) needs one before it is built. ring is the binary's
+/// one crypto library: polars' object_store links it already.
+pub fn install_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Another provider installed first (by an embedding program) is kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 pub use error::{Error, Result};

@@ -15,6 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     scheduler::pin_tensor_threads();
+    jobs::install_tls();
     let cli = scheduler::cli::Cli::parse();
     scheduler::init_tracing(cli.verbose);
     let runtime = tokio::runtime::Builder::new_multi_thread()

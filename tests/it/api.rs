@@ -53,7 +53,7 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
     let worker = tokio::spawn(queue.work(engine, "api-worker".into(), async move {
         let _ = worker_stopped.await;
     }));
-    let http = reqwest::Client::new();
+    let http = tests::http();
 
     let bad = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nope"}}});
     let (status, body) = call(http.post(format!("{base}/workflows/validate")).json(&bad)).await;

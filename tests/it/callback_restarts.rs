@@ -63,7 +63,7 @@ async fn a_waiting_callback_survives_a_restart_of_every_process() {
         .unwrap()
         .to_owned();
     let api = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = tests::http();
     let call = |method: reqwest::Method, route: &str, body: Option<Value>| {
         let mut request = client
             .request(method, format!("{api}{route}"))

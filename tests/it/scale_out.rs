@@ -85,7 +85,7 @@ async fn two_workers_finish_the_nightly_workflow_after_one_is_killed_in_training
         Some(spawn(path, &["worker", "--name", "w2"])),
     ];
     let api = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = tests::http();
     let deadline = Instant::now() + Duration::from_secs(60);
     while client.get(format!("{api}/health")).send().await.is_err() {
         assert!(Instant::now() < deadline, "the server never answered");

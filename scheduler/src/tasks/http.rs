@@ -205,6 +205,7 @@ pub(super) async fn invoke(input: &Value, ops: &ops::Ops) -> Result<Value, Failu
     if !query.is_empty() {
         url.query_pairs_mut().extend_pairs(&query);
     }
+    jobs::install_tls();
     let client = reqwest::Client::builder()
         .timeout(SOCKET_TIMEOUT)
         .build()

@@ -18,7 +18,7 @@ async fn endpoints_answer_sagemakers_contract_and_name_the_version() {
     assert!(serving.refresh().await.unwrap());
     assert!(!serving.refresh().await.unwrap(), "nothing changed");
     let base = spawn(scheduler::serving::router(serving.clone())).await;
-    let http = reqwest::Client::new();
+    let http = tests::http();
 
     let ping: serde_json::Value = http
         .get(format!("{base}/ping"))
@@ -183,7 +183,7 @@ async fn twenty_swaps_under_concurrent_load_drop_no_request() {
             let (stop, answered) = (stop.clone(), answered.clone());
             let url = format!("{base}/invocations");
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
+                let http = tests::http();
                 let mut failures = Vec::new();
                 let mut versions = std::collections::BTreeSet::new();
                 while !stop.load(Ordering::Relaxed) {
@@ -199,7 +199,7 @@ async fn twenty_swaps_under_concurrent_load_drop_no_request() {
             })
         })
         .collect();
-    let http = reqwest::Client::new();
+    let http = tests::http();
     for swap in 0..20u32 {
         let version = 2 - swap % 2;
         fixture.promote(version).await;
@@ -237,7 +237,7 @@ async fn served_forecasts_of_identified_series_are_kept_for_monitoring() {
     let serving = fixture.serving(OPEN, options());
     serving.refresh().await.unwrap();
     let base = spawn(scheduler::serving::router(serving.clone())).await;
-    let http = reqwest::Client::new();
+    let http = tests::http();
     let mut identified = request(48);
     identified["instances"][0]["item_id"] = json!("device-7");
     for body in [&identified, &request(48), &identified] {
@@ -288,7 +288,7 @@ async fn a_saturated_endpoint_answers_503_with_retry_after_and_ping_stays_up() {
         .map(|_| {
             let (url, body) = (format!("{base}/invocations"), heavy.clone());
             tokio::spawn(async move {
-                let response = reqwest::Client::new()
+                let response = tests::http()
                     .post(url)
                     .json(&body)
                     .send()
@@ -302,7 +302,7 @@ async fn a_saturated_endpoint_answers_503_with_retry_after_and_ping_stays_up() {
             })
         })
         .collect();
-    let ping = reqwest::get(format!("{base}/ping")).await.unwrap().status();
+    let ping = tests::http().get(format!("{base}/ping")).send().await.unwrap().status();
     assert_eq!(
         ping.as_u16(),
         200,

@@ -23,7 +23,7 @@ async fn a_canary_of_a_slow_version_rolls_back_and_a_good_one_rolls_out() {
     let serving = fixture.serving(OPEN, options());
     serving.refresh().await.unwrap();
     let base = spawn(scheduler::serving::router(serving.clone())).await;
-    let http = reqwest::Client::new();
+    let http = tests::http();
     let url = format!("{base}/invocations");
     let pool = fixture.db.catalog.pool().clone();
     let champion = || async {

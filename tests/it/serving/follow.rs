@@ -35,7 +35,7 @@ async fn a_running_server_follows_alias_moves(backend: Backend) {
         ));
     }
     let base = spawn(scheduler::serving::router(serving)).await;
-    let http = reqwest::Client::new();
+    let http = tests::http();
     let url = format!("{base}/invocations");
     let served = || async {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -108,7 +108,7 @@ async fn token_scopes_are_enforced() {
         serving.auth.clone(),
     ));
     let base = spawn(scheduler::api::router(api).merge(scheduler::serving::router(serving))).await;
-    let http = reqwest::Client::new();
+    let http = tests::http();
     let invocations = format!("{base}/invocations");
     let bearer = |t: &str| format!("Bearer {t}");
     let predict_with = |token: Option<String>| {
