@@ -56,9 +56,10 @@ if ! kill -0 "$MOTO_PID" 2>/dev/null; then
   echo "test.sh: the S3-compatible server did not start:" >&2; cat "$MOTO_LOG" >&2; exit 1
 fi
 
-# The CLI tests run the real binary, so build it first; then every test of the workspace. Both
-# with the test hooks (`sluice:sleep`), which the product's builds leave out.
-cargo build --locked -p scheduler --bin sluice --features scheduler/test-hooks
+# The CLI tests run the real binary, so build it first, with the fuzz targets (built here so that
+# they cannot rot; scripts/fuzz.sh runs them); then every test of the workspace. All with the
+# test hooks (`sluice:sleep`), which the product's builds leave out.
+cargo build --locked -p scheduler -p fuzz --bins --features scheduler/test-hooks
 LOG=$(mktemp)
 trap 'kill $MOTO_PID 2>/dev/null || true; rm -f "$MOTO_LOG" "$LOG"' EXIT
 status=0

@@ -16,6 +16,7 @@ mod distributed_map;
 mod drift;
 mod forecasting;
 mod forecasting_pipeline;
+mod fuzz_regressions;
 mod http_task;
 mod migrations;
 mod nightly;

@@ -3,7 +3,7 @@
 //! into the operation's request (a wrong type or an unknown field fails the task as
 //! `Sluice.InvalidInput` naming the field), the operation's output is the task's output, and its
 //! errors become ASL error names (`Sluice.TableNotFound`, `Sluice.Reconciliation`, ...) that
-//! Retry and Catch match, in one `From` impl.
+//! Retry and Catch match, by the one `From<ops::Error> for asl::Failure` (in `ops`).
 
 use ops::{Observer, Ops};
 use serde::Serialize;

@@ -288,12 +288,7 @@ async fn a_saturated_endpoint_answers_503_with_retry_after_and_ping_stays_up() {
         .map(|_| {
             let (url, body) = (format!("{base}/invocations"), heavy.clone());
             tokio::spawn(async move {
-                let response = tests::http()
-                    .post(url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
+                let response = tests::http().post(url).json(&body).send().await.unwrap();
                 let retry = response
                     .headers()
                     .get("retry-after")
@@ -302,7 +297,12 @@ async fn a_saturated_endpoint_answers_503_with_retry_after_and_ping_stays_up() {
             })
         })
         .collect();
-    let ping = tests::http().get(format!("{base}/ping")).send().await.unwrap().status();
+    let ping = tests::http()
+        .get(format!("{base}/ping"))
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(
         ping.as_u16(),
         200,

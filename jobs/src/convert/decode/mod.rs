@@ -414,6 +414,57 @@ pub fn decode_object(
     }
 }
 
+/// For the fuzzers (and a test): the direct decoder against arrow-json, the reference, reading
+/// the same schema (the direct decoder's read schema), on `text`'s records in the chunks
+/// conversion decodes them in. `Ok(n)`: the chunks the direct decoder accepted, each equal to
+/// the reference's batch; `Err` when the reference rejects what it accepted, or decodes it
+/// differently.
+pub fn direct_agrees_with_reference(text: &[u8], schema: &SchemaRef) -> Result<usize, String> {
+    let Ok(spans) = split_records(text) else {
+        return Ok(0);
+    };
+    let plan = ReadPlan::new(schema);
+    let mut accepted = 0;
+    for chunk in spans.chunks(CHUNK_RECORDS) {
+        let Some(direct) = direct::decode_records(text, chunk, &plan.direct) else {
+            continue;
+        };
+        let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
+        let contiguous = &text[first.offset..last.offset + last.len];
+        // Records separated by commas (a JSON array) are not one arrow-json stream: record by
+        // record there.
+        let reference = match decode(contiguous, chunk.len(), &plan.direct) {
+            Ok(Some(batch)) => batch,
+            _ => {
+                let mut batches = Vec::new();
+                for span in chunk {
+                    let record = &text[span.offset..span.offset + span.len];
+                    match decode(record, 1, &plan.direct) {
+                        Ok(Some(batch)) => batches.push(batch),
+                        Ok(None) => {}
+                        Err(e) => {
+                            return Err(format!(
+                                "the direct decoder accepted a record arrow-json rejects ({e}): {}",
+                                String::from_utf8_lossy(record)
+                            ));
+                        }
+                    }
+                }
+                arrow::compute::concat_batches(&direct.schema(), &batches)
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        if direct != reference {
+            return Err(format!(
+                "the direct decoder and arrow-json disagree on {}",
+                String::from_utf8_lossy(contiguous)
+            ));
+        }
+        accepted += 1;
+    }
+    Ok(accepted)
+}
+
 /// A timestamp column's rows as microseconds since the epoch (`None` if it is no timestamp).
 pub fn timestamp_micros(column: &ArrayRef) -> Option<TimestampMicrosecondArray> {
     if !matches!(column.data_type(), DataType::Timestamp(..)) {
