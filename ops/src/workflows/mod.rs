@@ -28,6 +28,7 @@ pub mod engine;
 mod operations;
 pub mod schedules;
 pub mod store;
+mod views;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,10 +37,11 @@ use asl::definition::{StateMachine, ValidationError};
 use asl::run::TaskRunner;
 use serde_json::Value;
 
-pub use operations::{
+pub use operations::Workflows;
+pub use views::{
     Answered, ExecutionList, ExecutionView, HistoryEvent, ScheduleRequest, ScheduleView,
     StartRequest, Started, TaskFailureRequest, TaskHeartbeatRequest, TaskSuccessRequest, TokenView,
-    Validated, WorkflowSummary, WorkflowVersion, Workflows,
+    Validated, WorkflowSummary, WorkflowVersion,
 };
 
 /// Where steps go to run: the durable queue. A pushed step runs once its delay has passed, on
