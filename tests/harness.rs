@@ -249,3 +249,63 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Every record (one JSON value per line) of every object under `prefix` in the file lake at
+/// `dir/lake`, gunzipped when the name ends in `.gz`. A put still staged by the file store
+/// (`<key>#<n>`, renamed when complete) is not an object yet and is skipped.
+pub fn lake_records(dir: &Path, prefix: &str) -> Vec<serde_json::Value> {
+    let mut records = Vec::new();
+    let mut stack = vec![dir.join("lake").join(prefix)];
+    while let Some(path) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.to_string_lossy().contains('#') {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("an object");
+            let mut text = String::new();
+            if path.extension().is_some_and(|e| e == "gz") {
+                std::io::Read::read_to_string(
+                    &mut flate2::read::GzDecoder::new(&bytes[..]),
+                    &mut text,
+                )
+                .expect("gzip");
+            } else {
+                text = String::from_utf8(bytes).expect("UTF-8");
+            }
+            records.extend(
+                text.lines()
+                    .map(|line| serde_json::from_str(line).expect("a JSON line")),
+            );
+        }
+    }
+    records
+}
+
+/// Starts `sluice` with `args` (a server listening on `port`) and waits until its `/health`
+/// answers.
+pub async fn spawn_server(dir: &Path, port: u16, args: &[&str]) -> Process {
+    let server = spawn(dir, args);
+    let client = http();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while client
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sluice {args:?} never answered on port {port}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server
+}

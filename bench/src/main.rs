@@ -4,6 +4,7 @@
 
 mod crawl;
 mod forecast;
+mod ingest;
 mod orchestrator;
 mod serve;
 
@@ -35,6 +36,19 @@ pub enum Command {
     Forecast(BenchForecastArgs),
     /// The prediction endpoint under load, against GluonTS behind a Python HTTP server.
     Serve(BenchServeArgs),
+    /// Acknowledged records per second through the Firehose API of `sluice server`, and the
+    /// latency of each acknowledgement (fsync'd), from several clients.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// Clients sending batches of 500 records at once.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Seconds of each phase (bearer tokens, then SigV4).
+    #[arg(long, default_value_t = 15.0)]
+    pub seconds: f64,
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +143,7 @@ async fn run(cli: &Cli) -> anyhow::Result<String> {
         Command::Orchestrator(args) => orchestrator::run(args).await?,
         Command::Forecast(args) => forecast::run(args).await?,
         Command::Serve(args) => serve::run(args).await?,
+        Command::Ingest(args) => ingest::run(args).await?,
     };
     scheduler::render(&report, cli.output)
 }

@@ -41,7 +41,7 @@ struct Figures {
     pings: usize,
 }
 
-fn percentile(values: &mut [f64], q: f64) -> f64 {
+pub(crate) fn percentile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     if values.is_empty() {
         return f64::NAN;
@@ -50,7 +50,7 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
 }
 
 /// Kills a child process when dropped.
-struct Running(Child);
+pub(crate) struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -59,7 +59,7 @@ impl Drop for Running {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -292,7 +292,7 @@ fn request_body(train_path: &Path, history: usize) -> anyhow::Result<Value> {
 }
 
 /// The `sluice` binary built beside this one (the scripts build both).
-fn sluice_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn sluice_binary() -> anyhow::Result<PathBuf> {
     let here = std::env::current_exe()?;
     let sluice = here.with_file_name("sluice");
     anyhow::ensure!(

@@ -18,6 +18,7 @@ mod dataset;
 mod drift;
 mod error;
 mod forecast;
+pub mod ingest;
 mod process;
 mod publish;
 mod query;

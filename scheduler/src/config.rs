@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// The configuration's top-level keys, which `SLUICE_*` variables may set.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "database",
     "lake",
     "curated_lake",
@@ -21,6 +21,7 @@ const SECTIONS: [&str; 10] = [
     "serve",
     "auth",
     "process",
+    "ingest",
 ];
 
 /// The whole configuration.
@@ -41,6 +42,25 @@ pub struct Config {
     pub serve: ServeConfig,
     pub auth: AuthConfig,
     pub process: ProcessConfig,
+    pub ingest: IngestConfig,
+}
+
+/// What `sluice server` ingests with (the Firehose API): its write-ahead log and bounds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// The write-ahead log's directory, which records are fsync'd to before they are
+    /// acknowledged (one server process per directory).
+    pub wal_dir: PathBuf,
+    /// MiB a stream may hold not yet delivered to the lake; beyond, puts are refused with
+    /// Firehose's ServiceUnavailableException.
+    pub max_buffered_mib: u64,
+    /// How long a request id of Firehose's HTTP endpoint delivery is remembered, so that its
+    /// retries are not written twice.
+    pub dedup_seconds: u64,
+    /// The MQTT bridge (`sluice server` and `sluice ingest mqtt` run it when set).
+    #[serde(default)]
+    pub mqtt: Option<crate::ingest::mqtt::MqttConfig>,
 }
 
 /// Commands workflows may run as `sluice:process:NAME` Tasks (none by default):
@@ -150,6 +170,12 @@ impl Default for Config {
                 anonymous_predict: false,
             },
             process: ProcessConfig::default(),
+            ingest: IngestConfig {
+                wal_dir: PathBuf::from(".sluice/ingest"),
+                max_buffered_mib: 256,
+                dedup_seconds: 3600,
+                mqtt: None,
+            },
             crawler: CrawlerConfig {
                 sample_records: sample.max_records,
                 sample_bytes: sample.max_bytes,
@@ -244,7 +270,15 @@ impl Config {
         }
     }
 
-    /// The lake's S3 options.
+    /// The ingest service's options.
+    pub fn ingest_options(&self) -> ops::ingest::IngestOptions {
+        ops::ingest::IngestOptions {
+            wal_dir: self.ingest.wal_dir.clone(),
+            max_buffered_bytes: self.ingest.max_buffered_mib.max(1) << 20,
+            dedup_window: std::time::Duration::from_secs(self.ingest.dedup_seconds),
+        }
+    }
+
     /// What the operations need of it.
     pub fn ops_settings(&self) -> ops::Settings {
         ops::Settings {

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http_error;
+pub mod ingest;
 pub mod orchestrator;
 pub mod output;
 pub mod process;

@@ -114,6 +114,27 @@ pub async fn worker(context: &Context, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `sluice ingest mqtt`: the MQTT bridge alone (its own write-ahead log directory) until
+/// SIGTERM, then what it buffered is delivered.
+pub async fn mqtt_bridge(context: &Context) -> anyhow::Result<()> {
+    let mqtt = context
+        .config
+        .ingest
+        .mqtt
+        .clone()
+        .context("no [ingest.mqtt] section in the configuration: the broker and the rules")?;
+    mqtt.check()?;
+    let ingest = ops::ingest::Ingest::open(context.ops.clone(), context.config.ingest_options())
+        .await
+        .context("cannot open the ingest write-ahead log")?;
+    crate::ingest::mqtt::run(ingest.clone(), mqtt, Shutdown::on_signal().stopped()).await?;
+    match tokio::time::timeout(Duration::from_secs(30), ingest.flush()).await {
+        Ok(Ok(())) => {}
+        _ => tracing::warn!("ingested records stay in the write-ahead log for the next start"),
+    }
+    Ok(())
+}
+
 /// The cron loop: due ticks fired once a second until `shutdown`, which lets a pass finish.
 async fn cron(workflows: Workflows, shutdown: Shutdown) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -138,7 +159,7 @@ pub struct ServerParts<'a> {
     pub worker: Option<String>,
 }
 
-/// `sluice server`: the HTTP API with the prediction endpoints, the cron loop and (unless told
+/// `sluice server`: the HTTP API with the prediction endpoints and ingest (the Firehose API), the cron loop and (unless told
 /// not to) a worker, until SIGTERM; returns the API's address.
 pub async fn server(context: &Context, parts: ServerParts<'_>) -> anyhow::Result<SocketAddr> {
     let catalog = context.catalog().await?;
@@ -151,11 +172,32 @@ pub async fn server(context: &Context, parts: ServerParts<'_>) -> anyhow::Result
     let address = listener.local_addr()?;
     tracing::info!(address = %address, "serving the API");
     let serving = start_serving(context, shutdown.clone().stopped()).await?;
+    let ingest = ops::ingest::Ingest::open(context.ops.clone(), context.config.ingest_options())
+        .await
+        .context("cannot open the ingest write-ahead log")?;
+    let ingest_state = Arc::new(crate::ingest::IngestState {
+        ingest: ingest.clone(),
+        ops: context.ops.clone(),
+        auth: serving.auth.clone(),
+    });
     let state = Arc::new(crate::api::ApiState {
         workflows,
         auth: serving.auth.clone(),
     });
-    let routes = crate::api::router(state).merge(serving::router(serving));
+    let routes = crate::api::router(state)
+        .merge(serving::router(serving))
+        .merge(crate::ingest::router(ingest_state));
+    let bridge = match context.config.ingest.mqtt.clone() {
+        Some(mqtt) => {
+            mqtt.check()?;
+            Some(tokio::spawn(crate::ingest::mqtt::run(
+                ingest.clone(),
+                mqtt,
+                shutdown.clone().stopped(),
+            )))
+        }
+        None => None,
+    };
     let api = tokio::spawn(
         axum::serve(listener, routes)
             .with_graceful_shutdown(shutdown.clone().stopped())
@@ -167,5 +209,18 @@ pub async fn server(context: &Context, parts: ServerParts<'_>) -> anyhow::Result
     }
     api.await??;
     cron.await?;
+    if let Some(bridge) = bridge {
+        bridge.await??;
+    }
+    // What was acknowledged is durable either way; a graceful stop also delivers it.
+    match tokio::time::timeout(Duration::from_secs(30), ingest.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "ingested records stay in the write-ahead log for the next start")
+        }
+        Err(_) => tracing::warn!(
+            "delivering ingested records took too long: the rest stays in the write-ahead log for the next start"
+        ),
+    }
     Ok(address)
 }

@@ -42,6 +42,10 @@ fn every_command_has_help() {
         &["schedule"],
         &["schedule", "create"],
         &["schedule", "backfill"],
+        &["ingest"],
+        &["ingest", "stream"],
+        &["ingest", "stream", "create"],
+        &["ingest", "stream", "list"],
     ];
     for command in commands {
         let mut args = command.to_vec();

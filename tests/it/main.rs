@@ -18,6 +18,8 @@ mod forecasting;
 mod forecasting_pipeline;
 mod fuzz_regressions;
 mod http_task;
+mod ingest;
+mod ingest_mqtt;
 mod migrations;
 mod nightly;
 mod orchestrator;

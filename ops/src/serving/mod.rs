@@ -3,13 +3,15 @@
 //! serving process (`scheduler::serving`) reads the same stores to answer predictions.
 //!
 //! - [`endpoints`]: endpoint definitions (weighted variants following aliases or versions);
-//! - [`auth`]: hashed API tokens with `admin` and `predict` scopes;
+//! - [`auth`]: hashed API tokens with `admin`, `predict` and `ingest` scopes;
+//! - [`sigv4`]: AWS Signature Version 4, checked for the Firehose API's SDK clients;
 //! - [`stats`]: the fleet's figures per endpoint and version;
 //! - [`deployments`]: canary or linear rollouts that roll back by themselves.
 
 pub mod auth;
 pub mod deployments;
 pub mod endpoints;
+pub mod sigv4;
 pub mod stats;
 
 use models::registry::{GroupName, Target};
@@ -165,12 +167,17 @@ pub struct DeploymentStarted {
     pub version: u32,
 }
 
-/// A new API token; `token` is its secret, shown this once.
+/// A new API token; `token` is its secret, shown this once, and so are an ingest token's
+/// SigV4 credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewToken {
     pub id: String,
     pub scope: String,
     pub token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
 }
 
 /// An API token as listed: never its secret.
@@ -181,9 +188,11 @@ pub struct TokenInfo {
     pub scope: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// An ingest token's access key id (never its secret).
+    pub access_key_id: Option<String>,
 }
 
-/// A token to create: its scope (`admin` or `predict`) and a name for people.
+/// A token to create: its scope (`admin`, `predict` or `ingest`) and a name for people.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
@@ -253,11 +262,17 @@ impl Ops {
     /// Creates an API token.
     pub async fn create_token(&self, request: &TokenRequest) -> Result<NewToken> {
         let scope = auth::Scope::parse(&request.scope)?;
-        let (id, token) = auth::create(self.pool().await?, scope, &request.name).await?;
+        let created = auth::create(self.pool().await?, scope, &request.name).await?;
+        let (access_key_id, secret_access_key) = created
+            .keys
+            .map(|k| (k.access_key_id, k.secret_access_key))
+            .unzip();
         Ok(NewToken {
-            id,
+            id: created.id,
             scope: scope.as_str().to_owned(),
-            token,
+            token: created.token,
+            access_key_id,
+            secret_access_key,
         })
     }
 

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod forecasting;
+mod ingest;
 mod serving;
 mod workflows;
 pub use forecasting::{DatasetArgs, DeviceKind, ForecastArgs, TrainArgs};
+pub use ingest::{IngestCommand, StreamCommand, StreamCreateArgs, StreamNameArgs};
 pub use serving::{
     BatchForecastArgs, DeployArgs, DeploymentsArgs, DriftCommand, DriftRunArgs, DriftShowArgs,
     EndpointCommand, EndpointCreateArgs, ModelsCommand, ModelsGroupArgs, ModelsListArgs,
@@ -90,6 +92,9 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Delivery streams that `sluice server` takes records for (the Firehose API).
+    #[command(subcommand)]
+    Ingest(IngestCommand),
     /// Serve the prediction endpoints (without the workflow API, scheduler or worker).
     Serve(ServeArgs),
     /// Run workflow steps from the queue until SIGTERM (scale-out: one per process or machine).

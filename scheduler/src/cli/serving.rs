@@ -187,7 +187,9 @@ pub enum TokenCommand {
 
 #[derive(Debug, Args)]
 pub struct TokenCreateArgs {
-    #[arg(long, value_parser = ["admin", "predict"])]
+    /// admin (everything), predict (the endpoints) or ingest (the Firehose API; also prints
+    /// an access key id and a secret access key for AWS SDKs).
+    #[arg(long, value_parser = ["admin", "predict", "ingest"])]
     pub scope: String,
     /// A name to recognise it by.
     #[arg(long, default_value = "")]

@@ -125,7 +125,9 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
         vec![Variant::parse("primary=champion")?],
     )?;
     endpoints::put(catalog.pool(), &spec).await?;
-    let (_, token) = auth::create(catalog.pool(), auth::Scope::Predict, "demo").await?;
+    let token = auth::create(catalog.pool(), auth::Scope::Predict, "demo")
+        .await?
+        .token;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stopped = async move {
         let _ = stopped.await;

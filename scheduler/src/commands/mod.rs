@@ -10,6 +10,7 @@ mod demo_show;
 mod drift;
 mod executions;
 mod forecasting;
+mod ingest;
 mod query;
 mod registry;
 pub(crate) mod schedules;
@@ -126,6 +127,7 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Drift(command) => drift::run(command, context).await,
         Command::Endpoint(command) => serving::endpoint(command, context).await,
         Command::Token(command) => serving::token(command, context).await,
+        Command::Ingest(command) => ingest::run(command, context).await,
         Command::Serve(args) => serving::serve(args, context).await,
         Command::Worker(args) => executions::worker(args, context).await,
         Command::Server(args) => schedules::server(args, context).await,

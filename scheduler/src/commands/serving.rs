@@ -115,13 +115,16 @@ pub async fn token(command: &TokenCommand, context: &Context) -> anyhow::Result<
                 name: args.name.clone(),
             };
             let created = ops.create_token(&request).await?;
-            Ok(Report::new(
-                serde_json::to_value(&created)?,
-                format!(
-                    "token {} ({} scope); keep it, it is not shown again:\n{}",
-                    created.id, created.scope, created.token
-                ),
-            ))
+            let mut text = format!(
+                "token {} ({} scope); keep it, it is not shown again:\n{}",
+                created.id, created.scope, created.token
+            );
+            if let (Some(id), Some(secret)) = (&created.access_key_id, &created.secret_access_key) {
+                text.push_str(&format!(
+                    "\nfor AWS SDKs and the AWS CLI (SigV4):\naws_access_key_id = {id}\naws_secret_access_key = {secret}"
+                ));
+            }
+            Ok(Report::new(serde_json::to_value(&created)?, text))
         }
         TokenCommand::List => {
             let tokens = ops.tokens().await?;

@@ -77,9 +77,13 @@ async fn token_scopes_are_enforced() {
     let serving = fixture.serving(closed, options());
     serving.refresh().await.unwrap();
     let pool = fixture.db.catalog.pool();
-    let (_, admin) = auth::create(pool, Scope::Admin, "ops").await.unwrap();
-    let (_, predict) = auth::create(pool, Scope::Predict, "app").await.unwrap();
-    let (revoked_id, revoked) = auth::create(pool, Scope::Admin, "old").await.unwrap();
+    let admin = auth::create(pool, Scope::Admin, "ops").await.unwrap().token;
+    let predict = auth::create(pool, Scope::Predict, "app")
+        .await
+        .unwrap()
+        .token;
+    let old = auth::create(pool, Scope::Admin, "old").await.unwrap();
+    let (revoked_id, revoked) = (old.id, old.token);
     assert!(auth::revoke(pool, &revoked_id).await.unwrap());
     assert!(!auth::revoke(pool, &revoked_id).await.unwrap());
     let listed = auth::list(pool).await.unwrap();
