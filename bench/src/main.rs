@@ -5,6 +5,7 @@
 mod crawl;
 mod forecast;
 mod ingest;
+mod ingest_mqtt;
 mod orchestrator;
 mod serve;
 
@@ -36,8 +37,8 @@ pub enum Command {
     Forecast(BenchForecastArgs),
     /// The prediction endpoint under load, against GluonTS behind a Python HTTP server.
     Serve(BenchServeArgs),
-    /// Acknowledged records per second through the Firehose API of `sluice server`, and the
-    /// latency of each acknowledgement (fsync'd), from several clients.
+    /// Acknowledged records per second through the Firehose API of `sluice server` and through
+    /// its MQTT bridge, and the latency of acknowledgements (fsync'd), from several clients.
     Ingest(BenchIngestArgs),
 }
 
@@ -46,9 +47,15 @@ pub struct BenchIngestArgs {
     /// Clients sending batches of 500 records at once.
     #[arg(long, default_value_t = 8)]
     pub clients: usize,
-    /// Seconds of each phase (bearer tokens, then SigV4).
+    /// Seconds of each phase (bearer tokens, SigV4, MQTT).
     #[arg(long, default_value_t = 15.0)]
     pub seconds: f64,
+    /// MQTT publishers (to the broker on 127.0.0.1:1883).
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+    /// The bridge's connections to the broker.
+    #[arg(long, default_value_t = 4)]
+    pub mqtt_connections: usize,
 }
 
 #[derive(Debug, Args)]

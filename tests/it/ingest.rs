@@ -352,6 +352,40 @@ async fn a_full_stream_throttles_and_recovers() {
     }
     let records = wait_landed(path, "landing/telemetry", next as usize + 500).await;
     assert_eq!(records.len(), next as usize + 500);
+    // Operators see it: what was taken, what was refused, how long acknowledgements took.
+    let admin = sluice_json(path, &["token", "create", "--scope", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stats: Value = client
+        .get(format!("http://127.0.0.1:{port}/ingest/stats"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stream = &stats[0];
+    assert_eq!(stream["stream"], "telemetry", "{stats}");
+    assert_eq!(stream["records_accepted"], next + 500, "{stats}");
+    assert!(stream["puts_refused"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(
+        stream["objects_delivered"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
+    assert!(stream["ack_p99_ms"].as_f64().unwrap() > 0.0, "{stats}");
+    let forbidden = client
+        .get(format!("http://127.0.0.1:{port}/ingest/stats"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forbidden.status(),
+        403,
+        "an ingest token does not read the figures"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@
 
 pub mod layout;
 pub mod rules;
+pub mod stats;
 pub mod streams;
 pub mod wal;
 
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 use jobs::lake::Lake;
 use tokio::sync::oneshot;
 
+pub use stats::StreamStats;
 pub use streams::{Compression, StreamDefinition, StreamRequest, StreamView};
 
 use crate::{Error, Ops, Result};
@@ -97,6 +99,7 @@ struct Stream {
     buffered: Arc<AtomicU64>,
     delivered: tokio::sync::watch::Receiver<u64>,
     seen: std::sync::Mutex<HashMap<String, Instant>>,
+    counters: stats::Counters,
 }
 
 impl Ingest {
@@ -166,6 +169,7 @@ impl Ingest {
         let before = handle.buffered.fetch_add(bytes, Ordering::AcqRel);
         if before + bytes > limit && before > 0 {
             handle.buffered.fetch_sub(bytes, Ordering::AcqRel);
+            handle.counters.refused();
             return Err(Error::Unavailable(format!(
                 "delivery stream {stream} holds {} MiB not yet delivered (its limit is {} MiB): slow down and retry",
                 before >> 20,
@@ -179,8 +183,10 @@ impl Ingest {
             request_id: request_id.clone(),
             records,
         };
+        let started = Instant::now();
         let refused = |reason: String| {
             handle.buffered.fetch_sub(bytes, Ordering::AcqRel);
+            handle.counters.refused();
             Err(Error::Unavailable(format!(
                 "delivery stream {stream}: {reason}"
             )))
@@ -204,6 +210,7 @@ impl Ingest {
             Ok(Err(err)) => return refused(format!("cannot write the write-ahead log: {err}")),
             Err(_) => return refused("its write-ahead log failed; see the server's log".into()),
         };
+        handle.counters.accepted(count, bytes, started.elapsed());
         if let Some(id) = request_id {
             let mut seen = handle.seen.lock().expect("not poisoned");
             let window = self.inner.options.dedup_window;
@@ -271,6 +278,23 @@ impl Ingest {
         let lake_key = jobs::lake::LakeKey::parse(&key)?;
         self.inner.lake.put(&lake_key, body.into()).await?;
         Ok(key)
+    }
+
+    /// Every started stream's figures, by name.
+    pub async fn stats(&self) -> Vec<StreamStats> {
+        let streams = self.inner.streams.lock().await;
+        let mut stats: Vec<StreamStats> = streams
+            .iter()
+            .map(|(name, stream)| {
+                stream.counters.snapshot(
+                    name,
+                    stream.buffered.load(Ordering::Acquire),
+                    *stream.delivered.borrow(),
+                )
+            })
+            .collect();
+        stats.sort_by(|a, b| a.stream.cmp(&b.stream));
+        stats
     }
 
     /// Seals every stream's open segment and waits until all of them are in the lake (tests,
@@ -427,6 +451,7 @@ impl Ingest {
             buffered,
             delivered,
             seen: std::sync::Mutex::new(seen),
+            counters: stats::Counters::default(),
         })
     }
 }

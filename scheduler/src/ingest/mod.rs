@@ -9,18 +9,20 @@
 //! [`FirehoseError`]), the HTTP endpoint `{"requestId", "timestamp", "errorMessage"}`.
 //! Callers authenticate with an `ingest` (or `admin`) token: SigV4 with its access key, or
 //! the token itself as a bearer (or as Firehose's `X-Amz-Firehose-Access-Key`).
+//! `GET /ingest/stats` (admin) gives each stream's figures.
 
 pub mod firehose;
+pub mod firehose_streams;
 pub mod http_endpoint;
 pub mod mqtt;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use ops::ingest::Ingest;
 use ops::serving::auth::Scope;
 use ops::serving::sigv4::{self, SignatureError};
@@ -48,7 +50,17 @@ pub fn router(state: Arc<IngestState>) -> Router {
             "/ingest/streams/{stream}/records",
             post(http_endpoint::handle).layer(DefaultBodyLimit::max(96 << 20)),
         )
+        .route("/ingest/stats", get(stats))
         .with_state(state)
+}
+
+/// `GET /ingest/stats` (admin): each started stream's figures since the server started.
+async fn stats(
+    State(state): State<Arc<IngestState>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<ops::ingest::StreamStats>>, HttpError> {
+    crate::serving::routes::require(&state.auth, &headers, Scope::Admin).await?;
+    Ok(Json(state.ingest.stats().await))
 }
 
 /// A Firehose API error: AWS's `__type` and HTTP status.
