@@ -328,6 +328,18 @@ pub async fn run(args: &BenchIngestArgs) -> anyhow::Result<Report> {
             " (MISMATCH)"
         }
     ));
+    text.push_str(&format!(
+        "\nMQTT bridge ({} publishers, {} connections): {:.0} messages/s acknowledged, \
+         server-side ack wait p50 ≤ {:.1} ms, p99 ≤ {:.1} ms; target ≥ {MQTT_TARGET:.0}: {:.2}×\
+         \nMQTT messages taken {}, in the lake after a graceful stop {landed_mqtt}",
+        args.publishers,
+        args.mqtt_connections,
+        mqtt.messages_per_second,
+        mqtt.ack_p50_ms,
+        mqtt.ack_p99_ms,
+        mqtt.messages_per_second / MQTT_TARGET,
+        mqtt.accepted,
+    ));
     anyhow::ensure!(
         landed == acknowledged && landed_mqtt == mqtt.accepted,
         "{text}\n{landed} records landed for {acknowledged} acknowledged, {landed_mqtt} MQTT \

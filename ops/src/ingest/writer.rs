@@ -53,6 +53,9 @@ pub(super) struct Writer {
     pub deliveries: tokio::sync::mpsc::UnboundedSender<Sealed>,
 }
 
+/// A batch waiting for its answer.
+type Waiting = (Batch, oneshot::Sender<std::io::Result<(u64, u32)>>);
+
 /// The most batches one fsync covers.
 const GROUP: usize = 256;
 
@@ -89,11 +92,12 @@ impl Writer {
                 Command::Append { batch, reply } => (batch, reply),
             };
             // A batch that would overflow a segment with records in it starts the next one.
-            if self.count > 0 && self.bytes + batch.data_len() > self.definition.buffer_bytes {
-                if let Err(err) = self.seal() {
-                    let _ = reply.send(Err(err));
-                    return;
-                }
+            if self.count > 0
+                && self.bytes + batch.data_len() > self.definition.buffer_bytes
+                && let Err(err) = self.seal()
+            {
+                let _ = reply.send(Err(err));
+                return;
             }
             let mut group = vec![(batch, reply)];
             let mut group_bytes = group[0].0.data_len();
@@ -141,10 +145,7 @@ impl Writer {
     }
 
     /// Appends the group with one fsync, then answers each batch.
-    fn append(
-        &mut self,
-        group: Vec<(Batch, oneshot::Sender<std::io::Result<(u64, u32)>>)>,
-    ) -> std::io::Result<()> {
+    fn append(&mut self, group: Vec<Waiting>) -> std::io::Result<()> {
         let mut entries = Vec::new();
         for (batch, _) in &group {
             wal::encode_batch(batch, &mut entries);
