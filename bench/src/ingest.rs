@@ -100,7 +100,10 @@ async fn phase(
             let keys = keys.map(|(k, s)| (k.to_owned(), s.to_owned()));
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
-                let host = base.trim_start_matches("http://").to_owned();
+                let host = base
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned();
                 let (mut latencies, mut refused) = (Vec::new(), 0u64);
                 while !stop.load(Ordering::Relaxed) {
                     let sent = Instant::now();
@@ -239,23 +242,28 @@ pub async fn run(args: &BenchIngestArgs) -> anyhow::Result<Report> {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    sluice(
-        path,
-        &[
-            "ingest",
-            "stream",
-            "create",
-            "bench",
-            "--prefix",
-            "landing/bench/",
-            "--buffer-mib",
-            "5",
-            "--buffer-seconds",
-            "60",
-            "--gzip",
-            "--append-newline",
-        ],
-    )?;
+    for (stream, prefix) in [
+        ("bench", "landing/bench/"),
+        ("bench-mqtt", "landing/bench-mqtt/"),
+    ] {
+        sluice(
+            path,
+            &[
+                "ingest",
+                "stream",
+                "create",
+                stream,
+                "--prefix",
+                prefix,
+                "--buffer-mib",
+                "5",
+                "--buffer-seconds",
+                "60",
+                "--gzip",
+                "--append-newline",
+            ],
+        )?;
+    }
     let child = std::process::Command::new(sluice_binary()?)
         .args(["server", "--no-worker"])
         .current_dir(path)
@@ -331,13 +339,15 @@ pub async fn run(args: &BenchIngestArgs) -> anyhow::Result<Report> {
     text.push_str(&format!(
         "\nMQTT bridge ({} publishers, {} connections): {:.0} messages/s acknowledged, \
          server-side ack wait p50 ≤ {:.1} ms, p99 ≤ {:.1} ms; target ≥ {MQTT_TARGET:.0}: {:.2}×\
-         \nMQTT messages taken {}, in the lake after a graceful stop {landed_mqtt}",
+         \nMQTT messages published {} (what the broker did not drop of them reached the bridge), \
+         taken {}, in the lake after a graceful stop {landed_mqtt}",
         args.publishers,
         args.mqtt_connections,
         mqtt.messages_per_second,
         mqtt.ack_p50_ms,
         mqtt.ack_p99_ms,
         mqtt.messages_per_second / MQTT_TARGET,
+        mqtt.published,
         mqtt.accepted,
     ));
     anyhow::ensure!(

@@ -27,6 +27,8 @@ pub struct Figures {
     pub ack_p50_ms: f64,
     pub ack_p99_ms: f64,
     pub accepted: u64,
+    /// What the publishers had acknowledged by the broker.
+    pub published: u64,
 }
 
 async fn stream_stats(http: &reqwest::Client, base: &str, admin: &str) -> anyhow::Result<Value> {
@@ -109,24 +111,24 @@ pub async fn phase(
     for task in tasks {
         published += task.await?;
     }
-    // The bridge drains what the broker still holds for it.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let stats = loop {
-        let stats = stream_stats(&http, base, admin).await?;
-        if accepted(&stats) >= published || Instant::now() > deadline {
-            break stats;
+    // The bridge drains what the broker still holds for it: until nothing more arrives for two
+    // seconds. A broker whose queue for the bridge is full drops what is published beyond it
+    // (Mosquitto's max_queued_messages, 1,000 by default), so publishers faster than the bridge
+    // publish more than it can be given: that is the broker's bound, and it is reported.
+    let mut stats = stream_stats(&http, base, admin).await?;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = stream_stats(&http, base, admin).await?;
+        if accepted(&now) == accepted(&stats) {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    anyhow::ensure!(
-        accepted(&stats) >= published,
-        "the bridge took {} of {published} messages published",
-        accepted(&stats)
-    );
+        stats = now;
+    }
     Ok(Figures {
         messages_per_second: (last - first) as f64 / elapsed,
         ack_p50_ms: stats["ack_p50_ms"].as_f64().unwrap_or(f64::NAN),
         ack_p99_ms: stats["ack_p99_ms"].as_f64().unwrap_or(f64::NAN),
         accepted: accepted(&stats),
+        published,
     })
 }
