@@ -69,7 +69,7 @@ pub struct Connection {
 }
 
 /// A connection name: 1 to 64 letters, digits, `-`, `_` or `.`.
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > 64
         || !name
