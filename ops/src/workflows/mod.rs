@@ -28,6 +28,7 @@ pub mod engine;
 mod operations;
 pub mod schedules;
 pub mod store;
+pub mod triggers;
 mod views;
 
 use std::future::Future;

@@ -12,6 +12,7 @@ use super::Dispatch;
 use super::engine::Engine;
 use super::schedules::{self, Schedule};
 use super::store::{self, Answer, show_time};
+use super::triggers::{self, FireView, TriggerRequest, TriggerView};
 use super::views::*;
 use crate::{Error, Result};
 
@@ -241,5 +242,44 @@ impl Workflows {
     /// One pass of the cron loop at `now`: every due tick fired once.
     pub async fn fire_due(&self, now: DateTime<Utc>) -> Result<usize> {
         Ok(schedules::fire_due(&self.engine, self.dispatch(), now).await?)
+    }
+
+    /// Creates a trigger; what lands or drifts from now on counts.
+    pub async fn create_trigger(&self, request: &TriggerRequest) -> Result<TriggerView> {
+        triggers::create(self.pool(), request, Utc::now().timestamp_millis()).await
+    }
+
+    /// Every trigger, by name.
+    pub async fn triggers(&self) -> Result<Vec<TriggerView>> {
+        triggers::list(self.pool()).await
+    }
+
+    /// One trigger.
+    pub async fn trigger(&self, name: &str) -> Result<TriggerView> {
+        triggers::get(self.pool(), name).await
+    }
+
+    /// Pauses a trigger or resumes it (what happened while it was paused does not count).
+    pub async fn set_trigger_paused(&self, name: &str, paused: bool) -> Result<TriggerView> {
+        triggers::set_paused(self.pool(), name, paused, Utc::now().timestamp_millis()).await
+    }
+
+    /// Deletes a trigger; its executions stay.
+    pub async fn delete_trigger(&self, name: &str) -> Result<()> {
+        triggers::delete(self.pool(), name).await
+    }
+
+    /// A trigger's firings, newest first (at most `limit`, 1 to 1,000).
+    pub async fn trigger_fires(&self, name: &str, limit: i64) -> Result<Vec<FireView>> {
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::invalid("limit", "1 to 1,000"));
+        }
+        triggers::fires(self.pool(), name, limit).await
+    }
+
+    /// One pass of the triggers at `now`: new landings and drift counted, due windows fired
+    /// once across servers; returns the executions this pass started.
+    pub async fn fire_triggers(&self, now: DateTime<Utc>) -> Result<usize> {
+        triggers::fire_due(&self.engine, self.dispatch(), now.timestamp_millis()).await
     }
 }
