@@ -48,7 +48,7 @@ fn body(payload: Result<Json<Value>, JsonRejection>) -> Result<Value, HttpError>
 
 /// A request body as an operation's request: a missing, mistyped or unknown field is a 400
 /// naming it.
-fn request<T: DeserializeOwned>(
+pub(crate) fn request<T: DeserializeOwned>(
     payload: Result<Json<Value>, JsonRejection>,
 ) -> Result<T, HttpError> {
     Ok(ops::request::from_json(body(payload)?)?)
@@ -78,7 +78,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/tasks/failure", post(task_failure))
         .route("/tasks/heartbeat", post(task_heartbeat))
         .route_layer(admin)
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::events_api::router(state))
         .merge(open)
 }
 
@@ -289,8 +290,13 @@ pub fn openapi() -> Value {
                 "redrive_count": {"type": "integer"}, "started_at": {"type": "string"}, "stopped_at": {"type": "string", "nullable": true}}}
         }}
     });
-    if let (Some(paths), Value::Object(admin)) = (document["paths"].as_object_mut(), admin_paths) {
+    if let (Some(paths), Value::Object(admin), Value::Object(events)) = (
+        document["paths"].as_object_mut(),
+        admin_paths,
+        crate::events_api::openapi_paths(),
+    ) {
         paths.extend(admin);
+        paths.extend(events);
     }
     document
 }

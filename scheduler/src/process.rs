@@ -1,7 +1,8 @@
 //! Process assembly: what `sluice server`, `sluice worker` and `sluice serve` run, and how they
 //! stop. On SIGTERM or Ctrl-C each part finishes what it holds: the HTTP servers stop taking
-//! connections and finish their requests, the cron loop finishes its pass and exits (it is
-//! drained, not aborted, so a tick being claimed is claimed whole), and a worker finishes its
+//! connections and finish their requests, the cron, trigger and notification loops finish
+//! their pass and exit (they are drained, not aborted, so a tick, a window or a delivery being
+//! claimed is claimed whole), and a worker finishes its
 //! step.
 
 use std::net::SocketAddr;
@@ -135,20 +136,73 @@ pub async fn mqtt_bridge(context: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The cron loop: due ticks fired once a second until `shutdown`, which lets a pass finish.
-async fn cron(workflows: Workflows, shutdown: Shutdown) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
+/// A loop of passes, one every `period`, until `shutdown`, which lets a pass finish (a tick, a
+/// trigger's window or a delivery being claimed is claimed whole). A failed pass is logged and
+/// the next one tries again.
+async fn every<F, Fut>(period: Duration, what: &'static str, shutdown: Shutdown, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), ops::Error>>,
+{
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopped = shutdown.stopped();
     tokio::pin!(stopped);
     loop {
         tokio::select! {
             () = &mut stopped => return,
-            _ = every.tick() => {}
+            _ = ticks.tick() => {}
         }
-        if let Err(err) = workflows.fire_due(Utc::now()).await {
-            tracing::warn!(error = %err, "scheduler pass failed");
+        if let Err(err) = pass().await {
+            tracing::warn!(error = %err, "{what} failed");
         }
     }
+}
+
+/// How often the server looks for new landings and drift (a listing of each landing trigger's
+/// prefix per pass).
+const TRIGGER_PASS: Duration = Duration::from_secs(5);
+/// How often it queues and sends notifications.
+const NOTIFY_PASS: Duration = Duration::from_secs(2);
+
+/// The server's background loops: cron ticks every second, triggers and notifications.
+fn background(
+    workflows: &Workflows,
+    ops: &ops::Ops,
+    shutdown: &Shutdown,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let cron = workflows.clone();
+    let triggers = workflows.clone();
+    let ops = ops.clone();
+    vec![
+        tokio::spawn(every(
+            Duration::from_secs(1),
+            "scheduler pass",
+            shutdown.clone(),
+            move || {
+                let cron = cron.clone();
+                async move { cron.fire_due(Utc::now()).await.map(drop) }
+            },
+        )),
+        tokio::spawn(every(
+            TRIGGER_PASS,
+            "trigger pass",
+            shutdown.clone(),
+            move || {
+                let triggers = triggers.clone();
+                async move { triggers.fire_triggers(Utc::now()).await.map(drop) }
+            },
+        )),
+        tokio::spawn(every(
+            NOTIFY_PASS,
+            "notification pass",
+            shutdown.clone(),
+            move || {
+                let ops = ops.clone();
+                async move { ops.notify(Utc::now()).await.map(drop) }
+            },
+        )),
+    ]
 }
 
 /// What `sluice server` runs besides the API.
@@ -167,7 +221,7 @@ pub async fn server(context: &Context, parts: ServerParts<'_>) -> anyhow::Result
     let queue = Queue::open(&context.config.database).await?;
     let shutdown = Shutdown::on_signal();
     let workflows = Workflows::new(engine.clone(), Arc::new(queue.clone()));
-    let cron = tokio::spawn(cron(workflows.clone(), shutdown.clone()));
+    let loops = background(&workflows, &context.ops, &shutdown);
     let listener = bind(parts.listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(address = %address, "serving the API");
@@ -208,7 +262,9 @@ pub async fn server(context: &Context, parts: ServerParts<'_>) -> anyhow::Result
         None => shutdown.stopped().await,
     }
     api.await??;
-    cron.await?;
+    for background in loops {
+        background.await?;
+    }
     if let Some(bridge) = bridge {
         bridge.await??;
     }

@@ -1,6 +1,9 @@
 //! `sluice demo` end to end on embedded defaults (a smaller fleet and shorter training than the
-//! default run), then the notebooks executed against what it left, as a data engineer would:
-//! the curated lake with polars, the endpoint served by `sluice serve`, the drift reports.
+//! default run), its second day sent by the devices over MQTT to the real Mosquitto broker,
+//! then the notebooks executed against what it left, as a data engineer would: the curated lake
+//! with polars, the endpoint served by `sluice serve`, the drift reports. A second, smaller run
+//! sends the day through the Firehose API. Both nights' second half is started by the landing
+//! trigger, and the on-call webhook hears of the drift and of the failed export.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,6 +34,8 @@ fn the_demo_runs_two_nights_and_the_notebooks_run_against_it() {
             "15",
             "--batches",
             "30",
+            "--devices-via",
+            "mqtt",
             "--output",
             "json",
         ],
@@ -40,9 +45,13 @@ fn the_demo_runs_two_nights_and_the_notebooks_run_against_it() {
     for line in [
         "==> night 1",
         "Train",
+        "==> trigger new-landings",
         "==> the next day lands",
-        "==> night 2",
+        "over MQTT (127.0.0.1:1883) through the bridge",
+        "==> night 2: trigger new-landings saw",
         "drift DETECTED",
+        "export-forecasts FAILED: States.Http.StatusCode.503",
+        "==> the on-call webhook received:",
     ] {
         assert!(
             stderr.contains(line),
@@ -71,6 +80,7 @@ fn the_demo_runs_two_nights_and_the_notebooks_run_against_it() {
         "night 2 converts only the day that landed since"
     );
     assert_eq!(second["publish"]["version"], 2);
+    second_night_is_triggered_and_its_failure_notified(&demo, "mqtt");
     assert_eq!(
         demo["drift"]["detected"], true,
         "the smoke is drift: {}",
@@ -178,4 +188,73 @@ fn the_demo_runs_two_nights_and_the_notebooks_run_against_it() {
     for picture in ["explore.png", "fan-chart.png", "drift.png"] {
         assert!(demo_dir.join(picture).is_file(), "{picture}");
     }
+}
+
+/// What every demo's second night shows: the landing trigger started it with what landed, the
+/// export to the partner failed, and the webhook received that failure and the drift.
+fn second_night_is_triggered_and_its_failure_notified(demo: &Value, via: &str) {
+    assert_eq!(demo["next_day"]["via"], via);
+    let trigger = &demo["trigger"];
+    assert!(trigger["objects"].as_u64().unwrap() > 0, "{trigger}");
+    assert!(
+        trigger["fire"]
+            .as_str()
+            .unwrap()
+            .starts_with("new-landings@")
+    );
+    assert_eq!(trigger["execution"], demo["nights"][1]["execution"]);
+    assert_eq!(demo["export"]["status"], "FAILED");
+    assert_eq!(demo["export"]["error"], "States.Http.StatusCode.503");
+    let notified = demo["notifications"].as_array().unwrap();
+    let failure = notified
+        .iter()
+        .find(|n| n["kind"] == "execution.failed")
+        .expect("the failure was notified");
+    assert_eq!(failure["subject"], "export-forecasts");
+    assert_eq!(failure["detail"]["error"], "States.Http.StatusCode.503");
+    assert_eq!(failure["rule"], "on-call");
+    if demo["drift"]["detected"] == true {
+        assert!(
+            notified.iter().any(|n| n["kind"] == "drift.detected"
+                && n["detail"]["report_id"] == demo["drift"]["id"]),
+            "{notified:?}"
+        );
+    }
+}
+
+#[test]
+fn a_small_demo_sends_its_second_day_through_the_firehose_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = run_sluice(
+        dir.path(),
+        &[
+            "demo",
+            "--dir",
+            "demo",
+            "--devices",
+            "2",
+            "--days",
+            "5",
+            "--epochs",
+            "2",
+            "--batches",
+            "4",
+            "--devices-via",
+            "firehose",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("through the Firehose API"), "{stderr}");
+    let demo: Value = serde_json::from_str(&stdout).unwrap();
+    let second = &demo["nights"][1]["output"];
+    assert_eq!(
+        second["convert"]["read"].as_u64(),
+        demo["next_day"]["records"].as_u64(),
+        "night 2 converts the records sent, malformed ones included (quarantined): {}",
+        demo["next_day"]
+    );
+    assert_eq!(demo["next_day"]["sent"], demo["next_day"]["records"]);
+    second_night_is_triggered_and_its_failure_notified(&demo, "firehose");
 }

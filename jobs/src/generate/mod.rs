@@ -203,6 +203,7 @@ fn round(value: f64, digits: i32) -> f64 {
 /// One record on its way: when it arrives, its line, and whether it is malformed or late.
 struct Arriving {
     at: DateTime<Utc>,
+    device: String,
     line: String,
     malformed: bool,
     late: bool,
@@ -211,8 +212,8 @@ struct Arriving {
 /// Records arriving in one buffer window.
 type Buffers = BTreeMap<DateTime<Utc>, Vec<Arriving>>;
 
-/// Writes the landings; returns what was written.
-pub async fn generate_landings(lake: &Lake, spec: &LandingsSpec) -> Result<GenerateReport> {
+/// The spec's bounds: positive sizes, a first day inside the period.
+fn check(spec: &LandingsSpec) -> Result<()> {
     if spec.devices == 0 || spec.days == 0 || spec.reading_minutes == 0 || spec.buffer_minutes == 0
     {
         return Err(Error::InvalidArgument {
@@ -229,41 +230,21 @@ pub async fn generate_landings(lake: &Lake, spec: &LandingsSpec) -> Result<Gener
             ),
         });
     }
+    Ok(())
+}
+
+/// Writes the landings; returns what was written.
+pub async fn generate_landings(lake: &Lake, spec: &LandingsSpec) -> Result<GenerateReport> {
+    check(spec)?;
     let mut devices: Vec<Device> = (0..spec.devices).map(|i| Device::new(i, spec)).collect();
     let mut object_rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5eed_0b1e);
     let mut report = GenerateReport::default();
     let mut buffers: Buffers = BTreeMap::new();
     let start = spec.start.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
     let write_from = start + Duration::days(i64::from(spec.from_day));
-    let window = Duration::minutes(i64::from(spec.buffer_minutes));
     for day in 0..spec.days {
         let day_start = start + Duration::days(i64::from(day));
-        let readings_per_day = 24 * 60 / spec.reading_minutes;
-        for step in 0..readings_per_day {
-            let at = day_start + Duration::minutes(i64::from(step * spec.reading_minutes));
-            for device in devices.iter_mut() {
-                let jitter = Duration::milliseconds(device.rng.random_range(0..60_000));
-                let Some(record) = device.reading(at + jitter, day) else {
-                    continue;
-                };
-                let late = device.rng.random_bool(0.02);
-                let delay = if late {
-                    Duration::seconds(device.rng.random_range(3600..6 * 3600))
-                } else {
-                    Duration::seconds(device.rng.random_range(1..90))
-                };
-                let arrival = at + jitter + delay;
-                let (line, malformed) = malform(record, &mut device.rng, spec.concat);
-                let slot = start
-                    + window * ((arrival - start).num_seconds() / window.num_seconds()) as i32;
-                buffers.entry(slot).or_default().push(Arriving {
-                    at: arrival,
-                    line,
-                    malformed,
-                    late,
-                });
-            }
-        }
+        simulate_day(&mut devices, spec, day, &mut buffers);
         // Every window that ended before today began is complete: arrivals are never early.
         let pending = buffers.split_off(&day_start);
         let complete = std::mem::replace(&mut buffers, pending);
@@ -291,6 +272,80 @@ pub async fn generate_landings(lake: &Lake, spec: &LandingsSpec) -> Result<Gener
         .collect();
     write_objects(lake, spec, landed, write_from, &mut object_rng, &mut report).await?;
     Ok(report)
+}
+
+/// One day of the fleet's readings, each put in the buffer window it arrives in.
+fn simulate_day(devices: &mut [Device], spec: &LandingsSpec, day: u32, buffers: &mut Buffers) {
+    let start = spec.start.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let window = Duration::minutes(i64::from(spec.buffer_minutes));
+    let day_start = start + Duration::days(i64::from(day));
+    let readings_per_day = 24 * 60 / spec.reading_minutes;
+    for step in 0..readings_per_day {
+        let at = day_start + Duration::minutes(i64::from(step * spec.reading_minutes));
+        for device in devices.iter_mut() {
+            let jitter = Duration::milliseconds(device.rng.random_range(0..60_000));
+            let Some(record) = device.reading(at + jitter, day) else {
+                continue;
+            };
+            let late = device.rng.random_bool(0.02);
+            let delay = if late {
+                Duration::seconds(device.rng.random_range(3600..6 * 3600))
+            } else {
+                Duration::seconds(device.rng.random_range(1..90))
+            };
+            let arrival = at + jitter + delay;
+            let (line, malformed) = malform(record, &mut device.rng, spec.concat);
+            let slot =
+                start + window * ((arrival - start).num_seconds() / window.num_seconds()) as i32;
+            buffers.entry(slot).or_default().push(Arriving {
+                at: arrival,
+                device: device.id.clone(),
+                line,
+                malformed,
+                late,
+            });
+        }
+    }
+}
+
+/// A record as a device sends it, when it arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub at: DateTime<Utc>,
+    pub device: String,
+    /// The record's JSON text (or what a faulty device sent instead).
+    pub line: String,
+    pub malformed: bool,
+}
+
+/// The records that [`generate_landings`] would write for `spec` (those arriving from day
+/// `from_day` to the period's end), one by one in order of arrival, as the devices send them:
+/// for sending them through an ingest API instead of writing objects.
+pub fn arrivals(spec: &LandingsSpec) -> Result<Vec<Arrival>> {
+    check(spec)?;
+    let mut devices: Vec<Device> = (0..spec.devices).map(|i| Device::new(i, spec)).collect();
+    let mut buffers: Buffers = BTreeMap::new();
+    for day in 0..spec.days {
+        simulate_day(&mut devices, spec, day, &mut buffers);
+    }
+    let start = spec.start.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let (from, end) = (
+        start + Duration::days(i64::from(spec.from_day)),
+        start + Duration::days(i64::from(spec.days)),
+    );
+    let mut arrivals: Vec<Arrival> = buffers
+        .into_values()
+        .flatten()
+        .filter(|r| r.at >= from && r.at < end)
+        .map(|r| Arrival {
+            at: r.at,
+            device: r.device,
+            line: r.line,
+            malformed: r.malformed,
+        })
+        .collect();
+    arrivals.sort_by_key(|a| a.at);
+    Ok(arrivals)
 }
 
 /// About 0.2% of records are malformed: Python's `NaN` (not JSON) or, line by line, cut short.

@@ -144,3 +144,37 @@ async fn a_shift_raises_particulates_from_its_day_on() {
     assert!((before - 1.0).abs() < 1e-9, "{before}");
     assert!((after - 2.0).abs() < 0.05, "{after}");
 }
+
+#[tokio::test]
+async fn arrivals_are_the_records_the_objects_hold_in_order_of_arrival() {
+    let start = NaiveDate::from_ymd_opt(2024, 5, 30).unwrap();
+    let spec = LandingsSpec {
+        from_day: 1,
+        ..LandingsSpec::new(3, 3, 7, start)
+    };
+    let lake = Lake::in_memory();
+    let written = generate_landings(&lake, &spec).await.unwrap();
+    let arrivals = arrivals(&spec).unwrap();
+    assert_eq!(arrivals.len() as u64, written.records);
+    assert_eq!(
+        arrivals.iter().filter(|a| a.malformed).count() as u64,
+        written.malformed_records
+    );
+    assert!(arrivals.windows(2).all(|w| w[0].at <= w[1].at));
+    let mut lines: Vec<String> = arrivals.iter().map(|a| a.line.clone()).collect();
+    lines.sort();
+    assert_eq!(lines, self::lines(&lake, "landing/telemetry").await);
+    assert!(
+        arrivals
+            .iter()
+            .filter(|a| !a.malformed)
+            .all(|a| a.line.contains(&format!("\"device_id\":\"{}\"", a.device)))
+    );
+    assert!(
+        super::arrivals(&LandingsSpec {
+            from_day: 3,
+            ..spec
+        })
+        .is_err()
+    );
+}

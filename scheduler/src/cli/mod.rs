@@ -4,10 +4,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod events;
 mod forecasting;
 mod ingest;
 mod serving;
 mod workflows;
+pub use events::{
+    NotifyCommand, NotifyCreateArgs, NotifyDeliveriesArgs, TriggerCommand, TriggerCreateArgs,
+};
 pub use forecasting::{DatasetArgs, DeviceKind, ForecastArgs, TrainArgs};
 pub use ingest::{IngestCommand, StreamCommand, StreamCreateArgs, StreamNameArgs};
 pub use serving::{
@@ -107,6 +111,13 @@ pub enum Command {
     /// Workflows in Amazon States Language.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// Start workflows when objects land under a prefix or drift is detected.
+    #[command(subcommand)]
+    Trigger(TriggerCommand),
+    /// Webhooks (JSON or Slack) when executions fail, drift is found, conversions quarantine
+    /// or deployments roll back.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Answer callback tasks (`.waitForTaskToken`): success, failure, heartbeat.
     #[command(subcommand)]
     Task(TaskCommand),
@@ -191,6 +202,24 @@ pub struct DemoArgs {
     /// Batches per training epoch.
     #[arg(long, default_value_t = 40)]
     pub batches: u32,
+    /// How the devices send the second night's day: as Firehose lands it (objects in the
+    /// lake), or to sluice over MQTT (through the bridge) or through the Firehose API.
+    #[arg(long, value_enum, default_value_t = DevicesVia::Files)]
+    pub devices_via: DevicesVia,
+    /// The MQTT broker the devices publish to (--devices-via mqtt).
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    pub mqtt_broker: String,
+}
+
+/// How the demo's devices send data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DevicesVia {
+    /// Objects written into the lake, as Kinesis Data Firehose lands them.
+    Files,
+    /// MQTT messages, through sluice's bridge.
+    Mqtt,
+    /// PutRecordBatch calls to sluice's Firehose API.
+    Firehose,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,8 +2,11 @@
 //! landings from an air-quality fleet; the shipped nightly-retrain workflow and its schedule
 //! installed; the first night run as a durable execution (crawl, convert, dataset, train,
 //! drift, publish, batch forecast); the prediction endpoint started, called over HTTP, its
-//! forecasts printed and drawn; then the next night: one more day lands with wildfire smoke in
-//! it, the workflow runs again, and the drift report and the publish decision say what changed.
+//! forecasts printed and drawn; then the next night: a landing trigger and an on-call webhook
+//! are installed, one more day lands with wildfire smoke in it (written as Firehose would, or
+//! sent by the devices over MQTT or the Firehose API), the trigger starts the workflow, the
+//! drift report and the publish decision say what changed, the night's forecasts fail to reach
+//! a partner whose API is down, and the webhook receives the drift and the failure.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -11,12 +14,16 @@ use std::time::Instant;
 use anyhow::Context as _;
 use jobs::generate::{LandingsSpec, Shift, generate_landings};
 use models::deepar::series::read_json_lines;
+use ops::notifications::{BodyFormat, RuleRequest};
+use ops::workflows::triggers::{On, TriggerRequest};
 use serde_json::{Value, json};
 
 use super::Context;
 use super::crawl::generate_report;
+use super::demo_hooks::Hooks;
 use super::demo_show::{
-    call_endpoint, drift_summary, forecast_table, run_execution, say, write_chart,
+    call_endpoint, drift_summary, follow, forecast_table, run_execution, say, succeeded,
+    write_chart,
 };
 use super::schedules::nightly_input;
 use crate::cli::{DemoArgs, WorkflowInstallArgs};
@@ -28,6 +35,24 @@ const WORKFLOW: &str = "nightly-retrain";
 const GROUP: &str = "air-quality";
 /// Devices drawn and called by name.
 const SHOWN: usize = 3;
+/// The landing trigger: its name, and how long its window waits for the rest of a burst.
+const TRIGGER: &str = "new-landings";
+const TRIGGER_WINDOW: u64 = 5;
+/// The workflow that sends the night's forecasts to a partner.
+const EXPORT: &str = "export-forecasts";
+const EXPORT_DEFINITION: &str = r#"{
+  "Comment": "Sends a night's batch forecasts to a partner's API (input: url, forecast).",
+  "StartAt": "Send",
+  "States": {
+    "Send": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:::http:invoke",
+      "Parameters": {"ApiEndpoint.$": "$.url", "Method": "POST", "RequestBody": {"forecast.$": "$.forecast"}},
+      "Retry": [{"ErrorEquals": ["States.Http.StatusCode.503"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 1.5}],
+      "End": true
+    }
+  }
+}"#;
 
 fn fresh_dir(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     if dir.exists()
@@ -75,12 +100,14 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     config.database = format!("sqlite://{}/.sluice/sluice.db", dir.display());
     config.lake = format!("file://{}/lake", dir.display());
     config.curated_lake = None;
+    config.ingest.wal_dir = dir.join(".sluice/ingest");
     let demo = Context::with_progress(config, context.progress);
     let (lake, catalog) = (demo.lake()?, demo.catalog().await?);
     let start = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).expect("valid date");
     let night = |days: u32| start + chrono::Duration::days(i64::from(days));
 
     let spec = LandingsSpec::new(args.devices, args.days, args.seed, start);
+    let spec_prefix = spec.prefix.as_str().to_owned();
     say(&format!(
         "==> {} days of Firehose landings from {} air-quality devices ({} to {})",
         args.days,
@@ -161,6 +188,46 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
         say("    no version beat seasonal naive yet, so the endpoint has no champion to serve");
     }
 
+    // The second night is started by what lands, and the on-call team hears what goes wrong.
+    let hooks = Hooks::start().await?;
+    let trigger = workflows
+        .create_trigger(&TriggerRequest {
+            name: TRIGGER.into(),
+            workflow: WORKFLOW.into(),
+            on: On::Landing,
+            prefix: Some(spec_prefix.clone()),
+            subject: None,
+            window_seconds: Some(TRIGGER_WINDOW),
+            input: Some(input.clone()),
+        })
+        .await?;
+    say(&format!(
+        "==> trigger {TRIGGER}: new objects under {} start {WORKFLOW} (window {TRIGGER_WINDOW} s); \
+         notification rule on-call: failures, timeouts, drift and rollbacks to {}",
+        trigger.definition.prefix.as_deref().unwrap_or_default(),
+        hooks.on_call
+    ));
+    demo.ops
+        .put_notification_rule(&RuleRequest {
+            name: "on-call".into(),
+            url: hooks.on_call.clone(),
+            events: [
+                "execution.failed",
+                "execution.timed_out",
+                "drift.detected",
+                "deployment.rolled_back",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            format: BodyFormat::Json,
+            subject: None,
+            min_quarantine_share: 0.01,
+            connection: None,
+            secret: None,
+            max_attempts: 8,
+        })
+        .await?;
+
     let smoke = 2.5;
     say(&format!(
         "==> the next day lands ({}), with wildfire smoke: particulate matter x{smoke}",
@@ -175,12 +242,28 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
         }),
         ..LandingsSpec::new(args.devices, args.days, args.seed, start)
     };
-    let more = generate_report(&generate_landings(&lake, &next).await?, lake.url(), &next);
+    let more = super::demo_devices::land(
+        &demo,
+        &lake,
+        &next,
+        args.devices_via,
+        &args.mqtt_broker,
+        serving.auth.clone(),
+    )
+    .await?;
     say(&format!("    {}", more.text));
-    let second_name = format!("night-{}", night(args.days + 1));
-    say(&format!("==> night 2: execution {second_name}"));
-    let (second, second_output) =
-        run_execution(&workflows, &queue, WORKFLOW, &second_name, &input).await?;
+    let fire = wait_for_trigger(&workflows).await?;
+    let second_name = fire.fire.clone();
+    say(&format!(
+        "==> night 2: trigger {TRIGGER} saw {} new object{}; its window closed: execution {second_name}",
+        fire.detail["objects"],
+        if fire.detail["objects"] == 1 { "" } else { "s" }
+    ));
+    let second_id = fire
+        .execution_id
+        .clone()
+        .context("the trigger's firing names no execution")?;
+    let (second, second_output) = succeeded(follow(&workflows, &queue, &second_id).await?)?;
     let report_id = second_output["drift"]["report_id"].as_str().unwrap_or("");
     let drift = jobs::drift::store::get(&catalog, Some(report_id), None).await?;
     say(&drift_summary(&drift.report));
@@ -214,6 +297,35 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
         ));
         chart_after = json!({"chart": chart, "serving": version});
     }
+    say("==> the night's forecasts go to a partner's API, which is down (503)");
+    workflows
+        .put_workflow(EXPORT, &serde_json::from_str(EXPORT_DEFINITION)?)
+        .await?;
+    let export = workflows
+        .start(
+            EXPORT,
+            ops::workflows::StartRequest {
+                input: Some(json!({"url": hooks.partner, "forecast": second_output["forecast"]})),
+                name: Some(format!("{second_name}-export")),
+            },
+        )
+        .await?
+        .execution;
+    let export = follow(&workflows, &queue, &export.id).await?;
+    say(&format!(
+        "    {EXPORT} {}: {}",
+        export.status.as_str(),
+        export.error.as_deref().unwrap_or("")
+    ));
+    let notified = wait_for_notifications(&demo, &hooks).await?;
+    say("==> the on-call webhook received:");
+    for body in &notified {
+        say(&format!(
+            "    {}: {}",
+            body["kind"].as_str().unwrap_or(""),
+            body["summary"].as_str().unwrap_or("")
+        ));
+    }
     let _ = stop.send(());
     server.abort();
     demo.ops.close().await;
@@ -232,6 +344,8 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
          sluice {flags} models history {GROUP}\n  \
          sluice {flags} drift show {report_id}\n  \
          sluice {flags} schedule list\n  \
+         sluice {flags} trigger fires {TRIGGER}\n  \
+         sluice {flags} notify deliveries\n  \
          sluice {flags} server      # the API, the 02:00 schedule and a worker\n  \
          duckdb -c \"SELECT device_id, avg(pm25) FROM read_parquet('{dir}/lake/curated/telemetry/**/*.parquet', hive_partitioning=true) GROUP BY 1\"",
         dir = dir.display(),
@@ -241,6 +355,9 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
         json!({
             "dir": dir, "database": db, "lake": lake_url, "token": token, "seconds": elapsed,
             "generated": generated.json, "next_day": more.json,
+            "trigger": {"name": TRIGGER, "fire": fire.fire, "objects": fire.detail["objects"], "execution": second.id},
+            "export": {"execution": export.id, "status": export.status.as_str(), "error": export.error},
+            "notifications": notified,
             "nights": [
                 {"execution": first.id, "name": first_name, "output": first_output},
                 {"execution": second.id, "name": second_name, "output": second_output},
@@ -250,4 +367,50 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
         }),
         text,
     ))
+}
+
+/// Passes of the triggers until the landing trigger has started the second night (its window
+/// closes a few seconds after the last object it saw); returns its firing.
+async fn wait_for_trigger(
+    workflows: &ops::workflows::Workflows,
+) -> anyhow::Result<ops::workflows::triggers::FireView> {
+    let waited = Instant::now();
+    loop {
+        workflows.fire_triggers(chrono::Utc::now()).await?;
+        if let Some(fire) = workflows
+            .trigger_fires(TRIGGER, 1)
+            .await?
+            .into_iter()
+            .find(|f| f.execution_id.is_some())
+        {
+            return Ok(fire);
+        }
+        anyhow::ensure!(
+            waited.elapsed() < std::time::Duration::from_secs(120),
+            "trigger {TRIGGER} saw no new landings in 2 minutes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Passes of the notifications until the webhook has the export's failure (and what else the
+/// night sent); returns what it received.
+async fn wait_for_notifications(
+    demo: &super::Context,
+    hooks: &Hooks,
+) -> anyhow::Result<Vec<Value>> {
+    let waited = Instant::now();
+    loop {
+        demo.ops.notify(chrono::Utc::now()).await?;
+        let received = hooks.received();
+        if received.iter().any(|b| b["kind"] == "execution.failed") {
+            return Ok(received);
+        }
+        anyhow::ensure!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "the on-call webhook received no failure in a minute: {}",
+            Value::Array(received)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }

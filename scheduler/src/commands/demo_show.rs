@@ -38,6 +38,34 @@ pub async fn run_execution(
         name: Some(name.to_owned()),
     };
     let execution = workflows.start(workflow, request).await?.execution;
+    succeeded(follow(workflows, queue, &execution.id).await?)
+}
+
+/// A night that ended: its output, with the night's summary printed; a night that did not
+/// succeed is an error.
+pub fn succeeded(finished: ExecutionView) -> anyhow::Result<(ExecutionView, Value)> {
+    anyhow::ensure!(
+        finished.status == ExecutionStatus::Succeeded,
+        "execution {} {} in state {}: {} {}",
+        finished.name,
+        finished.status.as_str(),
+        finished.state,
+        finished.error.as_deref().unwrap_or_default(),
+        finished.cause.as_deref().unwrap_or_default()
+    );
+    let output = finished.output.clone().unwrap_or(Value::Null);
+    say(&night_summary(&output));
+    Ok((finished, output))
+}
+
+/// Runs an embedded worker until a started execution ends, printing each state as it finishes
+/// and every failure on the way; returns how it ended.
+pub async fn follow(
+    workflows: &Workflows,
+    queue: &Queue,
+    id: &str,
+) -> anyhow::Result<ExecutionView> {
+    let execution = workflows.describe(id).await?;
     let (stop, worker) = super::executions::embedded_worker(workflows.engine(), queue.clone());
     let mut seen = 0;
     let mut entered: BTreeMap<String, i64> = BTreeMap::new();
@@ -69,17 +97,7 @@ pub async fn run_execution(
     };
     let _ = stop.send(());
     worker.await??;
-    anyhow::ensure!(
-        finished.status == ExecutionStatus::Succeeded,
-        "execution {name} {} in state {}: {} {}",
-        finished.status.as_str(),
-        finished.state,
-        finished.error.as_deref().unwrap_or_default(),
-        finished.cause.as_deref().unwrap_or_default()
-    );
-    let output = finished.output.clone().unwrap_or(Value::Null);
-    say(&night_summary(&output));
-    Ok((finished, output))
+    Ok(finished)
 }
 
 /// One device's forecast from the endpoint.

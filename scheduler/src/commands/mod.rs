@@ -6,8 +6,11 @@ mod convert;
 mod crawl;
 mod dataset;
 mod demo;
+mod demo_devices;
+mod demo_hooks;
 mod demo_show;
 mod drift;
+mod events;
 mod executions;
 mod forecasting;
 mod ingest;
@@ -132,6 +135,8 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Worker(args) => executions::worker(args, context).await,
         Command::Server(args) => schedules::server(args, context).await,
         Command::Schedule(command) => schedules::run(command, context).await,
+        Command::Trigger(command) => events::triggers(command, context).await,
+        Command::Notify(command) => events::notify(command, context).await,
         Command::Catalog(command) => catalog::run(command, context).await,
         Command::Query(args) => query::run(args, context).await,
         Command::Transform(args) => transform::run(args, context).await,

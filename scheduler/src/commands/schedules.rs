@@ -15,7 +15,7 @@ fn parse_time(flag: &str, text: &str) -> anyhow::Result<DateTime<Utc>> {
         .with_timezone(&Utc))
 }
 
-fn parse_window(text: &str) -> anyhow::Result<i64> {
+pub(super) fn parse_window(text: &str) -> anyhow::Result<i64> {
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),

@@ -243,3 +243,127 @@ fn deploy_flags_and_the_admin_body_make_the_same_request() {
     let refused = super::serving::deploy_request(&flags).unwrap_err();
     assert!(refused.to_string().starts_with("--model:"), "{refused}");
 }
+
+#[test]
+fn trigger_flags_and_api_bodies_make_the_same_request() {
+    let cases = [
+        (
+            vec![
+                "trigger",
+                "create",
+                "t",
+                "--workflow",
+                "w",
+                "--on-landing",
+                "landing/x",
+            ],
+            json!({"name": "t", "workflow": "w", "on": "landing", "prefix": "landing/x"}),
+        ),
+        (
+            vec![
+                "trigger",
+                "create",
+                "t",
+                "--workflow",
+                "w",
+                "--on-drift",
+                "--window",
+                "6h",
+                "--input",
+                r#"{"a": 1}"#,
+            ],
+            json!({"name": "t", "workflow": "w", "on": "drift", "window_seconds": 21_600, "input": {"a": 1}}),
+        ),
+        (
+            vec![
+                "trigger",
+                "create",
+                "t",
+                "--workflow",
+                "w",
+                "--on-drift",
+                "air-quality",
+            ],
+            json!({"name": "t", "workflow": "w", "on": "drift", "subject": "air-quality"}),
+        ),
+    ];
+    for (args, body) in cases {
+        let Command::Trigger(crate::cli::TriggerCommand::Create(flags)) = cli(&args).command else {
+            panic!("{args:?}")
+        };
+        let from_flags = super::events::trigger_request(&flags).unwrap();
+        assert_eq!(
+            from_flags,
+            task::<ops::workflows::triggers::TriggerRequest>(body),
+            "{args:?}"
+        );
+    }
+    let both = Cli::try_parse_from([
+        "sluice",
+        "trigger",
+        "create",
+        "t",
+        "--workflow",
+        "w",
+        "--on-landing",
+        "x",
+        "--on-drift",
+    ]);
+    assert!(
+        both.is_err(),
+        "a trigger watches landings or drift, not both"
+    );
+}
+
+#[test]
+fn notify_flags_and_api_bodies_make_the_same_request() {
+    let args = [
+        "notify",
+        "create",
+        "chat",
+        "--url",
+        "https://hooks.example.com/x",
+        "--on",
+        "drift.detected",
+        "--on",
+        "conversion.quarantined",
+        "--format",
+        "slack",
+        "--min-quarantine-share",
+        "0.05",
+        "--subject",
+        "telemetry",
+        "--max-attempts",
+        "3",
+    ];
+    let Command::Notify(crate::cli::NotifyCommand::Create(flags)) = cli(&args).command else {
+        panic!("{args:?}")
+    };
+    assert_eq!(
+        super::events::rule_request(&flags).unwrap(),
+        task::<ops::notifications::RuleRequest>(json!({
+            "name": "chat", "url": "https://hooks.example.com/x",
+            "events": ["drift.detected", "conversion.quarantined"], "format": "slack",
+            "min_quarantine_share": 0.05, "subject": "telemetry", "max_attempts": 3
+        }))
+    );
+    let Command::Notify(crate::cli::NotifyCommand::Create(flags)) = cli(&[
+        "notify",
+        "create",
+        "n",
+        "--url",
+        "http://h/x",
+        "--on",
+        "execution.failed",
+    ])
+    .command
+    else {
+        panic!()
+    };
+    assert_eq!(
+        super::events::rule_request(&flags).unwrap(),
+        task::<ops::notifications::RuleRequest>(
+            json!({"name": "n", "url": "http://h/x", "events": ["execution.failed"]})
+        )
+    );
+}
