@@ -3,7 +3,8 @@
 //! window with the window's keys in its input (objects from before it existed never count); a
 //! drift trigger starts one execution per drift report at once, at most one per window, and only
 //! for its subject. A firing's execution is named after its window, so a repeated start is one
-//! execution.
+//! execution. The same landing trigger over a lake on the S3-compatible server, whose
+//! last-modified times are whole seconds.
 
 use std::sync::Arc;
 
@@ -292,3 +293,64 @@ tests::on_both_backends!(
     landing_windows_fire_once_across_servers,
     drift_starts_one_retraining_per_window,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_landing_trigger_watches_an_s3_lake() {
+    let endpoint = std::env::var("SLUICE_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!("SLUICE_TEST_S3_ENDPOINT is not set: the S3 lake tests need the S3-compatible server scripts/test.sh starts")
+    });
+    let bucket = std::env::var("SLUICE_TEST_S3_BUCKET").unwrap_or_else(|_| "sluice-test".into());
+    let db = TestDb::new(Backend::Sqlite).await;
+    let url = format!("s3://{bucket}/triggers/{}", uuid::Uuid::new_v4().simple());
+    let engine = db.engine_with(scheduler::config::Config {
+        lake: url.clone(),
+        s3: scheduler::config::S3Config {
+            endpoint: Some(endpoint),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("test".into()),
+            secret_access_key: Some("test".into()),
+            allow_http: true,
+        },
+        ..scheduler::config::Config::default()
+    });
+    let lake = engine.ops.lake().unwrap();
+    store::put_workflow(
+        &engine.pool,
+        "retrain",
+        &json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}),
+    )
+    .await
+    .unwrap();
+    let workflows = Workflows::new(engine, Arc::new(Queue::open(&db.url).await.unwrap()));
+    workflows
+        .create_trigger(&landing("s3-landed", "landing/telemetry", 10))
+        .await
+        .unwrap();
+    // Put in the same second as the trigger's start: S3 says the second, and it still counts.
+    for key in ["x", "y"] {
+        tests::put(
+            &lake,
+            &format!("landing/telemetry/2024/05/02/00/{key}.gz"),
+            "{}",
+        )
+        .await;
+    }
+    let t0 = Utc::now();
+    assert_eq!(three_passes(&workflows, t0).await, 0);
+    assert_eq!(
+        three_passes(&workflows, t0 + Duration::seconds(11)).await,
+        1
+    );
+    assert_eq!(
+        inputs(&workflows).await[0]["trigger"]["keys"],
+        json!([
+            "landing/telemetry/2024/05/02/00/x.gz",
+            "landing/telemetry/2024/05/02/00/y.gz"
+        ])
+    );
+    assert_eq!(
+        three_passes(&workflows, t0 + Duration::seconds(100)).await,
+        0,
+        "listed again, the same objects do not count twice"
+    );
+}
