@@ -262,7 +262,7 @@ pub fn openapi() -> Value {
         },
         "security": [{"token": ["admin"]}],
         "components": {
-          "securitySchemes": {"token": {"type": "http", "scheme": "bearer", "description": "sluice token create --scope admin|predict"}},
+          "securitySchemes": {"token": {"type": "http", "scheme": "bearer", "description": "sluice token create --scope admin|predict|ingest"}},
           "schemas": {
             "InvocationRequest": {"type": "object", "required": ["instances"], "properties": {
                 "instances": {"type": "array", "items": {"type": "object", "required": ["start", "target"], "properties": {
@@ -290,13 +290,16 @@ pub fn openapi() -> Value {
                 "redrive_count": {"type": "integer"}, "started_at": {"type": "string"}, "stopped_at": {"type": "string", "nullable": true}}}
         }}
     });
-    if let (Some(paths), Value::Object(admin), Value::Object(events)) = (
-        document["paths"].as_object_mut(),
-        admin_paths,
-        crate::events_api::openapi_paths(),
-    ) {
-        paths.extend(admin);
-        paths.extend(events);
+    if let Some(paths) = document["paths"].as_object_mut() {
+        for more in [
+            admin_paths,
+            crate::events_api::openapi_paths(),
+            crate::ingest::openapi_paths(),
+        ] {
+            if let Value::Object(more) = more {
+                paths.extend(more);
+            }
+        }
     }
     document
 }

@@ -140,6 +140,14 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
         "/endpoints/{name}/invocations",
         "/models/{group}/aliases/{alias}",
         "/endpoints/{name}/deployments",
+        "/triggers",
+        "/triggers/{name}/fires",
+        "/notifications/rules",
+        "/notifications/deliveries",
+        "/notifications/deliveries/{id}/retry",
+        "/",
+        "/ingest/streams/{stream}/records",
+        "/ingest/stats",
     ] {
         assert!(
             document["paths"].get(path).is_some(),

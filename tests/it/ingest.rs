@@ -240,6 +240,29 @@ async fn boto3_puts_batches_that_crawl_and_convert_then_see_exactly() {
         refused["errorMessage"].as_str().unwrap().contains("token"),
         "{refused}"
     );
+    let admin = sluice_json(path, &["token", "create", "--scope", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stats: Value = client
+        .get(format!("http://127.0.0.1:{port}/ingest/stats"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let telemetry = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stream"] == "telemetry")
+        .unwrap();
+    assert_eq!(
+        telemetry["retries_deduplicated"], 1,
+        "the retry is counted, not written: {telemetry}"
+    );
 
     let records = wait_landed(path, "landing/telemetry", 1511).await;
     let mut seen = HashMap::new();

@@ -159,6 +159,7 @@ impl Ingest {
         if let Some(id) = &request_id
             && handle.seen.lock().expect("not poisoned").contains_key(id)
         {
+            handle.counters.duplicate();
             return Ok(Accepted {
                 record_ids: Vec::new(),
                 duplicate: true,

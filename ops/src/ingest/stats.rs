@@ -17,6 +17,7 @@ pub(super) struct Counters {
     records: AtomicU64,
     bytes: AtomicU64,
     refused: AtomicU64,
+    duplicates: AtomicU64,
     waits: [AtomicU64; BUCKETS],
 }
 
@@ -37,6 +38,11 @@ impl Counters {
     /// A put refused (a full buffer, a failed log).
     pub fn refused(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A retried request answered without writing again (its request id was seen).
+    pub fn duplicate(&self) {
+        self.duplicates.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The upper bound of the bucket holding quantile `q` of the waits, in ms (0 when none).
@@ -72,6 +78,7 @@ impl Counters {
             records_accepted: self.records.load(Ordering::Relaxed),
             bytes_accepted: self.bytes.load(Ordering::Relaxed),
             puts_refused: self.refused.load(Ordering::Relaxed),
+            retries_deduplicated: self.duplicates.load(Ordering::Relaxed),
             buffered_bytes,
             objects_delivered,
             ack_p50_ms: self.quantile_ms(0.5),
@@ -87,6 +94,8 @@ pub struct StreamStats {
     pub records_accepted: u64,
     pub bytes_accepted: u64,
     pub puts_refused: u64,
+    /// Retried requests (a request id seen before) answered without writing again.
+    pub retries_deduplicated: u64,
     /// Accepted and not yet in the lake.
     pub buffered_bytes: u64,
     pub objects_delivered: u64,
@@ -109,7 +118,9 @@ mod tests {
         counters.accepted(500, 150_000, Duration::from_millis(30));
         counters.accepted(500, 150_000, Duration::from_millis(30));
         counters.refused();
+        counters.duplicate();
         let stats = counters.snapshot("t", 7, 3);
+        assert_eq!(stats.retries_deduplicated, 1);
         assert_eq!(stats.records_accepted, 50_000);
         assert_eq!(stats.bytes_accepted, 15_000_000);
         assert_eq!(stats.puts_refused, 1);

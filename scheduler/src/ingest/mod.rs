@@ -238,3 +238,32 @@ async fn bearer(auth: &Auth, headers: &HeaderMap) -> Result<(), FirehoseError> {
             other => FirehoseError::new("InternalFailure", format!("{other:?}")),
         })
 }
+
+/// The OpenAPI paths of the ingest routes.
+pub fn openapi_paths() -> serde_json::Value {
+    let aws_error = serde_json::json!({"description": "AWS's error: {\"__type\": \"InvalidArgumentException\" | \"ResourceNotFoundException\" | \"ServiceUnavailableException\" | ..., \"message\"}",
+        "content": {"application/x-amz-json-1.1": {"schema": {"type": "object", "properties": {"__type": {"type": "string"}, "message": {"type": "string"}}}}}});
+    serde_json::json!({
+        "/": {"post": {"summary": "The Firehose API (AWS JSON 1.1): PutRecord, PutRecordBatch, CreateDeliveryStream, DescribeDeliveryStream, ListDeliveryStreams; signed with SigV4 by an ingest token's access key, or with the token as a bearer",
+            "security": [{"token": ["ingest"]}],
+            "parameters": [{"name": "X-Amz-Target", "in": "header", "required": true, "schema": {"type": "string",
+                "enum": ["Firehose_20150804.PutRecord", "Firehose_20150804.PutRecordBatch", "Firehose_20150804.CreateDeliveryStream",
+                         "Firehose_20150804.DescribeDeliveryStream", "Firehose_20150804.ListDeliveryStreams"]}}],
+            "requestBody": {"required": true, "content": {"application/x-amz-json-1.1": {"schema": {"type": "object"}}}},
+            "responses": {"200": {"description": "the operation's answer (PutRecordBatch: FailedPutCount and one RecordId or ErrorCode per record)"},
+                "400": aws_error, "403": aws_error, "404": aws_error, "500": aws_error}}},
+        "/ingest/streams/{stream}/records": {"post": {"summary": "Firehose's HTTP endpoint delivery: records on disk before the 200; a retry with the same X-Amz-Firehose-Request-Id is not written again",
+            "security": [{"token": ["ingest"]}],
+            "parameters": [{"name": "stream", "in": "path", "required": true, "schema": {"type": "string"}},
+                {"name": "X-Amz-Firehose-Request-Id", "in": "header", "schema": {"type": "string"}},
+                {"name": "X-Amz-Firehose-Access-Key", "in": "header", "schema": {"type": "string"}}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "requestId": {"type": "string"}, "timestamp": {"type": "integer"},
+                "records": {"type": "array", "items": {"type": "object", "required": ["data"], "properties": {"data": {"type": "string", "format": "byte"}}}}}}}}},
+            "responses": {"200": {"description": "{requestId, timestamp}"}, "400": {"description": "{requestId, timestamp, errorMessage}"},
+                "401": {"description": "{requestId, timestamp, errorMessage}"}, "404": {"description": "{requestId, timestamp, errorMessage}"},
+                "413": {"description": "too large"}, "500": {"description": "{requestId, timestamp, errorMessage}: Firehose retries"}}}},
+        "/ingest/stats": {"get": {"summary": "Each started delivery stream's figures since the server started: records and bytes accepted, puts refused, bytes undelivered, objects delivered, acknowledgement p50 and p99",
+            "responses": {"200": {"description": "one entry per stream"}, "401": {"description": "no admin token"}}}}
+    })
+}
