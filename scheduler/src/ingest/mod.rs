@@ -243,13 +243,15 @@ async fn bearer(auth: &Auth, headers: &HeaderMap) -> Result<(), FirehoseError> {
 pub fn openapi_paths() -> serde_json::Value {
     let aws_error = serde_json::json!({"description": "AWS's error: {\"__type\": \"InvalidArgumentException\" | \"ResourceNotFoundException\" | \"ServiceUnavailableException\" | ..., \"message\"}",
         "content": {"application/x-amz-json-1.1": {"schema": {"type": "object", "properties": {"__type": {"type": "string"}, "message": {"type": "string"}}}}}});
+    // The body is read as JSON whatever its content type says: SDKs send AWS's, HTTP clients
+    // often plain JSON.
     serde_json::json!({
         "/": {"post": {"summary": "The Firehose API (AWS JSON 1.1): PutRecord, PutRecordBatch, CreateDeliveryStream, DescribeDeliveryStream, ListDeliveryStreams; signed with SigV4 by an ingest token's access key, or with the token as a bearer",
             "security": [{"token": ["ingest"]}],
             "parameters": [{"name": "X-Amz-Target", "in": "header", "required": true, "schema": {"type": "string",
                 "enum": ["Firehose_20150804.PutRecord", "Firehose_20150804.PutRecordBatch", "Firehose_20150804.CreateDeliveryStream",
                          "Firehose_20150804.DescribeDeliveryStream", "Firehose_20150804.ListDeliveryStreams"]}}],
-            "requestBody": {"required": true, "content": {"application/x-amz-json-1.1": {"schema": {"type": "object"}}}},
+            "requestBody": {"required": true, "content": {"application/x-amz-json-1.1": {"schema": {"type": "object"}}, "application/json": {"schema": {"type": "object"}}}},
             "responses": {"200": {"description": "the operation's answer (PutRecordBatch: FailedPutCount and one RecordId or ErrorCode per record)"},
                 "400": aws_error, "403": aws_error, "404": aws_error, "500": aws_error}}},
         "/ingest/streams/{stream}/records": {"post": {"summary": "Firehose's HTTP endpoint delivery: records on disk before the 200; a retry with the same X-Amz-Firehose-Request-Id is not written again",
