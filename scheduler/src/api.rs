@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -121,8 +121,9 @@ async fn start(
 
 async fn list_executions(
     State(state): Shared,
-    Query(query): Query<ExecutionList>,
+    query: Result<Query<ExecutionList>, QueryRejection>,
 ) -> Result<Json<Vec<ExecutionView>>, HttpError> {
+    let Query(query) = query?;
     Ok(Json(state.workflows.executions(&query).await?))
 }
 
@@ -301,5 +302,39 @@ pub fn openapi() -> Value {
             }
         }
     }
+    document_refusals(&mut document);
     document
+}
+
+/// The refusals every operation can answer, documented on each: 400 where it takes parameters
+/// or a body (a path segment, query string or body that cannot be read), and 401 and 403 where
+/// it needs a token (none, or one of another scope).
+fn document_refusals(document: &mut Value) {
+    let error = json!({"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for (_, operation) in operation.iter_mut() {
+            let secured = operation
+                .get("security")
+                .and_then(Value::as_array)
+                .is_none_or(|s| !s.is_empty());
+            let takes_input =
+                operation.get("parameters").is_some() || operation.get("requestBody").is_some();
+            let Some(responses) = operation["responses"].as_object_mut() else {
+                continue;
+            };
+            let mut add = |status: &str| {
+                responses.entry(status).or_insert_with(|| error.clone());
+            };
+            if takes_input {
+                add("400");
+            }
+            if secured {
+                add("401");
+                add("403");
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -81,8 +81,9 @@ struct Limit {
 async fn trigger_fires(
     State(state): Shared,
     Path(name): Path<String>,
-    Query(query): Query<Limit>,
+    query: Result<Query<Limit>, QueryRejection>,
 ) -> Result<Json<Vec<FireView>>, HttpError> {
+    let Query(query) = query?;
     Ok(Json(
         state
             .workflows
@@ -124,12 +125,17 @@ async fn delete_rule(
 
 async fn deliveries(
     State(state): Shared,
-    Query(query): Query<DeliveryList>,
+    query: Result<Query<DeliveryList>, QueryRejection>,
 ) -> Result<Json<Vec<DeliveryView>>, HttpError> {
+    let Query(query) = query?;
     Ok(Json(ops(&state).notification_deliveries(&query).await?))
 }
 
-async fn retry(State(state): Shared, Path(id): Path<i64>) -> Result<Json<DeliveryView>, HttpError> {
+async fn retry(
+    State(state): Shared,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<DeliveryView>, HttpError> {
+    let Path(id) = id?;
     Ok(Json(ops(&state).retry_notification(id).await?))
 }
 

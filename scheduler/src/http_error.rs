@@ -3,7 +3,7 @@
 //! names the field; anything else is logged once here and answered with a bare 500.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -121,6 +121,20 @@ impl From<crate::serving::Error> for HttpError {
 impl From<JsonRejection> for HttpError {
     /// A JSON body that cannot be read (not JSON, a missing or mistyped field) is a 400.
     fn from(rejection: JsonRejection) -> Self {
+        Self::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for HttpError {
+    /// A query string that cannot be read (`?limit=many`) is a 400, in JSON like every error.
+    fn from(rejection: QueryRejection) -> Self {
+        Self::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for HttpError {
+    /// A path segment of the wrong type (`/deliveries/abc/retry`) is a 400.
+    fn from(rejection: PathRejection) -> Self {
         Self::BadRequest(rejection.body_text())
     }
 }

@@ -127,9 +127,28 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
     assert_eq!(status, 409, "only a failed one is redriven");
     let (status, _) = call(http.get(format!("{base}/executions/nope"))).await;
     assert_eq!(status, 404);
+    let (status, error) = call(http.get(format!("{base}/executions?limit=many"))).await;
+    assert_eq!(status, 400, "a query string that cannot be read");
+    assert!(
+        error["error"].as_str().unwrap().contains("limit"),
+        "in JSON like every error: {error}"
+    );
 
     let (_, document) = call(http.get(format!("{base}/openapi.json"))).await;
     assert_eq!(document["openapi"], "3.0.3");
+    let list = &document["paths"]["/executions"]["get"]["responses"];
+    assert!(
+        ["200", "400", "401", "403"]
+            .iter()
+            .all(|s| list.get(*s).is_some()),
+        "refusals are documented: {list}"
+    );
+    assert!(
+        document["paths"]["/health"]["get"]["responses"]
+            .get("401")
+            .is_none(),
+        "an open route has no token to refuse"
+    );
     for path in [
         "/workflows/validate",
         "/workflows/{name}",
