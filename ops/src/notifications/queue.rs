@@ -46,6 +46,17 @@ async fn queue_events(pool: &AnyPool, now: i64) -> Result<usize> {
         let from = since.max(cursor - RESCAN);
         // Where the next pass reads from: now, unless a kind had more events than one batch.
         let mut next = now;
+        // What the rescan finds again is queued already: only the rest is inserted.
+        let queued_before: std::collections::HashSet<String> = sqlx::query_scalar(
+            "SELECT event FROM notification_deliveries WHERE rule = $1 AND event_at >= $2",
+        )
+        .bind(&name)
+        .bind(from)
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .collect();
         for kind in &definition.events {
             let events = events::since(pool, *kind, from, BATCH).await?;
             if events.len() as i64 == BATCH
@@ -53,7 +64,10 @@ async fn queue_events(pool: &AnyPool, now: i64) -> Result<usize> {
             {
                 next = next.min(last.at);
             }
-            for event in events.iter().filter(|e| definition.wants(e)) {
+            for event in events
+                .iter()
+                .filter(|e| definition.wants(e) && !queued_before.contains(&e.key))
+            {
                 let body = super::body(&name, event, definition.body);
                 let inserted = sqlx::query(
                     "INSERT INTO notification_deliveries (rule, event, kind, body, status, attempts, next_attempt_at, lease_until, event_at, created_at) \

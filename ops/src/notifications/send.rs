@@ -168,6 +168,9 @@ impl Ops {
         .fetch_all(pool)
         .await
         .map_err(unavailable)?;
+        if due.is_empty() {
+            return Ok(Pass::default());
+        }
         let mut connections: BTreeMap<String, Option<Connection>> = BTreeMap::new();
         let mut sends = tokio::task::JoinSet::new();
         jobs::install_tls();

@@ -74,7 +74,18 @@ async fn items(engine: &Engine, trigger: &Stored) -> Result<Vec<Item>> {
 async fn count_items(engine: &Engine, trigger: &Stored, now: i64) -> Result<()> {
     let pool = &engine.pool;
     let items = items(engine, trigger).await?;
-    for item in &items {
+    // What the rescan finds again is counted already: only the rest is inserted.
+    let counted: std::collections::HashSet<String> = sqlx::query_scalar(
+        "SELECT key FROM trigger_objects WHERE trigger_name = $1 AND last_modified >= $2",
+    )
+    .bind(&trigger.name)
+    .bind(trigger.bounds.from_listing().min(trigger.bounds.from()))
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?
+    .into_iter()
+    .collect();
+    for item in items.iter().filter(|i| !counted.contains(&i.key)) {
         sqlx::query(
             "INSERT INTO trigger_objects (trigger_name, key, last_modified, size, seen_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (trigger_name, key) DO NOTHING",
