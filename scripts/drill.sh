@@ -9,13 +9,23 @@
 #         fuzzed (coverage, fuzzing and stateful phases); it fails on any 5xx or any response
 #         that does not match the document. SLUICE_DRILL_EXAMPLES sets the examples per
 #         operation (100 by default).
+#   kill  the nightly-retrain workflow on Postgres and the S3-compatible server (moto, from the
+#         test environment scripts/test.sh creates) with two `sluice worker` processes, both
+#         killed (-9) at a random moment of each run and started again under their names
+#         (SLUICE_DRILL_RUNS runs, 5 by default): every execution must end (SUCCEEDED, or FAILED
+#         with its error recorded), the curated rows must be the generator's records less the
+#         quarantined ones, each once, every registered version must be an execution's, and
+#         after vacuum no staged file may be left.
 #
-# Still to come here (issue 26): kill drills across every job, overload of the endpoint, soak.
+# The closing table has one line per drill: runs, failures, rows expected and found, executions
+# lost, duplicates. Still to come here (issue 26): kill drills of each job one by one, the
+# server killed and Postgres restarted under load, overload of the endpoint, soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 REPO=$PWD
-DRILLS=("${@:-api}")
+if [ $# -gt 0 ]; then DRILLS=("$@"); else DRILLS=(api kill); fi
+TABLE=()
 
 cargo build --locked -q -p scheduler --bin sluice
 SLUICE="$CARGO_TARGET_DIR/debug/sluice"
@@ -108,7 +118,11 @@ parameters = { "path.stream" = "telemetry" }
 TOML
   echo "==> api: schemathesis against http://127.0.0.1:$port/openapi.json" >&2
   local status=0
-  "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" || status=$?
+  "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" | tee schemathesis.log || status=$?
+  local cases failures
+  cases=$(grep -oE '[0-9]+ generated' schemathesis.log | grep -oE '[0-9]+' | tail -1)
+  failures=$(grep -oE 'found [0-9]+ unique failures' schemathesis.log | grep -oE '[0-9]+' | tail -1)
+  TABLE+=("api|${cases:-0} cases|${failures:-0}|-|0|0")
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "drill.sh: the server died during the drill:" >&2; tail -20 server.log >&2; status=1
   fi
@@ -117,11 +131,113 @@ TOML
   return $status
 }
 
+
+describe() {
+  "$SLUICE" workflow describe "$1" --output json | python3 -c 'import json, sys; e = json.load(sys.stdin); print(e["status"], e["state"])'
+}
+
+drill_kill() {
+  local dir="$WORK/kill" pg=${SLUICE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
+  local venv=${SLUICE_TEST_VENV:-$HOME/.cache/sluice/venv} runs=${SLUICE_DRILL_RUNS:-5}
+  [ -x "$venv/bin/moto_server" ] || { echo "drill.sh: no S3-compatible server: run scripts/test.sh once (it creates $venv)" >&2; return 1; }
+  psql "$pg" -qAtc 'select 1' >/dev/null || { echo "drill.sh: PostgreSQL is not reachable at $pg" >&2; return 1; }
+  mkdir -p "$dir"
+  cd "$dir"
+  local s3port apiport db run_id
+  s3port=$(port); apiport=$(port); run_id=$(python3 -c 'import uuid; print(uuid.uuid4().hex[:12])')
+  db="sluice_drill_$run_id"
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$s3port" >moto.log 2>&1 &
+  local moto=$!
+  psql "$pg" -qc "create database $db" >/dev/null
+  for _ in $(seq 1 50); do
+    "$venv/bin/python" -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$s3port', region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t').create_bucket(Bucket='drill')" 2>/dev/null && break
+    sleep 0.2
+  done
+  cat >sluice.toml <<TOML
+database = "${pg%/*}/$db"
+lake = "s3://drill/$run_id"
+
+[s3]
+endpoint = "http://127.0.0.1:$s3port"
+region = "us-east-1"
+access_key_id = "t"
+secret_access_key = "t"
+allow_http = true
+
+[api]
+listen = "127.0.0.1:$apiport"
+TOML
+  local records input
+  records=$("$SLUICE" generate landings --devices 4 --days 8 --output json | json_field '["records"]')
+  input='{"prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "lake:work", "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0, "hyperparameters": {"context_length": "24", "epochs": "15", "num_cells": "24", "mini_batch_size": "32", "num_batches_per_epoch": "20"}}'
+  "$SLUICE" workflow install nightly-retrain --input "$input" >/dev/null
+  "$SLUICE" server --no-worker >server.log 2>&1 &
+  SERVER_PID=$!
+  local w1 w2
+  "$SLUICE" worker --name w1 >w1.log 2>&1 & w1=$!
+  "$SLUICE" worker --name w2 >w2.log 2>&1 & w2=$!
+  local kills=0 failed=0 lost=0 ids=()
+  for run in $(seq 1 "$runs"); do
+    local id status state deadline=$((SECONDS + 600))
+    id=$("$SLUICE" workflow start nightly-retrain --name "night-$run" --input "$input" --output json | json_field '["id"]')
+    ids+=("$id")
+    # One kill -9 of both workers at a random moment of the run (whatever step runs then),
+    # both started again under their names at once; then the run is left to end.
+    sleep "$(python3 -c 'import random; print(round(random.uniform(0.2, 5), 1))')"
+    read -r status state < <(describe "$id")
+    if [ "$status" = RUNNING ]; then
+      kill -9 "$w1" "$w2" 2>/dev/null || true
+      wait "$w1" "$w2" 2>/dev/null || true
+      "$SLUICE" worker --name w1 >>w1.log 2>&1 & w1=$!
+      "$SLUICE" worker --name w2 >>w2.log 2>&1 & w2=$!
+      kills=$((kills + 1))
+      echo "    night-$run: both workers killed in $state" >&2
+    fi
+    while [ "$status" = RUNNING ]; do
+      [ $SECONDS -lt $deadline ] || { lost=$((lost + 1)); break; }
+      sleep 1
+      read -r status state < <(describe "$id")
+    done
+    echo "==> kill: night-$run $status" >&2
+    if [ "$status" = FAILED ]; then
+      failed=$((failed + 1))
+      "$SLUICE" workflow describe "$id" --output json | python3 -c 'import json, sys; e = json.load(sys.stdin); print("    error:", e["error"], e["cause"])' >&2
+    fi
+  done
+  kill -9 "$w1" "$w2" 2>/dev/null || true
+  wait "$w1" "$w2" 2>/dev/null || true
+  "$SLUICE" vacuum --grace-minutes 0 >/dev/null
+  local expected found distinct staged versions registered
+  expected=$("$SLUICE" workflow describe "${ids[0]}" --output json | python3 -c "import json, sys; c = json.load(sys.stdin)['output']['convert']; assert c['read'] == $records, (c, $records); print(c['written'])")
+  found=$("$SLUICE" query 'SELECT count(*) AS n FROM telemetry_curated' --output json | json_field '["rows"][0]["n"]')
+  distinct=$("$SLUICE" query 'SELECT count(*) AS n FROM (SELECT DISTINCT device_id, ts FROM telemetry_curated) AS once' --output json | json_field '["rows"][0]["n"]')
+  staged=$("$venv/bin/python" -c "import boto3; s3 = boto3.client('s3', endpoint_url='http://127.0.0.1:$s3port', region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t'); print(sum(1 for p in s3.get_paginator('list_objects_v2').paginate(Bucket='drill', Prefix='$run_id/') for o in p.get('Contents', []) if '_staging/' in o['Key']))")
+  versions=$("$SLUICE" models list air-quality --output json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
+  registered=0
+  for id in "${ids[@]}"; do
+    registered=$((registered + $("$SLUICE" workflow describe "$id" --output json | python3 -c 'import json, sys; o = json.load(sys.stdin).get("output") or {}; print(1 if (o.get("publish") or {}).get("version") else 0)')))
+  done
+  echo "==> kill: $kills kills over $runs runs; curated rows $found of $expected ($distinct distinct); $staged staged files after vacuum; $versions versions, $registered registered by executions" >&2
+  kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+  kill "$moto" 2>/dev/null || true
+  psql "$pg" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
+  cd "$REPO"
+  local duplicates=$((found - distinct + versions - registered))
+  TABLE+=("kill|$runs runs, $kills kills|$failed|$expected vs $found|$lost|$duplicates")
+  [ "$failed" -eq 0 ] && [ "$lost" -eq 0 ] && [ "$found" -eq "$expected" ] && [ "$duplicates" -eq 0 ] && [ "$staged" -eq 0 ]
+}
+
 overall=0
 for drill in "${DRILLS[@]}"; do
   case "$drill" in
     api) drill_api || overall=1 ;;
-    *) echo "drill.sh: unknown drill $drill (api)" >&2; exit 2 ;;
+    kill) drill_kill || overall=1 ;;
+    *) echo "drill.sh: unknown drill $drill (api, kill)" >&2; exit 2 ;;
   esac
+done
+printf '\n%-6s %-22s %-9s %-16s %-6s %s\n' drill runs failures "rows exp vs found" lost duplicates
+for row in "${TABLE[@]}"; do
+  IFS='|' read -r d r f rows l dup <<<"$row"
+  printf '%-6s %-22s %-9s %-16s %-6s %s\n' "$d" "$r" "$f" "$rows" "$l" "$dup"
 done
 exit $overall

@@ -313,7 +313,53 @@ fn durable_workflows_from_the_command_line() {
 
 #[test]
 fn a_worker_killed_mid_task_is_replaced_and_the_effect_happens_once() {
+    killed_mid_task_then_replaced(None, &["worker"], std::time::Duration::from_secs(120));
+}
+
+/// A worker of a fixed name (a systemd unit's, a StatefulSet pod's) restarted under the same
+/// name takes back the step it held when killed at once: neither apalis's heartbeat timeout
+/// (the name looks alive again) nor the two-minute stall sweep is waited for. On SQLite it waits
+/// out its predecessor's last heartbeat first (apalis refuses a name seen within one).
+#[test]
+fn a_worker_restarted_under_its_name_takes_back_its_step_at_once() {
+    killed_mid_task_then_replaced(
+        None,
+        &["worker", "--name", "steady"],
+        std::time::Duration::from_secs(45),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_worker_restarted_under_its_name_takes_back_its_step_at_once() {
+    let db = tests::TestDb::new(tests::Backend::Postgres).await;
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        killed_mid_task_then_replaced(
+            Some(&url),
+            &["worker", "--name", "steady"],
+            std::time::Duration::from_secs(45),
+        )
+    })
+    .await
+    .unwrap();
+}
+
+/// Starts a slow task under a worker started with `worker` (on `database`, SQLite by default),
+/// kills it (-9) mid-task, starts the same command again, and checks that the execution ends
+/// within `within`, its effect once.
+fn killed_mid_task_then_replaced(
+    database: Option<&str>,
+    worker: &[&str],
+    within: std::time::Duration,
+) {
     let dir = tempfile::tempdir().unwrap();
+    if let Some(url) = database {
+        std::fs::write(
+            dir.path().join("sluice.toml"),
+            format!("database = \"{url}\"\n"),
+        )
+        .unwrap();
+    }
     let started = dir.path().join("started");
     let effect = dir.path().join("effect");
     let flow = serde_json::json!({"StartAt": "Slow", "States": {
@@ -335,7 +381,7 @@ fn a_worker_killed_mid_task_is_replaced_and_the_effect_happens_once() {
     let spawn_worker = || {
         Worker(
             std::process::Command::new(tests::sluice_binary())
-                .arg("worker")
+                .args(worker)
                 .current_dir(dir.path())
                 .spawn()
                 .unwrap(),
@@ -365,7 +411,7 @@ fn a_worker_killed_mid_task_is_replaced_and_the_effect_happens_once() {
         "the killed attempt never reached its effect"
     );
     let mut second = spawn_worker();
-    let status = wait_for_execution(dir.path(), &id, std::time::Duration::from_secs(120));
+    let status = wait_for_execution(dir.path(), &id, within);
     std::process::Command::new("kill")
         .args(["-TERM", &second.0.id().to_string()])
         .status()

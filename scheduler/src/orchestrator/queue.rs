@@ -125,19 +125,107 @@ impl Queue {
         }
     }
 
-    /// Runs a worker until `shutdown` resolves, with a sweep for stalled executions beside it.
+    /// Makes sure no live process holds `name`: a worker restarted under its name (a systemd
+    /// unit's, a StatefulSet pod's) waits out its predecessor's last heartbeat on SQLite (apalis
+    /// refuses a name seen within a heartbeat), and on Postgres finds the name's advisory lock
+    /// free (a live worker's connection holds it). A name a live worker holds is an error.
+    async fn claim_name(&self, name: &str) -> Result<(), Error> {
+        let taken = || {
+            Error::Queue(format!(
+                "a worker named {name:?} is running: give each worker its own --name"
+            ))
+        };
+        match self {
+            Queue::Sqlite(storage) => {
+                let last_seen = || async {
+                    sqlx::query_scalar::<_, i64>("SELECT last_seen FROM Workers WHERE id = ?1")
+                        .bind(name)
+                        .fetch_optional(storage.pool())
+                        .await
+                };
+                let Some(seen) = last_seen().await? else {
+                    return Ok(());
+                };
+                let age = chrono::Utc::now().timestamp() - seen;
+                let heartbeat = HEARTBEAT.as_secs() as i64;
+                if age <= heartbeat {
+                    tokio::time::sleep(Duration::from_secs((heartbeat - age + 1) as u64)).await;
+                    if last_seen().await? != Some(seen) {
+                        return Err(taken());
+                    }
+                }
+                Ok(())
+            }
+            Queue::Postgres(storage) => {
+                let mut conn = storage.pool().acquire().await?;
+                let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+                    .bind(name)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if !free {
+                    return Err(taken());
+                }
+                sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+                    .bind(name)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Steps a process of this worker's name held when it died: taken again. Once the name is
+    /// this process's ([`Self::claim_name`]), whatever is locked under it was its
+    /// predecessor's; apalis would keep it (the restarted worker's heartbeat makes the name look
+    /// alive), and only the stall sweep would free its execution, minutes later.
+    async fn release_predecessors(&self, name: &str) -> Result<u64, Error> {
+        let released = match self {
+            Queue::Sqlite(storage) => sqlx::query(
+                "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+                 WHERE lock_by = ?1 AND status IN ('Running', 'Queued')",
+            )
+            .bind(name)
+            .execute(storage.pool())
+            .await?
+            .rows_affected(),
+            Queue::Postgres(storage) => sqlx::query(
+                "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+                 WHERE lock_by = $1 AND status IN ('Running', 'Queued')",
+            )
+            .bind(name)
+            .execute(storage.pool())
+            .await?
+            .rows_affected(),
+        };
+        if released > 0 {
+            tracing::info!(
+                worker = name,
+                steps = released,
+                "took back the steps a killed worker of this name held"
+            );
+        }
+        Ok(released)
+    }
+
+    /// Runs a worker until `shutdown` resolves, with a sweep for stalled executions beside it
+    /// (at start, then every [`SWEEP_EVERY`]).
     pub async fn work(
         self,
         engine: Engine,
         name: String,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        self.claim_name(&name).await?;
+        self.release_predecessors(&name).await?;
         let state = Arc::new((engine.clone(), self.clone()));
         let sweeper = {
             let (engine, queue) = (engine, self.clone());
             tokio::spawn(async move {
+                let mut first = true;
                 loop {
-                    tokio::time::sleep(SWEEP_EVERY).await;
+                    if !std::mem::take(&mut first) {
+                        tokio::time::sleep(SWEEP_EVERY).await;
+                    }
                     match engine.sweep(STALL).await {
                         Ok(stalled) => {
                             for next in stalled {
