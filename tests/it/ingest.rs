@@ -240,19 +240,7 @@ async fn boto3_puts_batches_that_crawl_and_convert_then_see_exactly() {
         refused["errorMessage"].as_str().unwrap().contains("token"),
         "{refused}"
     );
-    let admin = sluice_json(path, &["token", "create", "--scope", "admin"])["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let stats: Value = client
-        .get(format!("http://127.0.0.1:{port}/ingest/stats"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = stream_stats(path, &client, port).await;
     let telemetry = stats
         .as_array()
         .unwrap()
@@ -298,6 +286,23 @@ async fn boto3_puts_batches_that_crawl_and_convert_then_see_exactly() {
         json!([{"n": 1511, "d": 1511, "lo": 0, "hi": 1510}]),
         "{counted}"
     );
+}
+
+/// `GET /ingest/stats` with a new admin token: each stream's figures.
+async fn stream_stats(path: &Path, client: &reqwest::Client, port: u16) -> Value {
+    let admin = sluice_json(path, &["token", "create", "--scope", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    client
+        .get(format!("http://127.0.0.1:{port}/ingest/stats"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// A PutRecordBatch over plain HTTP with a bearer token: the status and the body.
@@ -376,19 +381,7 @@ async fn a_full_stream_throttles_and_recovers() {
     let records = wait_landed(path, "landing/telemetry", next as usize + 500).await;
     assert_eq!(records.len(), next as usize + 500);
     // Operators see it: what was taken, what was refused, how long acknowledgements took.
-    let admin = sluice_json(path, &["token", "create", "--scope", "admin"])["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let stats: Value = client
-        .get(format!("http://127.0.0.1:{port}/ingest/stats"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = stream_stats(path, &client, port).await;
     let stream = &stats[0];
     assert_eq!(stream["stream"], "telemetry", "{stats}");
     assert_eq!(stream["records_accepted"], next + 500, "{stats}");

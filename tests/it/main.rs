@@ -36,3 +36,4 @@ mod serving;
 mod sql;
 mod task_limits;
 mod triggers;
+mod worker_restarts;
