@@ -40,6 +40,19 @@ async fn receiver() -> (Got, String) {
     (got, url)
 }
 
+/// A GET with the admin token, its JSON body.
+async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -229,27 +242,16 @@ async fn a_server_starts_triggered_workflows_and_sends_signed_webhooks() {
         .to_owned();
     let client = tests::http();
     let base = format!("http://{listen}");
-    let rules: Value = client
-        .get(format!("{base}/notifications/rules"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rules: Value = get_json(&client, &format!("{base}/notifications/rules"), &admin).await;
     assert_eq!(rules[0]["name"], "on-call");
     assert_eq!(rules[0]["signed"], true);
     assert!(!rules.to_string().contains(secret));
-    let listed: Value = client
-        .get(format!("{base}/notifications/deliveries?status=delivered"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(
+        &client,
+        &format!("{base}/notifications/deliveries?status=delivered"),
+        &admin,
+    )
+    .await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
     let response = client
         .post(format!("{base}/triggers"))
@@ -274,14 +276,6 @@ async fn a_server_starts_triggered_workflows_and_sends_signed_webhooks() {
     );
     let unauthorized = client.get(format!("{base}/triggers")).send().await.unwrap();
     assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
-    let triggers: Value = client
-        .get(format!("{base}/triggers"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let triggers: Value = get_json(&client, &format!("{base}/triggers"), &admin).await;
     assert_eq!(triggers.as_array().unwrap().len(), 2);
 }

@@ -25,7 +25,7 @@ use crate::{Error, Missing, Ops, Result};
 
 pub use queue::Pass;
 pub use render::body;
-pub use send::{retry_delay, signature};
+pub use send::signature;
 
 /// The persisted definition's format.
 const FORMAT: u32 = 1;

@@ -19,8 +19,8 @@ use sqlx::{AnyPool, Row};
 
 use super::store::show_time;
 use crate::{Error, Missing, Result};
-pub use pass::{fire_due, fire_name};
-pub use plan::{Bounds, Window};
+pub(crate) use pass::fire_due;
+use plan::{Bounds, Window};
 
 /// The persisted definition's format.
 const FORMAT: u32 = 1;

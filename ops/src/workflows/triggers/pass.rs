@@ -26,10 +26,10 @@ struct Item {
 
 /// The items of `trigger` at or after its bounds' `from`.
 async fn items(engine: &Engine, trigger: &Stored) -> Result<Vec<Item>> {
-    let from = trigger.bounds.from();
+    let from = trigger.bounds.start();
     match trigger.definition.on {
         On::Landing => {
-            let from = trigger.bounds.from_listing();
+            let from = trigger.bounds.listing_start();
             let lake = engine.ops.lake()?;
             let prefix = trigger.definition.prefix.clone().unwrap_or_default();
             let path = object_store::path::Path::from(prefix.trim_end_matches('/'));
@@ -79,7 +79,7 @@ async fn count_items(engine: &Engine, trigger: &Stored, now: i64) -> Result<()> 
         "SELECT key FROM trigger_objects WHERE trigger_name = $1 AND last_modified >= $2",
     )
     .bind(&trigger.name)
-    .bind(trigger.bounds.from_listing().min(trigger.bounds.from()))
+    .bind(trigger.bounds.listing_start().min(trigger.bounds.start()))
     .fetch_all(pool)
     .await
     .map_err(unavailable)?
@@ -110,7 +110,7 @@ async fn count_items(engine: &Engine, trigger: &Stored, now: i64) -> Result<()> 
     // Fired items older than the rescan are never looked at again.
     sqlx::query("DELETE FROM trigger_objects WHERE trigger_name = $1 AND fire IS NOT NULL AND last_modified < $2")
         .bind(&trigger.name)
-        .bind(trigger.bounds.from_listing().min(trigger.bounds.from()))
+        .bind(trigger.bounds.listing_start().min(trigger.bounds.start()))
         .execute(pool)
         .await
         .map_err(unavailable)?;
@@ -118,7 +118,7 @@ async fn count_items(engine: &Engine, trigger: &Stored, now: i64) -> Result<()> 
 }
 
 /// The name of a window's execution.
-pub fn fire_name(trigger: &str, opened: i64) -> String {
+fn fire_name(trigger: &str, opened: i64) -> String {
     let at = DateTime::<Utc>::from_timestamp_millis(opened).unwrap_or_default();
     format!("{trigger}@{}", at.format("%Y-%m-%dT%H-%M-%S-%3fZ"))
 }

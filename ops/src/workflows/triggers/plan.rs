@@ -13,13 +13,13 @@ pub struct Bounds {
 impl Bounds {
     /// Items older than this are not looked at again (ms): the trigger's start, or a rescan
     /// before its cursor (an object put a little before a listing can show up in the next).
-    pub fn from(self) -> i64 {
+    pub fn start(self) -> i64 {
         self.since.max(self.cursor - RESCAN)
     }
 
-    /// [`Self::from`] for objects of a listing: S3 keeps last-modified times to the second, so
+    /// [`Self::start`] for objects of a listing: S3 keeps last-modified times to the second, so
     /// an object put in the second the trigger started counts (one put just before it may too).
-    pub fn from_listing(self) -> i64 {
+    pub fn listing_start(self) -> i64 {
         (self.since - self.since.rem_euclid(1000)).max(self.cursor - RESCAN)
     }
 }
@@ -88,17 +88,17 @@ mod tests {
             since: 1_000,
             cursor: 1_000,
         };
-        assert_eq!(bounds.from(), 1_000);
+        assert_eq!(bounds.start(), 1_000);
         let bounds = Bounds {
             since: 1_000,
             cursor: 10 * RESCAN,
         };
-        assert_eq!(bounds.from(), 9 * RESCAN);
+        assert_eq!(bounds.start(), 9 * RESCAN);
         let bounds = Bounds {
             since: 1_700_000_000_250,
             cursor: 1_700_000_000_250,
         };
-        assert_eq!(bounds.from(), 1_700_000_000_250);
-        assert_eq!(bounds.from_listing(), 1_700_000_000_000);
+        assert_eq!(bounds.start(), 1_700_000_000_250);
+        assert_eq!(bounds.listing_start(), 1_700_000_000_000);
     }
 }
