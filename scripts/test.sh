@@ -8,7 +8,9 @@
 #     creates once under ~/.cache/sluice/venv), with a bucket for the S3 lake tests;
 #   - DuckDB (the Python package, in the same environment), which reads the curated output back;
 #   - nbclient with polars and matplotlib (same environment), which run the notebooks/ against a
-#     demo (scripts/run-notebooks.py).
+#     demo (scripts/run-notebooks.py);
+#   - Debian's Chromium (apt-get) and playwright-core (npm ci in tests/browser), which drive the
+#     console in the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -55,6 +57,21 @@ done
 if ! kill -0 "$MOTO_PID" 2>/dev/null; then
   echo "test.sh: the S3-compatible server did not start:" >&2; cat "$MOTO_LOG" >&2; exit 1
 fi
+
+# The console's browser tests: Debian's Chromium, driven by playwright-core (tests/browser, its
+# version pinned by package-lock.json), installed here when missing.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test.sh: installing Debian's chromium for the console's browser tests" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get install -y -q chromium >/dev/null 2>&1 ||
+    { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null; } || true
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test.sh: the browser tests need Chromium (apt-get install chromium) and it could not be installed" >&2
+  exit 1
+fi
+export SLUICE_TEST_CHROMIUM="${SLUICE_TEST_CHROMIUM:-$(command -v chromium)}"
+npm ci --prefix tests/browser --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null
 
 # The CLI tests run the real binary, so build it first, with the fuzz targets (built here so that
 # they cannot rot; scripts/fuzz.sh runs them); then every test of the workspace. All with the

@@ -2,6 +2,7 @@
 //! of the product's binary: the scripts under `scripts/bench-*.sh` build and run it, and set up
 //! the peers (GluonTS, Prefect, DuckDB and polars) from `../shared/bench`.
 
+mod console;
 mod crawl;
 mod forecast;
 mod ingest;
@@ -40,6 +41,22 @@ pub enum Command {
     /// Acknowledged records per second through the Firehose API of `sluice server` and through
     /// its MQTT bridge, and the latency of acknowledgements (fsync'd), from several clients.
     Ingest(BenchIngestArgs),
+    /// The console's pages with 100,000 executions and 1,000 tables in the catalog: p50 and
+    /// p99 per page against the 100 ms target.
+    Console(BenchConsoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchConsoleArgs {
+    /// Executions in the catalog.
+    #[arg(long, default_value_t = 100_000)]
+    pub executions: usize,
+    /// Sequential requests per page (after 10 to warm up).
+    #[arg(long, default_value_t = 300)]
+    pub samples: usize,
+    /// A Postgres database to seed instead of a new SQLite file (it must be empty).
+    #[arg(long)]
+    pub postgres: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +168,7 @@ async fn run(cli: &Cli) -> anyhow::Result<String> {
         Command::Forecast(args) => forecast::run(args).await?,
         Command::Serve(args) => serve::run(args).await?,
         Command::Ingest(args) => ingest::run(args).await?,
+        Command::Console(args) => console::run(args).await?,
     };
     scheduler::render(&report, cli.output)
 }

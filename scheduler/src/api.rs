@@ -119,12 +119,21 @@ async fn start(
     Ok((status, Json(started.execution)))
 }
 
+/// A page of executions; `X-Sluice-Next` carries the next page's cursor (its `after`).
 async fn list_executions(
     State(state): Shared,
     query: Result<Query<ExecutionList>, QueryRejection>,
-) -> Result<Json<Vec<ExecutionView>>, HttpError> {
+) -> Result<axum::response::Response, HttpError> {
     let Query(query) = query?;
-    Ok(Json(state.workflows.executions(&query).await?))
+    let page = state.workflows.execution_page(&query).await?;
+    let mut response = axum::response::IntoResponse::into_response(Json(page.executions));
+    if let Some(next) = page.next {
+        response.headers_mut().insert(
+            "x-sluice-next",
+            axum::http::HeaderValue::from_str(&next).map_err(HttpError::internal)?,
+        );
+    }
+    Ok(response)
 }
 
 async fn describe(
@@ -235,8 +244,15 @@ pub fn openapi() -> Value {
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"input": {}, "name": {"type": "string"}}, "additionalProperties": false}}}},
                 "responses": {"201": execution, "200": execution, "400": error, "404": error, "409": error}}},
             "/executions": {"get": {"summary": "List executions", "parameters": [
-                {"name": "workflow", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
-                "responses": {"200": {"description": "executions, newest first"}}}},
+                {"name": "workflow", "in": "query", "schema": {"type": "string"}},
+                {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["RUNNING", "SUCCEEDED", "FAILED", "ABORTED"]}},
+                {"name": "started_from", "in": "query", "description": "RFC 3339 or a UTC date (2026-12-05), included", "schema": {"type": "string"}},
+                {"name": "started_before", "in": "query", "description": "RFC 3339 or a UTC date, excluded", "schema": {"type": "string"}},
+                {"name": "after", "in": "query", "description": "the X-Sluice-Next of the page before", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                "responses": {"200": {"description": "executions, newest first",
+                    "headers": {"X-Sluice-Next": {"description": "the next page's cursor, when there is one", "schema": {"type": "string"}}}},
+                    "400": error}}},
             "/executions/{id}": {"get": {"summary": "Describe an execution", "parameters": id, "responses": {"200": execution, "404": error}}},
             "/executions/{id}/history": {"get": {"summary": "An execution's history", "parameters": id, "responses": {"200": {"description": "events in order"}, "404": error}}},
             "/executions/{id}/stop": {"post": {"summary": "Stop a running execution", "parameters": id, "responses": {"200": execution, "404": error, "409": error}}},

@@ -53,6 +53,22 @@ impl HttpError {
     }
 }
 
+impl HttpError {
+    /// What the client is told.
+    pub fn message(&self) -> String {
+        match self {
+            Self::BadRequest(m)
+            | Self::Unauthorized(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::Conflict(m)
+            | Self::Rejected { message: m, .. }
+            | Self::Unavailable { message: m, .. } => m.clone(),
+            Self::Internal => "internal error".to_owned(),
+        }
+    }
+}
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status = self.status();

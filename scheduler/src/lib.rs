@@ -10,6 +10,7 @@ pub use ::asl;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod events_api;
 pub mod http_error;
 pub mod ingest;

@@ -234,11 +234,18 @@ pub async fn server(context: &Context, parts: ServerParts<'_>) -> anyhow::Result
         ops: context.ops.clone(),
         auth: serving.auth.clone(),
     });
+    let console = Arc::new(crate::console::Console::new(
+        workflows.clone(),
+        context.ops.clone(),
+        serving.auth.clone(),
+        catalog.pool().clone(),
+    ));
     let state = Arc::new(crate::api::ApiState {
         workflows,
         auth: serving.auth.clone(),
     });
     let routes = crate::api::router(state)
+        .merge(crate::console::router(console))
         .merge(serving::router(serving))
         .merge(crate::ingest::router(ingest_state));
     let bridge = match context.config.ingest.mqtt.clone() {

@@ -194,6 +194,14 @@ fn the_demo_runs_two_nights_and_the_notebooks_run_against_it() {
 /// export to the partner failed, and the webhook received that failure and the drift.
 fn second_night_is_triggered_and_its_failure_notified(demo: &Value, via: &str) {
     assert_eq!(demo["next_day"]["via"], via);
+    // It ends with the console's address and an admin token to log in with.
+    assert_eq!(demo["console"]["url"], "http://127.0.0.1:8080/ui");
+    assert!(
+        demo["console"]["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("sluice_")
+    );
     let trigger = &demo["trigger"];
     assert!(trigger["objects"].as_u64().unwrap() > 0, "{trigger}");
     assert!(

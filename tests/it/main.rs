@@ -8,6 +8,8 @@ mod catalog_backends;
 mod cli;
 mod cli_events;
 mod cli_workflows;
+mod console;
+mod console_browser;
 mod convert;
 mod crawler_bad_input;
 mod crawler_formats;

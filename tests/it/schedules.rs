@@ -83,9 +83,16 @@ async fn three_replicas_fire_each_tick_once(backend: Backend) {
         assert_eq!(started, 1, "second {second}: one start among the replicas");
     }
     assert_eq!(outcomes(&engine, "every").await, vec!["started"; 10]);
-    let executions = store::executions(&engine.pool, Some("job"), 100)
-        .await
-        .unwrap();
+    let executions = store::executions(
+        &engine.pool,
+        &store::ExecutionFilter {
+            workflow: Some("job"),
+            ..Default::default()
+        },
+        100,
+    )
+    .await
+    .unwrap();
     assert_eq!(executions.len(), 10);
     assert!(
         executions

@@ -58,9 +58,16 @@ async fn three_passes(workflows: &Workflows, now: DateTime<Utc>) -> usize {
 }
 
 async fn inputs(workflows: &Workflows) -> Vec<Value> {
-    let mut executions = store::executions(&workflows.engine().pool, Some("retrain"), 100)
-        .await
-        .unwrap();
+    let mut executions = store::executions(
+        &workflows.engine().pool,
+        &store::ExecutionFilter {
+            workflow: Some("retrain"),
+            ..Default::default()
+        },
+        100,
+    )
+    .await
+    .unwrap();
     executions.sort_by_key(|e| e.started_at);
     executions.into_iter().map(|e| e.input).collect()
 }
@@ -156,9 +163,16 @@ async fn landing_windows_fire_once_across_servers(backend: Backend) {
     let fires = workflows.trigger_fires("landed", 10).await.unwrap();
     assert_eq!(fires.len(), 2);
     assert!(fires.iter().all(|f| f.outcome == "started"));
-    let executions = store::executions(&workflows.engine().pool, Some("retrain"), 10)
-        .await
-        .unwrap();
+    let executions = store::executions(
+        &workflows.engine().pool,
+        &store::ExecutionFilter {
+            workflow: Some("retrain"),
+            ..Default::default()
+        },
+        10,
+    )
+    .await
+    .unwrap();
     for fire in &fires {
         let execution = executions
             .iter()

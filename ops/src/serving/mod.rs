@@ -4,6 +4,7 @@
 //!
 //! - [`endpoints`]: endpoint definitions (weighted variants following aliases or versions);
 //! - [`auth`]: hashed API tokens with `admin`, `predict` and `ingest` scopes;
+//! - [`sessions`]: console sessions opened with a token, with their CSRF secret;
 //! - [`sigv4`]: AWS Signature Version 4, checked for the Firehose API's SDK clients;
 //! - [`stats`]: the fleet's figures per endpoint and version;
 //! - [`deployments`]: canary or linear rollouts that roll back by themselves.
@@ -11,6 +12,7 @@
 pub mod auth;
 pub mod deployments;
 pub mod endpoints;
+pub mod sessions;
 pub mod sigv4;
 pub mod stats;
 
@@ -68,6 +70,16 @@ pub struct VariantView {
     pub variant: String,
     pub target: String,
     pub weight: f64,
+}
+
+/// What an endpoint's fleet did with one version over a window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionFigures {
+    pub version: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub p99_ms: f64,
 }
 
 /// An endpoint as stored, with its generation (bumped by every change).
@@ -226,6 +238,37 @@ impl Ops {
             .iter()
             .map(|(spec, generation)| EndpointView::of(spec, *generation))
             .collect())
+    }
+
+    /// The fleet's figures for each version an endpoint answered with since `since` (ms):
+    /// requests, the share that failed, p99 latency, by version.
+    pub async fn endpoint_figures(
+        &self,
+        endpoint: &str,
+        since: i64,
+    ) -> Result<Vec<VersionFigures>> {
+        let pool = self.pool().await?;
+        let versions: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT version FROM serving_stats WHERE endpoint = $1 AND at >= $2 ORDER BY version",
+        )
+        .bind(endpoint)
+        .bind(since)
+        .fetch_all(pool)
+        .await
+        .map_err(Error::from)?;
+        let mut figures = Vec::with_capacity(versions.len());
+        for version in versions {
+            let version = u32::try_from(version).unwrap_or_default();
+            let counts = stats::since(pool, endpoint, version, since).await?;
+            figures.push(VersionFigures {
+                version,
+                requests: counts.requests,
+                errors: counts.errors,
+                error_rate: counts.error_rate(),
+                p99_ms: counts.latency_quantile_ms(0.99),
+            });
+        }
+        Ok(figures)
     }
 
     /// Starts deploying a version to an endpoint; servers take the next steps.

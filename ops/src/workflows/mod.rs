@@ -40,9 +40,10 @@ use serde_json::Value;
 
 pub use operations::Workflows;
 pub use views::{
-    Answered, ExecutionList, ExecutionView, HistoryEvent, ScheduleRequest, ScheduleView,
-    StartRequest, Started, TaskFailureRequest, TaskHeartbeatRequest, TaskSuccessRequest, TokenView,
-    Validated, WorkflowSummary, WorkflowVersion,
+    Answered, ExecutionList, ExecutionPage, ExecutionView, HistoryEvent, NextTick, ScheduleDetail,
+    ScheduleRequest, ScheduleView, StartRequest, Started, TaskFailureRequest, TaskHeartbeatRequest,
+    TaskSuccessRequest, TickView, TokenView, Validated, VersionEntry, WorkflowDefinition,
+    WorkflowSummary, WorkflowVersion,
 };
 
 /// Where steps go to run: the durable queue. A pushed step runs once its delay has passed, on

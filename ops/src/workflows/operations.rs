@@ -84,6 +84,28 @@ impl Workflows {
             .collect())
     }
 
+    /// A workflow's versions, newest first.
+    pub async fn workflow_versions(&self, name: &str) -> Result<Vec<VersionEntry>> {
+        Ok(store::workflow_versions(self.pool(), name)
+            .await?
+            .into_iter()
+            .map(|(version, at)| VersionEntry {
+                version,
+                stored_at: show_time(at),
+            })
+            .collect())
+    }
+
+    /// A workflow's definition: the given version, or the latest.
+    pub async fn definition(&self, name: &str, version: Option<i64>) -> Result<WorkflowDefinition> {
+        let (version, definition) = store::workflow(self.pool(), name, version).await?;
+        Ok(WorkflowDefinition {
+            workflow: name.to_owned(),
+            version,
+            definition,
+        })
+    }
+
     /// Starts an execution of a workflow's latest version and queues its first step.
     pub async fn start(&self, workflow: &str, request: StartRequest) -> Result<Started> {
         let input = request.input.unwrap_or_else(empty_object);
@@ -95,14 +117,50 @@ impl Workflows {
         })
     }
 
-    /// Executions, newest first.
+    /// Executions, newest first (the first page of [`Self::execution_page`]).
     pub async fn executions(&self, request: &ExecutionList) -> Result<Vec<ExecutionView>> {
+        Ok(self.execution_page(request).await?.executions)
+    }
+
+    /// A page of executions, newest first, with the cursor of the next page.
+    pub async fn execution_page(&self, request: &ExecutionList) -> Result<ExecutionPage> {
         let limit = request.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
             return Err(Error::invalid("limit", "1 to 1,000"));
         }
-        let executions = store::executions(self.pool(), request.workflow.as_deref(), limit).await?;
-        Ok(executions.iter().map(ExecutionView::from).collect())
+        let status = request
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                store::ExecutionStatus::parse(&s.to_ascii_uppercase())
+                    .map_err(|_| Error::invalid("status", "RUNNING, SUCCEEDED, FAILED or ABORTED"))
+            })
+            .transpose()?;
+        let after = request
+            .after
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(parse_cursor)
+            .transpose()?;
+        let filter = store::ExecutionFilter {
+            workflow: request.workflow.as_deref().filter(|w| !w.is_empty()),
+            status,
+            started_from: instant("started_from", request.started_from.as_deref())?,
+            started_before: instant("started_before", request.started_before.as_deref())?,
+            after,
+        };
+        // One more than asked says whether a next page exists.
+        let mut rows = store::executions(self.pool(), &filter, limit + 1).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next = more
+            .then(|| rows.last().map(|e| format!("{}_{}", e.started_at, e.id)))
+            .flatten();
+        Ok(ExecutionPage {
+            executions: rows.iter().map(ExecutionView::from).collect(),
+            next,
+        })
     }
 
     /// An execution.
@@ -215,6 +273,55 @@ impl Workflows {
         Ok(schedules::list(self.pool()).await?)
     }
 
+    /// A schedule, its next `count` ticks after `now` and its latest ticks.
+    pub async fn schedule(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        count: usize,
+    ) -> Result<ScheduleDetail> {
+        let schedule = schedules::list(self.pool())
+            .await?
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| Error::NotFound {
+                missing: crate::Missing::Other,
+                what: format!("no schedule {name}"),
+            })?;
+        let timing = schedules::Timing::parse(
+            &schedule.cron,
+            &schedule.timezone,
+            schedules::Catchup::Skip,
+            std::time::Duration::ZERO,
+        )?;
+        let next = timing
+            .ticks(now, now + chrono::Duration::days(366))
+            .into_iter()
+            .take(count)
+            .map(|t| NextTick {
+                at: show_time(t.timestamp_millis()),
+                local: t
+                    .with_timezone(&timing.timezone)
+                    .format("%Y-%m-%d %H:%M %Z")
+                    .to_string(),
+            })
+            .collect();
+        let recent = schedules::ticks(self.pool(), name, 20)
+            .await?
+            .into_iter()
+            .map(|(tick, outcome, execution)| TickView {
+                tick: show_time(tick),
+                outcome,
+                execution,
+            })
+            .collect();
+        Ok(ScheduleDetail {
+            schedule,
+            next,
+            recent,
+        })
+    }
+
     /// Pauses or resumes a schedule; a resumed schedule's missed ticks follow its catch-up.
     pub async fn set_paused(&self, name: &str, paused: bool) -> Result<()> {
         Ok(schedules::set_paused(self.pool(), name, paused).await?)
@@ -282,4 +389,27 @@ impl Workflows {
     pub async fn fire_triggers(&self, now: DateTime<Utc>) -> Result<usize> {
         triggers::fire_due(&self.engine, self.dispatch(), now.timestamp_millis()).await
     }
+}
+
+/// A page cursor, `<started at, ms>_<id>`.
+fn parse_cursor(text: &str) -> Result<(i64, &str)> {
+    text.split_once('_')
+        .and_then(|(at, id)| Some((at.parse().ok()?, id)))
+        .filter(|(_, id)| !id.is_empty())
+        .ok_or_else(|| Error::invalid("after", "not a cursor this API returned"))
+}
+
+/// An instant given as RFC 3339 or a UTC date, in ms (an empty text is none).
+fn instant(field: &str, text: Option<&str>) -> Result<Option<i64>> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(at.timestamp_millis()));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| Some(t.and_utc().timestamp_millis()))
+        .ok_or_else(|| Error::invalid(field, "an RFC 3339 time or a date, 2026-12-05"))
 }

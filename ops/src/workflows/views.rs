@@ -35,6 +35,21 @@ pub struct WorkflowSummary {
     pub updated_at: i64,
 }
 
+/// One stored version of a workflow, with its definition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkflowDefinition {
+    pub workflow: String,
+    pub version: i64,
+    pub definition: Value,
+}
+
+/// A workflow's version as its history lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionEntry {
+    pub version: i64,
+    pub stored_at: String,
+}
+
 /// `StartExecution`: the execution's input (`{}` by default) and its name (a new UUID by
 /// default; a name starts one execution).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -53,15 +68,31 @@ pub struct Started {
     pub created: bool,
 }
 
-/// Which executions to list: newest first, of one workflow or all, at most `limit` (1 to 1,000;
-/// 100 by default).
+/// Which executions to list: newest first, at most `limit` (1 to 1,000; 100 by default), of one
+/// workflow or all, in one status or any, started in `[started_from, started_before)` (each
+/// RFC 3339 or a UTC date, `2026-12-05`); `after` is the `next` of the page before.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionList {
     #[serde(default)]
     pub workflow: Option<String>,
     #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub started_from: Option<String>,
+    #[serde(default)]
+    pub started_before: Option<String>,
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
     pub limit: Option<i64>,
+}
+
+/// A page of executions, and the cursor of the next (`None`: this is the last).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecutionPage {
+    pub executions: Vec<ExecutionView>,
+    pub next: Option<String>,
 }
 
 /// An execution as callers see it (`DescribeExecution`).
@@ -184,6 +215,30 @@ fn skip() -> String {
 }
 fn one_day() -> i64 {
     86_400
+}
+
+/// A schedule with its next ticks (in UTC and in its time zone) and its latest ticks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScheduleDetail {
+    pub schedule: Schedule,
+    pub next: Vec<NextTick>,
+    pub recent: Vec<TickView>,
+}
+
+/// A tick to come.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NextTick {
+    pub at: String,
+    /// The same instant in the schedule's time zone (`2026-12-06 02:00 CET`).
+    pub local: String,
+}
+
+/// A tick handled: what became of it (`started`, `skipped`, ...) and its execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TickView {
+    pub tick: String,
+    pub outcome: String,
+    pub execution: Option<String>,
 }
 
 /// A stored schedule (`last_tick`: the last tick handled, ms since the epoch).

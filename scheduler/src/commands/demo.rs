@@ -155,6 +155,10 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     let token = auth::create(catalog.pool(), auth::Scope::Predict, "demo")
         .await?
         .token;
+    // The console's login: an admin token for the person who ran the demo.
+    let console_token = auth::create(catalog.pool(), auth::Scope::Admin, "demo-console")
+        .await?
+        .token;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stopped = async move {
         let _ = stopped.await;
@@ -334,7 +338,10 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     let (db, lake_url) = (&demo.config.database, &demo.config.lake);
     let flags = format!("--database {db} --lake {lake_url}");
     let text = format!(
-        "demo finished in {elapsed:.0} s in {dir}. Try next:\n  \
+        "demo finished in {elapsed:.0} s in {dir}.\n\
+         The console: run `sluice {flags} server --listen 127.0.0.1:8080`, open \
+         http://127.0.0.1:8080/ui and log in with the token {console_token}\n\
+         Try next:\n  \
          sluice {flags} serve --listen 127.0.0.1:8080 &\n  \
          curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n    \
          -d '{{\"instances\": [{{\"start\": \"2024-05-30 00:00:00\", \"target\": [12.1, 11.4, 10.9, 12.6]}}], \"configuration\": {{\"quantiles\": [\"0.1\", \"0.5\", \"0.9\"]}}}}' \\\n    \
@@ -354,6 +361,7 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     Ok(Report::new(
         json!({
             "dir": dir, "database": db, "lake": lake_url, "token": token, "seconds": elapsed,
+            "console": {"url": "http://127.0.0.1:8080/ui", "token": console_token},
             "generated": generated.json, "next_day": more.json,
             "trigger": {"name": TRIGGER, "fire": fire.fire, "objects": fire.detail["objects"], "execution": second.id},
             "export": {"execution": export.id, "status": export.status.as_str(), "error": export.error},

@@ -70,8 +70,8 @@ pub async fn create(args: &WorkflowCreateArgs, context: &Context) -> anyhow::Res
 pub async fn list(context: &Context) -> anyhow::Result<Report> {
     let (ops, _) = context.workflows().await?;
     let latest = ExecutionList {
-        workflow: None,
         limit: Some(20),
+        ..ExecutionList::default()
     };
     let (workflows, executions) = (ops.workflows().await?, ops.executions(&latest).await?);
     let text = format!(
