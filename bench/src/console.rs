@@ -212,7 +212,7 @@ pub async fn run(args: &BenchConsoleArgs) -> anyhow::Result<Report> {
         },
     ));
     let console = Arc::new(scheduler::console::Console::new(
-        workflows,
+        Some(workflows),
         ops.clone(),
         auth,
         pool.clone(),

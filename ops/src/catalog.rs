@@ -1,8 +1,11 @@
-//! The catalog's type changes waiting for a person (`sluice catalog conflicts`,
+//! The catalog's tables as people read them (`sluice catalog tables|show`, the console's table
+//! pages), and its type changes waiting for a person (`sluice catalog conflicts`,
 //! `accept-change`, `dismiss-change`): a crawl never changes an existing column's type on its
 //! own under the default policy; these are the decisions it leaves to people.
 
 use jobs::catalog::type_changes::{Decision, TypeChange};
+use jobs::catalog::{PartitionInfo, SchemaChange, SchemaVersion, TableInfo};
+use jobs::crawler::infer::Conflict;
 use serde::{Deserialize, Serialize};
 
 use crate::{Ops, Result};
@@ -42,7 +45,44 @@ pub struct TypeChangeDecision {
     pub reason: Option<String>,
 }
 
+/// A table with what a person checks before trusting it: its schema's versions (newest
+/// first) and the changes logged but not applied, the type conflicts its crawls resolved, the
+/// type changes waiting for a decision, and its partitions.
+#[derive(Debug, Clone)]
+pub struct TableDetail {
+    pub info: TableInfo,
+    pub versions: Vec<SchemaVersion>,
+    pub logged: Vec<SchemaChange>,
+    /// (crawl, conflict).
+    pub conflicts: Vec<(i64, Conflict)>,
+    pub pending: Vec<TypeChange>,
+    pub partitions: Vec<PartitionInfo>,
+}
+
 impl Ops {
+    /// The tables of a catalog database (the configured one by default), by name.
+    pub async fn catalog_tables(&self, catalog: Option<&str>) -> Result<Vec<TableInfo>> {
+        let db = self.catalog_db(catalog)?;
+        Ok(self.catalog().await?.tables(&db).await?)
+    }
+
+    /// A table and what a person checks before trusting it.
+    pub async fn catalog_table(&self, catalog: Option<&str>, name: &str) -> Result<TableDetail> {
+        let db = self.catalog_db(catalog)?;
+        let store = self.catalog().await?;
+        let info = store.table(&db, name).await?;
+        let mut versions = store.versions(&db, name).await?;
+        versions.sort_by_key(|v| std::cmp::Reverse(v.version));
+        Ok(TableDetail {
+            versions,
+            logged: store.schema_changes(&db, name).await?,
+            conflicts: store.conflicts(&db, name).await?,
+            pending: store.type_changes(&db, Some(name), false).await?,
+            partitions: store.partitions(&db, name).await?,
+            info,
+        })
+    }
+
     /// The catalog's type changes.
     pub async fn type_changes(&self, request: &TypeChangesRequest) -> Result<TypeChangesOutput> {
         let db = self.catalog_db(request.catalog.as_deref())?;

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use jobs::catalog::{Catalog, CatalogDbName, ConnectOptions};
 use jobs::lake::{Lake, S3Options};
 
-pub use catalog::{TypeChangeDecision, TypeChangesOutput, TypeChangesRequest};
+pub use catalog::{TableDetail, TypeChangeDecision, TypeChangesOutput, TypeChangesRequest};
 pub use connections::{
     Authorization, Connection, ConnectionInfo, ConnectionRequest, connection_name,
 };

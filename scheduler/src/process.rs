@@ -98,7 +98,15 @@ pub async fn serve(context: &Context, listen: &str) -> anyhow::Result<SocketAddr
     let listener = bind(listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(address = %address, "serving the prediction endpoints");
-    axum::serve(listener, serving::router(serving))
+    // The console's serving pages (models, endpoints, the catalog) beside the endpoints.
+    let console = Arc::new(crate::console::Console::new(
+        None,
+        context.ops.clone(),
+        serving.auth.clone(),
+        serving.pool.clone(),
+    ));
+    let routes = serving::router(serving).merge(crate::console::router(console));
+    axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown.stopped())
         .await?;
     Ok(address)
@@ -235,7 +243,7 @@ pub async fn server(context: &Context, parts: ServerParts<'_>) -> anyhow::Result
         auth: serving.auth.clone(),
     });
     let console = Arc::new(crate::console::Console::new(
-        workflows.clone(),
+        Some(workflows.clone()),
         context.ops.clone(),
         serving.auth.clone(),
         catalog.pool().clone(),

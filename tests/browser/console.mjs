@@ -131,6 +131,13 @@ try {
   await accessible(page, 'endpoint');
   check((await page.textContent('.target')).trim() === 'champion', 'the endpoint does not follow the champion');
 
+  step('every section has a heading and labelled controls');
+  for (const section of ['/ui/workflows', '/ui/schedules', '/ui/tables', '/ui/models', '/ui/endpoints']) {
+    const answer = await page.goto(`${base}${section}`);
+    check(answer.status() === 200, `${section} answered ${answer.status()}`);
+    await accessible(page, section);
+  }
+
   step('a predict token sees no admin page');
   const app = await browser.newContext();
   const appPage = await app.newPage();

@@ -2,7 +2,8 @@
 //! a bad token, a predict token refused every admin page, logging out, a revoked token's
 //! session ending), the executions list with its filters and pages, an execution's page, and
 //! every state-changing form refusing a request without the session's CSRF value or from
-//! another site. The browser drives the same pages in `console_browser.rs`.
+//! another site; schedules' next ticks, Pause and Backfill. The browser drives the same pages in
+//! `console_browser.rs`; the catalog's pages are in `console_tables.rs`.
 
 use std::path::Path;
 
@@ -43,7 +44,7 @@ pub fn create_workflow(dir: &Path, name: &str, definition: &Value) {
 }
 
 /// A client that does not follow redirects, so that each answer can be checked.
-fn client() -> reqwest::Client {
+pub fn client() -> reqwest::Client {
     tests::http();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -52,7 +53,7 @@ fn client() -> reqwest::Client {
 }
 
 /// Logs in; returns the `name=value` of the session cookie and the whole Set-Cookie.
-async fn login(client: &reqwest::Client, base: &str, token: &str) -> (String, String) {
+pub async fn login(client: &reqwest::Client, base: &str, token: &str) -> (String, String) {
     let response = client
         .post(format!("{base}/ui/login"))
         .form(&[("token", token), ("next", "/ui/workflows")])
@@ -65,13 +66,13 @@ async fn login(client: &reqwest::Client, base: &str, token: &str) -> (String, St
     (set.split(';').next().unwrap().to_owned(), set)
 }
 
-async fn page(client: &reqwest::Client, url: &str, cookie: &str) -> (StatusCode, String) {
+pub async fn page(client: &reqwest::Client, url: &str, cookie: &str) -> (StatusCode, String) {
     let response = client.get(url).header(COOKIE, cookie).send().await.unwrap();
     (response.status(), response.text().await.unwrap())
 }
 
 /// The CSRF value a page's forms carry.
-fn csrf(html: &str) -> String {
+pub fn csrf(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")
         .expect("a form with the CSRF value")

@@ -307,6 +307,33 @@ impl SchemaDiff {
             && self.widened.is_empty()
             && self.changed.is_empty()
     }
+
+    /// One line per change, as people read them: `+ pm25 double` added, `- pm25 double`
+    /// removed, `~ pm25 bigint -> double (widened)`, `! pm25 double -> string (changed)`.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        lines.extend(
+            self.added
+                .iter()
+                .map(|c| format!("+ {} {}", c.column, c.type_name)),
+        );
+        lines.extend(
+            self.removed
+                .iter()
+                .map(|c| format!("- {} {}", c.column, c.type_name)),
+        );
+        lines.extend(
+            self.widened
+                .iter()
+                .map(|c| format!("~ {} {} -> {} (widened)", c.column, c.from, c.to)),
+        );
+        lines.extend(
+            self.changed
+                .iter()
+                .map(|c| format!("! {} {} -> {} (changed)", c.column, c.from, c.to)),
+        );
+        lines
+    }
 }
 
 fn flatten(prefix: &str, fields: &Fields, out: &mut BTreeMap<String, (usize, DataType)>) {

@@ -21,17 +21,8 @@ async fn dispatch(
     catalog: &Catalog,
 ) -> anyhow::Result<Report> {
     match command {
-        CatalogCommand::Tables(args) => {
-            tables(catalog, &context.catalog_db(args.catalog.as_deref())?).await
-        }
-        CatalogCommand::Show { table, args } => {
-            show(
-                catalog,
-                &context.catalog_db(args.catalog.as_deref())?,
-                table,
-            )
-            .await
-        }
+        CatalogCommand::Tables(args) => tables(context, args.catalog.as_deref()).await,
+        CatalogCommand::Show { table, args } => show(context, args.catalog.as_deref(), table).await,
         CatalogCommand::Versions { table, args } => {
             versions(
                 catalog,
@@ -304,8 +295,9 @@ fn type_changes_report(output: &ops::TypeChangesOutput) -> Report {
     Report::new(json!(output), format!("{text}\n{hint}"))
 }
 
-pub async fn tables(catalog: &Catalog, db: &CatalogDbName) -> anyhow::Result<Report> {
-    let tables = catalog.tables(db).await?;
+async fn tables(context: &Context, catalog: Option<&str>) -> anyhow::Result<Report> {
+    let db = context.catalog_db(catalog)?;
+    let tables = context.ops.catalog_tables(catalog).await?;
     let json: Vec<Value> = tables.iter().map(table_json).collect();
     let text = table(
         [
@@ -354,10 +346,13 @@ fn table_json(t: &TableInfo) -> Value {
     })
 }
 
-pub async fn show(catalog: &Catalog, db: &CatalogDbName, name: &str) -> anyhow::Result<Report> {
-    let info = catalog.table(db, name).await?;
-    let conflicts = catalog.conflicts(db, name).await?;
-    let pending = catalog.type_changes(db, Some(name), false).await?;
+async fn show(context: &Context, catalog: Option<&str>, name: &str) -> anyhow::Result<Report> {
+    let ops::TableDetail {
+        info,
+        conflicts,
+        pending,
+        ..
+    } = context.ops.catalog_table(catalog, name).await?;
     let mut json = table_json(&info);
     json["conflicts"] = conflicts
         .iter()
@@ -477,26 +472,7 @@ async fn versions(catalog: &Catalog, db: &CatalogDbName, name: &str) -> anyhow::
 
 fn diff_text(d: &SchemaDiff, title: &str) -> String {
     let mut lines = vec![title.to_owned()];
-    lines.extend(
-        d.added
-            .iter()
-            .map(|c| format!("  + {} {}", c.column, c.type_name)),
-    );
-    lines.extend(
-        d.removed
-            .iter()
-            .map(|c| format!("  - {} {}", c.column, c.type_name)),
-    );
-    lines.extend(
-        d.widened
-            .iter()
-            .map(|c| format!("  ~ {} {} -> {} (widened)", c.column, c.from, c.to)),
-    );
-    lines.extend(
-        d.changed
-            .iter()
-            .map(|c| format!("  ! {} {} -> {} (changed)", c.column, c.from, c.to)),
-    );
+    lines.extend(d.lines().into_iter().map(|line| format!("  {line}")));
     if d.is_empty() {
         lines.push("  (no changes)".into());
     }

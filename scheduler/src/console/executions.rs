@@ -165,8 +165,8 @@ pub async fn list(
     query: Result<Query<Filter>, QueryRejection>,
 ) -> PageResult {
     let Query(filter) = query.map_err(HttpError::from)?;
-    let page = console.workflows.execution_page(&filter.request()?).await?;
-    let workflows = console.workflows.workflows().await?;
+    let page = console.flows()?.execution_page(&filter.request()?).await?;
+    let workflows = console.flows()?.workflows().await?;
     let rows = page
         .executions
         .iter()
@@ -252,7 +252,7 @@ pub async fn page(
     admin: Admin,
     Path(id): Path<String>,
 ) -> PageResult {
-    let flows = &console.workflows;
+    let flows = console.flows()?;
     let execution = flows.describe(&id).await?;
     let history = flows.history(&id).await?;
     let outcomes = graph::outcomes(&history);
@@ -305,7 +305,7 @@ pub async fn stop(
     Form(form): Form<Action>,
 ) -> PageResult {
     admin.check(&form.csrf)?;
-    console.workflows.stop(&id).await?;
+    console.flows()?.stop(&id).await?;
     Ok(see(&execution_address(&id)))
 }
 
@@ -316,7 +316,7 @@ pub async fn redrive(
     Form(form): Form<Action>,
 ) -> PageResult {
     admin.check(&form.csrf)?;
-    console.workflows.redrive(&id).await?;
+    console.flows()?.redrive(&id).await?;
     Ok(see(&execution_address(&id)))
 }
 
@@ -328,9 +328,9 @@ pub async fn restart(
     Form(form): Form<Action>,
 ) -> Result<Response, super::PageError> {
     admin.check(&form.csrf)?;
-    let execution = console.workflows.describe(&id).await?;
+    let execution = console.flows()?.describe(&id).await?;
     let started = console
-        .workflows
+        .flows()?
         .start(
             &execution.workflow,
             StartRequest {

@@ -8,11 +8,13 @@
 //! - [`executions`]: the executions list and an execution's page with its actions;
 //! - [`workflows`]: workflows, their versions and diffs, Validate, Save, Start;
 //! - [`schedules`]: cron schedules' next ticks, latest ticks, Pause, Resume, Backfill;
+//! - [`tables`]: the catalog's tables, schema versions, type changes to decide, partitions;
 //! - [`models`]: model groups, versions with lineage and metrics, Promote and Rollback;
 //! - [`endpoints`]: endpoints' variants, deployments and live figures per version;
 //! - [`graph`]: a definition drawn as SVG, coloured by what an execution did;
 //! - [`pretty`]: JSON values shown pretty, large ones folded.
 
+mod canvas;
 pub mod endpoints;
 pub mod executions;
 pub mod graph;
@@ -20,6 +22,7 @@ pub mod models;
 pub mod pretty;
 pub mod schedules;
 pub mod session;
+pub mod tables;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -37,7 +40,8 @@ use crate::serving::Auth;
 
 /// What the console's handlers share.
 pub struct Console {
-    pub workflows: Workflows,
+    /// None in `sluice serve`, which has no workflows: their pages answer 404 there.
+    workflows: Option<Workflows>,
     /// The registry's and the endpoints' operations.
     pub ops: ops::Ops,
     pub auth: Arc<Auth>,
@@ -48,7 +52,13 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new(workflows: Workflows, ops: ops::Ops, auth: Arc<Auth>, pool: AnyPool) -> Self {
+    /// The console of `sluice server` (`workflows` given) or of `sluice serve` (none).
+    pub fn new(
+        workflows: Option<Workflows>,
+        ops: ops::Ops,
+        auth: Arc<Auth>,
+        pool: AnyPool,
+    ) -> Self {
         Self {
             workflows,
             ops,
@@ -57,6 +67,15 @@ impl Console {
             open_csrf: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
+
+    /// The workflow operations, where this process has them.
+    pub fn flows(&self) -> Result<&Workflows, PageError> {
+        self.workflows.as_ref().ok_or_else(|| {
+            PageError(HttpError::NotFound(
+                "this process serves predictions only: workflows are on `sluice server`".into(),
+            ))
+        })
+    }
 }
 
 type Shared = axum::extract::State<Arc<Console>>;
@@ -64,8 +83,8 @@ type Shared = axum::extract::State<Arc<Console>>;
 /// The console's routes, under `/ui`.
 pub fn router(console: Arc<Console>) -> Router {
     Router::new()
-        .route("/ui", get(|| async { Redirect::to("/ui/executions") }))
-        .route("/ui/", get(|| async { Redirect::to("/ui/executions") }))
+        .route("/ui", get(home))
+        .route("/ui/", get(home))
         .route("/ui/login", get(session::login_page).post(session::login))
         .route("/ui/logout", post(session::logout))
         .route("/ui/assets/{file}", get(asset))
@@ -83,6 +102,9 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/schedules/{name}/pause", post(schedules::pause))
         .route("/ui/schedules/{name}/resume", post(schedules::resume))
         .route("/ui/schedules/{name}/backfill", post(schedules::backfill))
+        .route("/ui/tables", get(tables::list))
+        .route("/ui/tables/{name}", get(tables::page))
+        .route("/ui/tables/{name}/type-changes", post(tables::decide))
         .route("/ui/models", get(models::list))
         .route("/ui/models/{group}", get(models::page))
         .route("/ui/models/{group}/promote", post(models::promote))
@@ -91,6 +113,15 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/endpoints/{name}", get(endpoints::page))
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(console)
+}
+
+/// The first page: executions where this process runs workflows, models where it serves.
+async fn home(axum::extract::State(console): Shared) -> Redirect {
+    Redirect::to(if console.workflows.is_some() {
+        "/ui/executions"
+    } else {
+        "/ui/models"
+    })
 }
 
 /// Pages are not cached, framed, or allowed to run scripts from elsewhere.

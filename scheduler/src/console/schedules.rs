@@ -28,11 +28,8 @@ struct SchedulesPage {
 pub async fn list(State(console): State<Arc<Console>>, admin: Admin) -> PageResult {
     let now = Utc::now();
     let mut schedules = Vec::new();
-    for schedule in console.workflows.schedules().await? {
-        let mut detail = console
-            .workflows
-            .schedule(&schedule.name, now, NEXT)
-            .await?;
+    for schedule in console.flows()?.schedules().await? {
+        let mut detail = console.flows()?.schedule(&schedule.name, now, NEXT).await?;
         detail.recent.truncate(5);
         schedules.push(detail);
     }
@@ -55,7 +52,7 @@ pub async fn pause(
     Form(form): Form<Action>,
 ) -> PageResult {
     admin.check(&form.csrf)?;
-    console.workflows.set_paused(&name, true).await?;
+    console.flows()?.set_paused(&name, true).await?;
     Ok(see("/ui/schedules"))
 }
 
@@ -66,7 +63,7 @@ pub async fn resume(
     Form(form): Form<Action>,
 ) -> PageResult {
     admin.check(&form.csrf)?;
-    console.workflows.set_paused(&name, false).await?;
+    console.flows()?.set_paused(&name, false).await?;
     Ok(see("/ui/schedules"))
 }
 
@@ -103,7 +100,7 @@ pub async fn backfill(
 ) -> PageResult {
     admin.check(&form.csrf)?;
     let (from, to) = (utc("from", &form.from)?, utc("to", &form.to)?);
-    console.workflows.backfill(&name, from, to).await?;
+    console.flows()?.backfill(&name, from, to).await?;
     Ok(see("/ui/schedules"))
 }
 

@@ -165,7 +165,7 @@ fn safe_next(next: Option<&str>) -> String {
         Some(n) if n.starts_with("/ui") && !n.starts_with("//") && !n.contains('\\') => {
             n.to_owned()
         }
-        _ => "/ui/executions".to_owned(),
+        _ => "/ui".to_owned(),
     }
 }
 
@@ -293,8 +293,8 @@ mod tests {
         let h = headers(&[("cookie", "a=1; sluice_session=abc; b=2")]);
         assert_eq!(cookie(&h).as_deref(), Some("abc"));
         assert_eq!(safe_next(Some("/ui/executions/x")), "/ui/executions/x");
-        assert_eq!(safe_next(Some("https://evil.example/")), "/ui/executions");
-        assert_eq!(safe_next(Some("//evil.example")), "/ui/executions");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/ui");
+        assert_eq!(safe_next(Some("//evil.example")), "/ui");
         assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
     }
 }

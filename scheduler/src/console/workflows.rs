@@ -30,7 +30,7 @@ struct ListPage {
 pub async fn list(State(console): State<Arc<Console>>, admin: Admin) -> PageResult {
     Ok(render(&ListPage {
         chrome: admin.chrome("workflows"),
-        workflows: console.workflows.workflows().await?,
+        workflows: console.flows()?.workflows().await?,
     }))
 }
 
@@ -145,7 +145,7 @@ async fn workflow_page(
     name: &str,
     shown: &Shown,
 ) -> Result<WorkflowPage, PageError> {
-    let flows = &console.workflows;
+    let flows = console.flows()?;
     let versions = flows.workflow_versions(name).await?;
     let latest = versions.first().map_or(1, |v| v.version);
     let definition = flows.definition(name, shown.version).await?;
@@ -252,7 +252,7 @@ pub async fn validate(
     admin.check(&form.csrf)?;
     let notice = match parse_definition(&form.definition) {
         Err(notice) => notice,
-        Ok(definition) => match console.workflows.validate(&definition) {
+        Ok(definition) => match console.flows()?.validate(&definition) {
             Ok(valid) => Notice {
                 ok: true,
                 text: format!(
@@ -278,7 +278,7 @@ pub async fn save(
         Ok(definition) => definition,
         Err(notice) => return answer(&console, &admin, &name, &form, notice).await,
     };
-    match console.workflows.put_workflow(&name, &definition).await {
+    match console.flows()?.put_workflow(&name, &definition).await {
         Ok(stored) => {
             let back = safe_return(&form.return_to);
             if back.is_empty() {
@@ -324,7 +324,7 @@ pub async fn start(
         };
     let name = Some(form.name.trim().to_owned()).filter(|n| !n.is_empty());
     let started = console
-        .workflows
+        .flows()?
         .start(&workflow, StartRequest { input, name })
         .await?;
     Ok(see(&format!(

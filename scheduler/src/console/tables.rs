@@ -1,0 +1,279 @@
+//! `/ui/tables`: the catalog's tables, and a table's page: its columns, its schema versions
+//! with what each changed, the type conflicts its crawls resolved, the type changes waiting for
+//! a person with their evidence (Accept makes a schema version, Dismiss keeps the type), and its
+//! partitions. Adapters over the catalog's operations (`ops::catalog`).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use jobs::catalog::schema::type_name;
+use ops::TypeChangeDecision;
+use serde::Deserialize;
+
+use super::session::Admin;
+use super::{Chrome, Console, PageError, PageResult, encode, render, see};
+use crate::http_error::HttpError;
+use crate::output::bytes;
+
+fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+    )
+}
+
+pub struct TableRow {
+    pub name: String,
+    pub kind: String,
+    pub location: String,
+    pub version: i64,
+    pub columns: usize,
+    pub partitions: i64,
+    pub objects: i64,
+    pub size: String,
+    pub records: i64,
+}
+
+#[derive(Template)]
+#[template(path = "console/tables.html")]
+struct ListPage {
+    chrome: Chrome,
+    tables: Vec<TableRow>,
+}
+
+pub async fn list(State(console): State<Arc<Console>>, admin: Admin) -> PageResult {
+    let tables = console.ops.catalog_tables(None).await?;
+    Ok(render(&ListPage {
+        chrome: admin.chrome("tables"),
+        tables: tables
+            .iter()
+            .map(|t| TableRow {
+                name: t.name.clone(),
+                kind: t.kind.as_str().to_owned(),
+                location: t.location.clone(),
+                version: t.current_version,
+                columns: t.schema.fields().len(),
+                partitions: t.partitions,
+                objects: t.objects,
+                size: bytes(t.bytes),
+                records: t.records,
+            })
+            .collect(),
+    }))
+}
+
+pub struct Column {
+    pub name: String,
+    pub type_name: String,
+    pub partition_key: bool,
+}
+
+/// A schema version and what it changed, one line per change.
+pub struct VersionRow {
+    pub version: i64,
+    pub created: String,
+    pub crawl: String,
+    pub changes: Vec<String>,
+}
+
+pub struct PendingRow {
+    pub column: String,
+    pub from: String,
+    pub to: String,
+    pub evidence: String,
+    pub objects: Vec<String>,
+    pub objects_total: i64,
+    pub first_seen: String,
+}
+
+pub struct ConflictRow {
+    pub column: String,
+    pub crawl: i64,
+    pub seen: String,
+    pub examples: String,
+    pub resolved: String,
+}
+
+pub struct PartitionRow {
+    pub values: String,
+    pub location: String,
+    pub objects: i64,
+    pub size: String,
+    pub records: i64,
+    pub updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/table.html")]
+struct TablePage {
+    chrome: Chrome,
+    name: String,
+    facts: Vec<(&'static str, String)>,
+    columns: Vec<Column>,
+    versions: Vec<VersionRow>,
+    pending: Vec<PendingRow>,
+    conflicts: Vec<ConflictRow>,
+    partitions: Vec<PartitionRow>,
+    /// Partitions not shown (past the first 200).
+    more_partitions: usize,
+}
+
+fn counted(counts: &[(String, u64)]) -> String {
+    counts
+        .iter()
+        .map(|(t, n)| format!("{n} {t}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub async fn page(
+    State(console): State<Arc<Console>>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> PageResult {
+    let detail = console.ops.catalog_table(None, &name).await?;
+    let info = &detail.info;
+    let mut columns: Vec<Column> = info
+        .schema
+        .fields()
+        .iter()
+        .map(|f| Column {
+            name: f.name().clone(),
+            type_name: type_name(f.data_type()),
+            partition_key: false,
+        })
+        .collect();
+    columns.extend(info.partition_keys.iter().map(|f| Column {
+        name: f.name().clone(),
+        type_name: type_name(f.data_type()),
+        partition_key: true,
+    }));
+    let facts = vec![
+        ("Catalog database", info.catalog_db.clone()),
+        ("Kind", info.kind.as_str().to_owned()),
+        ("Location", info.location.clone()),
+        ("Format", format!("{} ({})", info.format, info.compression)),
+        (
+            "Schema",
+            format!(
+                "version {} (policy {})",
+                info.current_version,
+                info.schema_policy.as_str()
+            ),
+        ),
+        (
+            "Objects",
+            format!("{} ({})", info.objects, bytes(info.bytes)),
+        ),
+        ("Records", info.records.to_string()),
+        ("Partitions", info.partitions.to_string()),
+        ("Updated (UTC)", when(info.updated_at)),
+    ];
+    const SHOWN: usize = 200;
+    Ok(render(&TablePage {
+        chrome: admin.chrome("tables"),
+        name: info.name.clone(),
+        facts,
+        columns,
+        versions: detail
+            .versions
+            .iter()
+            .map(|v| VersionRow {
+                version: v.version,
+                created: when(v.created_at),
+                crawl: v.crawl_id.map(|c| c.to_string()).unwrap_or_default(),
+                changes: v.diff.lines(),
+            })
+            .collect(),
+        pending: detail
+            .pending
+            .iter()
+            .map(|c| PendingRow {
+                column: c.column.clone(),
+                from: c.from.clone(),
+                to: c.to.clone(),
+                evidence: counted(&c.counts),
+                objects: c.objects.iter().take(5).cloned().collect(),
+                objects_total: c.objects_total,
+                first_seen: when(c.first_seen),
+            })
+            .collect(),
+        conflicts: detail
+            .conflicts
+            .iter()
+            .map(|(crawl, c)| ConflictRow {
+                column: c.path.clone(),
+                crawl: *crawl,
+                seen: if c.counts.is_empty() {
+                    c.types.join(", ")
+                } else {
+                    counted(&c.counts)
+                },
+                examples: c
+                    .examples
+                    .iter()
+                    .map(|(t, e)| format!("{t}: {e}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                resolved: c.resolved.clone(),
+            })
+            .collect(),
+        partitions: detail
+            .partitions
+            .iter()
+            .take(SHOWN)
+            .map(|p| PartitionRow {
+                values: p.values.join(" / "),
+                location: p.location.clone(),
+                objects: p.object_count,
+                size: bytes(p.bytes),
+                records: p.record_estimate,
+                updated: when(p.updated_at),
+            })
+            .collect(),
+        more_partitions: detail.partitions.len().saturating_sub(SHOWN),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    column: String,
+    #[serde(rename = "type")]
+    to: String,
+    /// `accept` or `dismiss`.
+    decision: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Accept or Dismiss a pending type change.
+pub async fn decide(
+    State(console): State<Arc<Console>>,
+    admin: Admin,
+    Path(name): Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> PageResult {
+    admin.check(&form.csrf)?;
+    let request = TypeChangeDecision {
+        catalog: None,
+        table: name.clone(),
+        column: form.column,
+        to: form.to,
+        reason: Some(form.reason.trim().to_owned()).filter(|r| !r.is_empty()),
+    };
+    let by = format!("console:{}", admin.name);
+    match form.decision.as_str() {
+        "accept" => console.ops.accept_type_change(&request, &by).await?,
+        "dismiss" => console.ops.dismiss_type_change(&request, &by).await?,
+        _ => {
+            return Err(PageError(HttpError::BadRequest(
+                "decision: accept or dismiss".into(),
+            )));
+        }
+    };
+    Ok(see(&format!("/ui/tables/{}", encode(&name))))
+}

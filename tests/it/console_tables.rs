@@ -1,0 +1,155 @@
+//! The console's catalog pages against a real `sluice server`: a table's columns, schema
+//! versions and partitions, a type change held for a person and accepted from the page; and
+//! `sluice serve`, which has the serving pages but not the workflows'.
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use tests::{free_port, run_sluice, spawn_server};
+
+use super::console::{client, csrf, login, page, token};
+
+/// Readings of four devices, `pm25` written as `value` (a number, or text in quotes).
+fn readings(hour: u32, value: impl Fn(u32) -> String) -> String {
+    (0..40)
+        .map(|i| {
+            format!(
+                "{{\"device_id\":\"d{}\",\"ts\":\"2024-05-30T{hour:02}:{:02}:00Z\",\"pm25\":{}}}\n",
+                i % 4,
+                i,
+                value(i)
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_page_shows_its_schema_and_a_person_accepts_a_type_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let landing = |hour: u32, text: String| {
+        let at = path.join(format!("lake/landing/sensors/2024/05/30/{hour:02}"));
+        std::fs::create_dir_all(&at).unwrap();
+        std::fs::write(at.join("a.json"), text).unwrap();
+        let (ok, _, stderr) = run_sluice(path, &["crawl"]);
+        assert!(ok, "{stderr}");
+    };
+    landing(0, readings(0, |i| format!("{}.5", 10 + i % 7)));
+    // A firmware starts sending pm25 as text: the crawl holds the change for a person.
+    landing(1, readings(1, |i| format!("\"{}.5 ug\"", i % 9)));
+    let admin = token(path, "admin", "catalog-admin");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let _server = spawn_server(path, port, &["server", "--listen", &listen]).await;
+    let client = client();
+    let (cookie, _) = login(&client, &base, &admin).await;
+
+    let (status, list) = page(&client, &format!("{base}/ui/tables"), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert!(list.contains("href=\"/ui/tables/sensors\""), "{list}");
+    let (_, table) = page(&client, &format!("{base}/ui/tables/sensors"), &cookie).await;
+    assert!(
+        table.contains("Type changes waiting for a decision"),
+        "{table}"
+    );
+    assert!(table.contains("double → string") && table.contains("40 string in 1 objects"));
+    assert!(
+        table.contains("<code>pm25</code></td><td>double</td>"),
+        "{table}"
+    );
+    assert!(
+        table.contains("year / month / day / hour") || table.contains("2024 / 05 / 30 / 00"),
+        "{table}"
+    );
+
+    let value = csrf(&table);
+    let decide = |decision: &'static str| {
+        client
+            .post(format!("{base}/ui/tables/sensors/type-changes"))
+            .header(COOKIE, &cookie)
+            .form(&[
+                ("csrf", value.as_str()),
+                ("column", "pm25"),
+                ("type", "string"),
+                ("decision", decision),
+                ("reason", "the new firmware reports units"),
+            ])
+            .send()
+    };
+    assert_eq!(
+        decide("maybe").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        decide("accept").await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+    let (_, accepted) = page(&client, &format!("{base}/ui/tables/sensors"), &cookie).await;
+    assert!(
+        !accepted.contains("Type changes waiting for a decision"),
+        "{accepted}"
+    );
+    assert!(
+        accepted.contains("<code>pm25</code></td><td>string</td>"),
+        "{accepted}"
+    );
+    assert!(
+        accepted.contains("~ pm25 double -&#62; string (widened)"),
+        "version 2 records the change: {accepted}"
+    );
+    assert_ne!(
+        decide("accept").await.unwrap().status(),
+        StatusCode::SEE_OTHER,
+        "decided already"
+    );
+
+    // `sluice serve` has the serving pages, not the workflows'.
+    let serve_port = free_port();
+    let serve_base = format!("http://127.0.0.1:{serve_port}");
+    let serve_listen = format!("127.0.0.1:{serve_port}");
+    let _serve = tests::spawn(path, &["serve", "--listen", &serve_listen]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while client
+        .get(format!("{serve_base}/ping"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sluice serve never answered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let response = client
+        .post(format!("{serve_base}/ui/login"))
+        .form(&[("token", admin.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()[LOCATION], "/ui");
+    let serve_cookie = response.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let response = client.get(format!("{serve_base}/ui")).send().await.unwrap();
+    assert_eq!(response.headers()[LOCATION], "/ui/models");
+    let (status, _) = page(
+        &client,
+        &format!("{serve_base}/ui/tables/sensors"),
+        &serve_cookie,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = page(
+        &client,
+        &format!("{serve_base}/ui/executions"),
+        &serve_cookie,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("workflows are on `sluice server`"), "{body}");
+}
