@@ -4,9 +4,13 @@
 //! own under the default policy; these are the decisions it leaves to people.
 
 use jobs::catalog::type_changes::{Decision, TypeChange};
-use jobs::catalog::{PartitionInfo, SchemaChange, SchemaVersion, TableInfo};
+use jobs::catalog::{
+    ConversionRunInfo, ObjectInfo, PartitionInfo, SchemaChange, SchemaVersion, TableInfo,
+};
 use jobs::crawler::infer::Conflict;
+use jobs::lake::LakeKey;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::{Ops, Result};
 
@@ -57,6 +61,37 @@ pub struct TableDetail {
     pub conflicts: Vec<(i64, Conflict)>,
     pub pending: Vec<TypeChange>,
     pub partitions: Vec<PartitionInfo>,
+    /// The latest conversion runs, newest first.
+    pub runs: Vec<ConversionRunInfo>,
+}
+
+/// The quarantined records of one conversion run, grouped by the kind of their reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuarantineView {
+    pub table: String,
+    pub run: i64,
+    pub key: String,
+    /// (kind of reason, records), most records first.
+    pub reasons: Vec<(String, u64)>,
+    /// The records of the kind asked for (every kind without one), at most `limit`.
+    pub records: Vec<Value>,
+    /// Records of that kind past `limit`.
+    pub more: u64,
+}
+
+/// The kind of a quarantine reason, its values taken out so that records fail alike group
+/// together: `pm25: "high" is not a double` is `pm25: … is not a double`; a reason without a
+/// column is its part before the first colon (`not UTF-8 text`, `object unreadable`).
+pub fn reason_kind(reason: &str) -> String {
+    if let Some((column, rest)) = reason.split_once(": ")
+        && let Some(at) = rest.find(" is not ").or_else(|| rest.find(" out of range"))
+    {
+        return format!("{column}: …{}", &rest[at..]);
+    }
+    reason
+        .split_once(':')
+        .map_or(reason, |(head, _)| head)
+        .to_owned()
 }
 
 impl Ops {
@@ -79,7 +114,74 @@ impl Ops {
             conflicts: store.conflicts(&db, name).await?,
             pending: store.type_changes(&db, Some(name), false).await?,
             partitions: store.partitions(&db, name).await?,
+            runs: store.conversion_runs(&db, name, 20).await?,
             info,
+        })
+    }
+
+    /// The objects the crawler could not read, with why.
+    pub async fn failed_objects(&self) -> Result<Vec<ObjectInfo>> {
+        Ok(self.catalog().await?.objects(true).await?)
+    }
+
+    /// The records a conversion run quarantined, grouped by the kind of their reason; with
+    /// `reason`, the records of that kind (at most `limit`).
+    pub async fn quarantine(
+        &self,
+        catalog: Option<&str>,
+        table: &str,
+        run: i64,
+        reason: Option<&str>,
+        limit: usize,
+    ) -> Result<QuarantineView> {
+        let db = self.catalog_db(catalog)?;
+        let runs = self
+            .catalog()
+            .await?
+            .conversion_runs(&db, table, i64::MAX)
+            .await?;
+        let key = runs
+            .iter()
+            .find(|r| r.id == run)
+            .ok_or_else(|| crate::Error::NotFound {
+                missing: crate::Missing::Other,
+                what: format!("no conversion run {run} of {table}"),
+            })?
+            .quarantine
+            .clone()
+            .ok_or_else(|| crate::Error::NotFound {
+                missing: crate::Missing::Other,
+                what: format!("conversion run {run} of {table} quarantined nothing"),
+            })?;
+        let lake_key = LakeKey::parse(&key).map_err(|e| crate::Error::invalid("key", e))?;
+        let bytes = self.curated_lake()?.get(&lake_key).await?;
+        let mut counts: Vec<(String, u64)> = Vec::new();
+        let (mut records, mut more) = (Vec::new(), 0);
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let entry: Value = serde_json::from_slice(line).unwrap_or_else(
+                |e| serde_json::json!({"reason": format!("not JSON in the quarantine file: {e}")}),
+            );
+            let kind = reason_kind(entry["reason"].as_str().unwrap_or_default());
+            match counts.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((kind.clone(), 1)),
+            }
+            if reason.is_none_or(|r| r == kind) {
+                if records.len() < limit {
+                    records.push(entry);
+                } else {
+                    more += 1;
+                }
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(QuarantineView {
+            table: table.to_owned(),
+            run,
+            key,
+            reasons: counts,
+            records,
+            more,
         })
     }
 
@@ -140,5 +242,32 @@ fn decision(request: &TypeChangeDecision, decided_by: &str) -> Decision {
     Decision {
         decided_by: decided_by.to_owned(),
         reason: request.reason.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_kind;
+
+    #[test]
+    fn reasons_group_by_their_kind() {
+        assert_eq!(
+            reason_kind(r#"pm25: "high" is not a double"#),
+            "pm25: … is not a double"
+        );
+        assert_eq!(
+            reason_kind("ts: 12 is not a timestamp"),
+            "ts: … is not a timestamp"
+        );
+        assert_eq!(
+            reason_kind("pm25: 1e400 out of range for double"),
+            "pm25: … out of range for double"
+        );
+        assert_eq!(
+            reason_kind("not UTF-8 text: byte 0xff at 3"),
+            "not UTF-8 text"
+        );
+        assert_eq!(reason_kind("object unreadable: gzip"), "object unreadable");
+        assert_eq!(reason_kind("odd"), "odd");
     }
 }

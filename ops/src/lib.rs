@@ -38,7 +38,10 @@ use std::sync::Arc;
 use jobs::catalog::{Catalog, CatalogDbName, ConnectOptions};
 use jobs::lake::{Lake, S3Options};
 
-pub use catalog::{TableDetail, TypeChangeDecision, TypeChangesOutput, TypeChangesRequest};
+pub use catalog::{
+    QuarantineView, TableDetail, TypeChangeDecision, TypeChangesOutput, TypeChangesRequest,
+    reason_kind,
+};
 pub use connections::{
     Authorization, Connection, ConnectionInfo, ConnectionRequest, connection_name,
 };

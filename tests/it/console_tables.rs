@@ -36,6 +36,16 @@ async fn a_table_page_shows_its_schema_and_a_person_accepts_a_type_change() {
     landing(0, readings(0, |i| format!("{}.5", 10 + i % 7)));
     // A firmware starts sending pm25 as text: the crawl holds the change for a person.
     landing(1, readings(1, |i| format!("\"{}.5 ug\"", i % 9)));
+    // Until a person decides, conversion quarantines the text values with their reason.
+    let (ok, _, stderr) = run_sluice(path, &["convert", "sensors"]);
+    assert!(ok, "{stderr}");
+    std::fs::write(
+        path.join("lake/landing/sensors/2024/05/30/02.json"),
+        "not json at all",
+    )
+    .unwrap();
+    let (ok, _, stderr) = run_sluice(path, &["crawl"]);
+    assert!(ok, "{stderr}");
     let admin = token(path, "admin", "catalog-admin");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -62,7 +72,75 @@ async fn a_table_page_shows_its_schema_and_a_person_accepts_a_type_change() {
         "{table}"
     );
 
+    assert!(
+        table.contains("80 = 40 + 40 <span class=\"status succeeded\">reconciled"),
+        "{table}"
+    );
+    let failed = list
+        .split("Objects the crawler could not read")
+        .nth(1)
+        .unwrap();
+    assert!(
+        failed.contains("<code>landing/sensors/2024/05/30/02.json</code>"),
+        "the unreadable object is listed with its reason: {failed}"
+    );
+    let (status, quarantined) = page(
+        &client,
+        &format!("{base}/ui/tables/sensors/runs/1/quarantine"),
+        &cookie,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{quarantined}");
+    let kind = "pm25: … is not a double";
+    assert!(
+        quarantined.contains(&format!("{kind}</a></td><td>40<")),
+        "{quarantined}"
+    );
+    let (_, chosen) = page(
+        &client,
+        &format!("{base}/ui/tables/sensors/runs/1/quarantine?reason=pm25%3A%20%E2%80%A6%20is%20not%20a%20double"),
+        &cookie,
+    )
+    .await;
+    assert_eq!(
+        chosen.matches("<pre class=\"json\">").count(),
+        40,
+        "{chosen}"
+    );
+    assert!(chosen.contains("&quot;source_key&quot;"), "{chosen}");
+    let (status, _) = page(
+        &client,
+        &format!("{base}/ui/tables/sensors/runs/9/quarantine"),
+        &cookie,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     let value = csrf(&table);
+
+    // The SQL box: the same operation as `sluice query`.
+    let query = |sql: &'static str| {
+        client
+            .post(format!("{base}/ui/query"))
+            .header(COOKIE, &cookie)
+            .form(&[("csrf", value.as_str()), ("sql", sql)])
+            .send()
+    };
+    let answer = query(
+        "SELECT device_id, count(*) AS n FROM sensors_curated GROUP BY device_id ORDER BY device_id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let result = answer.text().await.unwrap();
+    assert!(result.contains("4 rows"), "{result}");
+    assert!(
+        result.contains("<tr><td>d0</td><td>10</td></tr>"),
+        "{result}"
+    );
+    let answer = query("SELECT nothing FROM nowhere").await.unwrap();
+    assert_ne!(answer.status(), StatusCode::OK);
+    assert!(answer.text().await.unwrap().contains("role=\"alert\""));
     let decide = |decision: &'static str| {
         client
             .post(format!("{base}/ui/tables/sensors/type-changes"))

@@ -25,8 +25,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use model::{
-    CatalogDbName, CrawlInfo, CrawlStatus, ObjectInfo, ObjectStatus, PartitionInfo, SchemaChange,
-    SchemaPolicy, SchemaVersion, TableInfo, TableKind, TableName,
+    CatalogDbName, ConversionRunInfo, CrawlInfo, CrawlStatus, ObjectInfo, ObjectStatus,
+    PartitionInfo, SchemaChange, SchemaPolicy, SchemaVersion, TableInfo, TableKind, TableName,
 };
 pub use write::{CrawlCommit, ObjectWrite, PartitionWrite, TableWrite};
 

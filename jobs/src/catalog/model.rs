@@ -190,6 +190,33 @@ pub struct SchemaChange {
     pub created_at: i64,
 }
 
+/// A conversion run of a table, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversionRunInfo {
+    pub id: i64,
+    /// `running`, `committed`, `published` or `failed`.
+    pub status: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub sources: i64,
+    pub records_read: i64,
+    pub records_written: i64,
+    pub records_quarantined: i64,
+    pub files: i64,
+    pub bytes_written: i64,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+    /// The lake key of the run's quarantined records, when it quarantined any.
+    pub quarantine: Option<String>,
+}
+
+impl ConversionRunInfo {
+    /// Every record read was written or quarantined.
+    pub fn reconciled(&self) -> bool {
+        self.records_read == self.records_written + self.records_quarantined
+    }
+}
+
 /// One partition of a table.
 #[derive(Debug, Clone)]
 pub struct PartitionInfo {

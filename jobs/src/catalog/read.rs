@@ -6,8 +6,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::model::{
-    CatalogDbName, CrawlInfo, CrawlStatus, ObjectInfo, ObjectStatus, PartitionInfo, SchemaChange,
-    SchemaPolicy, SchemaVersion, TableInfo, TableKind,
+    CatalogDbName, ConversionRunInfo, CrawlInfo, CrawlStatus, ObjectInfo, ObjectStatus,
+    PartitionInfo, SchemaChange, SchemaPolicy, SchemaVersion, TableInfo, TableKind,
 };
 use super::schema::{SchemaDiff, decode_schema};
 use super::{Catalog, now_ms};
@@ -246,6 +246,49 @@ impl Catalog {
     }
 
     /// Landed objects, optionally only the failed ones, by key.
+    /// A table's latest conversion runs, newest first.
+    pub async fn conversion_runs(
+        &self,
+        db: &CatalogDbName,
+        name: &str,
+        limit: i64,
+    ) -> Result<Vec<ConversionRunInfo>> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.status, r.started_at, r.finished_at, r.sources, r.records_read, r.records_written, \
+             r.records_quarantined, r.files, r.bytes_written, r.duration_ms, r.error, r.report \
+             FROM conversion_runs r JOIN catalog_tables t ON t.id = r.table_id \
+             WHERE t.catalog_db = $1 AND t.name = $2 ORDER BY r.id DESC LIMIT $3",
+        )
+        .bind(db.as_str())
+        .bind(name)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let report: Option<String> = row.try_get("report")?;
+                let quarantine = report
+                    .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
+                    .and_then(|r| r.get("quarantine")?.as_str().map(str::to_owned));
+                Ok(ConversionRunInfo {
+                    id: row.try_get("id")?,
+                    status: row.try_get("status")?,
+                    started_at: row.try_get("started_at")?,
+                    finished_at: row.try_get("finished_at")?,
+                    sources: row.try_get("sources")?,
+                    records_read: row.try_get("records_read")?,
+                    records_written: row.try_get("records_written")?,
+                    records_quarantined: row.try_get("records_quarantined")?,
+                    files: row.try_get("files")?,
+                    bytes_written: row.try_get("bytes_written")?,
+                    duration_ms: row.try_get("duration_ms")?,
+                    error: row.try_get("error")?,
+                    quarantine,
+                })
+            })
+            .collect()
+    }
+
     pub async fn objects(&self, failed_only: bool) -> Result<Vec<ObjectInfo>> {
         let rows = sqlx::query(
             "SELECT o.key, o.etag, o.size, o.last_modified, o.status, o.format, o.compression, t.name AS table_name, \

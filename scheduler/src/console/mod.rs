@@ -9,6 +9,7 @@
 //! - [`workflows`]: workflows, their versions and diffs, Validate, Save, Start;
 //! - [`schedules`]: cron schedules' next ticks, latest ticks, Pause, Resume, Backfill;
 //! - [`tables`]: the catalog's tables, schema versions, type changes to decide, partitions;
+//! - [`query`]: a SQL box over the catalog's tables;
 //! - [`models`]: model groups, versions with lineage and metrics, Promote and Rollback;
 //! - [`endpoints`]: endpoints' variants, deployments and live figures per version;
 //! - [`graph`]: a definition drawn as SVG, coloured by what an execution did;
@@ -20,6 +21,7 @@ pub mod executions;
 pub mod graph;
 pub mod models;
 pub mod pretty;
+pub mod query;
 pub mod schedules;
 pub mod session;
 pub mod tables;
@@ -105,6 +107,11 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/tables", get(tables::list))
         .route("/ui/tables/{name}", get(tables::page))
         .route("/ui/tables/{name}/type-changes", post(tables::decide))
+        .route(
+            "/ui/tables/{name}/runs/{run}/quarantine",
+            get(tables::quarantine),
+        )
+        .route("/ui/query", get(query::form).post(query::run))
         .route("/ui/models", get(models::list))
         .route("/ui/models/{group}", get(models::page))
         .route("/ui/models/{group}/promote", post(models::promote))

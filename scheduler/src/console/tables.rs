@@ -1,7 +1,9 @@
 //! `/ui/tables`: the catalog's tables, and a table's page: its columns, its schema versions
 //! with what each changed, the type conflicts its crawls resolved, the type changes waiting for
-//! a person with their evidence (Accept makes a schema version, Dismiss keeps the type), and its
-//! partitions. Adapters over the catalog's operations (`ops::catalog`).
+//! a person with their evidence (Accept makes a schema version, Dismiss keeps the type), its
+//! conversion runs with their reconciliation (read = written + quarantined) and its partitions;
+//! a run's quarantine, browsable by the kind of reason; the objects the crawler could not read.
+//! Adapters over the catalog's operations (`ops::catalog`).
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
 use jobs::catalog::schema::type_name;
-use ops::TypeChangeDecision;
+use ops::{QuarantineView, TypeChangeDecision};
 use serde::Deserialize;
 
 use super::session::Admin;
@@ -41,12 +43,22 @@ pub struct TableRow {
 struct ListPage {
     chrome: Chrome,
     tables: Vec<TableRow>,
+    /// Objects the crawler could not read: (key, size, reason).
+    failed: Vec<(String, String, String)>,
 }
 
 pub async fn list(State(console): State<Arc<Console>>, admin: Admin) -> PageResult {
     let tables = console.ops.catalog_tables(None).await?;
+    let failed = console
+        .ops
+        .failed_objects()
+        .await?
+        .into_iter()
+        .map(|o| (o.key, bytes(o.size), o.failure_reason.unwrap_or_default()))
+        .collect();
     Ok(render(&ListPage {
         chrome: admin.chrome("tables"),
+        failed,
         tables: tables
             .iter()
             .map(|t| TableRow {
@@ -96,6 +108,22 @@ pub struct ConflictRow {
     pub resolved: String,
 }
 
+pub struct RunRow {
+    pub id: i64,
+    pub status: String,
+    pub started: String,
+    pub took: String,
+    pub sources: i64,
+    pub read: i64,
+    pub written: i64,
+    pub quarantined: i64,
+    pub reconciled: bool,
+    pub files: i64,
+    pub size: String,
+    pub error: String,
+    pub has_quarantine: bool,
+}
+
 pub struct PartitionRow {
     pub values: String,
     pub location: String,
@@ -116,6 +144,7 @@ struct TablePage {
     pending: Vec<PendingRow>,
     conflicts: Vec<ConflictRow>,
     partitions: Vec<PartitionRow>,
+    runs: Vec<RunRow>,
     /// Partitions not shown (past the first 200).
     more_partitions: usize,
 }
@@ -234,6 +263,65 @@ pub async fn page(
             })
             .collect(),
         more_partitions: detail.partitions.len().saturating_sub(SHOWN),
+        runs: detail
+            .runs
+            .iter()
+            .map(|r| RunRow {
+                id: r.id,
+                status: r.status.clone(),
+                started: when(r.started_at),
+                took: super::executions::duration(r.duration_ms),
+                sources: r.sources,
+                read: r.records_read,
+                written: r.records_written,
+                quarantined: r.records_quarantined,
+                reconciled: r.reconciled(),
+                files: r.files,
+                size: bytes(r.bytes_written),
+                error: r.error.clone().unwrap_or_default(),
+                has_quarantine: r.quarantine.is_some(),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "console/quarantine.html")]
+struct QuarantinePage {
+    chrome: Chrome,
+    view: QuarantineView,
+    /// The kind shown, when one was chosen.
+    reason: Option<String>,
+    records: Vec<super::pretty::Shown>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonQuery {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Records shown on a quarantine page.
+const RECORDS: usize = 200;
+
+pub async fn quarantine(
+    State(console): State<Arc<Console>>,
+    admin: Admin,
+    Path((name, run)): Path<(String, i64)>,
+    query: Result<axum::extract::Query<ReasonQuery>, axum::extract::rejection::QueryRejection>,
+) -> PageResult {
+    let axum::extract::Query(query) = query.map_err(HttpError::from)?;
+    let reason = query.reason.filter(|r| !r.is_empty());
+    let view = console
+        .ops
+        .quarantine(None, &name, run, reason.as_deref(), RECORDS)
+        .await?;
+    Ok(render(&QuarantinePage {
+        chrome: admin.chrome("tables"),
+        records: view.records.iter().map(super::pretty::show).collect(),
+        view,
+        reason,
     }))
 }
 
