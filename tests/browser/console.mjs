@@ -132,7 +132,7 @@ try {
   check((await page.textContent('.target')).trim() === 'champion', 'the endpoint does not follow the champion');
 
   step('every section has a heading and labelled controls');
-  for (const section of ['/ui/workflows', '/ui/schedules', '/ui/tables', '/ui/models', '/ui/endpoints']) {
+  for (const section of ['/ui/workflows', '/ui/schedules', '/ui/tables', '/ui/query', '/ui/models', '/ui/drift', '/ui/endpoints']) {
     const answer = await page.goto(`${base}${section}`);
     check(answer.status() === 200, `${section} answered ${answer.status()}`);
     await accessible(page, section);

@@ -22,6 +22,29 @@ fn readings(hour: u32, value: impl Fn(u32) -> String) -> String {
         .collect()
 }
 
+/// A drift report in the directory's catalog, as the drift step stores it: d1 drifted, d0 not.
+async fn drift_report(dir: &std::path::Path) -> String {
+    let url = format!("sqlite://{}/.sluice/sluice.db", dir.display());
+    let catalog = jobs::catalog::Catalog::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let feature = |series: &str, score: f64, drifted: bool, after: f64| {
+        serde_json::json!({"series": series, "feature": "target", "method": "ks", "score": score,
+            "threshold": 0.01, "drifted": drifted, "psi": 0.4, "reference_points": 168,
+            "current_points": 24, "reference_mean": 10.0, "current_mean": after})
+    };
+    let report = serde_json::json!({"subject": "sensors", "detected": true,
+        "data": {"series": 2, "drifted_series": 1, "share_drifted": 0.5, "detected": true,
+                 "features": [feature("d0", 0.4, false, 10.2), feature("d1", 0.001, true, 14.0)]},
+        "schema": [], "accuracy": []});
+    let reasons = ["1 of 2 series drifted".to_owned()];
+    let id = jobs::drift::store::save(&catalog, "sensors", true, &reasons, &report)
+        .await
+        .unwrap();
+    catalog.pool().close().await;
+    id
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_page_shows_its_schema_and_a_person_accepts_a_type_change() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,6 +69,7 @@ async fn a_table_page_shows_its_schema_and_a_person_accepts_a_type_change() {
     .unwrap();
     let (ok, _, stderr) = run_sluice(path, &["crawl"]);
     assert!(ok, "{stderr}");
+    let drift_id = drift_report(path).await;
     let admin = token(path, "admin", "catalog-admin");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -114,6 +138,23 @@ async fn a_table_page_shows_its_schema_and_a_person_accepts_a_type_change() {
         &cookie,
     )
     .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Drift reports: the list, and a report with its drifted series first.
+    let (_, drifts) = page(&client, &format!("{base}/ui/drift"), &cookie).await;
+    assert!(drifts.contains(&format!(">{drift_id}</a>")), "{drifts}");
+    let (status, report) = page(&client, &format!("{base}/ui/drift/{drift_id}"), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(report.contains("1 of 2 series drifted (50 %)"), "{report}");
+    let first = report.split("<tbody>").nth(1).unwrap();
+    assert!(
+        first.trim_start().starts_with(
+            "<tr class=\"failure-row\"><td>d1</td><td>target</td><td>ks</td><td>0.0010</td>"
+        ),
+        "the drifted series comes first: {first}"
+    );
+    assert!(report.contains("10.0000 → 14.0000"), "{report}");
+    let (status, _) = page(&client, &format!("{base}/ui/drift/drift-none"), &cookie).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let value = csrf(&table);

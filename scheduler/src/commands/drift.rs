@@ -1,7 +1,6 @@
 //! `sluice drift run|show|list`: drift reports (see `ops::DriftRequest`), and the stored ones
 //! rendered for people.
 
-use jobs::drift::store;
 use ops::DriftRequest;
 use serde_json::{Value, json};
 
@@ -31,13 +30,14 @@ pub async fn run(command: &DriftCommand, context: &Context) -> anyhow::Result<Re
             Ok(Report::new(json!(output), render(&report)))
         }
         DriftCommand::Show(args) => {
-            let catalog = context.catalog().await?;
-            let stored = store::get(&catalog, args.id.as_deref(), args.subject.as_deref()).await?;
+            let stored = context
+                .ops
+                .drift_report(args.id.as_deref(), args.subject.as_deref())
+                .await?;
             Ok(Report::new(stored.report.clone(), render(&stored.report)))
         }
         DriftCommand::List => {
-            let catalog = context.catalog().await?;
-            let reports = store::list(&catalog, 50).await?;
+            let reports = context.ops.drift_reports(50).await?;
             let text = table(
                 ["id", "at", "subject", "drift", "reasons"],
                 reports.iter().map(|r| {

@@ -11,11 +11,13 @@
 //! - [`tables`]: the catalog's tables, schema versions, type changes to decide, partitions;
 //! - [`query`]: a SQL box over the catalog's tables;
 //! - [`models`]: model groups, versions with lineage and metrics, Promote and Rollback;
+//! - [`drift`]: drift reports per series and feature;
 //! - [`endpoints`]: endpoints' variants, deployments and live figures per version;
 //! - [`graph`]: a definition drawn as SVG, coloured by what an execution did;
 //! - [`pretty`]: JSON values shown pretty, large ones folded.
 
 mod canvas;
+pub mod drift;
 pub mod endpoints;
 pub mod executions;
 pub mod graph;
@@ -116,6 +118,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/models/{group}", get(models::page))
         .route("/ui/models/{group}/promote", post(models::promote))
         .route("/ui/models/{group}/rollback", post(models::rollback))
+        .route("/ui/drift", get(drift::list))
+        .route("/ui/drift/{id}", get(drift::page))
         .route("/ui/endpoints", get(endpoints::list))
         .route("/ui/endpoints/{name}", get(endpoints::page))
         .layer(axum::middleware::map_response(secure_headers))
