@@ -121,6 +121,55 @@ async fn the_api_runs_workflows_and_maps_errors_to_status_codes(backend: Backend
     assert_eq!(history.last().unwrap()["type"], "ExecutionSucceeded");
     let (_, listed) = call(http.get(format!("{base}/executions?workflow=echo"))).await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
+    // Filters, and pages by the cursor in X-Sluice-Next.
+    let (_, second) = call(start(json!({"input": {"x": 2}, "name": "api-2"}))).await;
+    let page = http
+        .get(format!("{base}/executions?workflow=echo&limit=1"))
+        .send()
+        .await
+        .unwrap();
+    let next = page.headers()["x-sluice-next"].to_str().unwrap().to_owned();
+    let first: Value = page.json().await.unwrap();
+    assert_eq!(first[0]["id"], second["id"], "newest first");
+    let rest = http
+        .get(format!(
+            "{base}/executions?workflow=echo&limit=1&after={next}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        rest.headers().get("x-sluice-next").is_none(),
+        "the last page"
+    );
+    let rest: Value = rest.json().await.unwrap();
+    assert_eq!(rest[0]["id"], id.as_str());
+    let today = chrono::Utc::now().format("%Y-%m-%d");
+    let (_, succeeded) = call(http.get(format!(
+        "{base}/executions?status=SUCCEEDED&started_from={today}"
+    )))
+    .await;
+    assert!(
+        succeeded
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == id.as_str())
+    );
+    let (_, none) = call(http.get(format!("{base}/executions?started_before=2000-01-01"))).await;
+    assert_eq!(none, json!([]));
+    for (query, field) in [
+        ("status=DONE", "status"),
+        ("after=nope", "after"),
+        ("started_from=soon", "started_from"),
+    ] {
+        let (status, error) = call(http.get(format!("{base}/executions?{query}"))).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(
+            error["error"].as_str().unwrap().starts_with(field),
+            "{error}"
+        );
+    }
     let (status, _) = call(http.post(format!("{base}/executions/{id}/stop"))).await;
     assert_eq!(status, 409, "a finished execution cannot stop");
     let (status, _) = call(http.post(format!("{base}/executions/{id}/redrive"))).await;
