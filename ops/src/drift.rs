@@ -388,31 +388,6 @@ async fn accuracy_drift(
 }
 
 impl Ops {
-    /// The latest stored drift reports, newest first.
-    pub async fn drift_reports(&self, limit: i64) -> Result<Vec<jobs::drift::store::StoredReport>> {
-        Ok(jobs::drift::store::list(self.catalog().await?, limit).await?)
-    }
-
-    /// A stored drift report by id, or the latest (of a subject, when given).
-    pub async fn drift_report(
-        &self,
-        id: Option<&str>,
-        subject: Option<&str>,
-    ) -> Result<jobs::drift::store::StoredReport> {
-        match jobs::drift::store::get(self.catalog().await?, id, subject).await {
-            Err(jobs::Error::InvalidArgument {
-                field: "drift report",
-                reason,
-            }) => Err(crate::Error::NotFound {
-                missing: crate::Missing::Other,
-                what: reason,
-            }),
-            found => Ok(found?),
-        }
-    }
-}
-
-impl Ops {
     /// Checks, stores and reports (see the module doc).
     pub async fn detect_drift(&self, request: &DriftRequest) -> Result<DriftOutput> {
         let options = DriftOptions::default();

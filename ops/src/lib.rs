@@ -16,6 +16,7 @@ mod convert;
 mod crawl;
 mod dataset;
 mod drift;
+mod drift_reports;
 mod error;
 pub mod events;
 mod forecast;
