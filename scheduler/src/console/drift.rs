@@ -12,13 +12,7 @@ use serde_json::Value;
 use super::pretty::{Shown, show};
 use super::session::Admin;
 use super::{Chrome, Console, PageResult, render};
-
-fn when(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
-        || ms.to_string(),
-        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
-    )
-}
+use crate::output::time;
 
 pub struct ReportRow {
     pub id: String,
@@ -44,7 +38,7 @@ pub async fn list(State(console): State<Arc<Console>>, admin: Admin) -> PageResu
             .map(|r| ReportRow {
                 id: r.id,
                 subject: r.subject,
-                at: when(r.created_at),
+                at: time(r.created_at),
                 detected: r.detected,
                 reasons: r.reasons.join("; "),
             })
@@ -136,7 +130,7 @@ pub async fn page(
         features,
         id: stored.id,
         subject: stored.subject,
-        at: when(stored.created_at),
+        at: time(stored.created_at),
         detected: stored.detected,
         reasons: stored.reasons,
     }))

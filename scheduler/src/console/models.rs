@@ -17,13 +17,7 @@ use super::pretty::{Shown, show};
 use super::session::Admin;
 use super::{Chrome, Console, PageError, PageResult, encode, render, see};
 use crate::http_error::HttpError;
-
-fn when(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
-        || ms.to_string(),
-        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
-    )
-}
+use crate::output::time;
 
 fn group_name(text: &str) -> Result<GroupName, PageError> {
     GroupName::parse(text).map_err(|err| PageError(HttpError::BadRequest(format!("group: {err}"))))
@@ -130,7 +124,7 @@ pub async fn page(
                 status: v.status.as_str().to_owned(),
                 status_reason: v.status_reason.clone().unwrap_or_default(),
                 aliases: v.aliases.join(", "),
-                created: when(v.created_at),
+                created: time(v.created_at),
                 created_by: v.created_by.clone(),
                 wql: fmt(mine),
                 naive: fmt(naive),
@@ -159,7 +153,7 @@ pub async fn page(
             status: e.status.clone().unwrap_or_default(),
             actor: e.actor.clone(),
             reason: e.reason.clone(),
-            at: when(e.at),
+            at: time(e.at),
         })
         .collect();
     Ok(render(&GroupPage {

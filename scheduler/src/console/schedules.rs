@@ -51,9 +51,7 @@ pub async fn pause(
     Path(name): Path<String>,
     Form(form): Form<Action>,
 ) -> PageResult {
-    admin.check(&form.csrf)?;
-    console.flows()?.set_paused(&name, true).await?;
-    Ok(see("/ui/schedules"))
+    set_paused(&console, &admin, &name, &form, true).await
 }
 
 pub async fn resume(
@@ -62,8 +60,18 @@ pub async fn resume(
     Path(name): Path<String>,
     Form(form): Form<Action>,
 ) -> PageResult {
+    set_paused(&console, &admin, &name, &form, false).await
+}
+
+async fn set_paused(
+    console: &Console,
+    admin: &Admin,
+    name: &str,
+    form: &Action,
+    paused: bool,
+) -> PageResult {
     admin.check(&form.csrf)?;
-    console.flows()?.set_paused(&name, false).await?;
+    console.flows()?.set_paused(name, paused).await?;
     Ok(see("/ui/schedules"))
 }
 

@@ -17,14 +17,7 @@ use serde::Deserialize;
 use super::session::Admin;
 use super::{Chrome, Console, PageError, PageResult, encode, render, see};
 use crate::http_error::HttpError;
-use crate::output::bytes;
-
-fn when(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
-        || ms.to_string(),
-        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
-    )
-}
+use crate::output::{bytes, time};
 
 pub struct TableRow {
     pub name: String,
@@ -198,7 +191,7 @@ pub async fn page(
         ),
         ("Records", info.records.to_string()),
         ("Partitions", info.partitions.to_string()),
-        ("Updated (UTC)", when(info.updated_at)),
+        ("Updated (UTC)", time(info.updated_at)),
     ];
     const SHOWN: usize = 200;
     Ok(render(&TablePage {
@@ -211,7 +204,7 @@ pub async fn page(
             .iter()
             .map(|v| VersionRow {
                 version: v.version,
-                created: when(v.created_at),
+                created: time(v.created_at),
                 crawl: v.crawl_id.map(|c| c.to_string()).unwrap_or_default(),
                 changes: v.diff.lines(),
             })
@@ -226,7 +219,7 @@ pub async fn page(
                 evidence: counted(&c.counts),
                 objects: c.objects.iter().take(5).cloned().collect(),
                 objects_total: c.objects_total,
-                first_seen: when(c.first_seen),
+                first_seen: time(c.first_seen),
             })
             .collect(),
         conflicts: detail
@@ -259,7 +252,7 @@ pub async fn page(
                 objects: p.object_count,
                 size: bytes(p.bytes),
                 records: p.record_estimate,
-                updated: when(p.updated_at),
+                updated: time(p.updated_at),
             })
             .collect(),
         more_partitions: detail.partitions.len().saturating_sub(SHOWN),
@@ -269,7 +262,7 @@ pub async fn page(
             .map(|r| RunRow {
                 id: r.id,
                 status: r.status.clone(),
-                started: when(r.started_at),
+                started: time(r.started_at),
                 took: super::executions::duration(r.duration_ms),
                 sources: r.sources,
                 read: r.records_read,
