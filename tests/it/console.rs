@@ -173,6 +173,11 @@ async fn the_console_needs_a_session_and_refuses_forged_requests() {
         .unwrap();
     let slow_id = slow["id"].as_str().unwrap().to_owned();
 
+    // The worker runs them all before the lists are read (a loaded machine may still queue some).
+    for id in &ids {
+        let done = tests::wait_for_execution(path, id, std::time::Duration::from_secs(60));
+        assert_eq!(done, "SUCCEEDED", "{id}");
+    }
     let (status, first) = page(
         &client,
         &format!("{base}/ui/executions?workflow=quick"),
