@@ -114,6 +114,9 @@ pub struct DatasetManifest {
     /// as (a column whose type a person changed), per column: read as missing.
     #[serde(default)]
     pub uncastable: Vec<(String, u64)>,
+    /// The catalog database the table was read from (the default one when none).
+    #[serde(default)]
+    pub catalog: Option<String>,
 }
 
 impl DatasetManifest {
@@ -123,10 +126,20 @@ impl DatasetManifest {
 
     /// The manifest of the dataset a training file belongs to, when it sits in its folder.
     pub fn beside(train: &Path) -> Option<Self> {
-        let folder = train.parent()?;
-        let manifest: Self =
-            serde_json::from_slice(&std::fs::read(folder.join(Self::FILE)).ok()?).ok()?;
-        (manifest.train.file_name() == train.file_name()).then_some(manifest)
+        Self::in_folder_of(train).filter(|m| m.train.file_name() == train.file_name())
+    }
+
+    /// The manifest of the dataset a file (its training or its test lines) belongs to, when it
+    /// sits in its folder.
+    pub fn of_file(file: &Path) -> Option<Self> {
+        Self::in_folder_of(file).filter(|m| {
+            m.train.file_name() == file.file_name() || m.test.file_name() == file.file_name()
+        })
+    }
+
+    fn in_folder_of(file: &Path) -> Option<Self> {
+        let folder = file.parent()?;
+        serde_json::from_slice(&std::fs::read(folder.join(Self::FILE)).ok()?).ok()
     }
 }
 
@@ -184,6 +197,7 @@ impl Ops {
                 })
                 .collect(),
             uncastable: uncastable.into_iter().collect(),
+            catalog: request.catalog.clone(),
         };
         write_lines(&manifest.train, &train)?;
         write_lines(&manifest.test, &test)?;

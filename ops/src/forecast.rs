@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use candle_core::Device;
-use jobs::forecasts::{BatchRun, ForecastRows, Source, write};
+use jobs::forecasts::{BatchRun, DatasetRef, ForecastRows, Provenance, Source, write};
 use models::deepar::artifact;
 use models::deepar::series::read_json_lines;
 use models::deepar::{ForecastOptions, forecast};
@@ -14,6 +14,7 @@ use models::registry::{GroupName, Target};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::dataset::DatasetManifest;
 use crate::train::{DeviceKind, device};
 use crate::{Error, Missing, Ops, Result, load_version};
 
@@ -120,6 +121,14 @@ impl Ops {
                     .clone()
                     .unwrap_or_else(|| format!("line {}", line + 1));
                 let mean = f.mean();
+                rows.history.keep(&item, &s.target, mean.len(), |i| {
+                    model
+                        .layout
+                        .freq
+                        .add(s.start, i as i64)
+                        .and_utc()
+                        .timestamp_millis()
+                });
                 let bands: Vec<Vec<f32>> = quantiles.iter().map(|q| f.quantile(*q)).collect();
                 for (step, value) in mean.iter().enumerate() {
                     let at = model.layout.freq.add(f.start, step as i64);
@@ -135,6 +144,15 @@ impl Ops {
             Ok(rows)
         })
         .await??;
+        let provenance = Provenance {
+            input: Some(request.input.display().to_string()),
+            dataset: DatasetManifest::of_file(&request.input).map(|m| DatasetRef {
+                table: m.table,
+                catalog: m.catalog,
+                snapshot_id: m.snapshot_id,
+                spec: m.spec,
+            }),
+        };
         let curated = self.curated_lake()?;
         Ok(write(
             catalog.pool(),
@@ -143,6 +161,7 @@ impl Ops {
             info.version,
             &rows,
             Source::Batch,
+            &provenance,
         )
         .await?)
     }

@@ -20,6 +20,7 @@ mod drift_reports;
 mod error;
 pub mod events;
 mod forecast;
+mod forecast_series;
 pub mod ingest;
 pub mod notifications;
 mod process;
@@ -52,6 +53,7 @@ pub use dataset::{DatasetManifest, DatasetRequest, DroppedItem};
 pub use drift::{DriftOutput, DriftReport, DriftRequest, DriftSummary};
 pub use error::{Error, Missing, Result};
 pub use forecast::{BatchForecastRequest, ForecastRequest};
+pub use forecast_series::{ActualsSource, ForecastPoint, SeriesForecast};
 pub use process::{ProcessCommand, ProcessCommands, ProcessRequest, check_command};
 pub use publish::{
     ChampionScore, PublishOutput, PublishRequest, PublishScores, load_version, upload_model,

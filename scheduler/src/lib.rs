@@ -6,6 +6,7 @@
 //! [`serving`] the prediction endpoints.
 
 pub mod api;
+pub mod chart;
 pub use ::asl;
 pub mod cli;
 pub mod commands;

@@ -131,8 +131,19 @@ try {
   await accessible(page, 'endpoint');
   check((await page.textContent('.target')).trim() === 'champion', 'the endpoint does not follow the champion');
 
+  step('a forecast against the actuals that landed since');
+  await page.goto(`${base}${env.FORECAST_PATH}`);
+  await accessible(page, 'forecast');
+  check(await page.locator('figure svg[role=img]').isVisible(), 'the forecast chart is not drawn');
+  check((await page.textContent('#coverage')).includes('of 24 points landed'), 'the actuals did not land on the chart');
+  await page.getByLabel('Series').selectOption('device-1');
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.waitForURL(/item=device-1/);
+  check((await page.textContent('h1')).includes('device-1'), 'the series picker did not show device-1');
+  await shot(page, 'console-forecast');
+
   step('every section has a heading and labelled controls');
-  for (const section of ['/ui/workflows', '/ui/schedules', '/ui/tables', '/ui/query', '/ui/models', '/ui/drift', '/ui/endpoints']) {
+  for (const section of ['/ui/workflows', '/ui/schedules', '/ui/tables', '/ui/query', '/ui/models', '/ui/forecasts', '/ui/drift', '/ui/endpoints']) {
     const answer = await page.goto(`${base}${section}`);
     check(answer.status() === 200, `${section} answered ${answer.status()}`);
     await accessible(page, section);

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tests::{free_port, spawn_server, wait_for_execution};
 
 use super::console::{create_workflow, sluice_json, token};
-use super::serving::{invoke, request, upload_model};
+use super::serving::{invoke, panel, request, upload_model};
 
 /// Two versions of the model group `sensors` in the directory's catalog and lake (v2 with the
 /// better backtest), v1 the champion, and the endpoint `sensors` following the champion.
@@ -64,6 +64,39 @@ async fn two_model_versions(dir: &std::path::Path) {
     .unwrap();
     endpoints::put(catalog.pool(), &spec).await.unwrap();
     catalog.pool().close().await;
+}
+
+/// Two batch forecasts of the champion: from three days of two devices, then from a fourth day
+/// more (whose history holds the actuals of the first run's window); returns the first run.
+fn forecast_runs(dir: &std::path::Path) -> String {
+    let mut first = String::new();
+    for (file, hours) in [("series.jsonl", 72), ("longer.jsonl", 96)] {
+        let lines: String = panel(2, hours)
+            .iter()
+            .map(|s| {
+                let line = json!({"start": "2024-01-01 00:00:00", "target": s.target, "item_id": s.item_id});
+                format!("{line}\n")
+            })
+            .collect();
+        std::fs::write(dir.join(file), lines).unwrap();
+        let run = sluice_json(
+            dir,
+            &[
+                "models",
+                "batch-forecast",
+                "--group",
+                "sensors",
+                "--input",
+                file,
+                "--num-samples",
+                "20",
+            ],
+        );
+        if first.is_empty() {
+            first = run["id"].as_str().unwrap().to_owned();
+        }
+    }
+    first
 }
 
 fn browser_dir() -> PathBuf {
@@ -128,6 +161,7 @@ async fn a_person_runs_inspects_fixes_and_redrives_workflows_in_the_browser() {
     );
     let admin = token(path, "admin", "browser-admin");
     two_model_versions(path).await;
+    let forecast = forecast_runs(path);
     let predict = token(path, "predict", "browser-app");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -162,6 +196,10 @@ async fn a_person_runs_inspects_fixes_and_redrives_workflows_in_the_browser() {
         .env("PREDICT_TOKEN", &predict)
         .env("FAILED_ID", &failed)
         .env("EVIL_URL", &evil)
+        .env(
+            "FORECAST_PATH",
+            format!("/ui/forecasts/sensors/{forecast}?item=device-0"),
+        )
         .output()
         .await
         .expect("node is needed for the browser tests (Debian: apt-get install nodejs)");

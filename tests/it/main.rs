@@ -10,6 +10,7 @@ mod cli_events;
 mod cli_workflows;
 mod console;
 mod console_browser;
+mod console_forecasts;
 mod console_tables;
 mod convert;
 mod crawler_bad_input;

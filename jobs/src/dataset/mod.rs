@@ -404,6 +404,32 @@ pub fn build(frame: DataFrame, spec: &DatasetSpec, snapshot_id: String) -> Resul
     })
 }
 
+/// The series of `frame` as the spec aggregates them, on the spec's grid, for the points in
+/// `[from_ms, to_ms)` only: what landed for a forecast window, bucketed exactly as the dataset
+/// the forecast was made from (the same frequency, aggregation and item key).
+pub fn observed(
+    frame: DataFrame,
+    spec: &DatasetSpec,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<ItemSeries>> {
+    let ts = col(spec.timestamp.as_str()).cast(DataType::Int64);
+    let frame = frame
+        .lazy()
+        .filter(ts.clone().gt_eq(lit(from_ms)).and(ts.lt(lit(to_ms))))
+        .collect()
+        .map_err(polars_error("filtering the window"))?;
+    if frame.height() == 0 {
+        return Ok(vec![]);
+    }
+    // No test windows: every item with a value in the window is kept, up to its last bucket.
+    let whole = DatasetSpec {
+        test_windows: 0,
+        ..spec.clone()
+    };
+    Ok(build(frame, &whole, String::new())?.items)
+}
+
 /// Gaps take the last value before them; leading gaps the first value (0 when there is none).
 fn fill_forward(values: Vec<Option<f64>>) -> Vec<f64> {
     let first = values.iter().flatten().next().copied().unwrap_or(0.0);

@@ -100,6 +100,27 @@ fn items_are_aggregated_per_bucket_on_a_regular_grid() {
 }
 
 #[test]
+fn observed_buckets_a_window_as_the_dataset_does() {
+    // Hours 9 to 11: a's mean per hour, b's one reading, and c, which only a window shows.
+    let seen = observed(frame(), &spec(), T0 + 9 * HOUR, T0 + 12 * HOUR).unwrap();
+    let ids: Vec<&str> = seen.iter().map(|s| s.item_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(seen[0].start_ms, T0 + 9 * HOUR);
+    assert_eq!(seen[0].target, vec![20.0, 21.0, 22.0]);
+    assert_eq!(seen[1].target, vec![109.0, 110.0, 111.0]);
+    assert_eq!(
+        (seen[2].start_ms, seen[2].target.len()),
+        (T0 + 10 * HOUR, 2)
+    );
+    // A window where nothing landed yet is empty, not an error.
+    assert!(
+        observed(frame(), &spec(), T0 + 20 * HOUR, T0 + 24 * HOUR)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
 fn export_splits_training_and_rolling_test_windows() {
     let dataset = build(frame(), &spec(), "ds-test".into()).unwrap();
     let (train, test) = dataset.export();

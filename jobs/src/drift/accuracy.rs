@@ -114,6 +114,7 @@ mod tests {
             step: vec![1, 2],
             mean: vec![10.0, 10.0],
             quantiles: vec![(0.1, vec![8.0, 8.0]), (0.9, vec![12.0, 12.0])],
+            ..ForecastRows::default()
         };
         // Actuals 10 and 14: q0.1 loses 2·0.1·2 + 2·0.1·6 = 1.6, q0.9 loses 2·0.1·2 + 2·0.9·2 = 4.0.
         let scored = score_run(

@@ -337,10 +337,14 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
     let elapsed = started.elapsed().as_secs_f64();
     let (db, lake_url) = (&demo.config.database, &demo.config.lake);
     let flags = format!("--database {db} --lake {lake_url}");
+    // Night 1's forecast against the smoky day that landed since, in the console.
+    let forecast_page = first_output["forecast"]["run"]
+        .as_str()
+        .map(|run| format!("http://127.0.0.1:8080/ui/forecasts/{GROUP}/{run}"));
     let text = format!(
         "demo finished in {elapsed:.0} s in {dir}.\n\
          The console: run `sluice {flags} server --listen 127.0.0.1:8080`, open \
-         http://127.0.0.1:8080/ui and log in with the token {console_token}\n\
+         http://127.0.0.1:8080/ui and log in with the token {console_token}{shown}\n\
          Try next:\n  \
          sluice {flags} serve --listen 127.0.0.1:8080 &\n  \
          curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n    \
@@ -357,11 +361,15 @@ pub async fn run(args: &DemoArgs, context: &Context) -> anyhow::Result<Report> {
          duckdb -c \"SELECT device_id, avg(pm25) FROM read_parquet('{dir}/lake/curated/telemetry/**/*.parquet', hive_partitioning=true) GROUP BY 1\"",
         dir = dir.display(),
         exec = second.id,
+        shown = forecast_page
+            .as_deref()
+            .map(|url| format!("\n  night 1's forecast against the day that landed since: {url}"))
+            .unwrap_or_default(),
     );
     Ok(Report::new(
         json!({
             "dir": dir, "database": db, "lake": lake_url, "token": token, "seconds": elapsed,
-            "console": {"url": "http://127.0.0.1:8080/ui", "token": console_token},
+            "console": {"url": "http://127.0.0.1:8080/ui", "token": console_token, "forecast": forecast_page},
             "generated": generated.json, "next_day": more.json,
             "trigger": {"name": TRIGGER, "fire": fire.fire, "objects": fire.detail["objects"], "execution": second.id},
             "export": {"execution": export.id, "status": export.status.as_str(), "error": export.error},

@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::NaiveDateTime;
 use models::deepar::series::Series;
-use plotters::prelude::*;
 use serde_json::{Value, json};
 
 use ops::workflows::{ExecutionView, StartRequest, Workflows};
 
+use crate::chart::{Panel, write_panels};
 use crate::orchestrator::queue::Queue;
 use crate::orchestrator::store::ExecutionStatus;
 use crate::output::table;
@@ -214,20 +214,6 @@ pub fn forecast_table(forecasts: &[Forecast]) -> String {
     rendered.to_string()
 }
 
-/// The finite runs of a series, as separate lines: a gap in the data is a gap in the chart.
-fn segments(points: impl Iterator<Item = (i64, f32)>) -> Vec<Vec<(i64, f64)>> {
-    let mut out: Vec<Vec<(i64, f64)>> = vec![Vec::new()];
-    for (x, y) in points {
-        if y.is_finite() {
-            out.last_mut().expect("never empty").push((x, f64::from(y)));
-        } else if out.last().is_some_and(|s| !s.is_empty()) {
-            out.push(Vec::new());
-        }
-    }
-    out.retain(|s| !s.is_empty());
-    out
-}
-
 /// An SVG chart per device: the last three days, the forecast's median and 80 % band, and
 /// (when they have landed since) the actual values of the forecast window.
 pub fn write_chart(
@@ -237,106 +223,50 @@ pub fn write_chart(
     title: &str,
 ) -> anyhow::Result<()> {
     const SHOWN: usize = 72;
-    let height = 260 * forecasts.len().max(1) as u32 + 40;
-    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let root = root.titled(title, ("sans-serif", 20))?;
-    let panels = root.split_evenly((forecasts.len().max(1), 1));
-    for (panel, forecast) in panels.iter().zip(forecasts) {
-        let shown = SHOWN.min(forecast.history.len());
-        let history = segments(
-            forecast.history[forecast.history.len() - shown..]
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i as i64 - shown as i64, *v)),
-        );
-        let band = |q: &str| forecast.quantiles.get(q).cloned().unwrap_or_default();
-        let (low, median, high) = (band("0.1"), band("0.5"), band("0.9"));
-        let actual = actuals
-            .and_then(|a| a.get(&forecast.item))
-            .map(|values| {
-                segments(
-                    values
-                        .iter()
-                        .take(median.len())
-                        .enumerate()
-                        .map(|(i, v)| (i as i64, *v)),
-                )
-            })
-            .unwrap_or_default();
-        let top = history
-            .iter()
-            .chain(&actual)
-            .flatten()
-            .map(|p| p.1)
-            .chain(high.iter().copied())
-            .fold(1.0_f64, f64::max)
-            * 1.1;
-        let horizon = median.len() as i64;
-        let days: Vec<i64> = (-(SHOWN as i64) / 24..=horizon / 24)
-            .map(|d| d * 24)
-            .collect();
-        let start = forecast.start;
-        let mut chart = ChartBuilder::on(panel)
-            .caption(&forecast.item, ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(48)
-            .build_cartesian_2d((-(SHOWN as i64)..horizon).with_key_points(days), 0.0..top)?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&|h| {
-                (start + chrono::Duration::hours(*h))
-                    .format("%m-%d %H:00")
-                    .to_string()
-            })
-            .x_desc("UTC")
-            .y_desc("pm25 µg/m³")
-            .draw()?;
-        let fan = RGBColor(31, 119, 180);
-        let polygon: Vec<(i64, f64)> = high
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i as i64, *v))
-            .chain(low.iter().enumerate().rev().map(|(i, v)| (i as i64, *v)))
-            .collect();
-        chart
-            .draw_series(std::iter::once(Polygon::new(polygon, fan.mix(0.25))))?
-            .label("80 % interval")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 16, y + 4)], fan.mix(0.25)));
-        for (i, run) in history.into_iter().enumerate() {
-            let drawn = chart.draw_series(LineSeries::new(run, BLACK.stroke_width(1)))?;
-            if i == 0 {
-                drawn
-                    .label("observed")
-                    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK));
+    const HOUR: i64 = 3_600_000;
+    let panels: Vec<Panel> = forecasts
+        .iter()
+        .map(|forecast| {
+            let start = forecast.start.and_utc().timestamp_millis();
+            let at = |step: i64| start + step * HOUR;
+            let shown = SHOWN.min(forecast.history.len());
+            let band = |q: &str| forecast.quantiles.get(q).cloned().unwrap_or_default();
+            let (low, median, high) = (band("0.1"), band("0.5"), band("0.9"));
+            Panel {
+                title: forecast.item.clone(),
+                y_label: "pm25 µg/m³".into(),
+                history: forecast.history[forecast.history.len() - shown..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (at(i as i64 - shown as i64), f64::from(*v)))
+                    .collect(),
+                band: low
+                    .iter()
+                    .zip(&high)
+                    .enumerate()
+                    .map(|(i, (l, h))| (at(i as i64), *l, *h))
+                    .collect(),
+                median: median
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (at(i as i64), *v))
+                    .collect(),
+                band_label: "80 % interval".into(),
+                actuals: actuals
+                    .and_then(|a| a.get(&forecast.item))
+                    .map(|values| {
+                        values
+                            .iter()
+                            .take(median.len())
+                            .enumerate()
+                            .map(|(i, v)| (at(i as i64), f64::from(*v)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
-        }
-        chart
-            .draw_series(LineSeries::new(
-                median.iter().enumerate().map(|(i, v)| (i as i64, *v)),
-                fan.stroke_width(2),
-            ))?
-            .label("median forecast")
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], fan));
-        for (i, run) in actual.into_iter().enumerate() {
-            let drawn = chart.draw_series(LineSeries::new(run, RED.stroke_width(2)))?;
-            if i == 0 {
-                drawn
-                    .label("landed since")
-                    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
-            }
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
-    }
-    root.present()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+        })
+        .collect();
+    write_panels(path, &panels, title)
 }
 
 /// The drift report in a few lines: the verdict, its reasons, and the series that moved most.

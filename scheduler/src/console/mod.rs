@@ -11,6 +11,7 @@
 //! - [`tables`]: the catalog's tables, schema versions, type changes to decide, partitions;
 //! - [`query`]: a SQL box over the catalog's tables;
 //! - [`models`]: model groups, versions with lineage and metrics, Promote and Rollback;
+//! - [`forecasts`]: stored forecast runs, and a series' history, forecast and later actuals;
 //! - [`drift`]: drift reports per series and feature;
 //! - [`endpoints`]: endpoints' variants, deployments and live figures per version;
 //! - [`graph`]: a definition drawn as SVG, coloured by what an execution did;
@@ -20,6 +21,7 @@ mod canvas;
 pub mod drift;
 pub mod endpoints;
 pub mod executions;
+pub mod forecasts;
 pub mod graph;
 pub mod models;
 pub mod pretty;
@@ -118,6 +120,9 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/models/{group}", get(models::page))
         .route("/ui/models/{group}/promote", post(models::promote))
         .route("/ui/models/{group}/rollback", post(models::rollback))
+        .route("/ui/forecasts", get(forecasts::list))
+        .route("/ui/forecasts/{group}", get(forecasts::group))
+        .route("/ui/forecasts/{group}/{run}", get(forecasts::page))
         .route("/ui/drift", get(drift::list))
         .route("/ui/drift/{id}", get(drift::page))
         .route("/ui/endpoints", get(endpoints::list))

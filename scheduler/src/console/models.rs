@@ -19,7 +19,7 @@ use super::{Chrome, Console, PageError, PageResult, encode, render, see};
 use crate::http_error::HttpError;
 use crate::output::time;
 
-fn group_name(text: &str) -> Result<GroupName, PageError> {
+pub(super) fn group_name(text: &str) -> Result<GroupName, PageError> {
     GroupName::parse(text).map_err(|err| PageError(HttpError::BadRequest(format!("group: {err}"))))
 }
 

@@ -62,8 +62,19 @@ impl Served {
             quantiles: QUANTILES.iter().map(|q| (*q, Vec::new())).collect(),
             ..ForecastRows::default()
         };
-        for (item, forecast) in kept {
+        for ((item, forecast), series) in kept
+            .into_iter()
+            .zip(request.instances.iter().filter(|s| s.item_id.is_some()))
+        {
             let mean = forecast.mean();
+            add.history.keep(item, &series.target, mean.len(), |i| {
+                model
+                    .layout
+                    .freq
+                    .add(series.start, i as i64)
+                    .and_utc()
+                    .timestamp_millis()
+            });
             let bands: Vec<Vec<f32>> = QUANTILES.iter().map(|q| forecast.quantile(*q)).collect();
             for (step, value) in mean.iter().enumerate() {
                 add.item_id.push(item.to_owned());
@@ -96,6 +107,9 @@ impl Served {
         for (column, more) in rows.quantiles.iter_mut().zip(add.quantiles) {
             column.1.extend(more.1);
         }
+        rows.history.item_id.extend(add.history.item_id);
+        rows.history.timestamp_ms.extend(add.history.timestamp_ms);
+        rows.history.target.extend(add.history.target);
     }
 
     /// Whether a write is due (time, or a full buffer).
@@ -116,9 +130,18 @@ impl Served {
             self.pending.lock().expect("not poisoned").drain().collect();
         let mut written = 0;
         for ((group, version), rows) in drained {
-            jobs::forecasts::write(pool, lake, group.as_str(), version, &rows, Source::Served)
-                .await
-                .map_err(|e| Error::Invalid(format!("cannot store served forecasts: {e}")))?;
+            let provenance = jobs::forecasts::Provenance::default();
+            jobs::forecasts::write(
+                pool,
+                lake,
+                group.as_str(),
+                version,
+                &rows,
+                Source::Served,
+                &provenance,
+            )
+            .await
+            .map_err(|e| Error::Invalid(format!("cannot store served forecasts: {e}")))?;
             written += 1;
         }
         Ok(written)

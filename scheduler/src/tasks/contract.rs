@@ -115,6 +115,7 @@ fn sample_output(job: Job) -> Option<Value> {
             categories: vec![],
             dropped: vec![],
             uncastable: vec![],
+            catalog: None,
         }),
         Job::Train => json!(ops::TrainOutput {
             model_dir: "model".into(),

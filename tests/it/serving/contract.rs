@@ -265,6 +265,15 @@ async fn served_forecasts_of_identified_series_are_kept_for_monitoring() {
         rows.quantiles.iter().map(|(q, _)| *q).collect::<Vec<_>>(),
         vec![0.1, 0.5, 0.9]
     );
+    // Each answered request's history is kept beside it (48 points each), for the chart.
+    assert_eq!(runs[0].source, "served");
+    let history =
+        jobs::forecasts::read_history(&fixture.lake, runs[0].history_key.as_deref().unwrap())
+            .await
+            .unwrap();
+    assert_eq!(history.item_id.len(), 96);
+    let last = chrono::DateTime::from_timestamp_millis(history.timestamp_ms[47]).unwrap();
+    assert_eq!(last.to_rfc3339(), "2024-01-02T23:00:00+00:00");
     assert_eq!(
         serving.served.flush(&pool, &fixture.lake).await.unwrap(),
         0,
