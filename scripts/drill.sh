@@ -27,7 +27,9 @@ REPO=$PWD
 if [ $# -gt 0 ]; then DRILLS=("$@"); else DRILLS=(api kill); fi
 TABLE=()
 
-cargo build --locked -q -p scheduler --bin sluice
+# Built as the test suite builds it (the test hooks only add `sluice:sleep`), so that a drill
+# between two test runs leaves the tests' binary in the shared target directory as it was.
+cargo build --locked -q -p scheduler --bin sluice --features scheduler/test-hooks
 SLUICE="$CARGO_TARGET_DIR/debug/sluice"
 VENV=${SLUICE_DRILL_VENV:-$HOME/.cache/sluice/drill-venv}
 if [ ! -x "$VENV/bin/schemathesis" ]; then

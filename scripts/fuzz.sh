@@ -13,7 +13,7 @@ SECONDS_PER_TARGET=${1:-60}
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  TARGETS=(asl_definition asl_paths crawler_sample convert_decode inference_request dataset_series)
+  TARGETS=(asl_definition asl_paths crawler_sample convert_decode inference_request dataset_series firehose_request sigv4 console_forms)
 fi
 command -v cargo-fuzz >/dev/null || { echo "fuzz.sh: cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 1; }
 rustup toolchain list | grep -q nightly || { echo "fuzz.sh: the nightly toolchain is missing" >&2; exit 1; }
@@ -25,16 +25,19 @@ done
 seed asl_definition scheduler/workflows/*.asl.json
 # A day of landings from the generator (gzip'd JSON, processing-failed envelopes) for the
 # crawler, and their records for the decoders.
+# (Built as the test suite builds it, so the shared target directory stays warm for the tests.)
+mkdir -p "$CORPUS/crawler_sample" "$CORPUS/convert_decode"
 if [ ! -d "$CORPUS/.landings" ]; then
-  (source scripts/env.sh && cargo build -q -p scheduler --bin sluice &&
+  (source scripts/env.sh && cargo build -q -p scheduler --bin sluice --features scheduler/test-hooks &&
     "$CARGO_TARGET_DIR/debug/sluice" --lake "file://$PWD/$CORPUS/.landings" generate landings \
       --devices 3 --days 1 >/dev/null)
 fi
-find "$CORPUS/.landings" -type f -name '*.gz' | head -8 | while read -r object; do
+# (A process substitution: `find` stopped early by `head` must not end the script.)
+while read -r object; do
   cp -n "$object" "$CORPUS/crawler_sample/" 2>/dev/null || true
   name=$(basename "$object" .gz)
   [ -e "$CORPUS/convert_decode/$name" ] || gunzip -c "$object" | head -c 65536 >"$CORPUS/convert_decode/$name"
-done
+done < <(find "$CORPUS/.landings" -type f -name '*.gz' | head -8)
 
 # The fuzz build (nightly, sanitizer coverage) keeps its own target directory: its flags differ
 # from every other build's. It is the release profile without the shipped binary's whole-program

@@ -20,6 +20,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("convert_decode", convert_decode),
     ("inference_request", inference_request),
     ("dataset_series", dataset_series),
+    ("firehose_request", firehose_request),
+    ("sigv4", sigv4),
+    ("console_forms", console_forms),
 ];
 
 /// The ASL definition parser and validator on any JSON document: it accepts or refuses with a
@@ -159,5 +162,247 @@ pub fn dataset_series(data: &[u8]) {
             line: index + 1,
         };
         let _ = models::deepar::series::parse_series(&value, origin);
+    }
+}
+
+/// The Firehose API's PutRecord and PutRecordBatch bodies and an HTTP endpoint delivery's
+/// (plain or gzip'd), as the ingest routes read them; the first byte picks which. A body is
+/// refused with AWS's error type and the field at fault, or its records decode to bytes whose
+/// base64 is exactly what was sent, within Firehose's limits.
+pub fn firehose_request(data: &[u8]) {
+    use base64::Engine as _;
+    use wire::firehose::{
+        MAX_BATCH_BYTES, PutRecordBatchInput, PutRecordInput, decode, delivered, delivery, parse,
+    };
+    let Some((mode, body)) = data.split_first() else {
+        return;
+    };
+    let same = |sent: &[&str], decoded: &[Vec<u8>]| {
+        assert_eq!(sent.len(), decoded.len());
+        for (text, bytes) in sent.iter().zip(decoded) {
+            assert_eq!(
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+                *text
+            );
+        }
+    };
+    let api = |records: Result<Vec<Vec<u8>>, wire::firehose::Rejected>, field: &str| match records {
+        Ok(records) => assert!(records.iter().map(Vec::len).sum::<usize>() <= MAX_BATCH_BYTES),
+        Err(refused) => {
+            assert_eq!(refused.kind, "InvalidArgumentException");
+            assert!(refused.message.starts_with(field), "{refused}");
+        }
+    };
+    match mode % 4 {
+        0 => match parse::<PutRecordInput>(body) {
+            Ok(input) => {
+                let records = decode(std::slice::from_ref(&input.record), "Record");
+                if let Ok(decoded) = &records {
+                    same(&[input.record.data.as_str()], decoded);
+                }
+                api(records, "Record");
+            }
+            Err(refused) => assert_eq!(refused.kind, "SerializationException", "{refused}"),
+        },
+        1 => match parse::<PutRecordBatchInput>(body) {
+            Ok(input) => {
+                let records = decode(&input.records, "Records");
+                if let Ok(decoded) = &records {
+                    let sent: Vec<&str> = input.records.iter().map(|r| r.data.as_str()).collect();
+                    same(&sent, decoded);
+                }
+                api(records, "Records");
+            }
+            Err(refused) => assert_eq!(refused.kind, "SerializationException", "{refused}"),
+        },
+        mode => match delivery(body, mode == 3) {
+            Ok(read) => match delivered(&read.records) {
+                Ok(decoded) => {
+                    let sent: Vec<&str> = read.records.iter().map(|r| r.data.as_str()).collect();
+                    same(&sent, &decoded);
+                }
+                Err(message) => assert!(message.starts_with("records["), "{message}"),
+            },
+            Err(message) => assert!(!message.is_empty()),
+        },
+    }
+}
+
+/// AWS Signature Version 4 on any `Authorization` header (the first line) and any request (the
+/// next lines: method, path, query, then the body): parsing never panics and what it accepts is
+/// well formed; checking a fuzzed signature never panics; a request signed with a secret
+/// verifies with it, and no longer once its body or its secret changes.
+pub fn sigv4(data: &[u8]) {
+    use wire::sigv4::{Authorization, Request, SignatureError, sign, verify};
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.splitn(5, '\n');
+    let header = lines.next().unwrap_or_default();
+    let method = lines.next().unwrap_or("POST");
+    let path = lines.next().unwrap_or("/");
+    let query = lines.next().unwrap_or_default();
+    let body = lines.next().unwrap_or_default().as_bytes();
+    let headers = [
+        ("Host", "firehose.us-east-1.amazonaws.com"),
+        ("X-Amz-Date", "20261205T120000Z"),
+        ("Content-Type", "application/x-amz-json-1.1"),
+    ];
+    let request = Request {
+        method,
+        path,
+        query,
+        headers: &headers,
+        body,
+    };
+    let now = chrono::DateTime::parse_from_rfc3339("2026-12-05T12:01:00Z")
+        .expect("a time")
+        .to_utc();
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    if let Ok(parsed) = Authorization::parse(header) {
+        assert_eq!(parsed.signature.len(), 64);
+        assert!(
+            parsed
+                .signature
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert!(parsed.date.bytes().all(|b| b.is_ascii_digit()) && parsed.date.len() == 8);
+        assert!(parsed.signed_headers.iter().any(|h| h == "host"));
+        let _ = verify(&request, &parsed, secret, now);
+    }
+    let signed = sign(
+        &request,
+        "AKIDEXAMPLE",
+        secret,
+        "us-east-1",
+        "firehose",
+        &["host", "x-amz-date", "content-type"],
+    )
+    .expect("a request with its signed headers signs");
+    let parsed = Authorization::parse(&signed).expect("a signature sluice made parses");
+    assert_eq!(verify(&request, &parsed, secret, now), Ok(()));
+    assert_eq!(
+        verify(&request, &parsed, "another secret", now),
+        Err(SignatureError::Mismatch)
+    );
+    let mut changed = body.to_vec();
+    changed.push(b'!');
+    let tampered = Request {
+        body: &changed,
+        ..request
+    };
+    assert_eq!(
+        verify(&tampered, &parsed, secret, now),
+        Err(SignatureError::Mismatch)
+    );
+}
+
+/// The console's forms and query strings on any body (the first byte picks which form), read as
+/// its extractors read them, then checked: each refusal names a field; what is accepted is
+/// typed (a day range whose end is a day after its start's form, UTC times, a version number,
+/// JSON that reads back the same, a decision, a reason with no surrounding space), and no
+/// address a page sends a person back to leaves the console.
+pub fn console_forms(data: &[u8]) {
+    use wire::console::{
+        BackfillForm, DecisionForm, DefinitionForm, ExecutionFilter, LoginForm, PromoteForm,
+        Refused, StartForm, alias, console_address, next_address, read, reason,
+    };
+    let Some((which, body)) = data.split_first() else {
+        return;
+    };
+    let named = |refused: Refused| assert!(!refused.field.is_empty() && !refused.reason.is_empty());
+    let stays_inside = |to: &str| {
+        assert!(
+            to == "/ui" || to.starts_with("/ui/") || to.starts_with("/ui?"),
+            "{to:?}"
+        );
+        assert!(
+            !to.contains('\\') && !to.chars().any(char::is_control),
+            "{to:?}"
+        );
+    };
+    let json_again = |value: &Value| {
+        let text = value.to_string();
+        assert_eq!(
+            &serde_json::from_str::<Value>(&text).expect("JSON reads back"),
+            value
+        );
+    };
+    match which % 7 {
+        0 => match read::<LoginForm>(body) {
+            Ok(form) => stays_inside(&next_address(form.next.as_deref())),
+            Err(refused) => named(refused),
+        },
+        1 => match read::<ExecutionFilter>(body).and_then(|f| f.query()) {
+            Ok(query) => {
+                if let (Some(from), Some(before)) = (&query.started_from, &query.started_before) {
+                    let parse =
+                        |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("a day");
+                    let _ = (parse(from), parse(before));
+                }
+                for text in [&query.workflow, &query.status, &query.after]
+                    .into_iter()
+                    .flatten()
+                {
+                    assert!(!text.is_empty() && text.trim() == text);
+                }
+            }
+            Err(refused) => named(refused),
+        },
+        2 => match read::<DefinitionForm>(body) {
+            Ok(form) => {
+                if let Ok(definition) = form.definition() {
+                    json_again(&definition);
+                }
+                if let Some(to) = form.return_to() {
+                    stays_inside(to);
+                }
+                if let Some(to) = console_address(&form.return_to) {
+                    stays_inside(to);
+                }
+            }
+            Err(refused) => named(refused),
+        },
+        3 => match read::<StartForm>(body) {
+            Ok(form) => {
+                match form.input() {
+                    Ok(Some(input)) => json_again(&input),
+                    Ok(None) => assert!(form.input.trim().is_empty()),
+                    Err(refused) => named(refused),
+                }
+                if let Some(name) = form.name() {
+                    assert!(!name.is_empty() && name.trim() == name);
+                }
+            }
+            Err(refused) => named(refused),
+        },
+        4 => match read::<BackfillForm>(body).and_then(|f| f.range()) {
+            Ok((from, to)) => {
+                let _ = (from.to_rfc3339(), to.to_rfc3339());
+            }
+            Err(refused) => named(refused),
+        },
+        5 => match read::<PromoteForm>(body) {
+            Ok(form) => {
+                if let Ok(version) = form.version() {
+                    assert_eq!(
+                        form.version.trim().trim_start_matches('v').parse::<u32>(),
+                        Ok(version)
+                    );
+                }
+                match reason(&form.reason) {
+                    Ok(text) => assert!(!text.is_empty() && text.trim() == text),
+                    Err(refused) => named(refused),
+                }
+                let _ = models::registry::AliasName::parse(&alias(&form.alias));
+            }
+            Err(refused) => named(refused),
+        },
+        _ => match read::<DecisionForm>(body) {
+            Ok(form) => match form.decision() {
+                Ok(_) => assert!(form.decision == "accept" || form.decision == "dismiss"),
+                Err(refused) => named(refused),
+            },
+            Err(refused) => named(refused),
+        },
     }
 }

@@ -38,10 +38,8 @@ pub use streams::{Compression, StreamDefinition, StreamRequest, StreamView};
 
 use crate::{Error, Ops, Result};
 
-/// Firehose's limits on `PutRecordBatch`: records per call.
-pub const MAX_BATCH_RECORDS: usize = 500;
-/// Bytes of data per call (4 MiB).
-pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Firehose's limits on `PutRecordBatch`: records and bytes of data (4 MiB) per call.
+pub use wire::firehose::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS};
 /// Bytes of data per record (1,000 KiB).
 pub const MAX_RECORD_BYTES: usize = 1000 << 10;
 

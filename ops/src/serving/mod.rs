@@ -13,7 +13,7 @@ pub mod auth;
 pub mod deployments;
 pub mod endpoints;
 pub mod sessions;
-pub mod sigv4;
+pub use wire::sigv4;
 pub mod stats;
 
 use models::registry::{GroupName, Target};

@@ -13,12 +13,11 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use ops::workflows::store::ExecutionStatus;
 use ops::workflows::{ExecutionList, ExecutionView, HistoryEvent, StartRequest};
-use serde::Deserialize;
 
 use super::graph;
 use super::pretty::{Shown, show};
 use super::session::Admin;
-use super::{Chrome, Console, PageResult, encode, render, see};
+use super::{Chrome, Console, PageError, PageResult, encode, render, see};
 use crate::http_error::HttpError;
 
 /// Rows per page of the list.
@@ -83,70 +82,43 @@ struct ListPage {
     paged: bool,
 }
 
-/// The list's filters, as the form sends them.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Filter {
-    #[serde(default)]
-    pub workflow: String,
-    #[serde(default)]
-    pub status: String,
-    /// First day, `YYYY-MM-DD` (UTC).
-    #[serde(default)]
-    pub from: String,
-    /// Last day, included.
-    #[serde(default)]
-    pub to: String,
-    #[serde(default)]
-    pub after: String,
+/// The list's filters, as the form sends them (read and checked by `wire::console`).
+pub use wire::console::ExecutionFilter as Filter;
+
+/// The operation's request for the filters.
+fn request(filter: &Filter) -> Result<ExecutionList, PageError> {
+    let query = filter.query()?;
+    Ok(ExecutionList {
+        workflow: query.workflow,
+        status: query.status,
+        started_from: query.started_from,
+        started_before: query.started_before,
+        after: query.after,
+        limit: Some(PAGE),
+    })
 }
 
-impl Filter {
-    /// The operation's request: `to` is a whole day, so the range ends the day after it.
-    fn request(&self) -> Result<ExecutionList, HttpError> {
-        let before = match self.to.trim() {
-            "" => None,
-            day => Some(
-                chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-                    .map_err(|_| HttpError::BadRequest("to: a date, 2026-12-05".into()))?
-                    .succ_opt()
-                    .unwrap_or(chrono::NaiveDate::MAX)
-                    .to_string(),
-            ),
-        };
-        let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
-        Ok(ExecutionList {
-            workflow: some(&self.workflow),
-            status: some(&self.status),
-            started_from: some(&self.from),
-            started_before: before,
-            after: some(&self.after),
-            limit: Some(PAGE),
-        })
+/// The list's address with these filters and another cursor.
+fn address(filter: &Filter, after: Option<&str>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [
+        ("workflow", &filter.workflow),
+        ("status", &filter.status),
+        ("from", &filter.from),
+        ("to", &filter.to),
+    ] {
+        if !value.is_empty() {
+            query.append_pair(key, value);
+        }
     }
-
-    /// The list's address with these filters and another cursor.
-    fn address(&self, after: Option<&str>) -> String {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        for (key, value) in [
-            ("workflow", &self.workflow),
-            ("status", &self.status),
-            ("from", &self.from),
-            ("to", &self.to),
-        ] {
-            if !value.is_empty() {
-                query.append_pair(key, value);
-            }
-        }
-        if let Some(after) = after {
-            query.append_pair("after", after);
-        }
-        let query = query.finish();
-        if query.is_empty() {
-            "/ui/executions".to_owned()
-        } else {
-            format!("/ui/executions?{query}")
-        }
+    if let Some(after) = after {
+        query.append_pair("after", after);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        "/ui/executions".to_owned()
+    } else {
+        format!("/ui/executions?{query}")
     }
 }
 
@@ -165,7 +137,7 @@ pub async fn list(
     query: Result<Query<Filter>, QueryRejection>,
 ) -> PageResult {
     let Query(filter) = query.map_err(HttpError::from)?;
-    let page = console.flows()?.execution_page(&filter.request()?).await?;
+    let page = console.flows()?.execution_page(&request(&filter)?).await?;
     let workflows = console.flows()?.workflows().await?;
     let rows = page
         .executions
@@ -184,7 +156,7 @@ pub async fn list(
         rows,
         workflows: workflows.into_iter().map(|w| w.name).collect(),
         statuses: ["running", "succeeded", "failed", "aborted"],
-        next: page.next.as_deref().map(|n| filter.address(Some(n))),
+        next: page.next.as_deref().map(|n| address(&filter, Some(n))),
         paged: !filter.after.is_empty(),
         filter,
     }))
@@ -288,11 +260,8 @@ pub async fn page(
     }))
 }
 
-#[derive(Deserialize)]
-pub struct Action {
-    #[serde(default)]
-    csrf: String,
-}
+/// A button's form: its CSRF value.
+pub use wire::console::CsrfForm as Action;
 
 fn execution_address(id: &str) -> String {
     format!("/ui/executions/{}", encode(id))
@@ -363,19 +332,19 @@ mod tests {
             to: "2026-12-04".into(),
             after: String::new(),
         };
-        let request = filter.request().unwrap();
-        assert_eq!(request.started_before.as_deref(), Some("2026-12-05"));
-        assert_eq!(request.status.as_deref(), Some("failed"));
-        assert_eq!(request.after, None);
+        let list = request(&filter).unwrap();
+        assert_eq!(list.started_before.as_deref(), Some("2026-12-05"));
+        assert_eq!(list.status.as_deref(), Some("failed"));
+        assert_eq!(list.after, None);
         assert_eq!(
-            filter.address(Some("17_x")),
+            address(&filter, Some("17_x")),
             "/ui/executions?workflow=nightly&status=failed&from=2026-12-01&to=2026-12-04&after=17_x"
         );
-        assert_eq!(Filter::default().address(None), "/ui/executions");
+        assert_eq!(address(&Filter::default(), None), "/ui/executions");
         let bad = Filter {
             to: "yesterday".into(),
             ..Filter::default()
         };
-        assert!(bad.request().is_err());
+        assert!(request(&bad).is_err());
     }
 }

@@ -10,7 +10,6 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use models::registry::GroupName;
 use ops::{ActualsSource, SeriesForecast};
-use serde::Deserialize;
 
 use super::models::group_name;
 use super::session::Admin;
@@ -117,11 +116,7 @@ struct RunPage {
     points: Vec<PointRow>,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ItemQuery {
-    #[serde(default)]
-    item: Option<String>,
-}
+pub use wire::console::ItemQuery;
 
 fn quantile(point: &ops::ForecastPoint, q: f64) -> Option<f32> {
     point

@@ -201,6 +201,13 @@ impl From<HttpError> for PageError {
     }
 }
 
+impl From<wire::console::Refused> for PageError {
+    /// A form that does not read: 400, naming the field.
+    fn from(refused: wire::console::Refused) -> Self {
+        Self(HttpError::BadRequest(refused.to_string()))
+    }
+}
+
 impl From<ops::Error> for PageError {
     fn from(err: ops::Error) -> Self {
         Self(HttpError::from(err))

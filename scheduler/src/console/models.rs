@@ -10,7 +10,6 @@ use axum::Form;
 use axum::extract::{Path, State};
 use models::registry::{AliasName, GroupName};
 use ops::{PromoteRequest, RollbackRequest};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::pretty::{Shown, show};
@@ -18,6 +17,7 @@ use super::session::Admin;
 use super::{Chrome, Console, PageError, PageResult, encode, render, see};
 use crate::http_error::HttpError;
 use crate::output::time;
+use wire::console::reason;
 
 pub(super) fn group_name(text: &str) -> Result<GroupName, PageError> {
     GroupName::parse(text).map_err(|err| PageError(HttpError::BadRequest(format!("group: {err}"))))
@@ -165,33 +165,11 @@ pub async fn page(
     }))
 }
 
-#[derive(Deserialize)]
-pub struct PromoteForm {
-    #[serde(default)]
-    csrf: String,
-    version: String,
-    #[serde(default)]
-    alias: String,
-    #[serde(default)]
-    reason: String,
-}
-
-fn reason(text: &str) -> Result<String, PageError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(PageError(HttpError::BadRequest(
-            "reason: say why (it is recorded in the alias history)".into(),
-        )));
-    }
-    Ok(text.to_owned())
-}
+pub use wire::console::{PromoteForm, RollbackForm};
 
 fn alias(text: &str) -> Result<AliasName, PageError> {
-    match text.trim() {
-        "" => Ok(AliasName::champion()),
-        name => AliasName::parse(name)
-            .map_err(|err| PageError(HttpError::BadRequest(format!("alias: {err}")))),
-    }
+    AliasName::parse(&wire::console::alias(text))
+        .map_err(|err| PageError(HttpError::BadRequest(format!("alias: {err}"))))
 }
 
 pub async fn promote(
@@ -201,30 +179,14 @@ pub async fn promote(
     Form(form): Form<PromoteForm>,
 ) -> PageResult {
     admin.check(&form.csrf)?;
-    let version = form
-        .version
-        .trim()
-        .trim_start_matches('v')
-        .parse()
-        .map_err(|_| PageError(HttpError::BadRequest("version: a version number".into())))?;
     let request = PromoteRequest {
         group: group_name(&group)?,
-        version,
+        version: form.version()?,
         alias: alias(&form.alias)?,
         reason: reason(&form.reason)?,
     };
     console.ops.promote(&request, &actor(&admin)).await?;
     Ok(see(&format!("/ui/models/{}", encode(&group))))
-}
-
-#[derive(Deserialize)]
-pub struct RollbackForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    alias: String,
-    #[serde(default)]
-    reason: String,
 }
 
 pub async fn rollback(

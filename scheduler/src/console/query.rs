@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use ops::{QueryOutput, QueryRequest};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::session::Admin;
@@ -101,12 +100,7 @@ pub async fn form(State(console): State<Arc<Console>>, admin: Admin) -> PageResu
     Ok(render(&page(&console, &admin, String::new()).await?))
 }
 
-#[derive(Deserialize)]
-pub struct QueryForm {
-    #[serde(default)]
-    csrf: String,
-    sql: String,
-}
+pub use wire::console::QueryForm;
 
 pub async fn run(
     State(console): State<Arc<Console>>,

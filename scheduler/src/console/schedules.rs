@@ -7,13 +7,12 @@ use std::sync::Arc;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
-use chrono::{DateTime, NaiveDateTime, Utc};
+
+use chrono::Utc;
 use ops::workflows::ScheduleDetail;
-use serde::Deserialize;
 
 use super::session::Admin;
-use super::{Chrome, Console, PageError, PageResult, render, see};
-use crate::http_error::HttpError;
+use super::{Chrome, Console, PageResult, render, see};
 
 /// Ticks to come shown per schedule.
 const NEXT: usize = 3;
@@ -39,11 +38,8 @@ pub async fn list(State(console): State<Arc<Console>>, admin: Admin) -> PageResu
     }))
 }
 
-#[derive(Deserialize)]
-pub struct Action {
-    #[serde(default)]
-    csrf: String,
-}
+/// A button's form: its CSRF value.
+pub use wire::console::CsrfForm as Action;
 
 pub async fn pause(
     State(console): State<Arc<Console>>,
@@ -75,30 +71,7 @@ async fn set_paused(
     Ok(see("/ui/schedules"))
 }
 
-#[derive(Deserialize)]
-pub struct BackfillForm {
-    #[serde(default)]
-    csrf: String,
-    from: String,
-    to: String,
-}
-
-/// A `datetime-local` input's value (or RFC 3339), read as UTC.
-fn utc(field: &str, text: &str) -> Result<DateTime<Utc>, PageError> {
-    let text = text.trim();
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
-                .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
-                .map(|t| t.and_utc())
-        })
-        .map_err(|_| {
-            PageError(HttpError::BadRequest(format!(
-                "{field}: a time, 2026-12-01T00:00 (UTC)"
-            )))
-        })
-}
+pub use wire::console::BackfillForm;
 
 pub async fn backfill(
     State(console): State<Arc<Console>>,
@@ -107,25 +80,7 @@ pub async fn backfill(
     Form(form): Form<BackfillForm>,
 ) -> PageResult {
     admin.check(&form.csrf)?;
-    let (from, to) = (utc("from", &form.from)?, utc("to", &form.to)?);
+    let (from, to) = form.range()?;
     console.flows()?.backfill(&name, from, to).await?;
     Ok(see("/ui/schedules"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backfill_times_are_read_as_utc() {
-        assert_eq!(
-            utc("from", "2026-12-01T02:00").unwrap().to_rfc3339(),
-            "2026-12-01T02:00:00+00:00"
-        );
-        assert_eq!(
-            utc("to", "2026-12-01T02:00:00+01:00").unwrap().to_rfc3339(),
-            "2026-12-01T01:00:00+00:00"
-        );
-        assert!(utc("to", "tomorrow").is_err());
-    }
 }

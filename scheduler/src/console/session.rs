@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use ops::serving::auth::Scope;
 use ops::serving::sessions::{self, SESSION_TTL};
-use serde::Deserialize;
 
 use super::{Chrome, Console, PageError, PageResult, Shared, render};
 use crate::http_error::HttpError;
@@ -153,21 +152,9 @@ struct LoginPage {
     message: Option<String>,
 }
 
-#[derive(Deserialize)]
-pub struct Next {
-    #[serde(default)]
-    next: Option<String>,
-}
-
 /// Only a path of the console is a place to go after logging in (never another site).
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with("/ui") && !n.starts_with("//") && !n.contains('\\') => {
-            n.to_owned()
-        }
-        _ => "/ui".to_owned(),
-    }
-}
+use wire::console::next_address as safe_next;
+pub use wire::console::{CsrfForm, LoginForm, NextQuery};
 
 fn login_form(next: String, message: Option<String>) -> LoginPage {
     LoginPage {
@@ -181,15 +168,8 @@ fn login_form(next: String, message: Option<String>) -> LoginPage {
     }
 }
 
-pub async fn login_page(Query(query): Query<Next>) -> Response {
+pub async fn login_page(Query(query): Query<NextQuery>) -> Response {
     render(&login_form(safe_next(query.next.as_deref()), None))
-}
-
-#[derive(Deserialize)]
-pub struct LoginForm {
-    token: String,
-    #[serde(default)]
-    next: Option<String>,
 }
 
 pub async fn login(
@@ -225,12 +205,6 @@ pub async fn login(
         HeaderValue::from_str(&cookie).map_err(HttpError::internal)?,
     );
     Ok(response)
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 pub async fn logout(
@@ -292,9 +266,6 @@ mod tests {
     fn cookies_and_destinations() {
         let h = headers(&[("cookie", "a=1; sluice_session=abc; b=2")]);
         assert_eq!(cookie(&h).as_deref(), Some("abc"));
-        assert_eq!(safe_next(Some("/ui/executions/x")), "/ui/executions/x");
-        assert_eq!(safe_next(Some("https://evil.example/")), "/ui");
-        assert_eq!(safe_next(Some("//evil.example")), "/ui");
         assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
     }
 }

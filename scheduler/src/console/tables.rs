@@ -12,10 +12,9 @@ use axum::Form;
 use axum::extract::{Path, State};
 use jobs::catalog::schema::type_name;
 use ops::{QuarantineView, TypeChangeDecision};
-use serde::Deserialize;
 
 use super::session::Admin;
-use super::{Chrome, Console, PageError, PageResult, encode, render, see};
+use super::{Chrome, Console, PageResult, encode, render, see};
 use crate::http_error::HttpError;
 use crate::output::{bytes, time};
 
@@ -288,12 +287,7 @@ struct QuarantinePage {
     records: Vec<super::pretty::Shown>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReasonQuery {
-    #[serde(default)]
-    reason: Option<String>,
-}
+pub use wire::console::ReasonQuery;
 
 /// Records shown on a quarantine page.
 const RECORDS: usize = 200;
@@ -318,18 +312,8 @@ pub async fn quarantine(
     }))
 }
 
-#[derive(Deserialize)]
-pub struct DecisionForm {
-    #[serde(default)]
-    csrf: String,
-    column: String,
-    #[serde(rename = "type")]
-    to: String,
-    /// `accept` or `dismiss`.
-    decision: String,
-    #[serde(default)]
-    reason: String,
-}
+use wire::console::Decision;
+pub use wire::console::DecisionForm;
 
 /// Accept or Dismiss a pending type change.
 pub async fn decide(
@@ -339,22 +323,18 @@ pub async fn decide(
     Form(form): Form<DecisionForm>,
 ) -> PageResult {
     admin.check(&form.csrf)?;
+    let decision = form.decision()?;
     let request = TypeChangeDecision {
         catalog: None,
         table: name.clone(),
+        reason: form.reason(),
         column: form.column,
         to: form.to,
-        reason: Some(form.reason.trim().to_owned()).filter(|r| !r.is_empty()),
     };
     let by = format!("console:{}", admin.name);
-    match form.decision.as_str() {
-        "accept" => console.ops.accept_type_change(&request, &by).await?,
-        "dismiss" => console.ops.dismiss_type_change(&request, &by).await?,
-        _ => {
-            return Err(PageError(HttpError::BadRequest(
-                "decision: accept or dismiss".into(),
-            )));
-        }
+    match decision {
+        Decision::Accept => console.ops.accept_type_change(&request, &by).await?,
+        Decision::Dismiss => console.ops.dismiss_type_change(&request, &by).await?,
     };
     Ok(see(&format!("/ui/tables/{}", encode(&name))))
 }

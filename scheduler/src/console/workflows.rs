@@ -12,7 +12,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use ops::workflows::{StartRequest, VersionEntry, WorkflowSummary};
-use serde::Deserialize;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
@@ -84,19 +83,8 @@ pub fn diff(old: &str, new: &str) -> Vec<DiffLine> {
 }
 
 /// What the page's query may ask for: a version to show, two to compare.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Shown {
-    #[serde(default)]
-    version: Option<i64>,
-    #[serde(default)]
-    from: Option<i64>,
-    #[serde(default)]
-    to: Option<i64>,
-    /// Where Save goes back to: an execution's page, to redrive it after the edit.
-    #[serde(default)]
-    return_to: String,
-}
+pub use wire::console::ShownQuery as Shown;
+pub use wire::console::{DefinitionForm, StartForm};
 
 /// The result of Validate, Save or Start, shown on the page.
 pub struct Notice {
@@ -132,11 +120,10 @@ fn pretty(value: &Value) -> String {
 
 /// Only a console page is a place to go back to.
 fn safe_return(to: &str) -> String {
-    if to.starts_with("/ui/") && !to.starts_with("//") && !to.contains('\\') {
-        to.to_owned()
-    } else {
-        String::new()
-    }
+    wire::console::console_address(to)
+        .filter(|to| to.starts_with("/ui/"))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 async fn workflow_page(
@@ -194,20 +181,11 @@ pub async fn page(
     ))
 }
 
-#[derive(Deserialize)]
-pub struct DefinitionForm {
-    #[serde(default)]
-    csrf: String,
-    definition: String,
-    #[serde(default)]
-    return_to: String,
-}
-
 /// The editor's text as JSON, or a notice naming the line and column.
-fn parse_definition(text: &str) -> Result<Value, Notice> {
-    serde_json::from_str(text).map_err(|err| Notice {
+fn parse_definition(form: &DefinitionForm) -> Result<Value, Notice> {
+    form.definition().map_err(|refused| Notice {
         ok: false,
-        text: format!("not JSON: {err}"),
+        text: refused.reason,
         pointer: None,
     })
 }
@@ -250,7 +228,7 @@ pub async fn validate(
     Form(form): Form<DefinitionForm>,
 ) -> PageResult {
     admin.check(&form.csrf)?;
-    let notice = match parse_definition(&form.definition) {
+    let notice = match parse_definition(&form) {
         Err(notice) => notice,
         Ok(definition) => match console.flows()?.validate(&definition) {
             Ok(valid) => Notice {
@@ -274,7 +252,7 @@ pub async fn save(
     Form(form): Form<DefinitionForm>,
 ) -> PageResult {
     admin.check(&form.csrf)?;
-    let definition = match parse_definition(&form.definition) {
+    let definition = match parse_definition(&form) {
         Ok(definition) => definition,
         Err(notice) => return answer(&console, &admin, &name, &form, notice).await,
     };
@@ -298,16 +276,6 @@ pub async fn save(
     }
 }
 
-#[derive(Deserialize)]
-pub struct StartForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    input: String,
-    #[serde(default)]
-    name: String,
-}
-
 pub async fn start(
     State(console): State<Arc<Console>>,
     admin: Admin,
@@ -315,14 +283,7 @@ pub async fn start(
     Form(form): Form<StartForm>,
 ) -> PageResult {
     admin.check(&form.csrf)?;
-    let input =
-        match form.input.trim() {
-            "" => None,
-            text => Some(serde_json::from_str(text).map_err(|err| {
-                PageError(HttpError::BadRequest(format!("input: not JSON: {err}")))
-            })?),
-        };
-    let name = Some(form.name.trim().to_owned()).filter(|n| !n.is_empty());
+    let (input, name) = (form.input()?, form.name());
     let started = console
         .flows()?
         .start(&workflow, StartRequest { input, name })

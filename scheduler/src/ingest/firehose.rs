@@ -11,10 +11,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use wire::firehose::{PutRecordBatchInput, PutRecordInput, decode, parse};
 
 use super::firehose_streams::{create, describe, list};
 use super::{FirehoseError, IngestState, Received};
@@ -92,85 +90,18 @@ async fn dispatch(
     }
 }
 
-/// An operation's input; a body that is not its JSON is Firehose's `SerializationException`.
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, FirehoseError> {
-    let body = if body.is_empty() {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        FirehoseError::new(
-            "SerializationException",
-            format!("{path}: {}", err.into_inner()),
-        )
-    })
+fn bytes(records: Vec<Vec<u8>>) -> Vec<bytes::Bytes> {
+    records.into_iter().map(bytes::Bytes::from).collect()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct RecordIn {
-    pub data: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutRecordInput {
-    pub delivery_stream_name: String,
-    pub record: RecordIn,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutRecordBatchInput {
-    pub delivery_stream_name: String,
-    pub records: Vec<RecordIn>,
-}
-
-/// Records' base64 data, decoded; one that is not base64 is refused by its index.
-pub fn decode(records: &[RecordIn], field: &str) -> Result<Vec<bytes::Bytes>, FirehoseError> {
-    if records.len() > ops::ingest::MAX_BATCH_RECORDS {
-        return Err(FirehoseError::new(
-            "InvalidArgumentException",
-            format!(
-                "{field}: {} records, at most {} a call",
-                records.len(),
-                ops::ingest::MAX_BATCH_RECORDS
-            ),
-        ));
+impl From<wire::firehose::Rejected> for FirehoseError {
+    fn from(rejected: wire::firehose::Rejected) -> Self {
+        Self::new(rejected.kind, rejected.message)
     }
-    let mut total = 0;
-    records
-        .iter()
-        .enumerate()
-        .map(|(i, record)| {
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(record.data.as_bytes())
-                .map_err(|e| {
-                    FirehoseError::new(
-                        "InvalidArgumentException",
-                        format!("{field}[{i}].Data: not base64: {e}"),
-                    )
-                })?;
-            total += data.len();
-            if total > ops::ingest::MAX_BATCH_BYTES {
-                return Err(FirehoseError::new(
-                    "InvalidArgumentException",
-                    format!(
-                        "{field}: more than {} bytes of data (4 MiB) in one call",
-                        ops::ingest::MAX_BATCH_BYTES
-                    ),
-                ));
-            }
-            Ok(bytes::Bytes::from(data))
-        })
-        .collect()
 }
 
 async fn put_record(state: &IngestState, input: PutRecordInput) -> Result<Value, FirehoseError> {
-    let records = decode(std::slice::from_ref(&input.record), "Record")?;
+    let records = bytes(decode(std::slice::from_ref(&input.record), "Record")?);
     let accepted = state
         .ingest
         .put(&input.delivery_stream_name, records, None)
@@ -182,7 +113,7 @@ async fn put_record_batch(
     state: &IngestState,
     input: PutRecordBatchInput,
 ) -> Result<Value, FirehoseError> {
-    let records = decode(&input.records, "Records")?;
+    let records = bytes(decode(&input.records, "Records")?);
     let accepted = state
         .ingest
         .put(&input.delivery_stream_name, records, None)
@@ -193,39 +124,4 @@ async fn put_record_batch(
         .map(|id| json!({"RecordId": id}))
         .collect();
     Ok(json!({"FailedPutCount": 0, "Encrypted": false, "RequestResponses": responses}))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_are_base64_within_firehose_limits() {
-        let record = |data: &str| RecordIn { data: data.into() };
-        assert_eq!(
-            decode(&[record("eyJhIjoxfQ==")], "Records").unwrap(),
-            vec![bytes::Bytes::from_static(b"{\"a\":1}")]
-        );
-        let err = decode(&[record("eyJhIjoxfQ=="), record("not base64!")], "Records").unwrap_err();
-        assert!(
-            err.message.starts_with("Records[1].Data"),
-            "{}",
-            err.message
-        );
-        let many: Vec<RecordIn> = (0..501).map(|_| record("eA==")).collect();
-        assert!(
-            decode(&many, "Records")
-                .unwrap_err()
-                .message
-                .contains("501 records")
-        );
-        let big = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 900 << 10]);
-        let five: Vec<RecordIn> = (0..5).map(|_| record(&big)).collect();
-        assert!(
-            decode(&five, "Records")
-                .unwrap_err()
-                .message
-                .contains("4 MiB")
-        );
-    }
 }

@@ -236,7 +236,7 @@ pub async fn list(state: &IngestState, input: ListInput) -> Result<Value, Fireho
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::firehose::{PutRecordBatchInput, parse};
+    use wire::firehose::{PutRecordBatchInput, parse};
     /// The request CreateDeliveryStream makes, checked as the operation checks it.
     fn request(body: Value) -> Result<ops::ingest::StreamRequest, FirehoseError> {
         let request = stream_request(parse(body.to_string().as_bytes())?)?;

@@ -6,32 +6,15 @@
 //! disk; anything else carries `errorMessage` and Firehose retries with the same request id,
 //! which sluice recognises and does not write again.
 
-use std::io::Read as _;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{FirehoseError, IngestState, Received};
-
-/// A delivery's body.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Delivery {
-    pub request_id: Option<String>,
-    #[serde(default)]
-    pub records: Vec<DeliveredRecord>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct DeliveredRecord {
-    pub data: String,
-}
 
 /// `POST /ingest/streams/{stream}/records`.
 pub async fn handle(
@@ -78,15 +61,22 @@ pub async fn handle(
         };
         return answer(status, header_id.as_deref(), Some(err.message));
     }
-    let delivery = match read(&headers, &body) {
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let delivery = match wire::firehose::delivery(&body, gzip) {
         Ok(delivery) => delivery,
         Err(message) => {
             return answer(StatusCode::BAD_REQUEST, header_id.as_deref(), Some(message));
         }
     };
     let request_id = header_id.or(delivery.request_id);
-    let records = match decode(&delivery.records) {
-        Ok(records) => records,
+    let records = match wire::firehose::delivered(&delivery.records) {
+        Ok(records) => records
+            .into_iter()
+            .map(bytes::Bytes::from)
+            .collect::<Vec<_>>(),
         Err(message) => {
             return answer(
                 StatusCode::BAD_REQUEST,
@@ -111,45 +101,4 @@ pub async fn handle(
             answer(status, request_id.as_deref(), Some(err.message))
         }
     }
-}
-
-/// The body, gunzipped when `Content-Encoding: gzip` (to at most 96 MiB), as a delivery.
-fn read(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, String> {
-    let gzip = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    let inflated;
-    let json = if gzip {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(body)
-            .take((96 << 20) + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("the body is not gzip: {e}"))?;
-        if out.len() > 96 << 20 {
-            return Err("the body inflates past 96 MiB".into());
-        }
-        inflated = out;
-        &inflated[..]
-    } else {
-        body
-    };
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        format!("{path}: {}", err.into_inner())
-    })
-}
-
-fn decode(records: &[DeliveredRecord]) -> Result<Vec<bytes::Bytes>, String> {
-    records
-        .iter()
-        .enumerate()
-        .map(|(i, record)| {
-            base64::engine::general_purpose::STANDARD
-                .decode(record.data.as_bytes())
-                .map(bytes::Bytes::from)
-                .map_err(|e| format!("records[{i}].data: not base64: {e}"))
-        })
-        .collect()
 }
