@@ -198,7 +198,7 @@ pub async fn page(
             "<svg ",
             &format!(
                 "<svg role=\"img\" aria-label=\"Forecast of {} with its history and actuals\" ",
-                askama_escape(&series.item)
+                attribute_text(&series.item)
             ),
             1,
         );
@@ -265,7 +265,7 @@ pub async fn page(
 }
 
 /// Text for an attribute of the chart's opening tag.
-fn askama_escape(text: &str) -> String {
+fn attribute_text(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('"', "&quot;")
         .replace('<', "&lt;")
