@@ -32,6 +32,16 @@ pub struct ForecastPoint {
     pub actual: Option<f64>,
 }
 
+impl ForecastPoint {
+    /// The value of quantile `q`, when the run has it.
+    pub fn quantile(&self, q: f64) -> Option<f32> {
+        self.quantiles
+            .iter()
+            .find(|(x, _)| (x - q).abs() < 1e-9)
+            .map(|(_, v)| *v)
+    }
+}
+
 /// Where a series' actuals were read from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "from", rename_all = "snake_case")]
@@ -84,12 +94,7 @@ impl SeriesForecast {
         let Some((low, high)) = self.band() else {
             return (0, 0);
         };
-        let value = |p: &ForecastPoint, q: f64| {
-            p.quantiles
-                .iter()
-                .find(|(x, _)| (x - q).abs() < 1e-9)
-                .map(|(_, v)| f64::from(*v))
-        };
+        let value = |p: &ForecastPoint, q: f64| p.quantile(q).map(f64::from);
         let landed: Vec<(&ForecastPoint, f64)> = self
             .points
             .iter()

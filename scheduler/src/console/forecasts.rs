@@ -118,14 +118,6 @@ struct RunPage {
 
 pub use wire::console::ItemQuery;
 
-fn quantile(point: &ops::ForecastPoint, q: f64) -> Option<f32> {
-    point
-        .quantiles
-        .iter()
-        .find(|(x, _)| (x - q).abs() < 1e-9)
-        .map(|(_, v)| *v)
-}
-
 fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_owned(), |v| format!("{v:.2}"))
 }
@@ -133,7 +125,7 @@ fn number(value: Option<f64>) -> String {
 /// The chart of a series forecast.
 fn panel(series: &SeriesForecast) -> Panel {
     let (low, high) = series.band().unwrap_or((0.5, 0.5));
-    let median = |p: &ops::ForecastPoint| quantile(p, 0.5).unwrap_or(p.mean);
+    let median = |p: &ops::ForecastPoint| p.quantile(0.5).unwrap_or(p.mean);
     Panel {
         title: format!("{} · run {}", series.item, series.run.id),
         y_label: String::new(),
@@ -153,8 +145,8 @@ fn panel(series: &SeriesForecast) -> Panel {
             .filter_map(|p| {
                 Some((
                     p.at_ms,
-                    f64::from(quantile(p, low)?),
-                    f64::from(quantile(p, high)?),
+                    f64::from(p.quantile(low)?),
+                    f64::from(p.quantile(high)?),
                 ))
             })
             .collect(),
@@ -233,13 +225,13 @@ pub async fn page(
         .points
         .iter()
         .map(|p| {
-            let (l, h) = (quantile(p, low), quantile(p, high));
+            let (l, h) = (p.quantile(low), p.quantile(high));
             PointRow {
                 at: time(p.at_ms),
                 step: p.step,
                 mean: number(Some(f64::from(p.mean))),
                 low: number(l.map(f64::from)),
-                median: number(quantile(p, 0.5).map(f64::from)),
+                median: number(p.quantile(0.5).map(f64::from)),
                 high: number(h.map(f64::from)),
                 actual: number(p.actual),
                 outside: matches!((p.actual, l, h), (Some(a), Some(l), Some(h)) if a < f64::from(l) || a > f64::from(h)),
