@@ -44,6 +44,14 @@ pub fn create_workflow(dir: &Path, name: &str, definition: &Value) {
 }
 
 /// A client that does not follow redirects, so that each answer can be checked.
+/// `sluice server` on a free port in the directory: the process, and its base address.
+pub async fn server(dir: &Path) -> (tests::Process, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let process = spawn_server(dir, port, &["server", "--listen", &listen]).await;
+    (process, format!("http://127.0.0.1:{port}"))
+}
+
 pub fn client() -> reqwest::Client {
     tests::http();
     reqwest::Client::builder()
@@ -97,10 +105,7 @@ async fn the_console_needs_a_session_and_refuses_forged_requests() {
     );
     let admin = token(path, "admin", "console-admin");
     let predict = token(path, "predict", "an-app");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
-    let _server = spawn_server(path, port, &["server", "--listen", &listen]).await;
+    let (_server, base) = server(path).await;
     let client = client();
 
     // No session: to the login page, remembering where to go.

@@ -5,9 +5,9 @@
 //! its actuals from the histories of the group's later runs, and finds the same values.
 
 use serde_json::Value;
-use tests::{free_port, run_sluice, spawn_server};
+use tests::run_sluice;
 
-use super::console::{client, login, page, sluice_json, token};
+use super::console::{client, login, page, server, sluice_json, token};
 
 /// The cells of each row of the page's points table: time, step, mean, low, median, high,
 /// actual.
@@ -169,10 +169,7 @@ async fn a_forecast_page_draws_history_band_and_the_actuals_that_landed_since() 
     let later = batch("ds2/test.jsonl");
 
     let admin = token(path, "admin", "forecaster");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
-    let _server = spawn_server(path, port, &["server", "--listen", &listen]).await;
+    let (_server, base) = server(path).await;
     let client = client();
     let (cookie, _) = login(&client, &base, &admin).await;
 

@@ -4,9 +4,9 @@
 
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use tests::{free_port, run_sluice, spawn_server};
+use tests::{free_port, run_sluice};
 
-use super::console::{client, csrf, login, page, token};
+use super::console::{client, csrf, login, page, server, token};
 
 /// Readings of four devices, `pm25` written as `value` (a number, or text in quotes).
 fn readings(hour: u32, value: impl Fn(u32) -> String) -> String {
@@ -71,10 +71,7 @@ async fn a_table_page_shows_its_schema_and_a_person_accepts_a_type_change() {
     assert!(ok, "{stderr}");
     let drift_id = drift_report(path).await;
     let admin = token(path, "admin", "catalog-admin");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
-    let _server = spawn_server(path, port, &["server", "--listen", &listen]).await;
+    let (_server, base) = server(path).await;
     let client = client();
     let (cookie, _) = login(&client, &base, &admin).await;
 
