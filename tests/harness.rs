@@ -152,22 +152,32 @@ impl TestDb {
     }
 }
 
-/// Runs an execution's steps to its end, sleeping through their delays (retries, waits).
+/// Runs an execution's steps to its end, sleeping through their delays (retries, waits), with
+/// the steps of the children its Parallel and Map states start, in the order they are due.
 pub async fn run_to_end(
     engine: &scheduler::orchestrator::engine::Engine,
     first: scheduler::orchestrator::engine::Next,
 ) {
-    let mut next = Some(first);
-    for _ in 0..100 {
-        match next {
-            Some(current) => {
-                tokio::time::sleep(current.delay).await;
-                next = engine.advance(&current.task).await.expect("a step runs");
-            }
-            None => return,
+    let mut due = vec![(std::time::Instant::now() + first.delay, first.task)];
+    for _ in 0..10_000 {
+        due.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        let Some((at, task)) = due.pop() else {
+            return;
+        };
+        tokio::time::sleep_until(at.into()).await;
+        for next in engine.advance(&task).await.expect("a step runs") {
+            due.push((std::time::Instant::now() + next.delay, next.task));
         }
     }
     panic!("runaway execution");
+}
+
+/// The one step a step made ready, in tests of executions without Parallel or Map.
+pub fn only(
+    mut steps: Vec<scheduler::orchestrator::engine::Next>,
+) -> Option<scheduler::orchestrator::engine::Next> {
+    assert!(steps.len() <= 1, "one step at most: {steps:?}");
+    steps.pop()
 }
 
 /// A `sluice` process, killed (SIGKILL) when dropped, whatever happens.

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::Failure;
 use super::definition::{State, StateMachine};
+use super::durable::{ChildStart, Fanned, Fanout, FanoutKind};
 use super::jsonata::{self, Bindings};
 use super::paths::{Scope, payload, query};
 use super::run::{Runner, iso};
@@ -147,6 +148,31 @@ impl Runner<'_> {
         }
     }
 
+    /// An `ItemReader`'s or a `ResultWriter`'s `Arguments` (JSONata) or `Parameters` (JSONPath)
+    /// over the state's input: what names the objects it reads or writes.
+    pub(super) fn resource_arguments(
+        &mut self,
+        state: &State,
+        (field, holder): (&str, &Value),
+        input: &Value,
+        variables: &Map<String, Value>,
+        context: &Value,
+    ) -> Result<Value, Failure> {
+        Ok(match (holder.get("Arguments"), holder.get("Parameters")) {
+            (Some(arguments), _) => {
+                let states = jsonata::states(input, context);
+                let bindings = Bindings {
+                    states: &states,
+                    variables,
+                };
+                let what = format!("{field}/Arguments");
+                self.jsonata_value(&state.name, arguments, &what, bindings)?
+            }
+            (None, Some(parameters)) => payload(parameters, input, Scope { context, variables })?,
+            (None, None) => json!({}),
+        })
+    }
+
     /// The items an `ItemReader` reads from the lake.
     fn read_items(
         &mut self,
@@ -157,18 +183,8 @@ impl Runner<'_> {
         context: &Value,
     ) -> Result<Vec<Value>, Failure> {
         let config = reader.get("ReaderConfig").cloned().unwrap_or(json!({}));
-        let arguments = match (reader.get("Arguments"), reader.get("Parameters")) {
-            (Some(arguments), _) => {
-                let states = jsonata::states(input, context);
-                let bindings = Bindings {
-                    states: &states,
-                    variables,
-                };
-                self.jsonata_value(&state.name, arguments, "ItemReader/Arguments", bindings)?
-            }
-            (None, Some(parameters)) => payload(parameters, input, Scope { context, variables })?,
-            (None, None) => json!({}),
-        };
+        let arguments =
+            self.resource_arguments(state, ("ItemReader", reader), input, variables, context)?;
         let max_items = match self.setting(state, &config, "MaxItems", input, variables, context)? {
             None => MAX_ITEMS,
             Some(value) => match number(&value) {
@@ -340,8 +356,8 @@ impl Runner<'_> {
         &mut self,
         state: &State,
         processor: &StateMachine,
-        items: Vec<Value>,
-        (reader, batcher): (Option<&Value>, Option<&Value>),
+        (items, fanned, max_concurrency): (Vec<Value>, Option<Fanned>, u64),
+        (reader, batcher, writer): (Option<&Value>, Option<&Value>, Option<&Value>),
         input: &Value,
         variables: &Map<String, Value>,
         context: &Value,
@@ -349,6 +365,17 @@ impl Runner<'_> {
         select: &mut dyn FnMut(&mut Self, usize, &Value) -> Result<Value, Failure>,
     ) -> Result<Value, Failure> {
         let name = state.name.as_str();
+        if let Some(fanned) = fanned {
+            let outcome = self.map_run_ended(state, &fanned, tolerated);
+            return match writer {
+                Some(writer) => {
+                    let written = (writer, &fanned);
+                    let details = self.write_results(state, written, input, variables, context)?;
+                    outcome.map(|_| details)
+                }
+                None => outcome,
+            };
+        }
         self.event("MapRunStarted", Some(name), json!({}));
         let prepared = (|| {
             let items = match reader {
@@ -372,6 +399,27 @@ impl Runner<'_> {
             }
         };
         let (count, percentage) = tolerated;
+        if self.holds(state) {
+            let mut children = Vec::with_capacity(items.len());
+            for (index, item) in items.iter().enumerate() {
+                children.push(ChildStart {
+                    branch: 0,
+                    input: select(self, index, item)?,
+                    map_item: Some((index, item.clone())),
+                });
+            }
+            return Err(self.fan_out(
+                state,
+                Fanout {
+                    kind: FanoutKind::Distributed,
+                    children,
+                    max_concurrency,
+                    tolerated_count: count,
+                    tolerated_percentage: percentage,
+                    attempts: Vec::new(),
+                },
+            ));
+        }
         let mut outputs = Vec::with_capacity(items.len());
         let mut failed = 0_u64;
         let mut first_failure = None;
@@ -396,26 +444,7 @@ impl Runner<'_> {
                 }
             }
         }
-        let tolerated = count.is_some_and(|c| failed <= c)
-            || percentage.is_some_and(|p| failed as f64 * 100.0 <= p * items.len() as f64)
-            || failed == 0;
-        if !tolerated {
-            let first = first_failure.expect("a failure was counted");
-            let failure = Failure::new(
-                "States.ExceedToleratedFailureThreshold",
-                format!(
-                    "The specified tolerated failure threshold was exceeded: {failed} of {} child executions failed (the first: {first})",
-                    items.len()
-                ),
-            );
-            self.event(
-                "MapRunFailed",
-                Some(name),
-                json!({"error": failure.error, "cause": failure.cause}),
-            );
-            return Err(failure);
-        }
-        self.event("MapRunSucceeded", Some(name), json!({}));
-        Ok(Value::Array(outputs))
+        let total = items.len() as u64;
+        self.map_run_outcome(state, (outputs, total), failed, first_failure, tolerated)
     }
 }

@@ -2,7 +2,10 @@
 //! instead of waiting in the worker. A due retry is handed back ([`Retrying`]: the executor runs
 //! the state again after the delay), and so is a callback task (`.waitForTaskToken`) once its
 //! job has submitted the work ([`Waiting`]: the execution waits for its token, holding no
-//! worker, and a later step resumes the state with the answer, [`Callback::Answered`]).
+//! worker, and a later step resumes the state with the answer, [`Callback::Answered`]). So are a
+//! Parallel's branches and a Map's iterations ([`Fanout`]): each runs as an execution of its
+//! own, step by step on whichever worker takes it, and the state resumes with how each ended
+//! ([`ChildResult`]).
 
 use serde_json::{Value, json};
 
@@ -30,18 +33,120 @@ pub(super) struct Durable {
     pub(super) callback: Option<Callback>,
     /// Set when a callback task's job has submitted the work: the step ends, waiting.
     pub(super) waiting: Option<Waiting>,
+    /// Set when a Parallel or Map hands its branches or iterations back: the step ends.
+    pub(super) fanout: Option<Fanout>,
+    /// How the branches or iterations a fan-out started ended, when the step resumes it.
+    pub(super) children: Option<Fanned>,
 }
 
 impl Durable {
-    pub(super) fn new(state: &str, resumed: Option<Vec<u32>>, callback: Option<Callback>) -> Self {
+    pub(super) fn new(
+        state: &str,
+        resumed: Option<Vec<u32>>,
+        callback: Option<Callback>,
+        children: Option<Fanned>,
+    ) -> Self {
         Self {
             state: state.to_owned(),
             resumed,
             retrying: None,
             callback,
             waiting: None,
+            fanout: None,
+            children,
         }
     }
+}
+
+/// What a fan-out's children are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanoutKind {
+    /// A Parallel's branches: child `i` runs branch `i` on the state's input.
+    Parallel,
+    /// An inline Map's iterations: every child runs the item processor on its item.
+    Map,
+    /// A distributed Map's child executions (a Map Run): the item processor on an item or a batch.
+    Distributed,
+}
+
+impl FanoutKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Parallel => "PARALLEL",
+            Self::Map => "MAP",
+            Self::Distributed => "DISTRIBUTED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "PARALLEL" => Self::Parallel,
+            "MAP" => Self::Map,
+            "DISTRIBUTED" => Self::Distributed,
+            _ => return None,
+        })
+    }
+}
+
+/// A Parallel's branches or a Map's iterations handed back to the durable executor: each runs
+/// as an execution of its own (its machine the branch or the item processor), on any worker,
+/// and the state resumes once they have ended ([`ChildResult`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fanout {
+    pub kind: FanoutKind,
+    pub children: Vec<ChildStart>,
+    /// At most this many children run at once (0: all of them).
+    pub max_concurrency: u64,
+    /// The failures the state tolerates (a Map's `ToleratedFailureCount` and
+    /// `ToleratedFailurePercentage`; none: the first failure fails it).
+    pub tolerated_count: Option<u64>,
+    pub tolerated_percentage: Option<f64>,
+    /// The state's retriers' attempts so far, to resume it with.
+    pub attempts: Vec<u32>,
+}
+
+/// One child of a fan-out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildStart {
+    /// The Parallel's branch it runs (0 for a Map's iterations).
+    pub branch: usize,
+    pub input: Value,
+    /// What `$$.Map.Item` shows inside it.
+    pub map_item: Option<(usize, Value)>,
+}
+
+/// A fan-out's run, ended: its id and its children, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fanned {
+    pub run: String,
+    pub children: Vec<ChildResult>,
+}
+
+/// How one child of a fan-out ended: None when it did not run to an end (the fan-out failed
+/// before it started, or it was stopped).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChildResult {
+    pub execution: String,
+    pub name: String,
+    pub input: Value,
+    pub result: Option<Result<Value, Failure>>,
+    pub redrive_count: i64,
+    /// Milliseconds since the epoch.
+    pub started_at: i64,
+    pub stopped_at: Option<i64>,
+}
+
+/// Whether `failed` failures of `total` children are within what a state tolerates: none
+/// without a threshold, else within the count or the percentage (either suffices).
+pub fn tolerated(
+    failed: u64,
+    total: u64,
+    tolerated_count: Option<u64>,
+    tolerated_percentage: Option<f64>,
+) -> bool {
+    failed == 0
+        || tolerated_count.is_some_and(|c| failed <= c)
+        || tolerated_percentage.is_some_and(|p| failed as f64 * 100.0 <= p * total as f64)
 }
 
 /// A retry handed back to the durable executor: run the state again after `delay_ms`, with
@@ -76,10 +181,43 @@ pub struct Waiting {
 pub(super) const RETRY_HANDED_BACK: &str = "Sluice.RetryHandedBack";
 /// The error a step's work stops with while a callback task waits; never an execution's.
 pub(super) const CALLBACK_HANDED_BACK: &str = "Sluice.CallbackHandedBack";
+/// The error a step's work stops with while its branches or iterations run; never an execution's.
+pub(super) const FANOUT_HANDED_BACK: &str = "Sluice.FanoutHandedBack";
 
 impl Runner<'_> {
+    /// The durable hold on `state`: only the step's own top-level state, never a state of a
+    /// machine nested in it (a distributed Map's children run in-process).
     fn hold(&mut self, state: &State) -> Option<&mut Durable> {
+        if self.depth > 0 {
+            return None;
+        }
         self.durable.as_mut().filter(|d| d.state == state.name)
+    }
+
+    /// Whether the state is the top-level state of a durable step (its branches, iterations,
+    /// retries and waits are handed back rather than run or slept through here).
+    pub(super) fn holds(&mut self, state: &State) -> bool {
+        self.hold(state).is_some()
+    }
+
+    /// The children's ends a fan-out resumes with (None: the state is entered afresh).
+    pub(super) fn fanned(&mut self, state: &State) -> Option<Fanned> {
+        self.hold(state)?.children.take()
+    }
+
+    /// Hands a fan-out back to the durable executor: the error the state's work stops with.
+    pub(super) fn fan_out(&mut self, state: &State, fanout: Fanout) -> Failure {
+        if let Some(durable) = self.hold(state) {
+            durable.fanout = Some(fanout);
+        }
+        Failure::new(FANOUT_HANDED_BACK, "the branches or iterations run")
+    }
+
+    /// Records the retriers' attempts on a fan-out being handed back.
+    pub(super) fn fanned_out_with(&mut self, state: &State, attempts: &[u32]) {
+        if let Some(fanout) = self.hold(state).and_then(|d| d.fanout.as_mut()) {
+            fanout.attempts = attempts.to_vec();
+        }
     }
 
     /// The attempts a top-level state's retriers start from: those of the step being resumed.
@@ -212,6 +350,8 @@ mod tests {
             variables: serde_json::Map::new(),
             attempts,
             callback: Some(callback),
+            map_item: None,
+            children: None,
         };
         run_state(
             &machine,

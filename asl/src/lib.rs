@@ -23,6 +23,7 @@ mod fanout;
 pub mod intrinsics;
 pub mod jsonata;
 mod jsonata_states;
+mod map_run_end;
 pub mod paths;
 pub mod run;
 pub mod runtime;

@@ -10,7 +10,10 @@ use super::Failure;
 use super::body::Step;
 use super::definition::{Kind, State, StateMachine};
 use super::durable::Durable;
-pub use super::durable::{Callback, Retrying, Waiting, callback_base};
+pub use super::durable::{
+    Callback, ChildResult, ChildStart, Fanned, Fanout, FanoutKind, Retrying, Waiting,
+    callback_base, tolerated,
+};
 use super::paths::{Scope, payload};
 pub use super::runtime::{
     Clock, Limits, ObjectEntry, ObjectTasks, SystemClock, TaskRunner, TestTasks, VirtualClock,
@@ -84,7 +87,7 @@ pub(super) struct Runner<'a> {
     pub(super) tasks: &'a mut dyn TaskRunner,
     pub(super) clock: &'a mut dyn Clock,
     events: Vec<Event>,
-    info: &'a ExecutionInfo,
+    pub(super) info: &'a ExecutionInfo,
     input: Value,
     start_time: String,
     /// The execution's `TimeoutSeconds`, as a time: no state starts after it.
@@ -95,6 +98,8 @@ pub(super) struct Runner<'a> {
     /// An in-process run's history reached its limit: later events are not kept, and the
     /// execution fails at the next check.
     overflowed: bool,
+    /// How deep in nested machines the runner is (0: the step's own state).
+    pub(super) depth: usize,
 }
 
 /// A failure of a state, worded as Step Functions words it: the state and the event that
@@ -136,6 +141,7 @@ pub fn run(
         deadline_ms,
         durable: None,
         overflowed: false,
+        depth: 0,
     };
     runner.event("ExecutionStarted", None, json!({"input": input}));
     let mut variables = Map::new();
@@ -180,18 +186,24 @@ pub struct Position {
     pub attempts: Option<Vec<u32>>,
     /// A callback task's token for this step, or the answer it resumes with.
     pub callback: Option<Callback>,
+    /// What `$$.Map.Item` shows: set in an execution that is a Map's iteration.
+    pub map_item: Option<(usize, Value)>,
+    /// How the children of the state's fan-out ended, when the step resumes it.
+    pub children: Option<Fanned>,
 }
 
 /// What running one state did: its events, and its output with the next state (None: the
 /// execution ends), or the failure that ends the execution; or, with `retrying`, a retry to
-/// run later, or with `waiting`, a callback task waiting for its token (the state is neither
-/// left nor failed).
+/// run later, or with `waiting`, a callback task waiting for its token, or with `fanout`, the
+/// branches or iterations to run as executions of their own (the state is neither left nor
+/// failed).
 pub struct StateStep {
     pub events: Vec<Event>,
     pub result: Result<(Value, Option<String>), Failure>,
     pub variables: Map<String, Value>,
     pub retrying: Option<Retrying>,
     pub waiting: Option<Waiting>,
+    pub fanout: Option<Fanout>,
 }
 
 /// Runs one top-level state of `machine` from `position` (the durable executor's unit of work).
@@ -214,6 +226,7 @@ pub fn run_state(
                 variables: position.variables.clone(),
                 retrying: None,
                 waiting: None,
+                fanout: None,
             };
         }
     };
@@ -231,8 +244,10 @@ pub fn run_state(
             &position.state,
             position.attempts.clone(),
             position.callback.clone(),
+            position.children.clone(),
         )),
         overflowed: false,
+        depth: 0,
     };
     let mut variables = position.variables.clone();
     let past_deadline = runner
@@ -244,17 +259,23 @@ pub fn run_state(
             "the execution ran past its TimeoutSeconds",
         ))
     } else {
-        runner.state(state, position.input.clone(), &mut variables, None)
+        runner.state(
+            state,
+            position.input.clone(),
+            &mut variables,
+            position.map_item.as_ref(),
+        )
     };
-    let (retrying, waiting) = runner
+    let (retrying, waiting, fanout) = runner
         .durable
-        .map_or((None, None), |d| (d.retrying, d.waiting));
+        .map_or((None, None, None), |d| (d.retrying, d.waiting, d.fanout));
     StateStep {
         events: runner.events,
         result,
         variables,
         retrying,
         waiting,
+        fanout,
     }
 }
 
@@ -300,6 +321,19 @@ impl Runner<'_> {
     }
 
     pub(super) fn machine(
+        &mut self,
+        machine: &StateMachine,
+        input: Value,
+        variables: &mut Map<String, Value>,
+        map_item: Option<&(usize, Value)>,
+    ) -> Result<Value, Failure> {
+        self.depth += 1;
+        let result = self.nested_machine(machine, input, variables, map_item);
+        self.depth -= 1;
+        result
+    }
+
+    fn nested_machine(
         &mut self,
         machine: &StateMachine,
         input: Value,

@@ -39,6 +39,13 @@ pub trait TaskRunner {
     fn list_objects(&mut self, bucket: &str, _prefix: &str) -> Result<Vec<ObjectEntry>, String> {
         Err(format!("s3://{bucket}: this runner lists no objects"))
     }
+
+    /// Writes an object (`s3:putObject`: a distributed Map's `ResultWriter`), replacing it.
+    fn put_object(&mut self, bucket: &str, key: &str, _body: Vec<u8>) -> Result<(), String> {
+        Err(format!(
+            "s3://{bucket}/{key}: this runner writes no objects"
+        ))
+    }
 }
 
 /// [`TestTasks`] with objects in memory, by (bucket, key): the conformance corpus's fixtures.
@@ -57,6 +64,12 @@ impl TaskRunner for ObjectTasks {
             .get(&(bucket.to_owned(), key.to_owned()))
             .cloned()
             .ok_or_else(|| format!("s3://{bucket}/{key} does not exist"))
+    }
+
+    fn put_object(&mut self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), String> {
+        self.objects
+            .insert((bucket.to_owned(), key.to_owned()), body);
+        Ok(())
     }
 
     fn list_objects(&mut self, bucket: &str, prefix: &str) -> Result<Vec<ObjectEntry>, String> {

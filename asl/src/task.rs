@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::Failure;
 use super::body::{Step, output_of, path_input, place_result};
 use super::definition::{Kind, Retrier, State};
-use super::durable::{CALLBACK_HANDED_BACK, RETRY_HANDED_BACK, callback_base};
+use super::durable::{CALLBACK_HANDED_BACK, FANOUT_HANDED_BACK, RETRY_HANDED_BACK, callback_base};
 use super::paths::{Scope, payload};
 use super::run::Runner;
 
@@ -75,6 +75,10 @@ impl Runner<'_> {
                     self.waiting_with(state, &attempts);
                     return Err(failure);
                 }
+                Err(failure) if failure.error == FANOUT_HANDED_BACK => {
+                    self.fanned_out_with(state, &attempts);
+                    return Err(failure);
+                }
                 Err(failure) => failure,
             };
             if let Some(index) = state
@@ -86,7 +90,7 @@ impl Runner<'_> {
                 if attempts[index] < retrier.max_attempts {
                     attempts[index] += 1;
                     let delay = retry_delay_ms(retrier, attempts[index]);
-                    if map_item.is_none() && self.hand_back_retry(state, delay, &attempts) {
+                    if self.hand_back_retry(state, delay, &attempts) {
                         return Err(Failure::new(RETRY_HANDED_BACK, failure.cause));
                     }
                     self.clock.sleep_ms(delay);

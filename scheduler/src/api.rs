@@ -230,6 +230,11 @@ pub fn openapi() -> Value {
                     "responses": {"201": {"description": "started"}, "400": error, "404": error}},
                 "get": {"summary": "The endpoint's deployments, newest first", "parameters": name.clone(), "responses": {"200": {"description": "deployments"}}}}
     });
+    let map_runs = json!({"type": "array", "description": "the runs of children its Parallel and Map states started", "items": {"type": "object", "properties": {
+        "id": {"type": "string"}, "state": {"type": "string"}, "kind": {"type": "string", "enum": ["PARALLEL", "MAP", "DISTRIBUTED"]},
+        "status": {"type": "string", "enum": ["RUNNING", "SUCCEEDED", "FAILED", "ABORTED"]}, "total": {"type": "integer"},
+        "max_concurrency": {"type": "integer"}, "pending": {"type": "integer"}, "running": {"type": "integer"},
+        "succeeded": {"type": "integer"}, "failed": {"type": "integer"}}}});
     let mut document = json!({
         "openapi": "3.0.3",
         "info": {"title": "sluice", "version": env!("CARGO_PKG_VERSION"), "description": "Workflows in Amazon States Language, run durably, and forecasts from the published models."},
@@ -249,14 +254,15 @@ pub fn openapi() -> Value {
                 {"name": "started_from", "in": "query", "description": "RFC 3339 or a UTC date (2026-12-05), included", "schema": {"type": "string"}},
                 {"name": "started_before", "in": "query", "description": "RFC 3339 or a UTC date, excluded", "schema": {"type": "string"}},
                 {"name": "after", "in": "query", "description": "the X-Sluice-Next of the page before", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                {"name": "parent", "in": "query", "description": "the children (Parallel branches, Map iterations) of this execution; without it, top-level executions", "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "executions, newest first",
                     "headers": {"X-Sluice-Next": {"description": "the next page's cursor, when there is one", "schema": {"type": "string"}}}},
                     "400": error}}},
             "/executions/{id}": {"get": {"summary": "Describe an execution", "parameters": id, "responses": {"200": execution, "404": error}}},
             "/executions/{id}/history": {"get": {"summary": "An execution's history", "parameters": id, "responses": {"200": {"description": "events in order"}, "404": error}}},
             "/executions/{id}/stop": {"post": {"summary": "Stop a running execution", "parameters": id, "responses": {"200": execution, "404": error, "409": error}}},
-            "/executions/{id}/redrive": {"post": {"summary": "Redrive a failed execution from its failed state", "parameters": id, "responses": {"200": execution, "404": error, "409": error}}},
+            "/executions/{id}/redrive": {"post": {"summary": "Redrive a failed execution from its failed state (in a Parallel or Map, the branches or iterations that did not succeed run again)", "parameters": id, "responses": {"200": execution, "404": error, "409": error}}},
             "/tasks": {"get": {"summary": "Callback tasks waiting for their token", "responses": {"200": {"description": "tokens, oldest first", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/TaskToken"}}}}}}}},
             "/tasks/success": {"post": {"summary": "SendTaskSuccess: the callback task succeeds with `output` (JSON text)",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["taskToken", "output"], "additionalProperties": false,
@@ -304,7 +310,9 @@ pub fn openapi() -> Value {
                 "id": {"type": "string"}, "workflow": {"type": "string"}, "name": {"type": "string"}, "version": {"type": "integer"},
                 "status": {"type": "string", "enum": ["RUNNING", "SUCCEEDED", "FAILED", "ABORTED"]}, "state": {"type": "string"},
                 "input": {}, "output": {}, "error": {"type": "string", "nullable": true}, "cause": {"type": "string", "nullable": true},
-                "redrive_count": {"type": "integer"}, "started_at": {"type": "string"}, "stopped_at": {"type": "string", "nullable": true}}}
+                "redrive_count": {"type": "integer"}, "started_at": {"type": "string"}, "stopped_at": {"type": "string", "nullable": true},
+                "parent": {"type": "string", "description": "a child's parent execution"}, "map_run": {"type": "string"}, "index": {"type": "integer"},
+                "map_runs": map_runs}}
         }}
     });
     if let Some(paths) = document["paths"].as_object_mut() {

@@ -12,7 +12,7 @@ use scheduler::orchestrator::Error;
 use scheduler::orchestrator::engine::{Engine, Next};
 use scheduler::orchestrator::store::{self, Answer, ExecutionStatus, TokenStatus};
 use serde_json::{Value, json};
-use tests::{Backend, TestDb};
+use tests::{Backend, TestDb, only};
 
 fn engine(db: &TestDb) -> Engine {
     db.engine()
@@ -42,7 +42,7 @@ async fn drive(engine: &Engine, first: Next) -> Option<Next> {
     for _ in 0..50 {
         match next {
             Some(current) if current.delay.is_zero() => {
-                next = engine.advance(&current.task).await.unwrap();
+                next = only(engine.advance(&current.task).await.unwrap());
             }
             other => return other,
         }
@@ -120,10 +120,10 @@ async fn a_callback_waits_holding_nothing_and_resumes_once_on_success(backend: B
             .all(|n| n.task.execution != execution.id)
     );
     // A duplicate delivery of the first step, and an early one of the next, change nothing.
-    assert_eq!(engine.advance(&first.task).await.unwrap(), None);
+    assert_eq!(only(engine.advance(&first.task).await.unwrap()), None);
     let mut early = first.task.clone();
     early.step = waiting.step;
-    assert_eq!(engine.advance(&early).await.unwrap(), None);
+    assert_eq!(only(engine.advance(&early).await.unwrap()), None);
 
     let resume = engine
         .answer(&token.token, Answer::Success(json!({"approved": true})))
@@ -261,11 +261,8 @@ async fn a_wait_without_heartbeats_fails_with_states_heartbeat_timeout(backend: 
     tokio::time::sleep(Duration::from_millis(600)).await;
     engine.heartbeat(&token.token).await.unwrap();
     tokio::time::sleep(check.delay.saturating_sub(Duration::from_millis(600))).await;
-    let later = engine
-        .advance(&check.task)
-        .await
-        .unwrap()
-        .expect("still waiting, due again later");
+    let later =
+        only(engine.advance(&check.task).await.unwrap()).expect("still waiting, due again later");
     assert_eq!(later.task, check.task);
     assert!(
         later.delay > Duration::from_millis(100) && later.delay <= Duration::from_secs(1),
@@ -273,7 +270,7 @@ async fn a_wait_without_heartbeats_fails_with_states_heartbeat_timeout(backend: 
         later.delay
     );
     tokio::time::sleep(later.delay + Duration::from_millis(50)).await;
-    assert_eq!(engine.advance(&later.task).await.unwrap(), None);
+    assert_eq!(only(engine.advance(&later.task).await.unwrap()), None);
     let failed = store::execution(&engine.pool, &execution.id).await.unwrap();
     assert_eq!(
         (failed.status, failed.error.as_deref()),
@@ -320,7 +317,7 @@ async fn a_timeout_is_caught_like_any_task_error(backend: Backend) {
         "{late}"
     );
     // Timed out, caught, and the catcher (a Pass) ends the execution in the same step.
-    assert_eq!(engine.advance(&check.task).await.unwrap(), None);
+    assert_eq!(only(engine.advance(&check.task).await.unwrap()), None);
     let done = store::execution(&engine.pool, &execution.id).await.unwrap();
     assert_eq!(done.status, ExecutionStatus::Succeeded);
     assert_eq!(done.output.unwrap()["refusal"]["Error"], "States.Timeout");
@@ -354,11 +351,7 @@ async fn an_answer_that_comes_while_the_job_runs_is_not_lost(backend: Backend) {
         None,
         "the execution does not wait yet"
     );
-    let resume = engine
-        .advance(&first.task)
-        .await
-        .unwrap()
-        .expect("resumes at once");
+    let resume = only(engine.advance(&first.task).await.unwrap()).expect("resumes at once");
     assert_eq!(resume.delay, Duration::ZERO);
     assert_eq!(drive(&engine, resume).await, None);
     let done = store::execution(&engine.pool, &execution.id).await.unwrap();

@@ -42,9 +42,14 @@ async fn a_distributed_map_reads_the_lake_and_batches_its_items(backend: Backend
                            "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW", "MaxItems": 5},
                            "Parameters": {"Bucket": "plant-landing", "Key": "items/devices.csv"}},
             "ItemProcessor": {"ProcessorConfig": distributed, "StartAt": "Keep", "States": {"Keep": {"Type": "Pass", "End": true}}}},
-        "Listing": {"Type": "Map", "ResultPath": "$.listing", "Next": "Missing",
+        "Listing": {"Type": "Map", "ResultPath": "$.listing", "Next": "Written",
             "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "plant-landing", "Prefix": "items/"}},
             "ItemSelector": {"key.$": "$$.Map.Item.Value.Key", "size.$": "$$.Map.Item.Value.Size"},
+            "ItemProcessor": {"ProcessorConfig": distributed, "StartAt": "Keep", "States": {"Keep": {"Type": "Pass", "End": true}}}},
+        "Written": {"Type": "Map", "ResultPath": "$.written", "Next": "Missing",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSONL"},
+                           "Parameters": {"Bucket": "plant-landing", "Key.$": "$.readings"}},
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "plant-landing", "Prefix": "results"}},
             "ItemProcessor": {"ProcessorConfig": distributed, "StartAt": "Keep", "States": {"Keep": {"Type": "Pass", "End": true}}}},
         "Missing": {"Type": "Map", "ResultPath": "$.missing", "End": true,
             "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "plant-landing", "Key": "items/none.json"}},
@@ -81,6 +86,49 @@ async fn a_distributed_map_reads_the_lake_and_batches_its_items(backend: Backend
         json!([{"key": "items/devices.csv", "size": size("items/devices.csv")},
                {"key": "items/readings.jsonl", "size": size("items/readings.jsonl")}])
     );
+    // The ResultWriter's Map outputs where its results are: a manifest naming SUCCEEDED_0.json.
+    let key = output["written"]["ResultWriterDetails"]["Key"]
+        .as_str()
+        .unwrap();
+    assert!(
+        key.starts_with("results/") && key.ends_with("/manifest.json"),
+        "{key}"
+    );
+    let read = |key: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(lake.path().join(key)).unwrap()).unwrap()
+    };
+    let manifest = read(key);
+    let succeeded = read(
+        manifest["ResultFiles"]["SUCCEEDED"][0]["Key"]
+            .as_str()
+            .unwrap(),
+    );
+    let outputs: Vec<serde_json::Value> = succeeded
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["Output"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        outputs,
+        [
+            json!({"device": "a", "pm25": 3}),
+            json!({"device": "b", "pm25": 5}),
+            json!({"device": "c", "pm25": 8})
+        ]
+    );
+    assert_eq!(manifest["ResultFiles"]["FAILED"], json!([]));
+    // Each child is an execution of its own, with its own history.
+    let runs = store::map_runs(&engine.pool, &execution.id).await.unwrap();
+    assert_eq!(
+        runs.len(),
+        4,
+        "the missing object's Map never started a run"
+    );
+    assert!(
+        runs.iter()
+            .all(|r| r.kind == "DISTRIBUTED" && r.status == "SUCCEEDED")
+    );
     assert_eq!(output["missing"]["Error"], "States.ItemReaderFailed");
     assert!(
         output["missing"]["Cause"]
@@ -93,7 +141,7 @@ async fn a_distributed_map_reads_the_lake_and_batches_its_items(backend: Backend
     let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds.iter().filter(|k| **k == "MapRunSucceeded").count(),
-        3,
+        4,
         "{kinds:?}"
     );
     assert!(

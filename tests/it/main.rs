@@ -19,6 +19,8 @@ mod demo;
 mod dirty_data;
 mod distributed_map;
 mod drift;
+mod fanout;
+mod fanout_workers;
 mod forecasting;
 mod forecasting_pipeline;
 mod fuzz_regressions;

@@ -79,9 +79,10 @@ pub enum Kind {
 pub struct MapRun {
     /// `ToleratedFailureCountPath` and `ToleratedFailurePercentagePath`.
     pub tolerated_failure_paths: (Option<String>, Option<String>),
-    /// A distributed Map's `ItemReader` and `ItemBatcher`, as written.
+    /// A distributed Map's `ItemReader`, `ItemBatcher` and `ResultWriter`, as written.
     pub item_reader: Option<Value>,
     pub item_batcher: Option<Value>,
+    pub result_writer: Option<Value>,
 }
 
 impl Kind {
@@ -161,21 +162,7 @@ impl StateMachine {
         let mut tasks = Vec::new();
         support::task_resources(definition, "", &mut tasks);
         for (pointer, name) in tasks {
-            resource(&name).map_err(|message| ValidationError {
-                pointer: pointer.clone(),
-                message,
-            })?;
-            // Parallel branches and Map iterations run within one step: nothing there can wait
-            // for a token without holding a worker.
-            if crate::run::callback_base(&name).is_some() && pointer.matches("/States/").count() > 1
-            {
-                return Err(ValidationError {
-                    pointer,
-                    message: format!(
-                        "{name:?}: a callback task (.waitForTaskToken) must be a top-level state; inside Parallel or Map it is not supported yet"
-                    ),
-                });
-            }
+            resource(&name).map_err(|message| ValidationError { pointer, message })?;
         }
         Ok(machine)
     }
@@ -507,7 +494,7 @@ fn parse_state(
                 return Err(fields.error("ToleratedFailurePercentage", "is between 0 and 100"));
             }
             let processor = parse_machine(processor, &format!("{pointer}/{key}"), jsonata)?;
-            for field in ["ItemReader", "ItemBatcher"] {
+            for field in ["ItemReader", "ItemBatcher", "ResultWriter"] {
                 if map.contains_key(field) && !processor.distributed {
                     return Err(fields.error(
                         field,
@@ -519,6 +506,9 @@ fn parse_state(
             }
             if let Some(reader) = map.get("ItemReader") {
                 support::check_item_reader(reader, &format!("{pointer}/ItemReader"))?;
+            }
+            if let Some(writer) = map.get("ResultWriter") {
+                support::check_result_writer(writer, &format!("{pointer}/ResultWriter"))?;
             }
             Kind::Map {
                 processor: Box::new(processor),
@@ -538,6 +528,7 @@ fn parse_state(
                     ),
                     item_reader: map.get("ItemReader").cloned(),
                     item_batcher: map.get("ItemBatcher").cloned(),
+                    result_writer: map.get("ResultWriter").cloned(),
                 }),
             }
         }

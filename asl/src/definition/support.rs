@@ -65,6 +65,46 @@ pub(super) fn check_item_reader(reader: &Value, pointer: &str) -> Result<(), Val
     Ok(())
 }
 
+/// A distributed Map's `ResultWriter`: the lake's `s3:putObject`, with a `Bucket` and a `Prefix`
+/// (`Parameters`, or `Arguments` in JSONata); `WriterConfig` is not read yet.
+pub(super) fn check_result_writer(writer: &Value, pointer: &str) -> Result<(), ValidationError> {
+    let error = |field: &str, message: String| ValidationError {
+        pointer: format!("{pointer}/{field}"),
+        message,
+    };
+    let resource = writer.get("Resource").and_then(Value::as_str).unwrap_or("");
+    if resource != "arn:aws:states:::s3:putObject" {
+        return Err(error(
+            "Resource",
+            format!(
+                "{resource:?}: a ResultWriter writes the lake with arn:aws:states:::s3:putObject"
+            ),
+        ));
+    }
+    if writer.get("WriterConfig").is_some() {
+        return Err(error(
+            "WriterConfig",
+            "is not supported yet: the results are written as Step Functions writes them by default (a manifest, SUCCEEDED_0.json, FAILED_0.json, PENDING_0.json)".into(),
+        ));
+    }
+    let (field, arguments) = match (writer.get("Parameters"), writer.get("Arguments")) {
+        (Some(p), None) => ("Parameters", p),
+        (None, Some(a)) => ("Arguments", a),
+        _ => {
+            return Err(error(
+                "Parameters",
+                "is required (or Arguments in JSONata), with a Bucket and a Prefix".into(),
+            ));
+        }
+    };
+    for name in ["Bucket", "Prefix"] {
+        if arguments.get(name).is_none() && arguments.get(format!("{name}.$")).is_none() {
+            return Err(error(field, format!("names no {name}")));
+        }
+    }
+    Ok(())
+}
+
 /// The query language a machine or state names: JSONata (true), JSONPath (false), or none.
 fn query_language(fields: &Fields<'_>) -> Result<Option<bool>, ValidationError> {
     match fields.string("QueryLanguage")?.as_deref() {
@@ -103,12 +143,6 @@ pub(super) fn check_state(
                 ));
             }
         }
-    }
-    if fields.map.contains_key("ResultWriter") {
-        return Err(fields.error(
-            "ResultWriter",
-            "is not supported yet: the Map's results are its output",
-        ));
     }
     Ok(jsonata)
 }

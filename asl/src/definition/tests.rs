@@ -147,9 +147,43 @@ fn what_the_interpreter_cannot_run_is_refused_not_ignored() {
         )),
         "/States/M/ItemReader/Resource: \"arn:aws:states:::lambda:invoke\": an ItemReader reads the lake with arn:aws:states:::s3:getObject or arn:aws:states:::s3:listObjectsV2"
     );
+    assert_eq!(
+        error_of(map(json!({"ResultWriter": {}}), distributed.clone())),
+        "/States/M/ResultWriter/Resource: \"\": a ResultWriter writes the lake with arn:aws:states:::s3:putObject"
+    );
+    let writer = |more: Value| {
+        let mut writer = json!({"Resource": "arn:aws:states:::s3:putObject"});
+        writer
+            .as_object_mut()
+            .unwrap()
+            .extend(more.as_object().unwrap().clone());
+        json!({"ResultWriter": writer})
+    };
+    StateMachine::parse(&map(
+        writer(json!({"Parameters": {"Bucket": "b", "Prefix.$": "$.out"}})),
+        distributed.clone(),
+    ))
+    .unwrap();
+    assert_eq!(
+        error_of(map(
+            writer(json!({"Parameters": {"Bucket": "b"}})),
+            distributed.clone()
+        )),
+        "/States/M/ResultWriter/Parameters: names no Prefix"
+    );
     assert!(
-        error_of(map(json!({"ResultWriter": {}}), distributed))
-            .starts_with("/States/M/ResultWriter: is not supported yet")
+        error_of(map(
+            writer(json!({"Parameters": {"Bucket": "b", "Prefix": ""}, "WriterConfig": {}})),
+            distributed.clone()
+        ))
+        .starts_with("/States/M/ResultWriter/WriterConfig: is not supported yet")
+    );
+    assert!(
+        error_of(map(
+            writer(json!({"Parameters": {"Bucket": "b", "Prefix": ""}})),
+            json!({"Mode": "INLINE"})
+        ))
+        .starts_with("/States/M/ResultWriter: belongs to a distributed Map")
     );
     assert_eq!(
         error_of(map(json!({}), json!({"Mode": "SIDEWAYS"}))),

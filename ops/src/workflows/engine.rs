@@ -11,8 +11,8 @@ use super::store::{self, Execution, ExecutionStatus, StepUpdate, earliest};
 use super::{Error, Resources};
 use asl::definition::{Kind, StateMachine};
 use asl::run::{
-    Callback, Event, ExecutionInfo, MAX_HISTORY_EVENTS, Position, StateStep, SystemClock,
-    VirtualClock, history_limit, run_state,
+    Callback, Event, ExecutionInfo, FanoutKind, MAX_HISTORY_EVENTS, Position, StateStep,
+    SystemClock, VirtualClock, history_limit, run_state,
 };
 
 /// The queue's payload: run step `step` of an execution. A persisted format: fields are only added.
@@ -29,9 +29,15 @@ pub struct Next {
     pub delay: Duration,
 }
 
-/// Parsed definitions by (workflow, version): versions never change once stored.
+/// A machine in a workflow's definition: the top one (an empty path), or a branch's or an item
+/// processor's, by (state, branch) from the top.
+type MachinePath = Vec<(String, usize)>;
+
+/// Parsed definitions by (workflow, version, machine): versions never change once stored.
 type Definitions = std::sync::Arc<
-    std::sync::Mutex<std::collections::HashMap<(String, i64), std::sync::Arc<StateMachine>>>,
+    std::sync::Mutex<
+        std::collections::HashMap<(String, i64, MachinePath), std::sync::Arc<StateMachine>>,
+    >,
 >;
 
 /// What drives executions: the catalog's pool, the operations the jobs call and the Task
@@ -67,13 +73,32 @@ impl Engine {
         &self,
         workflow: &str,
         version: i64,
+        path: &[(String, usize)],
     ) -> Result<std::sync::Arc<StateMachine>, Error> {
-        let key = (workflow.to_owned(), version);
+        let key = (workflow.to_owned(), version, path.to_vec());
         if let Some(machine) = self.definitions.lock().expect("not poisoned").get(&key) {
             return Ok(machine.clone());
         }
-        let (_, definition) = store::workflow(&self.pool, workflow, Some(version)).await?;
-        let machine = std::sync::Arc::new(StateMachine::parse(&definition)?);
+        let machine = match path.split_last() {
+            None => {
+                let (_, definition) = store::workflow(&self.pool, workflow, Some(version)).await?;
+                std::sync::Arc::new(StateMachine::parse(&definition)?)
+            }
+            Some(((state, branch), outer)) => {
+                let outer = Box::pin(self.machine(workflow, version, outer)).await?;
+                let nested = match outer.states.get(state).map(|s| &s.kind) {
+                    Some(Kind::Parallel { branches }) => branches.get(*branch),
+                    Some(Kind::Map { processor, .. }) => Some(processor.as_ref()),
+                    _ => None,
+                };
+                let nested = nested.ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "workflow {workflow} version {version} has no branch {branch} of a Parallel or Map state {state:?}"
+                    ))
+                })?;
+                std::sync::Arc::new(nested.clone())
+            }
+        };
         self.definitions
             .lock()
             .expect("not poisoned")
@@ -122,22 +147,52 @@ impl Engine {
         Ok((execution, next))
     }
 
-    /// Runs one step; returns what to enqueue next (None: the execution ended, or the task was
-    /// a duplicate or stale).
-    pub async fn advance(&self, task: &StepTask) -> Result<Option<Next>, Error> {
+    /// Runs one step; returns what to enqueue next: the execution's next step, the children
+    /// it started, the parent its end woke (nothing: it ended or waits, or the task was a
+    /// duplicate or stale).
+    pub async fn advance(&self, task: &StepTask) -> Result<Vec<Next>, Error> {
         let execution = store::execution(&self.pool, &task.execution).await?;
         if execution.status != ExecutionStatus::Running || execution.step != task.step {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         // A retry delivered before it is due (the stall sweep re-enqueues waiting steps) waits.
         let now = chrono::Utc::now().timestamp_millis();
-        if execution.retry_attempts.is_some() && execution.entered_at > now {
-            return Ok(Some(Next {
+        if execution.retry_attempts.is_some()
+            && execution.entered_at > now
+            && execution.waiting_run.is_none()
+        {
+            return Ok(vec![Next {
                 task: task.clone(),
                 delay: Duration::from_millis((execution.entered_at - now) as u64),
-            }));
+            }]);
         }
-        let machine = self.machine(&execution.workflow, execution.version).await?;
+        let machine = self
+            .machine(
+                &execution.workflow,
+                execution.version,
+                &execution.machine_path,
+            )
+            .await?;
+        let children = match &execution.waiting_run {
+            Some(run) => match store::run_status(&self.pool, run).await?.as_str() {
+                // The children still run (this is a stale or early delivery): the child whose
+                // end decides the run wakes this step; the execution's timeout still ends it.
+                "RUNNING" => match deadline(&machine, &execution) {
+                    Some(due) if due <= now => None,
+                    due => {
+                        return Ok(due
+                            .map(|due| Next {
+                                task: task.clone(),
+                                delay: Duration::from_millis((due - now).max(0) as u64),
+                            })
+                            .into_iter()
+                            .collect());
+                    }
+                },
+                _ => Some(store::run_children(&self.pool, run).await?),
+            },
+            None => None,
+        };
         let callback = match &execution.callback_token {
             Some(token) => match self.callback_wait(&machine, &execution, token).await? {
                 Wait::Answered(answer) => Some(Callback::Answered(answer)),
@@ -145,31 +200,47 @@ impl Engine {
                 Wait::ExecutionTimedOut => None,
                 // Still waiting: look again when the wait runs out (an answer enqueues sooner).
                 Wait::Waiting(due) => {
-                    return Ok(due.map(|delay| Next {
-                        task: task.clone(),
-                        delay,
-                    }));
+                    return Ok(due
+                        .map(|delay| Next {
+                            task: task.clone(),
+                            delay,
+                        })
+                        .into_iter()
+                        .collect());
                 }
             },
+            None if children.is_some() => None,
             None => self.issue(&machine, &execution).await?,
         };
+        // A child shows its root execution as `$$.Execution`.
+        let root = store::root_context(&execution);
         let position = Position {
-            execution_input: execution.input.clone(),
-            started_at_ms: execution.started_at,
+            execution_input: root["input"].clone(),
+            started_at_ms: root["started_at"].as_i64().unwrap_or(execution.started_at),
             state: execution.state.clone(),
             input: execution.state_input.clone(),
             variables: execution.variables.clone(),
             attempts: execution.retry_attempts.clone(),
             callback,
+            map_item: execution.map_item.clone(),
+            children,
         };
         let info = ExecutionInfo {
-            name: execution.name.clone(),
+            name: root["name"].as_str().unwrap_or(&execution.name).to_owned(),
             state_machine: execution.workflow.clone(),
         };
         let is_wait = machine
             .states
             .get(&execution.state)
             .is_some_and(|s| matches!(s.kind, Kind::Wait { .. }));
+        // Where a fan-out's children start: each branch's StartAt, or the item processor's.
+        let starts: Vec<String> = match machine.states.get(&execution.state).map(|s| &s.kind) {
+            Some(Kind::Parallel { branches }) => {
+                branches.iter().map(|b| b.start_at.clone()).collect()
+            }
+            Some(Kind::Map { processor, .. }) => vec![processor.start_at.clone()],
+            _ => Vec::new(),
+        };
         let ops = self.ops.clone();
         let resources = self.resources.clone();
         let handle = tokio::runtime::Handle::current();
@@ -193,14 +264,20 @@ impl Engine {
             && until > now
         {
             let delay = Duration::from_millis((until - now) as u64);
-            return Ok(Some(Next {
+            return Ok(vec![Next {
                 task: task.clone(),
                 delay,
-            }));
+            }]);
         }
-        // Step Functions' limit on a history: the step that would pass it fails the execution.
+        // Step Functions' limit on a history: the step that would pass it fails the execution. A
+        // Map that fans out will record two events per iteration when it resumes (its
+        // iterations' own events are in their histories): one too large fails now.
         let recorded = store::event_count(&self.pool, &task.execution).await?;
-        let step = if recorded + step.events.len() as i64 + 1 > MAX_HISTORY_EVENTS {
+        let resume = match &step.fanout {
+            Some(fanout) if fanout.kind == FanoutKind::Map => 2 * fanout.children.len() as i64 + 2,
+            _ => 0,
+        };
+        let step = if recorded + step.events.len() as i64 + resume + 1 > MAX_HISTORY_EVENTS {
             let mut events = step.events;
             events.truncate((MAX_HISTORY_EVENTS - recorded - 1).max(0) as usize);
             StateStep {
@@ -208,6 +285,7 @@ impl Engine {
                 result: Err(history_limit()),
                 retrying: None,
                 waiting: None,
+                fanout: None,
                 variables: step.variables,
             }
         } else {
@@ -218,6 +296,19 @@ impl Engine {
         // no worker waits through it.
         let waiting_for = step.waiting.as_ref().map(|w| w.token.clone());
         let (update, delay) = match (step.retrying, step.result) {
+            _ if step.fanout.is_some() => (
+                StepUpdate::Fanout {
+                    run: store::RunStart {
+                        parent: &execution,
+                        step: task.step,
+                        state: &execution.state,
+                        starts,
+                        variables: &execution.variables,
+                    },
+                    fanout: step.fanout.expect("checked"),
+                },
+                None,
+            ),
             _ if step.waiting.is_some() => {
                 let waiting = step.waiting.expect("checked");
                 (
@@ -267,15 +358,14 @@ impl Engine {
                 (update, None)
             }
         };
-        let committed = store::commit_step(
-            &self.pool,
-            &task.execution,
-            task.step,
-            entered_at,
-            &events,
-            update,
+        let fanned_out = matches!(update, StepUpdate::Fanout { .. });
+        let Some(woken) = store::commit_step(
+            &self.pool, &execution, task.step, entered_at, &events, update,
         )
-        .await?;
+        .await?
+        else {
+            return Ok(Vec::new());
+        };
         let next = |delay| Next {
             task: StepTask {
                 execution: task.execution.clone(),
@@ -283,20 +373,36 @@ impl Engine {
             },
             delay,
         };
-        if let (Some(token), true) = (waiting_for, committed) {
+        let mut steps: Vec<Next> = woken
+            .into_iter()
+            .map(|(execution, step)| Next {
+                task: StepTask { execution, step },
+                delay: Duration::ZERO,
+            })
+            .collect();
+        if let Some(token) = waiting_for {
             // The answer may have come while the job ran: then resume at once.
             let stored = store::task_token(&self.pool, &token).await?;
             let due = match stored.answer() {
                 Some(_) => Some(now),
                 None => earliest(stored.due_at, execution_deadline),
             };
-            return Ok(due.map(|due| next(Duration::from_millis((due - now).max(0) as u64))));
+            steps.extend(due.map(|due| next(Duration::from_millis((due - now).max(0) as u64))));
+        } else if fanned_out {
+            // The children wake this step when they end; the execution's timeout, if sooner.
+            steps.extend(
+                execution_deadline
+                    .map(|due| next(Duration::from_millis((due - now).max(0) as u64))),
+            );
+        } else {
+            steps.extend(delay.map(next));
         }
-        Ok(delay.filter(|_| committed).map(next))
+        Ok(steps)
     }
 
-    /// Stops a running execution.
+    /// Stops a running execution, with the children its Parallel and Map states run.
     pub async fn stop(&self, id: &str) -> Result<(), Error> {
+        refuse_child(&store::execution(&self.pool, id).await?, "stop")?;
         if !store::abort(&self.pool, id).await? {
             let execution = store::execution(&self.pool, id).await?;
             return Err(Error::WrongStatus {
@@ -309,19 +415,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Redrives a failed execution from its failed state with the workflow's latest version.
-    pub async fn redrive(&self, id: &str) -> Result<Next, Error> {
+    /// Redrives a failed execution from its failed state with the workflow's latest version;
+    /// in a Parallel or Map, only the branches or iterations that did not succeed run again.
+    pub async fn redrive(&self, id: &str) -> Result<Vec<Next>, Error> {
         let execution = store::execution(&self.pool, id).await?;
+        refuse_child(&execution, "redrive")?;
         let (version, definition) = store::workflow(&self.pool, &execution.workflow, None).await?;
         self.runnable(&definition)?;
         match store::redrive(&self.pool, id, version).await? {
-            Some(step) => Ok(Next {
-                task: StepTask {
-                    execution: id.to_owned(),
-                    step,
-                },
-                delay: Duration::ZERO,
-            }),
+            Some(steps) => Ok(steps
+                .into_iter()
+                .map(|(execution, step)| Next {
+                    task: StepTask { execution, step },
+                    delay: Duration::ZERO,
+                })
+                .collect()),
             None => Err(Error::WrongStatus {
                 id: id.to_owned(),
                 status: execution.status.to_string(),
@@ -342,6 +450,18 @@ impl Engine {
                 delay: Duration::ZERO,
             })
             .collect())
+    }
+}
+
+/// A child (a Parallel's branch, a Map's iteration) is stopped and redriven through its parent:
+/// its run counts its end, and a redrive of the parent reruns the children that did not succeed.
+fn refuse_child(execution: &Execution, action: &str) -> Result<(), Error> {
+    match &execution.parent_id {
+        Some(parent) => Err(Error::Invalid(format!(
+            "execution {} is a branch or iteration of execution {parent}: {action} the parent instead ({action} reaches its children)",
+            execution.id
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -378,6 +498,7 @@ fn then_pure_states(
             variables: step.variables.clone(),
             attempts: None,
             callback: None,
+            children: None,
             ..position.clone()
         };
         // Pure states run no task: the test runner stands in for the real one.

@@ -15,8 +15,9 @@
 //! A Retry's delay is a step of its own, due after its backoff. A callback task
 //! (`.waitForTaskToken`) runs its job, then its execution waits for the token holding no worker:
 //! `SendTaskSuccess`/`SendTaskFailure` ([`engine::Engine::answer`]) enqueue the step that resumes
-//! it, and a step due when the wait runs out times it out. Not yet durable inside a state:
-//! Parallel and Map run their branches and iterations within one step.
+//! it, and a step due when the wait runs out times it out. A Parallel's branches and a Map's
+//! iterations run as child executions of their own (`store::fanout`): the state's step starts
+//! them and waits holding no worker; the child whose end decides the run wakes it.
 //!
 //! Two things come from outside, so that this layer knows neither the queue nor the Task
 //! resources: a [`Dispatch`] takes the steps to run (the scheduler's apalis queue), and

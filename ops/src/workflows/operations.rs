@@ -149,6 +149,7 @@ impl Workflows {
             started_from: instant("started_from", request.started_from.as_deref())?,
             started_before: instant("started_before", request.started_before.as_deref())?,
             after,
+            parent: request.parent.as_deref().filter(|p| !p.is_empty()),
         };
         // One more than asked says whether a next page exists.
         let mut rows = store::executions(self.pool(), &filter, limit + 1).await?;
@@ -165,9 +166,9 @@ impl Workflows {
 
     /// An execution.
     pub async fn describe(&self, id: &str) -> Result<ExecutionView> {
-        Ok(ExecutionView::from(
-            &store::execution(self.pool(), id).await?,
-        ))
+        let mut view = ExecutionView::from(&store::execution(self.pool(), id).await?);
+        view.map_runs = store::map_runs(self.pool(), id).await?;
+        Ok(view)
     }
 
     /// An execution's history, in order.
@@ -193,10 +194,12 @@ impl Workflows {
         self.describe(id).await
     }
 
-    /// Redrives a failed execution from its failed state, with the workflow's latest version.
+    /// Redrives a failed execution from its failed state, with the workflow's latest version (in
+    /// a Parallel or Map, the branches or iterations that did not succeed run again).
     pub async fn redrive(&self, id: &str) -> Result<ExecutionView> {
-        let next = self.engine.redrive(id).await?;
-        self.push(Some(&next)).await?;
+        for next in self.engine.redrive(id).await? {
+            self.push(Some(&next)).await?;
+        }
         self.describe(id).await
     }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::Error as FlowError;
 use super::schedules::Schedule;
-use super::store::{Execution, ExecutionStatus, TaskToken, TokenStatus, show_time};
+use super::store::{self, Execution, ExecutionStatus, TaskToken, TokenStatus, show_time};
 use crate::{Error, Missing};
 
 /// A definition that validated.
@@ -86,6 +86,10 @@ pub struct ExecutionList {
     pub after: Option<String>,
     #[serde(default)]
     pub limit: Option<i64>,
+    /// The children of this execution (its Parallel branches and Map iterations); without it,
+    /// top-level executions only.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 /// A page of executions, and the cursor of the next (`None`: this is the last).
@@ -112,6 +116,17 @@ pub struct ExecutionView {
     pub redrive_count: i64,
     pub started_at: String,
     pub stopped_at: Option<String>,
+    /// A child's parent execution, its run and its place in it (a Parallel's branch or a Map's
+    /// item).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map_run: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<i64>,
+    /// The runs of children its Parallel and Map states started (describe only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub map_runs: Vec<store::MapRunView>,
 }
 
 /// One event of an execution's history (`GetExecutionHistory`).
@@ -286,6 +301,10 @@ impl From<&Execution> for ExecutionView {
             redrive_count: e.redrive_count,
             started_at: show_time(e.started_at),
             stopped_at: e.stopped_at.map(show_time),
+            parent: e.parent_id.clone(),
+            map_run: e.map_run_id.clone(),
+            index: e.child_index,
+            map_runs: Vec::new(),
         }
     }
 }

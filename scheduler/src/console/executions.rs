@@ -95,6 +95,7 @@ fn request(filter: &Filter) -> Result<ExecutionList, PageError> {
         started_before: query.started_before,
         after: query.after,
         limit: Some(PAGE),
+        parent: None,
     })
 }
 
@@ -192,6 +193,8 @@ struct ExecutionPage {
     failed: bool,
     /// The state the history says it failed in.
     failed_in: String,
+    /// Its branches' and iterations' executions, in their order.
+    children: Vec<ExecutionView>,
 }
 
 fn rows(history: &[HistoryEvent]) -> Vec<EventRow> {
@@ -240,6 +243,19 @@ pub async fn page(
             graph::svg(&machine, &outcomes.states, &title)
         });
     let latest = flows.definition(&execution.workflow, None).await?.version;
+    let mut children = match execution.map_runs.is_empty() {
+        true => Vec::new(),
+        false => {
+            flows
+                .executions(&ExecutionList {
+                    parent: Some(execution.id.clone()),
+                    limit: Some(200),
+                    ..ExecutionList::default()
+                })
+                .await?
+        }
+    };
+    children.sort_by_key(|c| c.index);
     let failed_in = outcomes
         .failed_in
         .clone()
@@ -256,6 +272,7 @@ pub async fn page(
         latest,
         running: execution.status == ExecutionStatus::Running,
         failed: execution.status == ExecutionStatus::Failed,
+        children,
         execution,
     }))
 }

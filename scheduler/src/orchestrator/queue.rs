@@ -21,6 +21,14 @@ const MISSED_HEARTBEATS: usize = 3;
 /// How often an idle worker looks for steps: a started execution waits at most this long.
 const POLL: Duration = Duration::from_millis(20);
 
+/// The steps a worker runs at once: four per core, at least eight. It takes from the queue no
+/// more than it can run (apalis's batch is the same size), so that workers share a burst of
+/// steps (a Map's iterations) rather than the first one to poll locking it all.
+fn steps_at_once() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    (4 * cores).max(8)
+}
+
 /// How often a worker looks for stalled executions, and how long one may stall.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const STALL: Duration = Duration::from_secs(120);
@@ -80,6 +88,7 @@ impl Queue {
             migrator.dangerous_set_table_name("_apalis_migrations");
             migrate(&migrator, &pool).await?;
             let config = apalis_sqlite::Config {
+                batch_size: steps_at_once(),
                 heartbeat_interval: HEARTBEAT,
                 missed_heartbeats: MISSED_HEARTBEATS,
                 queue: apalis_sqlite::Config::default().queue(QUEUE).queue,
@@ -92,6 +101,7 @@ impl Queue {
             migrator.dangerous_set_table_name("_apalis_migrations");
             migrate(&migrator, &pool).await?;
             let config = apalis_postgres::Config {
+                batch_size: steps_at_once(),
                 heartbeat_interval: HEARTBEAT,
                 missed_heartbeats: MISSED_HEARTBEATS,
                 queue: apalis_postgres::Config::default().queue(QUEUE).queue,
@@ -248,6 +258,7 @@ impl Queue {
                 WorkerBuilder::new(name.as_str())
                     .backend(storage.poll_with_interval(POLL))
                     .data(state)
+                    .concurrency(steps_at_once())
                     .build(step)
                     .run_until(signal)
                     .await
@@ -256,6 +267,7 @@ impl Queue {
                 WorkerBuilder::new(name.as_str())
                     .backend(storage.poll_with_interval(POLL))
                     .data(state)
+                    .concurrency(steps_at_once())
                     .build(step)
                     .run_until(signal)
                     .await
@@ -283,31 +295,51 @@ const MAX_INLINE_STEPS: usize = 1000;
 
 /// The apalis handler, a thin adapter over the engine: runs the step, and the steps after it
 /// while none has to wait (each is committed before the next runs, so this is as durable as
-/// enqueueing each one); a step that waits, or the thousandth, goes back to the queue.
+/// enqueueing each one); a step that waits, or the thousandth, goes back to the queue. Of the
+/// steps a step makes ready, the execution's own next one (or the only one: the next child of a
+/// Map, or the parent a last child wakes) runs here; the others (the children a Parallel or
+/// Map starts) go to the queue, for every worker to take.
 async fn step(task: StepTask, state: Data<Arc<(Engine, Queue)>>) -> Result<(), BoxDynError> {
     let (engine, queue) = state.as_ref();
     let mut current = task;
     for _ in 0..MAX_INLINE_STEPS {
-        match engine.advance(&current).await {
-            Ok(Some(next)) if next.delay.is_zero() => current = next.task,
-            // Delivered a moment early (the queue keeps due times to the second): wait here. A
-            // push of the same step due at the same time would be taken for this very task
-            // (same idempotency key) and dropped.
-            Ok(Some(next)) if next.task == current && next.delay <= EARLY => {
-                tokio::time::sleep(next.delay + Duration::from_millis(5)).await;
-            }
-            Ok(Some(next)) => {
-                return queue
-                    .push(&next)
-                    .await
-                    .map_err(|e| Box::new(e) as BoxDynError);
-            }
-            Ok(None) => {
-                info!(execution = %current.execution, step = current.step, "execution step done");
-                return Ok(());
-            }
+        let steps = match engine.advance(&current).await {
+            Ok(steps) => steps,
             Err(err) => {
                 warn!(execution = %current.execution, step = current.step, error = %err, "step failed; the sweep will retry it");
+                return Ok(());
+            }
+        };
+        let own = steps
+            .iter()
+            .position(|n| n.delay.is_zero() && n.task.execution == current.execution)
+            .or_else(|| {
+                let ready: Vec<usize> = (0..steps.len())
+                    .filter(|i| steps[*i].delay.is_zero())
+                    .collect();
+                (ready.len() == 1).then(|| ready[0])
+            });
+        let mut here = None;
+        for (i, next) in steps.into_iter().enumerate() {
+            if Some(i) == own {
+                here = Some(next.task);
+            } else if next.task == current && next.delay <= EARLY {
+                // Delivered a moment early (the queue keeps due times to the second): wait
+                // here. A push of the same step due at the same time would be taken for this
+                // very task (same idempotency key) and dropped.
+                tokio::time::sleep(next.delay + Duration::from_millis(5)).await;
+                here = Some(next.task);
+            } else {
+                queue
+                    .push(&next)
+                    .await
+                    .map_err(|e| Box::new(e) as BoxDynError)?;
+            }
+        }
+        match here {
+            Some(task) => current = task,
+            None => {
+                info!(execution = %current.execution, step = current.step, "execution step done");
                 return Ok(());
             }
         }

@@ -385,16 +385,28 @@ fn a_workflow_naming_no_sluice_job_is_refused_at_validation() {
 }
 
 #[test]
-fn a_callback_inside_map_or_parallel_is_refused_at_validation() {
-    let definition = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
+fn a_callback_inside_map_or_parallel_is_valid_and_an_unknown_one_refused_with_its_pointer() {
+    // Branches and iterations are executions of their own: a callback there waits like any.
+    let definition = |resource: &str| {
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
         "ItemProcessor": {"StartAt": "Ask", "States": {
-            "Ask": {"Type": "Task", "Resource": "sluice:approval.waitForTaskToken", "End": true}}}}}});
-    let refusal = super::runnable(&definition, &Default::default())
-        .unwrap_err()
-        .to_string();
+            "Ask": {"Type": "Task", "Resource": resource, "End": true}}}}}})
+    };
     assert!(
-        refusal.starts_with("/States/M/ItemProcessor/States/Ask/Resource: ")
-            && refusal.contains("must be a top-level state"),
+        super::runnable(
+            &definition("sluice:approval.waitForTaskToken"),
+            &Default::default()
+        )
+        .is_ok()
+    );
+    let refusal = super::runnable(
+        &definition("sluice:nope.waitForTaskToken"),
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refusal.starts_with("/States/M/ItemProcessor/States/Ask/Resource: "),
         "{refusal}"
     );
 }

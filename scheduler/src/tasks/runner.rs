@@ -50,6 +50,16 @@ impl TaskRunner for InProcess<'_> {
             .map_err(|e| format!("{what}: {e}"))
     }
 
+    /// A distributed Map's `ResultWriter` (`s3:putObject`): the lake's `key`, replaced.
+    fn put_object(&mut self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), String> {
+        let lake = self.lake()?;
+        let what = format!("s3://{bucket}/{key} (the lake's {key})");
+        let key = jobs::lake::LakeKey::parse(key).map_err(|e| format!("{what}: {e}"))?;
+        self.handle
+            .block_on(lake.put(&key, bytes::Bytes::from(body)))
+            .map_err(|e| format!("{what}: {e}"))
+    }
+
     /// A distributed Map's `s3:listObjectsV2`: the lake's objects whose key starts with
     /// `prefix`, by key.
     fn list_objects(&mut self, bucket: &str, prefix: &str) -> Result<Vec<ObjectEntry>, String> {

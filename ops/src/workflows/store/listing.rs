@@ -15,6 +15,8 @@ pub struct ExecutionFilter<'a> {
     pub started_before: Option<i64>,
     /// The last execution of the previous page: (started at, id).
     pub after: Option<(i64, &'a str)>,
+    /// The children of this execution; None: top-level executions only.
+    pub parent: Option<&'a str>,
 }
 
 /// Executions, newest first (ties by id, descending), at most `limit`. Only the conditions
@@ -31,6 +33,10 @@ pub async fn executions(
         n += 1;
         format!("${n}")
     };
+    match filter.parent {
+        Some(_) => conditions.push(format!("parent_id = {}", next())),
+        None => conditions.push("parent_id IS NULL".to_owned()),
+    }
     if filter.workflow.is_some() {
         conditions.push(format!("workflow = {}", next()));
     }
@@ -51,15 +57,16 @@ pub async fn executions(
     }
     let limit_at = next();
     let mut sql = select_executions!("").to_owned();
-    if !conditions.is_empty() {
-        sql.push_str("WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
+    sql.push_str("WHERE ");
+    sql.push_str(&conditions.join(" AND "));
     sql.push_str(&format!(
         " ORDER BY started_at DESC, id DESC LIMIT {limit_at}"
     ));
     // Audited: the text is literals and numbered placeholders; every value is bound.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    if let Some(parent) = filter.parent {
+        query = query.bind(parent);
+    }
     if let Some(workflow) = filter.workflow {
         query = query.bind(workflow);
     }

@@ -9,9 +9,11 @@ use asl::Failure;
 use asl::run::Event;
 
 mod events;
+mod fanout;
 mod tokens;
 use events::{append_events, append_execution_event, event_times};
 pub use events::{event_count, history};
+pub use fanout::{MapRunView, RunStart, Wake, map_runs, root_context, run_children, run_status};
 pub use tokens::{
     Answer, TaskToken, TokenStatus, answer_token, earliest, heartbeat_token, issue_token,
     task_token, time_out_token, waiting_tokens,
@@ -93,6 +95,18 @@ pub struct Execution {
     pub retry_attempts: Option<Vec<u32>>,
     /// A callback task waits for this token.
     pub callback_token: Option<String>,
+    /// A child (a Parallel's branch, a Map's iteration): its parent, its run and place in it.
+    pub parent_id: Option<String>,
+    pub map_run_id: Option<String>,
+    pub child_index: Option<i64>,
+    /// Where a child's machine is in the workflow's definition: (state, branch) from the top.
+    pub machine_path: Vec<(String, usize)>,
+    /// What `$$.Map.Item` shows in a Map's iteration.
+    pub map_item: Option<(usize, Value)>,
+    /// A child's root execution, as `$$.Execution` shows it (`input`, `started_at`, `name`).
+    pub context: Option<Value>,
+    /// The run of children the current state waits for (kept when it failed there).
+    pub waiting_run: Option<String>,
 }
 
 /// One stored history event.
@@ -106,7 +120,7 @@ pub struct StoredEvent {
 }
 
 /// How a step moves an execution.
-pub enum StepUpdate {
+pub enum StepUpdate<'a> {
     /// On to `state` with `input`.
     Advance {
         state: String,
@@ -130,6 +144,11 @@ pub enum StepUpdate {
         input: Value,
         attempts: Vec<u32>,
     },
+    /// The current state, a Parallel or Map, waits for its children, started here.
+    Fanout {
+        run: RunStart<'a>,
+        fanout: asl::run::Fanout,
+    },
 }
 
 /// The execution query, then its WHERE clause.
@@ -137,7 +156,8 @@ macro_rules! select_executions {
     ($rest:literal) => {
         concat!(
             "SELECT id, workflow, name, version, status, input, output, error, cause, state, state_input, ",
-            "variables, entered_at, step, redrive_count, started_at, stopped_at, retry_attempts, callback_token FROM executions ",
+            "variables, entered_at, step, redrive_count, started_at, stopped_at, retry_attempts, callback_token, ",
+            "parent_id, map_run_id, child_index, machine_path, map_item, context, waiting_run FROM executions ",
             $rest
         )
     };
@@ -171,6 +191,21 @@ fn execution_of(row: &sqlx::any::AnyRow) -> Result<Execution, Error> {
             .try_get::<Option<String>, _>("retry_attempts")?
             .and_then(|text| serde_json::from_str(&text).ok()),
         callback_token: row.try_get("callback_token")?,
+        parent_id: row.try_get("parent_id")?,
+        map_run_id: row.try_get("map_run_id")?,
+        child_index: row.try_get("child_index")?,
+        machine_path: row
+            .try_get::<Option<String>, _>("machine_path")?
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default(),
+        map_item: row
+            .try_get::<Option<String>, _>("map_item")?
+            .map(|text| json_of(&text))
+            .and_then(|item| Some((item["Index"].as_u64()? as usize, item["Value"].clone()))),
+        context: row
+            .try_get::<Option<String>, _>("context")?
+            .map(|text| json_of(&text)),
+        waiting_run: row.try_get("waiting_run")?,
     })
 }
 
@@ -329,23 +364,41 @@ pub async fn execution(pool: &AnyPool, id: &str) -> Result<Execution, Error> {
     execution_of(&row)
 }
 
-/// Commits one step of the state entered at `began` (ms): its events and the execution's new position, in
-/// one transaction, only if the execution is still running at `step` (a duplicate delivery
-/// commits nothing: false).
+/// Commits one step of the state entered at `began` (ms): its events and the execution's new
+/// position, in one transaction, only if the execution is still running at `step` (a duplicate
+/// delivery commits nothing: None). The children it starts or the parent it wakes are in the
+/// same transaction; their steps are returned, to enqueue.
 pub async fn commit_step(
     pool: &AnyPool,
-    id: &str,
+    execution: &Execution,
     step: i64,
     began: i64,
     events: &[Event],
-    update: StepUpdate,
-) -> Result<bool, Error> {
+    update: StepUpdate<'_>,
+) -> Result<Option<Wake>, Error> {
+    let id = execution.id.as_str();
     let now = now_ms();
     let mut tx = pool.begin().await?;
+    let mut wake = Wake::new();
+    // Runs are locked before executions, in every transaction that touches both (a child's
+    // end, a parent leaving its run, a stop), so that concurrent ones cannot deadlock.
+    let ends = matches!(update, StepUpdate::Succeed { .. } | StepUpdate::Fail { .. });
+    for run in [
+        execution.map_run_id.as_ref().filter(|_| ends),
+        execution
+            .waiting_run
+            .as_ref()
+            .filter(|_| !matches!(update, StepUpdate::Fanout { .. })),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        fanout::lock_run(&mut tx, run).await?;
+    }
     let result = match &update {
         StepUpdate::Retry { attempts, due_at } => sqlx::query(
             "UPDATE executions SET retry_attempts = $1, entered_at = $2, step = step + 1, updated_at = $3, \
-             callback_token = NULL WHERE id = $4 AND step = $5 AND status = 'RUNNING'",
+             callback_token = NULL, waiting_run = NULL WHERE id = $4 AND step = $5 AND status = 'RUNNING'",
         )
         .bind(serde_json::to_string(attempts).expect("numbers serialize"))
         .bind(*due_at)
@@ -356,7 +409,7 @@ pub async fn commit_step(
         .await?,
         StepUpdate::Advance { state, input, variables } => sqlx::query(
             "UPDATE executions SET state = $1, state_input = $2, variables = $3, entered_at = $4, step = step + 1, updated_at = $4, \
-             retry_attempts = NULL, callback_token = NULL \
+             retry_attempts = NULL, callback_token = NULL, waiting_run = NULL \
              WHERE id = $5 AND step = $6 AND status = 'RUNNING'",
         )
         .bind(state)
@@ -369,7 +422,7 @@ pub async fn commit_step(
         .await?,
         StepUpdate::Succeed { output, variables } => sqlx::query(
             "UPDATE executions SET status = 'SUCCEEDED', output = $1, variables = $2, stopped_at = $3, step = step + 1, updated_at = $3, \
-             callback_token = NULL WHERE id = $4 AND step = $5 AND status = 'RUNNING'",
+             callback_token = NULL, waiting_run = NULL WHERE id = $4 AND step = $5 AND status = 'RUNNING'",
         )
         .bind(output.to_string())
         .bind(Value::Object(variables.clone()).to_string())
@@ -412,68 +465,97 @@ pub async fn commit_step(
             .execute(&mut *tx)
             .await?
         }
+        StepUpdate::Fanout { run, fanout } => {
+            let moved = sqlx::query(
+                "UPDATE executions SET retry_attempts = $1, step = step + 1, updated_at = $2, callback_token = NULL \
+                 WHERE id = $3 AND step = $4 AND status = 'RUNNING'",
+            )
+            .bind(serde_json::to_string(&fanout.attempts).expect("numbers serialize"))
+            .bind(now)
+            .bind(id)
+            .bind(step)
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() == 1 {
+                let (run_id, started) = fanout::start_run(&mut tx, run, fanout).await?;
+                sqlx::query("UPDATE executions SET waiting_run = $1 WHERE id = $2")
+                    .bind(&run_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                wake.extend(started);
+            }
+            moved
+        }
     };
     if result.rows_affected() != 1 {
-        return Ok(false);
+        return Ok(None);
+    }
+    // A state that leaves its run before the run ended (the execution's timeout) stops it.
+    if let Some(run) = &execution.waiting_run
+        && !matches!(update, StepUpdate::Fanout { .. })
+    {
+        fanout::end_run(&mut tx, run, "ABORTED").await?;
+    }
+    // A child's end counts in its run, in this transaction.
+    if let Some(run) = &execution.map_run_id {
+        match &update {
+            StepUpdate::Succeed { .. } => {
+                wake.extend(fanout::child_ended(&mut tx, run, true).await?)
+            }
+            StepUpdate::Fail { .. } => wake.extend(fanout::child_ended(&mut tx, run, false).await?),
+            _ => {}
+        }
     }
     append_events(&mut tx, id, events, &event_times(events, began, now)).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Some(wake))
 }
 
-/// Stops a running execution (ABORTED); false when it was not running.
+/// Stops a running execution (ABORTED), and the children it runs; false when it was not running.
 pub async fn abort(pool: &AnyPool, id: &str) -> Result<bool, Error> {
-    let now = now_ms();
     let mut tx = pool.begin().await?;
-    let stopped = sqlx::query("UPDATE executions SET status = 'ABORTED', stopped_at = $1, step = step + 1, updated_at = $1 WHERE id = $2 AND status = 'RUNNING'")
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
+    if let Some(run) =
+        sqlx::query_scalar::<_, Option<String>>("SELECT waiting_run FROM executions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten()
+    {
+        fanout::lock_run(&mut tx, &run).await?;
+    }
+    let running: bool = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM executions WHERE id = $1 AND status = 'RUNNING'",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?
         == 1;
-    if stopped {
-        append_execution_event(&mut tx, id, "ExecutionAborted", serde_json::json!({}), now).await?;
+    if running {
+        fanout::abort_tree(&mut tx, vec![id.to_owned()]).await?;
     }
     tx.commit().await?;
-    Ok(stopped)
+    Ok(running)
 }
 
-/// Redrives a failed execution from the state it failed in, with the workflow's latest version;
-/// returns the step to run, or None when it had not failed.
-pub async fn redrive(pool: &AnyPool, id: &str, version: i64) -> Result<Option<i64>, Error> {
-    let now = now_ms();
+/// Redrives a failed execution from the state it failed in, with the workflow's latest version:
+/// the steps to enqueue (its own, or those of the children of a Parallel or Map it failed in
+/// that did not succeed), or None when it had not failed.
+pub async fn redrive(pool: &AnyPool, id: &str, version: i64) -> Result<Option<Wake>, Error> {
     let mut tx = pool.begin().await?;
-    let redriven = sqlx::query(
-        "UPDATE executions SET status = 'RUNNING', version = $1, error = NULL, cause = NULL, stopped_at = NULL, \
-         redrive_count = redrive_count + 1, entered_at = $2, step = step + 1, updated_at = $2, retry_attempts = NULL, \
-         callback_token = NULL \
-         WHERE id = $3 AND status = 'FAILED'",
+    let failed: bool = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM executions WHERE id = $1 AND status = 'FAILED'",
     )
-    .bind(version)
-    .bind(now)
     .bind(id)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?
-    .rows_affected()
         == 1;
-    if !redriven {
+    if !failed {
         return Ok(None);
     }
-    let step: i64 = sqlx::query_scalar("SELECT step FROM executions WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-    append_execution_event(
-        &mut tx,
-        id,
-        "ExecutionRedriven",
-        serde_json::json!({"version": version}),
-        now,
-    )
-    .await?;
+    let wake = fanout::redrive_tree(&mut tx, id, Some(version)).await?;
     tx.commit().await?;
-    Ok(Some(step))
+    Ok(Some(wake))
 }
 
 /// How long an answered callback, or a wait past its deadline, may go without the step that
@@ -482,12 +564,14 @@ const CALLBACK_GRACE_MS: i64 = 10_000;
 
 /// Running executions whose position has not moved since `before_ms`: (id, step). One waiting
 /// for a callback is not stalled while it waits; it is once its token was answered, or its
-/// wait ran out, [`CALLBACK_GRACE_MS`] ago without a step.
+/// wait ran out, [`CALLBACK_GRACE_MS`] ago without a step. One waiting for its children is
+/// not stalled while they run.
 pub async fn stalled(pool: &AnyPool, before_ms: i64) -> Result<Vec<(String, i64)>, Error> {
     let rows = sqlx::query(
         "SELECT e.id, e.step FROM executions e LEFT JOIN task_tokens t ON t.token = e.callback_token \
+         LEFT JOIN map_runs r ON r.id = e.waiting_run \
          WHERE e.status = 'RUNNING' AND ( \
-           (t.token IS NULL AND e.updated_at < $1) \
+           (t.token IS NULL AND e.updated_at < $1 AND (r.id IS NULL OR r.status <> 'RUNNING')) \
            OR (t.status = 'WAITING' AND t.due_at < $2) \
            OR (t.status <> 'WAITING' AND t.answered_at < $2)) \
          ORDER BY e.updated_at",
