@@ -15,8 +15,9 @@ use crate::{Error, Observer, Ops, Progress, Result};
 
 /// `{"table", "dest"?: "curated", "partition_by"?: "day" | "hour", "event_time"?, "dry_run"?,
 /// "reprocess"?, "from"?, "to"?, "target_file_mib"?: 128, "row_group_rows"?: 131072,
-/// "catalog"?}`. `from` and `to` (event dates, inclusive) come together and only with
-/// `reprocess`; `dry_run` plans an incremental run.
+/// "catalog"?, "objects"?: [keys]}`. `from` and `to` (event dates, inclusive) come together
+/// and only with `reprocess`; `dry_run` plans an incremental run; `objects` converts only those
+/// new landing objects (a distributed Map's batch).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "ConvertInput")]
 pub struct ConvertRequest {
@@ -33,6 +34,8 @@ pub struct ConvertRequest {
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
     pub catalog: Option<String>,
+    /// Only these landing objects (a distributed Map's batch), by key; none: every new one.
+    pub objects: Vec<String>,
 }
 
 /// A convert request as written: flags that [`ConvertRequest`] turns into one mode.
@@ -60,6 +63,8 @@ struct ConvertInput {
     row_group_rows: usize,
     #[serde(default)]
     catalog: Option<String>,
+    #[serde(default)]
+    objects: Vec<String>,
 }
 
 /// `partition_by`: the finest partition column.
@@ -114,6 +119,11 @@ impl TryFrom<ConvertInput> for ConvertRequest {
                 return Err("a range needs both ends: to is set, from is missing".into());
             }
         };
+        if !input.objects.is_empty() && mode.reprocess() {
+            return Err(
+                "objects picks new landing objects for an incremental run; it does not combine with reprocess".into(),
+            );
+        }
         Ok(Self {
             table: input.table,
             dest: input.dest,
@@ -126,6 +136,7 @@ impl TryFrom<ConvertInput> for ConvertRequest {
             target_file_mib: input.target_file_mib,
             row_group_rows: input.row_group_rows,
             catalog: input.catalog,
+            objects: input.objects,
         })
     }
 }
@@ -142,6 +153,7 @@ impl ConvertRequest {
             target_file_mib: default_target_file_mib(),
             row_group_rows: default_row_group_rows(),
             catalog: None,
+            objects: Vec::new(),
         }
     }
 }
@@ -185,6 +197,8 @@ impl Ops {
         options.granularity = request.granularity;
         options.event_time = request.event_time.clone();
         options.mode = request.mode;
+        options.objects =
+            (!request.objects.is_empty()).then(|| request.objects.iter().cloned().collect());
         options.files = FileOptions {
             target_file_bytes: request.target_file_mib << 20,
             row_group_rows: request.row_group_rows,

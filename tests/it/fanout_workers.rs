@@ -176,3 +176,142 @@ async fn two_workers_share_a_map_of_1000_iterations_and_finish_it_after_one_is_k
     assert!(twice <= 10, "{twice} effects repeated");
     drop(workers);
 }
+
+/// A day of landings converted in parallel: a distributed Map lists the landing objects and
+/// hands each batch of four to `sluice:convert` with its keys, on two workers; every record lands
+/// once in the curated table (each object's bookmark commits with its batch, and a batch racing
+/// another to create the curated table is retried), against the generator's truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_convert_a_day_of_landings_in_batches_exactly_once() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    std::fs::write(
+        path.join("sluice.toml"),
+        format!("database = \"{}\"\n", db.url),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run_sluice(
+        path,
+        &[
+            "generate",
+            "landings",
+            "--devices",
+            "4",
+            "--days",
+            "1",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let generated: Value = serde_json::from_str(&stdout).unwrap();
+    let (ok, _, stderr) = run_sluice(path, &["crawl", "landing"]);
+    assert!(ok, "{stderr}");
+    let flow = json!({"StartAt": "Convert", "States": {"Convert": {"Type": "Map", "End": true,
+        "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
+                       "Parameters": {"Bucket": "landing-bucket", "Prefix": "landing/telemetry/"}},
+        "ItemBatcher": {"MaxItemsPerBatch": 4},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Batch", "States": {"Batch": {"Type": "Task", "Resource": "sluice:convert", "End": true,
+                "Parameters": {"table": "telemetry", "objects.$": "$.Items[*].Key"},
+                "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 6, "IntervalSeconds": 1, "JitterStrategy": "FULL"}],
+                "ResultSelector": {"read.$": "$.records_read", "written.$": "$.records_written",
+                                   "quarantined.$": "$.records_quarantined", "sources.$": "$.sources"}}}}}}});
+    std::fs::write(path.join("convert.json"), flow.to_string()).unwrap();
+    let (ok, _, stderr) = run_sluice(
+        path,
+        &[
+            "workflow",
+            "create",
+            "convert-day",
+            "--definition",
+            "convert.json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let _workers = [
+        spawn(path, &["worker", "--name", "c1"]),
+        spawn(path, &["worker", "--name", "c2"]),
+    ];
+    let (ok, stdout, stderr) = run_sluice(
+        path,
+        &["workflow", "start", "convert-day", "--output", "json"],
+    );
+    assert!(ok, "{stderr}");
+    let id = serde_json::from_str::<Value>(&stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (dir_path, waited) = (path.to_owned(), id.clone());
+    let status = tokio::task::spawn_blocking(move || {
+        wait_for_execution(&dir_path, &waited, Duration::from_secs(300))
+    })
+    .await
+    .unwrap();
+    let (ok, stdout, _) = run_sluice(path, &["workflow", "describe", &id, "--output", "json"]);
+    assert!(ok);
+    let parent: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status, "SUCCEEDED", "{parent}");
+
+    // Every object in exactly one batch, every record read once, written or quarantined.
+    let batches = parent["output"].as_array().unwrap();
+    let sum = |field: &str| {
+        batches
+            .iter()
+            .map(|b| b[field].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    // The listing holds the telemetry objects (Firehose's error object lands under landing/errors).
+    let objects = generated["objects"].as_u64().unwrap();
+    assert_eq!(batches.len() as u64, objects.div_ceil(4));
+    assert_eq!(sum("sources"), objects, "{parent}");
+    assert_eq!(sum("read"), generated["records"].as_u64().unwrap());
+    assert_eq!(sum("read"), sum("written") + sum("quarantined"));
+    assert_eq!(
+        sum("quarantined"),
+        generated["malformed_records"].as_u64().unwrap()
+    );
+    let (ok, stdout, stderr) = run_sluice(
+        path,
+        &["catalog", "show", "telemetry_curated", "--output", "json"],
+    );
+    assert!(ok, "{stderr}");
+    let curated: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        curated["records"].as_u64(),
+        Some(sum("written")),
+        "{curated}"
+    );
+    let (ok, stdout, _) = run_sluice(path, &["convert", "telemetry", "--output", "json"]);
+    assert!(ok);
+    let again: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        again["records_read"], 0,
+        "nothing is converted twice: {again}"
+    );
+
+    // Both workers converted batches.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let workers: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT lock_by FROM apalis.jobs WHERE status = 'Done' AND lock_by IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    // A batch naming an object the table does not hold is refused, naming it.
+    let (ok, _, stderr) = run_sluice(
+        path,
+        &[
+            "convert",
+            "telemetry",
+            "--object",
+            "landing/telemetry/nope.gz",
+        ],
+    );
+    assert!(
+        !ok && stderr.contains("landing/telemetry/nope.gz"),
+        "{stderr}"
+    );
+}

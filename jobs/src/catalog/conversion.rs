@@ -231,6 +231,28 @@ impl Catalog {
         .await?)
     }
 
+    /// Which of `keys` were converted from the table already (their bookmark exists).
+    pub async fn converted_among(
+        &self,
+        table_id: i64,
+        keys: &[&String],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut converted = std::collections::HashSet::new();
+        for key in keys {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM converted_objects WHERE table_id = $1 AND source_key = $2",
+            )
+            .bind(table_id)
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            if found.is_some() {
+                converted.insert((*key).clone());
+            }
+        }
+        Ok(converted)
+    }
+
     /// Objects of a table not yet converted (all of them with `all`), by key. Objects the crawler
     /// failed under the table's location are included: their records are quarantined, not lost.
     pub async fn pending_sources(

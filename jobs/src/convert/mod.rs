@@ -161,6 +161,25 @@ pub async fn convert(
             scope.sources.iter().map(String::as_str).collect();
         sources.retain(|s| wanted.contains(s.key.as_str()));
     }
+    if let Some(only) = &options.objects {
+        sources.retain(|s| only.contains(&s.key));
+        let pending: std::collections::HashSet<&str> =
+            sources.iter().map(|s| s.key.as_str()).collect();
+        let others: Vec<&String> = only
+            .iter()
+            .filter(|k| !pending.contains(k.as_str()))
+            .collect();
+        let converted = catalog.converted_among(table.id, &others).await?;
+        if let Some(unknown) = others.iter().find(|k| !converted.contains(k.as_str())) {
+            return Err(Error::InvalidArgument {
+                field: "objects",
+                reason: format!(
+                    "{unknown} is not an object of table {} (crawl it first, or name it by its key in the lake)",
+                    table.name
+                ),
+            });
+        }
+    }
     let event_time = event_column(&table.schema, options.event_time.as_deref())?;
     let location = options.dest.join(&table.name)?;
     let mut report = ConvertReport {

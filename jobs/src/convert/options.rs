@@ -92,6 +92,10 @@ pub struct ConvertOptions {
     /// The event-time column (default: the table's first timestamp column, `ts`-like names first).
     pub event_time: Option<String>,
     pub mode: ConvertMode,
+    /// Only these landing objects, by key (a distributed Map's batch, converted beside the
+    /// others on other workers); None: every object not converted yet. One already converted is
+    /// skipped (exactly once); one the table does not hold is refused.
+    pub objects: Option<std::collections::BTreeSet<String>>,
     pub files: FileOptions,
     /// Objects decoded at once.
     pub concurrency: usize,
@@ -120,6 +124,7 @@ impl ConvertOptions {
             granularity: Granularity::Day,
             event_time: None,
             mode: ConvertMode::Incremental,
+            objects: None,
             files: FileOptions::default(),
             concurrency: std::thread::available_parallelism().map_or(2, usize::from),
             #[cfg(feature = "fail-points")]

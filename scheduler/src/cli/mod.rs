@@ -326,6 +326,9 @@ pub struct ConvertArgs {
     /// Catalog database [default: from config, "default"].
     #[arg(long)]
     pub catalog: Option<String>,
+    /// Convert only this new landing object (repeat the flag for more) [default: every new one].
+    #[arg(long = "object", value_name = "KEY")]
+    pub objects: Vec<String>,
 }
 
 #[derive(Debug, Args)]

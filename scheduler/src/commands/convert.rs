@@ -21,7 +21,7 @@ pub fn convert_request(args: &ConvertArgs) -> anyhow::Result<ConvertRequest> {
         "event_time": args.event_time, "dry_run": args.dry_run, "reprocess": args.reprocess,
         "from": args.from.map(|d| d.to_string()), "to": args.to.map(|d| d.to_string()),
         "target_file_mib": args.target_file_mib, "row_group_rows": args.row_group_rows,
-        "catalog": args.catalog,
+        "catalog": args.catalog, "objects": args.objects,
     }))?)
 }
 
