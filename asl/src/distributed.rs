@@ -246,6 +246,10 @@ impl Runner<'_> {
                     };
                     csv_items(&bytes, given, delimiter)?
                 }
+                "PARQUET" => self
+                    .tasks
+                    .parquet_rows(bytes, usize::try_from(max_items).unwrap_or(usize::MAX))
+                    .map_err(|e| reader_failed(format!("{what}: {e}")))?,
                 "JSONL" => String::from_utf8_lossy(&bytes)
                     .lines()
                     .enumerate()

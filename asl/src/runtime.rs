@@ -40,6 +40,12 @@ pub trait TaskRunner {
         Err(format!("s3://{bucket}: this runner lists no objects"))
     }
 
+    /// A Parquet object's rows as JSON objects, at most `limit` (an `ItemReader` with
+    /// `"InputType": "PARQUET"`).
+    fn parquet_rows(&mut self, _bytes: Vec<u8>, _limit: usize) -> Result<Vec<Value>, String> {
+        Err("this runner reads no Parquet".into())
+    }
+
     /// Writes an object (`s3:putObject`: a distributed Map's `ResultWriter`), replacing it.
     fn put_object(&mut self, bucket: &str, key: &str, _body: Vec<u8>) -> Result<(), String> {
         Err(format!(

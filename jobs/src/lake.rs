@@ -282,6 +282,48 @@ impl parquet::arrow::async_reader::AsyncFileReader for ParquetRanges {
     }
 }
 
+/// A Parquet object's rows as JSON objects, column by column (a distributed Map's `ItemReader`
+/// with `"InputType": "PARQUET"`); at most `limit` rows are read.
+pub fn parquet_rows(bytes: bytes::Bytes, limit: usize) -> Result<Vec<serde_json::Value>> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| crate::Error::InvalidArgument {
+            field: "parquet",
+            reason: format!("not a Parquet file: {e}"),
+        })?
+        .build()
+        .map_err(|e| crate::Error::InvalidArgument {
+            field: "parquet",
+            reason: e.to_string(),
+        })?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| crate::Error::InvalidArgument {
+            field: "parquet",
+            reason: e.to_string(),
+        })?;
+        let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+        writer
+            .write(&batch)
+            .and_then(|()| writer.finish())
+            .map_err(|e| crate::Error::InvalidArgument {
+                field: "parquet",
+                reason: format!("a row cannot be written as JSON: {e}"),
+            })?;
+        let written = writer.into_inner();
+        if written.is_empty() {
+            continue;
+        }
+        if let Ok(serde_json::Value::Array(batch_rows)) = serde_json::from_slice(&written) {
+            rows.extend(batch_rows);
+        }
+        if rows.len() >= limit {
+            rows.truncate(limit);
+            break;
+        }
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

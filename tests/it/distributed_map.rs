@@ -2,7 +2,8 @@
 //! AWS (`s3:getObject`, `s3:listObjectsV2`, any bucket name) reads the lake's JSON lines, CSV and
 //! listing, an `ItemBatcher` groups the items, each batch runs as a child execution whose events
 //! stay out of the parent's history, and a reader that cannot read fails with
-//! `States.ItemReaderFailed`, which Catch sees. (The recorded AWS executions are in the
+//! `States.ItemReaderFailed`, which Catch sees; a Parquet object's rows are items too, and a
+//! `ResultWriter` writes the results into the lake. (The recorded AWS executions are in the
 //! conformance corpus.)
 
 use scheduler::config::Config;
@@ -24,6 +25,7 @@ async fn a_distributed_map_reads_the_lake_and_batches_its_items(backend: Backend
         "device,site\na,north\n\"b\",\"south, by the river\"\n",
     )
     .unwrap();
+    std::fs::write(lake.path().join("items/sites.parquet"), sites_parquet()).unwrap();
     let engine = db.engine_with(Config {
         lake: format!("file://{}", lake.path().display()),
         ..Config::default()
@@ -42,9 +44,14 @@ async fn a_distributed_map_reads_the_lake_and_batches_its_items(backend: Backend
                            "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW", "MaxItems": 5},
                            "Parameters": {"Bucket": "plant-landing", "Key": "items/devices.csv"}},
             "ItemProcessor": {"ProcessorConfig": distributed, "StartAt": "Keep", "States": {"Keep": {"Type": "Pass", "End": true}}}},
-        "Listing": {"Type": "Map", "ResultPath": "$.listing", "Next": "Written",
+        "Listing": {"Type": "Map", "ResultPath": "$.listing", "Next": "Sites",
             "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "plant-landing", "Prefix": "items/"}},
             "ItemSelector": {"key.$": "$$.Map.Item.Value.Key", "size.$": "$$.Map.Item.Value.Size"},
+            "ItemProcessor": {"ProcessorConfig": distributed, "StartAt": "Keep", "States": {"Keep": {"Type": "Pass", "End": true}}}},
+        "Sites": {"Type": "Map", "ResultPath": "$.sites", "Next": "Written",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                           "ReaderConfig": {"InputType": "PARQUET", "MaxItems": 2},
+                           "Parameters": {"Bucket": "plant-landing", "Key": "items/sites.parquet"}},
             "ItemProcessor": {"ProcessorConfig": distributed, "StartAt": "Keep", "States": {"Keep": {"Type": "Pass", "End": true}}}},
         "Written": {"Type": "Map", "ResultPath": "$.written", "Next": "Missing",
             "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSONL"},
@@ -84,7 +91,13 @@ async fn a_distributed_map_reads_the_lake_and_batches_its_items(backend: Backend
     assert_eq!(
         output["listing"],
         json!([{"key": "items/devices.csv", "size": size("items/devices.csv")},
-               {"key": "items/readings.jsonl", "size": size("items/readings.jsonl")}])
+               {"key": "items/readings.jsonl", "size": size("items/readings.jsonl")},
+               {"key": "items/sites.parquet", "size": size("items/sites.parquet")}])
+    );
+    assert_eq!(
+        output["sites"],
+        json!([{"site": "north", "sensors": 3}, {"site": "south", "sensors": 5}]),
+        "a Parquet object's rows, up to MaxItems"
     );
     // The ResultWriter's Map outputs where its results are: a manifest naming SUCCEEDED_0.json.
     let key = output["written"]["ResultWriterDetails"]["Key"]
@@ -122,7 +135,7 @@ async fn a_distributed_map_reads_the_lake_and_batches_its_items(backend: Backend
     let runs = store::map_runs(&engine.pool, &execution.id).await.unwrap();
     assert_eq!(
         runs.len(),
-        4,
+        5,
         "the missing object's Map never started a run"
     );
     assert!(
@@ -141,7 +154,7 @@ async fn a_distributed_map_reads_the_lake_and_batches_its_items(backend: Backend
     let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds.iter().filter(|k| **k == "MapRunSucceeded").count(),
-        4,
+        5,
         "{kinds:?}"
     );
     assert!(
@@ -153,3 +166,28 @@ async fn a_distributed_map_reads_the_lake_and_batches_its_items(backend: Backend
 }
 
 tests::on_both_backends!(a_distributed_map_reads_the_lake_and_batches_its_items);
+
+/// Three sites as a Parquet file: `site` (text), `sensors` (integer).
+fn sites_parquet() -> Vec<u8> {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("site", DataType::Utf8, false),
+        Field::new("sensors", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["north", "south", "east"])),
+            Arc::new(Int64Array::from(vec![3, 5, 8])),
+        ],
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    out
+}

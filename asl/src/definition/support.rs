@@ -55,11 +55,11 @@ pub(super) fn check_item_reader(reader: &Value, pointer: &str) -> Result<(), Val
     if let Some(kind) = reader
         .pointer("/ReaderConfig/InputType")
         .and_then(Value::as_str)
-        && !["JSON", "JSONL", "CSV"].contains(&kind)
+        && !["JSON", "JSONL", "CSV", "PARQUET"].contains(&kind)
     {
         return Err(error(
             "ReaderConfig/InputType",
-            format!("{kind:?}: JSON, JSONL or CSV (manifests are not read yet)"),
+            format!("{kind:?}: JSON, JSONL, CSV or PARQUET (manifests are not read yet)"),
         ));
     }
     Ok(())

@@ -213,10 +213,21 @@ impl Engine {
             None => self.issue(&machine, &execution).await?,
         };
         // A child shows its root execution as `$$.Execution`.
-        let root = store::root_context(&execution);
+        let (execution_input, started_at_ms, root_name) = match &execution.context {
+            Some(root) => (
+                root["input"].clone(),
+                root["started_at"].as_i64().unwrap_or(execution.started_at),
+                root["name"].as_str().unwrap_or(&execution.name).to_owned(),
+            ),
+            None => (
+                execution.input.clone(),
+                execution.started_at,
+                execution.name.clone(),
+            ),
+        };
         let position = Position {
-            execution_input: root["input"].clone(),
-            started_at_ms: root["started_at"].as_i64().unwrap_or(execution.started_at),
+            execution_input,
+            started_at_ms,
             state: execution.state.clone(),
             input: execution.state_input.clone(),
             variables: execution.variables.clone(),
@@ -226,7 +237,7 @@ impl Engine {
             children,
         };
         let info = ExecutionInfo {
-            name: root["name"].as_str().unwrap_or(&execution.name).to_owned(),
+            name: root_name,
             state_machine: execution.workflow.clone(),
         };
         let is_wait = machine

@@ -50,6 +50,11 @@ impl TaskRunner for InProcess<'_> {
             .map_err(|e| format!("{what}: {e}"))
     }
 
+    /// A distributed Map's `ItemReader` over a Parquet object: its rows as JSON objects.
+    fn parquet_rows(&mut self, bytes: Vec<u8>, limit: usize) -> Result<Vec<Value>, String> {
+        jobs::lake::parquet_rows(bytes::Bytes::from(bytes), limit).map_err(|e| e.to_string())
+    }
+
     /// A distributed Map's `ResultWriter` (`s3:putObject`): the lake's `key`, replaced.
     fn put_object(&mut self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), String> {
         let lake = self.lake()?;
