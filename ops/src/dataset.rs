@@ -11,8 +11,9 @@ use crate::request::one_or_many;
 use crate::{Error, Ops, Result};
 
 /// `{"table", "item", "target", "prediction_length", "out", "timestamp"?: "ts", "freq"?: "1h",
-/// "agg"?: "mean", "dynamic"?, "cat"?, "test_windows"?: 1, "catalog"?}`; `item`, `dynamic` and
-/// `cat` take a column or a list of columns.
+/// "agg"?: "mean", "dynamic"?, "cat"?, "test_windows"?: 1, "catalog"?, "only_items"?}`; `item`,
+/// `dynamic` and `cat` take a column or a list of columns; `only_items` keeps those series (a
+/// group's dataset, as a distributed Map over groups builds one per child).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetRequest {
@@ -46,6 +47,9 @@ pub struct DatasetRequest {
     pub test_windows: usize,
     #[serde(default)]
     pub catalog: Option<String>,
+    /// Only these series, by item id; none: every series.
+    #[serde(default)]
+    pub only_items: Vec<String>,
 }
 
 fn default_timestamp() -> String {
@@ -76,6 +80,7 @@ impl DatasetRequest {
             categorical_features: self.cat.clone(),
             prediction_length: self.prediction_length,
             test_windows: self.test_windows,
+            only_items: self.only_items.clone(),
         }
     }
 }

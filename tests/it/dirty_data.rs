@@ -86,6 +86,7 @@ fn spec() -> DatasetSpec {
         dynamic_features: vec![],
         categorical_features: vec![],
         prediction_length: 2,
+        only_items: Vec::new(),
         test_windows: 1,
     }
 }

@@ -315,3 +315,97 @@ async fn two_workers_convert_a_day_of_landings_in_batches_exactly_once() {
         "{stderr}"
     );
 }
+
+/// One model per group of series: a distributed Map over the groups builds each group's dataset
+/// (`only_items`), trains on it and publishes it under the group's name, one child execution per
+/// group (run here by `workflow start --wait`'s embedded worker, on SQLite).
+#[test]
+fn a_distributed_map_trains_and_publishes_one_model_per_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    for args in [
+        &["generate", "landings", "--devices", "4", "--days", "5"][..],
+        &["crawl", "landing"],
+        &["convert", "telemetry"],
+    ] {
+        let (ok, _, stderr) = run_sluice(path, args);
+        assert!(ok, "{args:?}: {stderr}");
+    }
+    let flow = json!({"StartAt": "Groups", "States": {"Groups": {"Type": "Map", "End": true,
+        "ItemsPath": "$.groups",
+        "ItemSelector": {"group.$": "$$.Map.Item.Value.group", "items.$": "$$.Map.Item.Value.items"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Dataset", "States": {
+            "Dataset": {"Type": "Task", "Resource": "sluice:dataset", "ResultPath": "$.dataset", "Next": "Train",
+                "Parameters": {"table": "telemetry", "item": "device_id", "target": "pm25", "freq": "1h",
+                    "prediction_length": 12, "only_items.$": "$.items",
+                    "out.$": "States.Format('work/{}/dataset', $.group)"}},
+            "Train": {"Type": "Task", "Resource": "sluice:train", "ResultPath": "$.train", "Next": "Publish",
+                "Parameters": {"train.$": "$.dataset.train", "test.$": "$.dataset.test",
+                    "snapshot_id.$": "$.dataset.snapshot_id",
+                    "model_dir.$": "States.Format('work/{}/model', $.group)",
+                    "hyperparameters": {"context_length": "24", "epochs": "20", "num_cells": "8",
+                        "mini_batch_size": "16", "num_batches_per_epoch": "20", "learning_rate": "0.01",
+                        "prediction_length": "12", "time_freq": "H"}}},
+            "Publish": {"Type": "Task", "Resource": "sluice:publish", "End": true,
+                "Parameters": {"group.$": "$.group", "model_dir.$": "$.train.model_dir",
+                    "test.$": "$.dataset.test", "margin": 0.0},
+                "ResultSelector": {"group.$": "$.group", "version.$": "$.version"}}}}}}});
+    std::fs::write(path.join("groups.json"), flow.to_string()).unwrap();
+    let (ok, _, stderr) = run_sluice(
+        path,
+        &[
+            "workflow",
+            "create",
+            "per-group",
+            "--definition",
+            "groups.json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let input = json!({"groups": [
+        {"group": "west", "items": ["aq-0000", "aq-0001"]},
+        {"group": "east", "items": ["aq-0002", "aq-0003"]}]});
+    let (ok, stdout, stderr) = run_sluice(
+        path,
+        &[
+            "workflow",
+            "start",
+            "per-group",
+            "--input",
+            &input.to_string(),
+            "--wait",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let done: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        done["output"],
+        json!([{"group": "west", "version": 1}, {"group": "east", "version": 1}]),
+        "{done}"
+    );
+    // Each group's dataset holds its own series only.
+    for (group, items) in [
+        ("west", ["aq-0000", "aq-0001"]),
+        ("east", ["aq-0002", "aq-0003"]),
+    ] {
+        let manifest: Value = serde_json::from_str(
+            &std::fs::read_to_string(path.join(format!("work/{group}/dataset/dataset.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["items"], 2, "{group}: {manifest}");
+        assert_eq!(manifest["spec"]["only_items"], json!(items));
+        let (ok, stdout, stderr) =
+            run_sluice(path, &["models", "show", group, "1", "--output", "json"]);
+        assert!(ok, "{group}: {stderr}");
+        let version: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(
+            version["dataset_snapshot"], manifest["snapshot_id"],
+            "{group}'s model was trained on its own dataset: {version}"
+        );
+    }
+}

@@ -67,6 +67,10 @@ pub struct DatasetSpec {
     pub prediction_length: usize,
     /// Rolling test windows after the cut.
     pub test_windows: usize,
+    /// Only these series, by item id (the item columns' values joined with `/`): one group's
+    /// dataset, its cut at the group's own last point; none: every series.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_items: Vec<String>,
 }
 
 impl DatasetSpec {
@@ -330,7 +334,22 @@ pub fn build(frame: DataFrame, spec: &DatasetSpec, snapshot_id: String) -> Resul
         .iter()
         .map(|f| column_str(f))
         .collect::<Result<Vec<_>>>()?;
-    let Some(end) = buckets.iter().flatten().max().copied() else {
+    // The series asked for (every one by default); categories keep every value seen, so that a
+    // group's category indices are the table's.
+    let wanted: Option<std::collections::BTreeSet<&str>> =
+        (!spec.only_items.is_empty()).then(|| spec.only_items.iter().map(String::as_str).collect());
+    let kept = |row: usize| {
+        wanted
+            .as_ref()
+            .is_none_or(|w| items[row].as_deref().is_some_and(|i| w.contains(i)))
+    };
+    let Some(end) = buckets
+        .iter()
+        .enumerate()
+        .filter(|(row, _)| kept(*row))
+        .filter_map(|(_, bucket)| *bucket)
+        .max()
+    else {
         return Err(Error::InvalidArgument {
             field: "dataset",
             reason: "the table has no rows with a timestamp".into(),
@@ -349,14 +368,19 @@ pub fn build(frame: DataFrame, spec: &DatasetSpec, snapshot_id: String) -> Resul
     let cut = end + 1 - (spec.test_windows * spec.prediction_length) as i64;
     let cut_ms = frequency.start_ms(cut);
     let mut rows_by_item: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (row, item) in items.iter().enumerate() {
+    for (row, item) in items.iter().enumerate().filter(|(row, _)| kept(*row)) {
         rows_by_item
             .entry(item.clone().unwrap_or_default())
             .or_default()
             .push(row);
     }
     let mut series = Vec::new();
-    let mut dropped = Vec::new();
+    let mut dropped: Vec<(String, String)> = spec
+        .only_items
+        .iter()
+        .filter(|item| !rows_by_item.contains_key(*item))
+        .map(|item| (item.clone(), "no rows in the table".to_string()))
+        .collect();
     for (item_id, rows) in rows_by_item {
         let start = buckets[rows[0]].expect("filtered nulls");
         let length = (end - start + 1) as usize;

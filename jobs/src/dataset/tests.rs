@@ -19,6 +19,7 @@ fn spec() -> DatasetSpec {
         dynamic_features: vec!["temperature".into()],
         categorical_features: vec!["site".into()],
         prediction_length: 3,
+        only_items: Vec::new(),
         test_windows: 2,
     }
 }
@@ -97,6 +98,39 @@ fn items_are_aggregated_per_bucket_on_a_regular_grid() {
         vec![vec!["east".to_string(), "north".into(), "west".into()]]
     );
     assert_eq!((a.cat.clone(), b.cat.clone()), (vec![1], vec![0]));
+}
+
+#[test]
+fn only_items_builds_one_groups_dataset_with_the_tables_categories() {
+    // b alone: its own cut (its last point is hour 11 too), a's rows left out, an unknown id
+    // named among the dropped.
+    let group = DatasetSpec {
+        only_items: vec!["b".into(), "zz".into()],
+        ..spec()
+    };
+    let dataset = build(frame(), &group, "ds-b".into()).unwrap();
+    let ids: Vec<&str> = dataset.items.iter().map(|s| s.item_id.as_str()).collect();
+    assert_eq!(ids, ["b"]);
+    assert_eq!(
+        dataset.dropped,
+        vec![("zz".to_string(), "no rows in the table".to_string())]
+    );
+    assert_eq!(
+        dataset.items[0].cat,
+        vec![0],
+        "east, indexed among every site"
+    );
+    assert_eq!(dataset.categories[0].len(), 3);
+    // c's only points come after a's and b's: as a group of its own, its cut is its own.
+    let late = DatasetSpec {
+        only_items: vec!["c".into()],
+        prediction_length: 1,
+        test_windows: 1,
+        ..spec()
+    };
+    let dataset = build(frame(), &late, "ds-c".into()).unwrap();
+    assert_eq!(dataset.cut_ms, T0 + 11 * HOUR);
+    assert_eq!(dataset.items.len(), 1);
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub struct DatasetArgs {
     /// Catalog database [default: from config, "default"].
     #[arg(long)]
     pub catalog: Option<String>,
+    /// Only this series, by item id (repeat for more: a group's dataset) [default: every one].
+    #[arg(long = "only-item", value_name = "ITEM_ID")]
+    pub only_items: Vec<String>,
 }
 
 /// Where tensors live.

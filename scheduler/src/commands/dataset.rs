@@ -21,6 +21,7 @@ pub fn dataset_request(args: &DatasetArgs) -> anyhow::Result<DatasetRequest> {
         cat: args.categorical_features.clone(),
         test_windows: args.test_windows,
         catalog: args.catalog.clone(),
+        only_items: args.only_items.clone(),
     })
 }
 

@@ -105,6 +105,7 @@ fn sample_output(job: Job) -> Option<Value> {
                 categorical_features: vec![],
                 prediction_length: 1,
                 test_windows: 1,
+                only_items: Vec::new(),
             },
             time_freq: "H".into(),
             cut: String::new(),
