@@ -17,14 +17,22 @@
 #         quarantined ones, each once, every registered version must be an execution's, and
 #         after vacuum no staged file may be left.
 #
+#   overload  `sluice-bench overload` (built beside sluice): `sluice serve` measured at capacity,
+#         then sent twice that rate for a minute, open loop (SLUICE_DRILL_OVERLOAD_SECONDS): the
+#         excess must be refused with 503 and Retry-After, nothing may time out or fail, the
+#         accepted requests' p99 must stay within 1 s and the server's memory flat; then 20 moves
+#         of the champion alias with the CLI under half the capacity's load (SLUICE_DRILL_SWAPS):
+#         no request may fail and both versions must have answered. Needs ../shared's
+#         pedestrian series.
+#
 # The closing table has one line per drill: runs, failures, rows expected and found, executions
 # lost, duplicates. Still to come here (issue 26): kill drills of each job one by one, the
-# server killed and Postgres restarted under load, overload of the endpoint, soak.
+# server killed and Postgres restarted under load, soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 REPO=$PWD
-if [ $# -gt 0 ]; then DRILLS=("$@"); else DRILLS=(api kill); fi
+if [ $# -gt 0 ]; then DRILLS=("$@"); else DRILLS=(api kill overload); fi
 TABLE=()
 
 # Built as the test suite builds it (the test hooks only add `sluice:sleep`), so that a drill
@@ -229,17 +237,47 @@ TOML
   [ "$failed" -eq 0 ] && [ "$lost" -eq 0 ] && [ "$found" -eq "$expected" ] && [ "$duplicates" -eq 0 ] && [ "$staged" -eq 0 ]
 }
 
+drill_overload() {
+  local data="$REPO/../shared/bench/forecast/data/pedestrian" out
+  if [ ! -f "$data/train.jsonl" ]; then
+    echo "drill.sh: overload needs $data (the shared benchmark kit)" >&2
+    TABLE+=("overload|0|1|-|0|0")
+    return 1
+  fi
+  cargo build --locked -q -p bench --bin sluice-bench --features scheduler/test-hooks
+  out="$WORK/overload.json"
+  "$CARGO_TARGET_DIR/debug/sluice-bench" --output json overload --data "$data" \
+    --seconds "${SLUICE_DRILL_OVERLOAD_SECONDS:-60}" --swaps "${SLUICE_DRILL_SWAPS:-20}" >"$out"
+  python3 - "$out" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+o, s, m = r["overload"], r["swaps"], r["memory_mib"]
+print(f"overload: capacity {r['capacity_rps']:.1f} req/s; at twice it {o['sent']} sent, {o['accepted']} accepted "
+      f"(p99 {o['accepted_p99_ms']:.0f} ms), {o['refused']} refused with 503 ({o['refused_without_retry_after']} without Retry-After), "
+      f"{o['timed_out']} timed out, {o['failed']} failed; memory {m['early']:.0f} -> {m['late']:.0f} MiB; "
+      f"hot swaps: {s['sent']} sent, {s['failed'] + s['timed_out'] + s['refused']} not answered, versions {s['versions']}", file=sys.stderr)
+PY
+  local row
+  row=$(python3 -c "
+import json; r = json.load(open('$out')); o, s = r['overload'], r['swaps']
+bad = o['timed_out'] + o['failed'] + o['refused_without_retry_after'] + s['failed'] + s['timed_out'] + s['refused'] + (0 if r['met'] else 1)
+print(f\"overload|{o['sent'] + s['sent']} requests|{bad}|-|0|0\")")
+  TABLE+=("$row")
+  python3 -c "import json, sys; sys.exit(0 if json.load(open('$out'))['met'] else 1)"
+}
+
 overall=0
 for drill in "${DRILLS[@]}"; do
   case "$drill" in
     api) drill_api || overall=1 ;;
     kill) drill_kill || overall=1 ;;
-    *) echo "drill.sh: unknown drill $drill (api, kill)" >&2; exit 2 ;;
+    overload) drill_overload || overall=1 ;;
+    *) echo "drill.sh: unknown drill $drill (api, kill, overload)" >&2; exit 2 ;;
   esac
 done
-printf '\n%-6s %-22s %-9s %-16s %-6s %s\n' drill runs failures "rows exp vs found" lost duplicates
+printf '\n%-8s %-22s %-9s %-16s %-6s %s\n' drill runs failures "rows exp vs found" lost duplicates
 for row in "${TABLE[@]}"; do
   IFS='|' read -r d r f rows l dup <<<"$row"
-  printf '%-6s %-22s %-9s %-16s %-6s %s\n' "$d" "$r" "$f" "$rows" "$l" "$dup"
+  printf '%-8s %-22s %-9s %-16s %-6s %s\n' "$d" "$r" "$f" "$rows" "$l" "$dup"
 done
 exit $overall

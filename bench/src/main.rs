@@ -8,6 +8,7 @@ mod forecast;
 mod ingest;
 mod ingest_mqtt;
 mod orchestrator;
+mod overload;
 mod serve;
 
 use std::path::PathBuf;
@@ -38,6 +39,10 @@ pub enum Command {
     Forecast(BenchForecastArgs),
     /// The prediction endpoint under load, against GluonTS behind a Python HTTP server.
     Serve(BenchServeArgs),
+    /// The prediction endpoint at twice its capacity (the excess refused with 503 and
+    /// Retry-After, no timeout, memory flat), then its champion moved back and forth under load
+    /// with no failed request (`scripts/drill.sh overload`).
+    Overload(BenchOverloadArgs),
     /// Acknowledged records per second through the Firehose API of `sluice server` and through
     /// its MQTT bridge, and the latency of acknowledgements (fsync'd), from several clients.
     Ingest(BenchIngestArgs),
@@ -133,6 +138,25 @@ pub struct BenchForecastArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BenchOverloadArgs {
+    /// Hourly series (train.jsonl): ../shared/bench/forecast/data/pedestrian.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Seconds at twice the capacity.
+    #[arg(long, default_value_t = 60.0)]
+    pub seconds: f64,
+    /// Seconds of closed-loop load that measure the capacity.
+    #[arg(long, default_value_t = 10.0)]
+    pub capacity_seconds: f64,
+    /// Closed-loop clients that measure the capacity.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Champion moves under load (one a second).
+    #[arg(long, default_value_t = 20)]
+    pub swaps: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct BenchServeArgs {
     /// Hourly series (train.jsonl): ../shared/bench/forecast/data/pedestrian.
     #[arg(long, value_name = "DIR")]
@@ -167,6 +191,7 @@ async fn run(cli: &Cli) -> anyhow::Result<String> {
         Command::Orchestrator(args) => orchestrator::run(args).await?,
         Command::Forecast(args) => forecast::run(args).await?,
         Command::Serve(args) => serve::run(args).await?,
+        Command::Overload(args) => overload::run(args).await?,
         Command::Ingest(args) => ingest::run(args).await?,
         Command::Console(args) => console::run(args).await?,
     };

@@ -65,7 +65,11 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-async fn wait_ready(http: &reqwest::Client, base: &str, limit: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(
+    http: &reqwest::Client,
+    base: &str,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         if let Ok(response) = http.get(format!("{base}/ping")).send().await
@@ -156,15 +160,28 @@ async fn measure(base: &str, body: &Value, args: &BenchServeArgs) -> anyhow::Res
     })
 }
 
-/// Trains sluice's model, registers it as the champion of an endpoint, and starts `sluice serve`.
-async fn start_sluice(
+/// The server a benchmark or drill starts: the process, its address, and the database and lake
+/// (`--database`, `--lake`) the CLI reaches its registry with.
+pub(crate) struct Served {
+    pub process: Running,
+    pub base: String,
+    pub database: String,
+    pub lake: String,
+}
+
+/// Trains sluice's model, registers it as the champion of an endpoint (group `bench`), and
+/// starts `sluice serve` with `env` added to its environment. With `versions` above one, the
+/// same artifact is registered again as versions 2, 3, ... (for hot swaps), version 1 champion.
+pub(crate) async fn start_sluice(
     dir: &Path,
     train_path: &Path,
-    args: &BenchServeArgs,
-) -> anyhow::Result<(Running, String)> {
+    epochs: usize,
+    versions: usize,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Served> {
     let hp = Hyperparameters::from_map(
         json!({"time_freq": "H", "context_length": "24", "prediction_length": "24",
-               "epochs": args.epochs.to_string(), "num_cells": "40", "num_layers": "2",
+               "epochs": epochs.to_string(), "num_cells": "40", "num_layers": "2",
                "likelihood": "student-T", "mini_batch_size": "32", "num_batches_per_epoch": "10",
                "learning_rate": "0.001", "dropout_rate": "0.1"})
         .as_object()
@@ -192,20 +209,26 @@ async fn start_sluice(
     let group = GroupName::parse("bench")?;
     let artifact_key = ops::upload_model(&lake, &group, &model_dir).await?;
     let registry = Registry::new(catalog.pool().clone());
-    let version = registry
-        .register(
-            &group,
-            &NewVersion {
-                artifact: artifact_key,
-                dataset_snapshot: None,
-                training_execution: None,
-                hyperparameters: json!({}),
-                metrics: json!({}),
-                baseline_metrics: json!({}),
-                actor: "bench".into(),
-            },
-        )
-        .await?;
+    let mut registered = Vec::new();
+    for _ in 0..versions.max(1) {
+        registered.push(
+            registry
+                .register(
+                    &group,
+                    &NewVersion {
+                        artifact: artifact_key.clone(),
+                        dataset_snapshot: None,
+                        training_execution: None,
+                        hyperparameters: json!({}),
+                        metrics: json!({}),
+                        baseline_metrics: json!({}),
+                        actor: "bench".into(),
+                    },
+                )
+                .await?,
+        );
+    }
+    let version = &registered[0];
     let change = Change {
         actor: "bench".into(),
         reason: "benchmark".into(),
@@ -231,11 +254,17 @@ async fn start_sluice(
         ])
         .arg(format!("127.0.0.1:{port}"))
         .env("SLUICE_AUTH__ANONYMOUS_PREDICT", "true")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .context("cannot start sluice serve")?;
-    Ok((Running(child), format!("http://127.0.0.1:{port}")))
+    Ok(Served {
+        process: Running(child),
+        base: format!("http://127.0.0.1:{port}"),
+        database,
+        lake: lake_url,
+    })
 }
 
 /// Starts the Python peer; waits for it to train and listen.
@@ -280,7 +309,7 @@ async fn start_peer(
 }
 
 /// The request every call sends: the last `history` hours of the first training series.
-fn request_body(train_path: &Path, history: usize) -> anyhow::Result<Value> {
+pub(crate) fn request_body(train_path: &Path, history: usize) -> anyhow::Result<Value> {
     let series = read_json_lines(train_path)?;
     let first = series.first().context("no series")?;
     let skip = first.target.len().saturating_sub(history);
@@ -303,17 +332,24 @@ pub(crate) fn sluice_binary() -> anyhow::Result<PathBuf> {
     Ok(sluice)
 }
 
-pub async fn run(args: &BenchServeArgs) -> anyhow::Result<Report> {
-    let train_path: PathBuf = args.data.join("train.jsonl");
+/// The pedestrian series the serving benchmarks train on and ask about.
+pub(crate) fn pedestrian(data: &Path) -> anyhow::Result<PathBuf> {
+    let train_path = data.join("train.jsonl");
     anyhow::ensure!(
         train_path.is_file(),
         "{} not found (the hourly pedestrian data of ../shared/bench/forecast)",
         train_path.display()
     );
+    Ok(train_path)
+}
+
+pub async fn run(args: &BenchServeArgs) -> anyhow::Result<Report> {
+    let train_path = pedestrian(&args.data)?;
     let dir = tempfile::tempdir()?;
     let body = request_body(&train_path, args.history)?;
     let http = reqwest::Client::new();
-    let (sluice_server, sluice_base) = start_sluice(dir.path(), &train_path, args).await?;
+    let served = start_sluice(dir.path(), &train_path, args.epochs, 1, &[]).await?;
+    let (sluice_server, sluice_base) = (served.process, served.base);
     wait_ready(&http, &sluice_base, Duration::from_secs(60)).await?;
     let sluice = measure(&sluice_base, &body, args).await?;
     drop(sluice_server);
