@@ -32,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 REPO=$PWD
-if [ $# -gt 0 ]; then DRILLS=("$@"); else DRILLS=(api kill overload); fi
+if [ $# -gt 0 ]; then DRILLS=("$@"); else DRILLS=(api kill overload restarts); fi
 TABLE=()
 
 # Built as the test suite builds it (the test hooks only add `sluice:sleep`), so that a drill
@@ -237,6 +237,69 @@ TOML
   [ "$failed" -eq 0 ] && [ "$lost" -eq 0 ] && [ "$found" -eq "$expected" ] && [ "$duplicates" -eq 0 ] && [ "$staged" -eq 0 ]
 }
 
+drill_restarts() {
+  local dir="$WORK/restarts" pg=${SLUICE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
+  local n=${SLUICE_DRILL_EXECUTIONS:-20} db run_id apiport
+  psql "$pg" -qAtc 'select 1' >/dev/null || { echo "drill.sh: PostgreSQL is not reachable at $pg" >&2; return 1; }
+  command -v pg_ctlcluster >/dev/null || { echo "drill.sh: restarts needs pg_ctlcluster (Debian's PostgreSQL) to restart the server" >&2; return 1; }
+  local cluster
+  cluster=$(ls /etc/postgresql | head -1)
+  mkdir -p "$dir/effects"
+  cd "$dir"
+  run_id=$(python3 -c 'import uuid; print(uuid.uuid4().hex[:12])')
+  db="sluice_drill_$run_id"; apiport=$(port)
+  psql "$pg" -qc "create database $db" >/dev/null
+  printf 'database = "%s"\n\n[api]\nlisten = "127.0.0.1:%s"\n' "${pg%/*}/$db" "$apiport" >sluice.toml
+  # Each execution: a Map of 10 iterations (each a child execution sleeping 0.5 s), then a Task.
+  cat >pulse.json <<'JSON'
+{"StartAt": "Each", "States": {
+  "Each": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 4, "ResultPath": "$.slept", "Next": "Done",
+    "ItemSelector": {"seconds": 0.5},
+    "ItemProcessor": {"StartAt": "Nap", "States": {"Nap": {"Type": "Task", "Resource": "sluice:sleep", "End": true}}}},
+  "Done": {"Type": "Task", "Resource": "sluice:echo", "End": true}}}
+JSON
+  "$SLUICE" workflow create pulse --definition pulse.json >/dev/null
+  "$SLUICE" server >server-1.log 2>&1 &
+  SERVER_PID=$!
+  local ids=() id
+  for i in $(seq 1 "$n"); do
+    id=$("$SLUICE" workflow start pulse --input '{"items": [0,1,2,3,4,5,6,7,8,9]}' --name "pulse-$i" --output json | json_field '["id"]')
+    ids+=("$id")
+  done
+  echo "==> restarts: $n executions started; the server is killed (-9) in 3 s" >&2
+  sleep 3
+  kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+  "$SLUICE" server >server-2.log 2>&1 &
+  SERVER_PID=$!
+  sleep 4
+  echo "==> restarts: PostgreSQL restarted under load" >&2
+  local restarted=$SECONDS
+  pg_ctlcluster --skip-systemctl-redirect "$cluster" main restart
+  for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+  local deadline=$((SECONDS + ${SLUICE_DRILL_RESTART_WAIT:-300})) running
+  while [ $SECONDS -lt $deadline ]; do
+    running=$(psql "${pg%/*}/$db" -qAtc "select count(*) from executions where parent_id is null and status = 'RUNNING'" 2>/dev/null || echo "$n")
+    [ "$running" = 0 ] && break
+    sleep 2
+  done
+  local succeeded failed lost unexplained duplicates server_alive=1
+  succeeded=$(psql "${pg%/*}/$db" -qAtc "select count(*) from executions where parent_id is null and status = 'SUCCEEDED'")
+  failed=$(psql "${pg%/*}/$db" -qAtc "select count(*) from executions where parent_id is null and status = 'FAILED'")
+  unexplained=$(psql "${pg%/*}/$db" -qAtc "select count(*) from executions where parent_id is null and status = 'FAILED' and coalesce(error, '') = ''")
+  lost=$((n - succeeded - failed))
+  # Two children for one item of one run, or an execution that ended twice.
+  duplicates=$(psql "${pg%/*}/$db" -qAtc "select (select count(*) - count(distinct (map_run_id, child_index)) from executions where parent_id is not null) + (select count(*) from (select execution_id from execution_events where kind in ('ExecutionSucceeded', 'ExecutionFailed') group by execution_id having count(*) > 1) twice)")
+  kill -0 "$SERVER_PID" 2>/dev/null || server_alive=0
+  echo "restarts: every execution ended $((SECONDS - restarted)) s after the database restart" >&2
+  echo "restarts: $n executions, $succeeded succeeded, $failed failed ($unexplained without a reason), $lost still running, $duplicates duplicates; the second server $([ $server_alive = 1 ] && echo survived || echo DIED) the database restart" >&2
+  [ $server_alive = 1 ] || tail -20 server-2.log >&2
+  kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+  TABLE+=("restarts|$n runs, 1 kill, 1 pg restart|$((failed + 1 - server_alive))|-|$lost|$duplicates")
+  psql "$pg" -qc "drop database if exists $db" >/dev/null 2>&1 || true
+  cd "$REPO"
+  [ "$failed" -eq 0 ] && [ "$lost" -eq 0 ] && [ "$duplicates" -eq 0 ] && [ $server_alive = 1 ]
+}
+
 drill_overload() {
   local data="$REPO/../shared/bench/forecast/data/pedestrian" out
   if [ ! -f "$data/train.jsonl" ]; then
@@ -272,7 +335,8 @@ for drill in "${DRILLS[@]}"; do
     api) drill_api || overall=1 ;;
     kill) drill_kill || overall=1 ;;
     overload) drill_overload || overall=1 ;;
-    *) echo "drill.sh: unknown drill $drill (api, kill, overload)" >&2; exit 2 ;;
+    restarts) drill_restarts || overall=1 ;;
+    *) echo "drill.sh: unknown drill $drill (api, kill, overload, restarts)" >&2; exit 2 ;;
   esac
 done
 printf '\n%-8s %-22s %-9s %-16s %-6s %s\n' drill runs failures "rows exp vs found" lost duplicates

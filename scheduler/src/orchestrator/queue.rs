@@ -249,29 +249,53 @@ impl Queue {
                 }
             })
         };
-        let signal = async move {
-            shutdown.await;
-            Ok::<(), std::io::Error>(())
-        };
-        let result = match self {
-            Queue::Sqlite(storage) => {
-                WorkerBuilder::new(name.as_str())
-                    .backend(storage.poll_with_interval(POLL))
-                    .data(state)
-                    .concurrency(steps_at_once())
-                    .build(step)
-                    .run_until(signal)
-                    .await
+        // The worker lives as long as the process means it to: when apalis gives up on the
+        // database (a restart of Postgres resets every connection, and its poller stops), it is
+        // started again under the same name after a backoff, rather than taking the process down.
+        let shutdown = futures::FutureExt::shared(shutdown);
+        let mut backoff = Duration::from_secs(1);
+        let result = loop {
+            let signal = {
+                let shutdown = shutdown.clone();
+                async move {
+                    shutdown.await;
+                    Ok::<(), std::io::Error>(())
+                }
+            };
+            let run = match self.clone() {
+                Queue::Sqlite(storage) => {
+                    WorkerBuilder::new(name.as_str())
+                        .backend(storage.poll_with_interval(POLL))
+                        .data(state.clone())
+                        .concurrency(steps_at_once())
+                        .build(step)
+                        .run_until(signal)
+                        .await
+                }
+                Queue::Postgres(storage) => {
+                    WorkerBuilder::new(name.as_str())
+                        .backend(storage.poll_with_interval(POLL))
+                        .data(state.clone())
+                        .concurrency(steps_at_once())
+                        .build(step)
+                        .run_until(signal)
+                        .await
+                }
+            };
+            if shutdown.peek().is_some() {
+                break run;
             }
-            Queue::Postgres(storage) => {
-                WorkerBuilder::new(name.as_str())
-                    .backend(storage.poll_with_interval(POLL))
-                    .data(state)
-                    .concurrency(steps_at_once())
-                    .build(step)
-                    .run_until(signal)
-                    .await
+            match &run {
+                Ok(()) => warn!(worker = %name, "the worker stopped; starting it again"),
+                Err(err) => {
+                    warn!(worker = %name, error = %err, retry_in = ?backoff, "the worker lost the queue; starting it again")
+                }
             }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.clone() => break Ok(()),
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
         };
         sweeper.abort();
         result.map_err(queue_error)
