@@ -25,9 +25,13 @@
 #         no request may fail and both versions must have answered. Needs ../shared's
 #         pedestrian series.
 #
+#   restarts  20 executions (each a Map of ten sleeping iterations) on Postgres under a `sluice
+#         server` killed (-9) mid-run and replaced, then PostgreSQL restarted (pg_ctlcluster)
+#         under that load: every execution must end, succeeded or with its error, none lost, no
+#         iteration run as two children, no execution ended twice, and the server must survive.
+#
 # The closing table has one line per drill: runs, failures, rows expected and found, executions
-# lost, duplicates. Still to come here (issue 26): kill drills of each job one by one, the
-# server killed and Postgres restarted under load, soak.
+# lost, duplicates. Still to come here (issue 26): kill drills of each job one by one, soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
