@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::callbacks::{Wait, deadline};
+use super::chain::then_pure_states;
+pub use super::names::check_name;
 use super::store::{self, Execution, ExecutionStatus, StepUpdate, earliest};
 use super::{Error, Resources};
 use asl::definition::{Kind, StateMachine};
@@ -473,107 +475,5 @@ fn refuse_child(execution: &Execution, action: &str) -> Result<(), Error> {
             execution.id
         ))),
         None => Ok(()),
-    }
-}
-
-/// At most this many events in one step's commit (pure states chained after a state).
-const CHAIN_EVENTS: usize = 200;
-
-/// Runs the pure states (Pass, Choice, Succeed, Fail) that follow a step's state in the same
-/// step, so that they commit together with it: running one again after a crash only repeats
-/// its arithmetic, and the history is the same. A Task, Parallel, Map or Wait state is always
-/// a step of its own.
-fn then_pure_states(
-    machine: &StateMachine,
-    position: &Position,
-    info: &ExecutionInfo,
-    mut step: StateStep,
-) -> StateStep {
-    loop {
-        let (Ok((output, Some(next))), None, None) = (&step.result, &step.retrying, &step.waiting)
-        else {
-            return step;
-        };
-        let pure = machine.states.get(next).is_some_and(|s| {
-            matches!(
-                s.kind,
-                Kind::Pass { .. } | Kind::Choice { .. } | Kind::Succeed | Kind::Fail { .. }
-            )
-        });
-        if !pure || step.events.len() > CHAIN_EVENTS {
-            return step;
-        }
-        let at = Position {
-            state: next.clone(),
-            input: output.clone(),
-            variables: step.variables.clone(),
-            attempts: None,
-            callback: None,
-            children: None,
-            ..position.clone()
-        };
-        // Pure states run no task: the test runner stands in for the real one.
-        let more = run_state(
-            machine,
-            &at,
-            info,
-            &mut asl::run::TestTasks,
-            &mut SystemClock,
-        );
-        step.events.extend(more.events);
-        step = StateStep {
-            events: step.events,
-            ..more
-        };
-    }
-}
-
-/// Step Functions' rules for an execution name: 1 to 80 characters, none of them whitespace,
-/// a bracket, a wildcard, a control character or one of `" # % \ ^ | ~ ` $ & , ; : /`.
-pub fn check_name(name: &str) -> Result<(), Error> {
-    let count = name.chars().count();
-    if count == 0 || count > 80 {
-        return Err(Error::Invalid(format!(
-            "execution name {name:?}: 1 to 80 characters, not {count}"
-        )));
-    }
-    if let Some(c) = name.chars().find(|c| {
-        c.is_whitespace()
-            || c.is_control()
-            || ('\u{7f}'..='\u{9f}').contains(c)
-            || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(*c)
-    }) {
-        return Err(Error::Invalid(format!(
-            "execution name {name:?}: {c:?} is not allowed (no whitespace, brackets, wildcards, control characters or \" # % \\ ^ | ~ ` $ & , ; : /)"
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn execution_names_follow_step_functions_rules() {
-        for good in [
-            "nightly@2024-05-30T00-00-00Z",
-            "run-1",
-            "a_b.c",
-            &"x".repeat(80),
-        ] {
-            assert!(super::check_name(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "",
-            "a b",
-            "a/b",
-            "a:b",
-            "a*",
-            "{x}",
-            "tab\t",
-            "\u{85}",
-            &"x".repeat(81),
-        ] {
-            assert!(super::check_name(bad).is_err(), "{bad:?}");
-        }
     }
 }

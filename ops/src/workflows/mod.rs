@@ -25,7 +25,9 @@
 //! scheduler's `tasks/`, adapters over these same operations).
 
 mod callbacks;
+mod chain;
 pub mod engine;
+mod names;
 mod operations;
 pub mod schedules;
 pub mod store;
