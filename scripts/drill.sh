@@ -27,8 +27,10 @@
 #
 #   restarts  20 executions (each a Map of ten sleeping iterations) on Postgres under a `sluice
 #         server` killed (-9) mid-run and replaced, then PostgreSQL restarted (pg_ctlcluster)
-#         under that load: every execution must end, succeeded or with its error, none lost, no
-#         iteration run as two children, no execution ended twice, and the server must survive.
+#         under that load, then the server's connections terminated over and over for 5 s and
+#         one more execution started: every execution must end, succeeded or with its error,
+#         none lost, no iteration run as two children, no execution ended twice, and the server
+#         must survive.
 #
 # The closing table has one line per drill: runs, failures, rows expected and found, executions
 # lost, duplicates. Still to come here (issue 26): kill drills of each job one by one, soak.
@@ -286,6 +288,23 @@ JSON
     [ "$running" = 0 ] && break
     sleep 2
   done
+  local ended=$SECONDS
+  # Then the server's connections are killed over and over for five seconds while its worker
+  # polls (every 20 ms: some fetch fails), and one more execution must run on the same server.
+  echo "==> restarts: the server's database connections terminated for 5 s" >&2
+  local until=$((SECONDS + 5))
+  while [ $SECONDS -lt $until ]; do
+    psql "$pg" -qAtc "select count(pg_terminate_backend(pid)) from pg_stat_activity where datname = '$db' and pid <> pg_backend_pid()" >/dev/null 2>&1 || true
+    sleep 0.05
+  done
+  sleep 2
+  n=$((n + 1))
+  id=$("$SLUICE" workflow start pulse --input '{"items": [0,1]}' --name "pulse-after" --output json | json_field '["id"]')
+  local after_deadline=$((SECONDS + 120))
+  while [ $SECONDS -lt $after_deadline ]; do
+    [ "$(psql "${pg%/*}/$db" -qAtc "select status from executions where id = '$id'")" = RUNNING ] || break
+    sleep 1
+  done
   local succeeded failed lost unexplained duplicates server_alive=1
   succeeded=$(psql "${pg%/*}/$db" -qAtc "select count(*) from executions where parent_id is null and status = 'SUCCEEDED'")
   failed=$(psql "${pg%/*}/$db" -qAtc "select count(*) from executions where parent_id is null and status = 'FAILED'")
@@ -294,7 +313,7 @@ JSON
   # Two children for one item of one run, or an execution that ended twice.
   duplicates=$(psql "${pg%/*}/$db" -qAtc "select (select count(*) - count(distinct (map_run_id, child_index)) from executions where parent_id is not null) + (select count(*) from (select execution_id from execution_events where kind in ('ExecutionSucceeded', 'ExecutionFailed') group by execution_id having count(*) > 1) twice)")
   kill -0 "$SERVER_PID" 2>/dev/null || server_alive=0
-  echo "restarts: every execution ended $((SECONDS - restarted)) s after the database restart" >&2
+  echo "restarts: the first wave ended $((ended - restarted)) s after the database restart; the worker was started again $(grep -c 'the worker lost the queue' server-2.log || true) time(s)" >&2
   echo "restarts: $n executions, $succeeded succeeded, $failed failed ($unexplained without a reason), $lost still running, $duplicates duplicates; the second server $([ $server_alive = 1 ] && echo survived || echo DIED) the database restart" >&2
   [ $server_alive = 1 ] || tail -20 server-2.log >&2
   kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
