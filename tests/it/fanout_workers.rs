@@ -10,16 +10,22 @@ use tests::{Backend, TestDb, run_sluice, spawn, wait_for_execution};
 
 const ITEMS: usize = 1000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_workers_share_a_map_of_1000_iterations_and_finish_it_after_one_is_killed() {
+/// A fresh Postgres database, and a folder whose `sluice.toml` points every process at it.
+async fn on_postgres() -> (TestDb, tempfile::TempDir) {
     let db = TestDb::new(Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path();
     std::fs::write(
-        path.join("sluice.toml"),
+        dir.path().join("sluice.toml"),
         format!("database = \"{}\"\n", db.url),
     )
     .unwrap();
+    (db, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_a_map_of_1000_iterations_and_finish_it_after_one_is_killed() {
+    let (db, dir) = on_postgres().await;
+    let path = dir.path();
     let effects = path.join("effects");
     std::fs::create_dir(&effects).unwrap();
     // Each iteration sleeps a moment and appends a line to a file of its own as it ends.
@@ -183,14 +189,8 @@ async fn two_workers_share_a_map_of_1000_iterations_and_finish_it_after_one_is_k
 /// another to create the curated table is retried), against the generator's truth.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_convert_a_day_of_landings_in_batches_exactly_once() {
-    let db = TestDb::new(Backend::Postgres).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (db, dir) = on_postgres().await;
     let path = dir.path();
-    std::fs::write(
-        path.join("sluice.toml"),
-        format!("database = \"{}\"\n", db.url),
-    )
-    .unwrap();
     let (ok, stdout, stderr) = run_sluice(
         path,
         &[

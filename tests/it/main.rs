@@ -11,6 +11,7 @@ mod cli_workflows;
 mod console;
 mod console_browser;
 mod console_forecasts;
+mod console_map;
 mod console_tables;
 mod convert;
 mod crawler_bad_input;
