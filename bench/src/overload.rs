@@ -219,6 +219,7 @@ pub async fn run(args: &BenchOverloadArgs) -> anyhow::Result<Report> {
     let url = format!("{}/invocations", served.base);
 
     // 1. Capacity.
+    // A few seconds first, not counted: the model's first inferences and the connections warm up.
     capacity(&http, &url, &body, args.clients, 3.0).await;
     let capacity_rps = capacity(&http, &url, &body, args.clients, args.capacity_seconds).await;
     anyhow::ensure!(capacity_rps > 0.0, "the endpoint answered nothing");

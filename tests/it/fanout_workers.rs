@@ -10,6 +10,33 @@ use tests::{Backend, TestDb, run_sluice, spawn, wait_for_execution};
 
 const ITEMS: usize = 1000;
 
+/// Waits until both workers have registered with the queue, then a moment more. A worker idle
+/// when another process pushes a burst can take up to its 5-second heartbeat to join in (see
+/// the README), so the bursts these tests share last longer than that.
+async fn both_up(pool: &sqlx::PgPool, names: [&str; 2]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM apalis.workers WHERE id IN ($1, $2)")
+                .bind(names[0])
+                .bind(names[1])
+                .fetch_one(pool)
+                .await
+                .unwrap_or(0);
+        if up == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the workers never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// How many batches of `size` the generated telemetry objects make.
+fn objects_in_batches(generated: &Value, size: u64) -> u64 {
+    generated["objects"].as_u64().unwrap().div_ceil(size)
+}
+
 /// A fresh Postgres database, and a folder whose `sluice.toml` points every process at it.
 async fn on_postgres() -> (TestDb, tempfile::TempDir) {
     let db = TestDb::new(Backend::Postgres).await;
@@ -45,21 +72,8 @@ async fn two_workers_share_a_map_of_1000_iterations_and_finish_it_after_one_is_k
         Some(spawn(path, &["worker", "--name", "w1"])),
         Some(spawn(path, &["worker", "--name", "w2"])),
     ];
-    // Both workers are up (registered with the queue) before the Map starts.
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let up: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM apalis.workers WHERE id IN ('w1', 'w2')")
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(0);
-        if up == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the workers never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    both_up(&pool, ["w1", "w2"]).await;
     let items: Vec<usize> = (0..ITEMS).collect();
     let input = json!({"items": items, "effects": effects});
     let (ok, stdout, stderr) = run_sluice(
@@ -183,12 +197,13 @@ async fn two_workers_share_a_map_of_1000_iterations_and_finish_it_after_one_is_k
     drop(workers);
 }
 
-/// A day of landings converted in parallel: a distributed Map lists the landing objects and
-/// hands each batch of four to `sluice:convert` with its keys, on two workers; every record lands
+/// Landings converted in parallel: a distributed Map lists six days of landing objects and
+/// hands each batch of two to `sluice:convert` with its keys, on two workers; every record lands
 /// once in the curated table (each object's bookmark commits with its batch, and a batch racing
-/// another to create the curated table is retried), against the generator's truth.
+/// another to create the curated table is retried), against the generator's truth, though the
+/// worker that converted the first third is killed (-9) mid-run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_workers_convert_a_day_of_landings_in_batches_exactly_once() {
+async fn two_workers_convert_landings_in_batches_exactly_once() {
     let (db, dir) = on_postgres().await;
     let path = dir.path();
     let (ok, stdout, stderr) = run_sluice(
@@ -199,7 +214,7 @@ async fn two_workers_convert_a_day_of_landings_in_batches_exactly_once() {
             "--devices",
             "4",
             "--days",
-            "1",
+            "6",
             "--output",
             "json",
         ],
@@ -211,7 +226,7 @@ async fn two_workers_convert_a_day_of_landings_in_batches_exactly_once() {
     let flow = json!({"StartAt": "Convert", "States": {"Convert": {"Type": "Map", "End": true,
         "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
                        "Parameters": {"Bucket": "landing-bucket", "Prefix": "landing/telemetry/"}},
-        "ItemBatcher": {"MaxItemsPerBatch": 4},
+        "ItemBatcher": {"MaxItemsPerBatch": 2},
         "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
             "StartAt": "Batch", "States": {"Batch": {"Type": "Task", "Resource": "sluice:convert", "End": true,
                 "Parameters": {"table": "telemetry", "objects.$": "$.Items[*].Key"},
@@ -230,10 +245,12 @@ async fn two_workers_convert_a_day_of_landings_in_batches_exactly_once() {
         ],
     );
     assert!(ok, "{stderr}");
-    let _workers = [
-        spawn(path, &["worker", "--name", "c1"]),
-        spawn(path, &["worker", "--name", "c2"]),
+    let mut workers = [
+        Some(spawn(path, &["worker", "--name", "c1"])),
+        Some(spawn(path, &["worker", "--name", "c2"])),
     ];
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    both_up(&pool, ["c1", "c2"]).await;
     let (ok, stdout, stderr) = run_sluice(
         path,
         &["workflow", "start", "convert-day", "--output", "json"],
@@ -243,6 +260,26 @@ async fn two_workers_convert_a_day_of_landings_in_batches_exactly_once() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A third of the way through, the worker that has converted batches is killed (-9), in
+    // the middle of others: the other one converts the rest, and nothing is converted twice.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let killed = loop {
+        let done: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT lock_by, COUNT(*) FROM apalis.jobs WHERE status = 'Done' AND lock_by IS NOT NULL \
+             GROUP BY lock_by ORDER BY 2 DESC",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let total: i64 = done.iter().map(|(_, n)| n).sum();
+        if total * 3 >= objects_in_batches(&generated, 2) as i64 {
+            break done[0].0.clone();
+        }
+        assert!(Instant::now() < deadline, "the conversion never got going");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let index = if killed == "c1" { 0 } else { 1 };
+    workers[index].take().unwrap().kill();
     let (dir_path, waited) = (path.to_owned(), id.clone());
     let status = tokio::task::spawn_blocking(move || {
         wait_for_execution(&dir_path, &waited, Duration::from_secs(300))
@@ -255,21 +292,29 @@ async fn two_workers_convert_a_day_of_landings_in_batches_exactly_once() {
     assert_eq!(status, "SUCCEEDED", "{parent}");
 
     // Every object in exactly one batch, every record read once, written or quarantined.
+    // One child per batch. A batch whose worker was killed after its conversion committed and
+    // before its step did runs again and finds its objects converted: it reports nothing read.
+    // So the ledger is the catalog's: each object's bookmark once, each record read once.
     let batches = parent["output"].as_array().unwrap();
-    let sum = |field: &str| {
-        batches
-            .iter()
-            .map(|b| b[field].as_u64().unwrap())
-            .sum::<u64>()
-    };
+    assert_eq!(batches.len() as u64, objects_in_batches(&generated, 2));
     // The listing holds the telemetry objects (Firehose's error object lands under landing/errors).
-    let objects = generated["objects"].as_u64().unwrap();
-    assert_eq!(batches.len() as u64, objects.div_ceil(4));
-    assert_eq!(sum("sources"), objects, "{parent}");
-    assert_eq!(sum("read"), generated["records"].as_u64().unwrap());
-    assert_eq!(sum("read"), sum("written") + sum("quarantined"));
+    let objects = generated["objects"].as_u64().unwrap() as i64;
+    let bookmarks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM converted_objects")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(bookmarks, objects, "every object converted once");
+    let (read, written, quarantined): (i64, i64, i64) = sqlx::query_as(
+        "SELECT SUM(records_read)::BIGINT, SUM(records_written)::BIGINT, SUM(records_quarantined)::BIGINT \
+         FROM conversion_runs WHERE status IN ('committed', 'published')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(read as u64, generated["records"].as_u64().unwrap());
+    assert_eq!(read, written + quarantined);
     assert_eq!(
-        sum("quarantined"),
+        quarantined as u64,
         generated["malformed_records"].as_u64().unwrap()
     );
     let (ok, stdout, stderr) = run_sluice(
@@ -278,11 +323,7 @@ async fn two_workers_convert_a_day_of_landings_in_batches_exactly_once() {
     );
     assert!(ok, "{stderr}");
     let curated: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(
-        curated["records"].as_u64(),
-        Some(sum("written")),
-        "{curated}"
-    );
+    assert_eq!(curated["records"].as_i64(), Some(written), "{curated}");
     let (ok, stdout, _) = run_sluice(path, &["convert", "telemetry", "--output", "json"]);
     assert!(ok);
     let again: Value = serde_json::from_str(&stdout).unwrap();
@@ -291,8 +332,7 @@ async fn two_workers_convert_a_day_of_landings_in_batches_exactly_once() {
         "nothing is converted twice: {again}"
     );
 
-    // Both workers converted batches.
-    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    // Both workers converted batches: the killed one before, the other after.
     let workers: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT lock_by FROM apalis.jobs WHERE status = 'Done' AND lock_by IS NOT NULL",
     )

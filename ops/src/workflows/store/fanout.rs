@@ -30,7 +30,7 @@ pub struct RunStart<'a> {
 }
 
 /// What `$$.Execution` shows inside a child: its root execution's.
-pub fn root_context(execution: &Execution) -> Value {
+fn root_context(execution: &Execution) -> Value {
     execution.context.clone().unwrap_or_else(|| {
         json!({"input": execution.input, "started_at": execution.started_at, "name": execution.name})
     })

@@ -14,7 +14,7 @@ mod steps;
 mod tokens;
 use events::append_execution_event;
 pub use events::{event_count, history};
-pub use fanout::{RunStart, Wake, root_context};
+pub use fanout::{RunStart, Wake};
 pub use map_runs::{MapRunView, map_runs, run_children, run_status};
 pub use steps::{StepUpdate, abort, commit_step, redrive};
 pub use tokens::{
