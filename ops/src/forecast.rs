@@ -52,6 +52,10 @@ pub struct BatchForecastRequest {
     pub quantiles: Vec<f64>,
     #[serde(default)]
     pub seed: u64,
+    /// The execution whose step asks (`$$.Execution.Id`): the step run again after its worker
+    /// died returns the run it made rather than making a second.
+    #[serde(default)]
+    pub execution: Option<String>,
 }
 
 fn default_samples() -> usize {
@@ -88,6 +92,13 @@ impl Ops {
     /// Forecasts every series of the input with the group's version and records the run.
     pub async fn batch_forecast(&self, request: &BatchForecastRequest) -> Result<BatchRun> {
         let catalog = self.catalog().await?;
+        if let Some(execution) = &request.execution
+            && let Some(made) =
+                jobs::forecasts::by_execution(catalog.pool(), request.group.as_str(), execution)
+                    .await?
+        {
+            return Ok(made);
+        }
         let registry = self.registry().await?;
         let info = registry
             .resolve(&request.group, &request.version)
@@ -152,6 +163,7 @@ impl Ops {
                 snapshot_id: m.snapshot_id,
                 spec: m.spec,
             }),
+            execution: request.execution.clone(),
         };
         let curated = self.curated_lake()?;
         Ok(write(

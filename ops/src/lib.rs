@@ -28,6 +28,7 @@ mod publish;
 mod query;
 mod registry;
 pub mod request;
+mod retention;
 pub mod serving;
 #[cfg(test)]
 mod tests;
@@ -62,6 +63,7 @@ pub use query::{QueryColumn, QueryOutput, QueryRequest};
 pub use registry::{
     AliasChange, PromoteRequest, RollbackRequest, SetStatusRequest, VersionRequest,
 };
+pub use retention::{ExpiryReport, Retention, parse_retention};
 pub use train::{DeviceKind, TestMetrics, TrainOutput, TrainRequest, device};
 pub use transform::TransformRequest;
 
@@ -124,6 +126,8 @@ pub struct Settings {
     pub crawl: CrawlDefaults,
     /// Commands workflows may run (`sluice:process:NAME`); none by default.
     pub process: ProcessCommands,
+    /// How long records of sluice's own work are kept.
+    pub retention: Retention,
 }
 
 /// The process's handle on the operations (cheap to clone: every clone shares one pool).

@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// The configuration's top-level keys, which `SLUICE_*` variables may set.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "database",
     "lake",
     "curated_lake",
@@ -22,6 +22,7 @@ const SECTIONS: [&str; 11] = [
     "auth",
     "process",
     "ingest",
+    "retention",
 ];
 
 /// The whole configuration.
@@ -43,6 +44,31 @@ pub struct Config {
     pub auth: AuthConfig,
     pub process: ProcessConfig,
     pub ingest: IngestConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long records of sluice's own work are kept: durations such as `90d`, `12h`, `30min`, or
+/// `forever`. Each `sluice server` deletes what is older every few minutes; `sluice expire` does
+/// it at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Ended executions with their histories and children, cron ticks, trigger firings, ended
+    /// notification deliveries and the queue's records of steps that ran.
+    pub executions: String,
+    /// Forecast runs (batch and served) with their files; the newest of each group and source
+    /// is always kept.
+    pub forecasts: String,
+}
+
+impl RetentionConfig {
+    /// The retention the operations apply.
+    pub fn retention(&self) -> Result<ops::Retention, ops::Error> {
+        Ok(ops::Retention {
+            executions: ops::parse_retention("retention.executions", &self.executions)?,
+            forecasts: ops::parse_retention("retention.forecasts", &self.forecasts)?,
+        })
+    }
 }
 
 /// What `sluice server` ingests with (the Firehose API): its write-ahead log and bounds.
@@ -176,6 +202,10 @@ impl Default for Config {
                 dedup_seconds: 3600,
                 mqtt: None,
             },
+            retention: RetentionConfig {
+                executions: "90d".into(),
+                forecasts: "30d".into(),
+            },
             crawler: CrawlerConfig {
                 sample_records: sample.max_records,
                 sample_bytes: sample.max_bytes,
@@ -236,6 +266,10 @@ impl Config {
             .schema_policy
             .parse::<jobs::catalog::SchemaPolicy>()
             .context("invalid configuration: crawler.schema_policy")?;
+        config
+            .retention
+            .retention()
+            .context("invalid configuration")?;
         let share = config.crawler.dominant_share;
         if !(share > 0.5 && share <= 1.0) {
             anyhow::bail!(
@@ -301,6 +335,8 @@ impl Config {
                 concurrency: self.crawler.concurrency,
             },
             process: self.process.commands.clone(),
+            // Checked by `load`; a hand-built configuration falls back to the defaults.
+            retention: self.retention.retention().unwrap_or_default(),
         }
     }
 

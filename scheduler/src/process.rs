@@ -173,7 +173,11 @@ const TRIGGER_PASS: Duration = Duration::from_secs(5);
 /// How often it queues and sends notifications.
 const NOTIFY_PASS: Duration = Duration::from_secs(2);
 
-/// The server's background loops: cron ticks every second, triggers and notifications.
+/// How often the server deletes what retention no longer keeps (`[retention]`).
+const RETENTION_PASS: Duration = Duration::from_secs(300);
+
+/// The server's background loops: cron ticks every second, triggers, notifications and
+/// retention.
 fn background(
     workflows: &Workflows,
     ops: &ops::Ops,
@@ -182,6 +186,7 @@ fn background(
     let cron = workflows.clone();
     let triggers = workflows.clone();
     let ops = ops.clone();
+    let (expiring, expire_ops) = (workflows.clone(), ops.clone());
     vec![
         tokio::spawn(every(
             Duration::from_secs(1),
@@ -208,6 +213,21 @@ fn background(
             move || {
                 let ops = ops.clone();
                 async move { ops.notify(Utc::now()).await.map(drop) }
+            },
+        )),
+        tokio::spawn(every(
+            RETENTION_PASS,
+            "retention pass",
+            shutdown.clone(),
+            move || {
+                let (workflows, ops) = (expiring.clone(), expire_ops.clone());
+                async move {
+                    let expired = ops.expire(&workflows, Utc::now()).await?;
+                    if expired != ops::ExpiryReport::default() {
+                        tracing::info!(?expired, "retention: deleted what is past its time");
+                    }
+                    Ok(())
+                }
             },
         )),
     ]

@@ -36,6 +36,7 @@ mod parquet_landings;
 mod process_task;
 mod publishing;
 mod registry;
+mod retention;
 mod s3_lake;
 mod scale_out;
 mod schedules;

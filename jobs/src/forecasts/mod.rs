@@ -88,6 +88,9 @@ pub struct Provenance {
     /// The file of series it forecast (batch runs).
     pub input: Option<String>,
     pub dataset: Option<DatasetRef>,
+    /// The execution whose step made it: one run per group and execution, however often the
+    /// step runs.
+    pub execution: Option<String>,
 }
 
 /// The column name of a quantile: 0.1 → `q10`, 0.025 → `q2.5`.
@@ -137,6 +140,8 @@ pub struct BatchRun {
     pub dataset: Option<DatasetRef>,
     /// The history kept beside the forecast (none for runs older than migration 0017).
     pub history_key: Option<String>,
+    /// The execution whose step made it, if a workflow's.
+    pub execution: Option<String>,
 }
 
 /// Writes a run's files to the lake, then records the run (the files are only listed once
@@ -151,14 +156,26 @@ pub async fn write(
     provenance: &Provenance,
 ) -> Result<BatchRun> {
     let created_at = now_ms();
-    let stamp = chrono::DateTime::from_timestamp_millis(created_at)
-        .unwrap_or_default()
-        .format("%Y%m%dT%H%M%S");
-    let id = format!(
-        "{}{stamp}-{}",
-        source.prefix(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let id = match &provenance.execution {
+        // The same keys each time the execution's step runs: a second attempt overwrites the
+        // files of one that died before it recorded its run, and finds a recorded one.
+        Some(execution) => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(format!("{group}\0{execution}").as_bytes());
+            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{}exec-{hex}", source.prefix())
+        }
+        None => {
+            let stamp = chrono::DateTime::from_timestamp_millis(created_at)
+                .unwrap_or_default()
+                .format("%Y%m%dT%H%M%S");
+            format!(
+                "{}{stamp}-{}",
+                source.prefix(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            )
+        }
+    };
     let key = LakeKey::parse(&format!("forecasts/{group}/run={id}/part-0.parquet"))?;
     let history_key = if rows.history.is_empty() {
         None
@@ -183,14 +200,16 @@ pub async fn write(
         input: provenance.input.clone(),
         dataset: provenance.dataset.clone(),
         history_key,
+        execution: provenance.execution.clone(),
     };
     let dataset = run
         .dataset
         .as_ref()
         .map(|d| serde_json::to_string(d).expect("dataset references serialize"));
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO batch_forecasts (id, model_group, model_version, lake_key, items, row_count, created_at, source, \
-         input, dataset, history_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         input, dataset, history_key, execution_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(&run.id)
     .bind(group)
@@ -203,13 +222,38 @@ pub async fn write(
     .bind(&run.input)
     .bind(&dataset)
     .bind(&run.history_key)
+    .bind(&run.execution)
     .execute(pool)
-    .await?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        // The execution's step ran twice at once: the run recorded first stands.
+        if let Some(recorded) = self::run(pool, group, &run.id).await? {
+            return Ok(recorded);
+        }
+    }
     Ok(run)
 }
 
+/// The run of a group that an execution's step made, if it made one.
+pub async fn by_execution(
+    pool: &AnyPool,
+    group: &str,
+    execution: &str,
+) -> Result<Option<BatchRun>> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM batch_forecasts WHERE model_group = $1 AND execution_id = $2"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(group)
+        .bind(execution)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(run_row).transpose()
+}
+
 const RUN_COLUMNS: &str = "id, model_group, model_version, lake_key, items, row_count, created_at, source, \
-    input, dataset, history_key";
+    input, dataset, history_key, execution_id";
 
 fn run_row(row: &sqlx::any::AnyRow) -> Result<BatchRun> {
     let dataset: Option<String> = row.try_get("dataset")?;
@@ -234,6 +278,7 @@ fn run_row(row: &sqlx::any::AnyRow) -> Result<BatchRun> {
         input: row.try_get("input")?,
         dataset,
         history_key: row.try_get("history_key")?,
+        execution: row.try_get("execution_id")?,
     })
 }
 
@@ -271,6 +316,50 @@ pub async fn run(pool: &AnyPool, group: &str, id: &str) -> Result<Option<BatchRu
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(run_row).transpose()
+}
+
+/// What [`expire`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Expired {
+    /// Runs no longer listed.
+    pub runs: usize,
+    /// Their files deleted from the lake.
+    pub files: usize,
+}
+
+/// Deletes the forecast runs created before `before_ms`, except the newest of each group and
+/// source (a chart and drift detection always have the latest), and then their files. A crash
+/// between the two leaves unlisted files, never a listed run without its files.
+pub async fn expire(pool: &AnyPool, lake: &Lake, before_ms: i64) -> Result<Expired> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM batch_forecasts AS f WHERE created_at < $1 AND EXISTS \
+         (SELECT 1 FROM batch_forecasts AS newer WHERE newer.model_group = f.model_group \
+          AND newer.source = f.source AND (newer.created_at > f.created_at \
+          OR (newer.created_at = f.created_at AND newer.id > f.id))) \
+         ORDER BY created_at, id"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(before_ms)
+        .fetch_all(pool)
+        .await?;
+    let mut expired = Expired::default();
+    for run in rows.iter().map(run_row) {
+        let run = run?;
+        sqlx::query("DELETE FROM batch_forecasts WHERE id = $1")
+            .bind(&run.id)
+            .execute(pool)
+            .await?;
+        expired.runs += 1;
+        for key in std::iter::once(&run.key).chain(run.history_key.as_ref()) {
+            let path = lake.path(&LakeKey::parse(key)?);
+            match object_store::ObjectStoreExt::delete(lake.store().as_ref(), &path).await {
+                Ok(()) => expired.files += 1,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    Ok(expired)
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ async fn a_run_keeps_its_history_and_provenance_beside_its_forecast() {
     let provenance = Provenance {
         input: Some("work/test.jsonl".into()),
         dataset: None,
+        execution: None,
     };
     let run = write(
         catalog.pool(),
@@ -71,4 +72,96 @@ fn quantile_columns_read_as_percent() {
     assert_eq!(quantile_column(0.1), "q10");
     assert_eq!(quantile_column(0.5), "q50");
     assert_eq!(quantile_column(0.025), "q2.5");
+}
+
+#[tokio::test]
+async fn an_executions_run_is_made_once_however_often_its_step_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/c.db", dir.path().display());
+    let catalog = crate::catalog::Catalog::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let lake = Lake::in_memory();
+    let rows = ForecastRows {
+        item_id: vec!["a".into()],
+        timestamp_ms: vec![3_600_000],
+        step: vec![1],
+        mean: vec![1.0],
+        quantiles: vec![(0.5, vec![1.0])],
+        history: HistoryRows::default(),
+    };
+    let of = |execution: &str| Provenance {
+        execution: Some(execution.to_owned()),
+        ..Provenance::default()
+    };
+    let first = write(
+        catalog.pool(),
+        &lake,
+        "g",
+        1,
+        &rows,
+        Source::Batch,
+        &of("exec-1"),
+    )
+    .await
+    .unwrap();
+    // The step ran again (its worker died before it committed): the same run, the same files.
+    let again = write(
+        catalog.pool(),
+        &lake,
+        "g",
+        1,
+        &rows,
+        Source::Batch,
+        &of("exec-1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (again.id.as_str(), again.key.as_str()),
+        (first.id.as_str(), first.key.as_str())
+    );
+    assert_eq!(
+        again.created_at, first.created_at,
+        "the recorded run stands"
+    );
+    let other = write(
+        catalog.pool(),
+        &lake,
+        "g",
+        1,
+        &rows,
+        Source::Batch,
+        &of("exec-2"),
+    )
+    .await
+    .unwrap();
+    assert_ne!(other.id, first.id);
+    let other_group = write(
+        catalog.pool(),
+        &lake,
+        "h",
+        1,
+        &rows,
+        Source::Batch,
+        &of("exec-1"),
+    )
+    .await
+    .unwrap();
+    assert_ne!(other_group.key, first.key);
+    assert_eq!(runs(catalog.pool(), "g").await.unwrap().len(), 2);
+    let found = by_execution(catalog.pool(), "g", "exec-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id, found.execution.as_deref()),
+        (first.id.clone(), Some("exec-1"))
+    );
+    assert!(
+        by_execution(catalog.pool(), "g", "exec-3")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -56,6 +56,16 @@ pub trait Dispatch: Send + Sync {
         &'a self,
         next: &'a engine::Next,
     ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>>;
+
+    /// Deletes the queue's record of deliveries that ended before `before` (retention); the
+    /// number deleted. A queue that keeps none has nothing to delete.
+    fn expire<'a>(
+        &'a self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Pin<Box<dyn Future<Output = Result<u64, Error>> + Send + 'a>> {
+        let _ = before;
+        Box::pin(async { Ok(0) })
+    }
 }
 
 /// The Task resources this process runs.

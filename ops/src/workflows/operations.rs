@@ -392,6 +392,15 @@ impl Workflows {
     pub async fn fire_triggers(&self, now: DateTime<Utc>) -> Result<usize> {
         triggers::fire_due(&self.engine, self.dispatch(), now.timestamp_millis()).await
     }
+
+    /// Retention: deletes the executions whose root ended before `before` (with their
+    /// histories, tokens, map runs and children), the cron ticks and trigger firings of that
+    /// age, and the queue's record of the deliveries that ended then. Running executions stay.
+    pub async fn expire(&self, before: DateTime<Utc>) -> Result<store::HistoryExpired> {
+        let mut expired = store::expire(self.pool(), before.timestamp_millis()).await?;
+        expired.queue_tasks = self.dispatch.expire(before).await?;
+        Ok(expired)
+    }
 }
 
 /// A page cursor, `<started at, ms>_<id>`.

@@ -78,6 +78,9 @@ pub enum Command {
     Compact(CompactArgs),
     /// Finish interrupted conversions and delete what no committed run owns.
     Vacuum(VacuumArgs),
+    /// Delete what the retention settings no longer keep: ended executions with their
+    /// histories, old forecast runs with their files, ended notification deliveries.
+    Expire,
     /// Build DeepAR training and test series from a curated table.
     Dataset(DatasetArgs),
     /// Train a DeepAR forecaster on SageMaker-style JSON lines and print its test metrics.

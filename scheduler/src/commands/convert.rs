@@ -146,3 +146,21 @@ pub async fn vacuum(args: &VacuumArgs, context: &Context) -> anyhow::Result<Repo
     );
     Ok(Report::new(json!(report), text))
 }
+
+/// `sluice expire`: one retention pass now, as each server runs every few minutes.
+pub async fn expire(context: &Context) -> anyhow::Result<Report> {
+    let (workflows, _) = context.workflows().await?;
+    let report = context.ops.expire(&workflows, chrono::Utc::now()).await?;
+    let text = format!(
+        "deleted {} ended executions ({} history events), {} cron ticks and trigger firings, \
+         {} queue records, {} notification deliveries, {} forecast runs ({} files)",
+        report.executions,
+        report.events,
+        report.ticks,
+        report.queue_tasks,
+        report.notification_deliveries,
+        report.forecast_runs,
+        report.forecast_files
+    );
+    Ok(Report::new(json!(report), text))
+}

@@ -101,6 +101,7 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Convert(args) => convert::convert(args, context).await,
         Command::Compact(args) => convert::compact(args, context).await,
         Command::Vacuum(args) => convert::vacuum(args, context).await,
+        Command::Expire => convert::expire(context).await,
         Command::Workflow(WorkflowCommand::Validate(args)) => workflow::validate(args, context),
         Command::Workflow(WorkflowCommand::Run(args)) => workflow::run(args, context).await,
         Command::Workflow(WorkflowCommand::Create(args) | WorkflowCommand::Update(args)) => {

@@ -217,6 +217,30 @@ impl Queue {
         Ok(released)
     }
 
+    /// Deletes apalis's records of the deliveries that ended (done, killed, or failed for good)
+    /// before `before`: the step's effects are in the execution's history, and without this
+    /// the jobs table grows by a row per step for ever.
+    pub async fn expire(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, Error> {
+        let ended =
+            "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))";
+        Ok(match self {
+            Queue::Sqlite(storage) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM Jobs WHERE {ended} AND done_at IS NOT NULL AND done_at < ?1"
+            )))
+            .bind(before.timestamp())
+            .execute(storage.pool())
+            .await?
+            .rows_affected(),
+            Queue::Postgres(storage) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM apalis.jobs WHERE {ended} AND done_at IS NOT NULL AND done_at < to_timestamp($1)"
+            )))
+            .bind(before.timestamp() as f64)
+            .execute(storage.pool())
+            .await?
+            .rows_affected(),
+        })
+    }
+
     /// Runs a worker until `shutdown` resolves, with a sweep for stalled executions beside it
     /// (at start, then every [`SWEEP_EVERY`]).
     pub async fn work(
@@ -308,6 +332,13 @@ impl ops::workflows::Dispatch for Queue {
         next: &'a Next,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
         Box::pin(Queue::push(self, next))
+    }
+
+    fn expire<'a>(
+        &'a self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<u64, Error>> + Send + 'a>> {
+        Box::pin(Queue::expire(self, before))
     }
 }
 

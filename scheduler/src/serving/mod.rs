@@ -133,7 +133,12 @@ impl Serving {
     pub async fn housekeeping(&self) -> Result<(), Error> {
         self.stats.flush(&self.pool, &self.process).await?;
         if self.served.due() {
-            self.served.flush(&self.pool, &self.lake).await?;
+            // Forecast runs live in the curated lake, where charts, drift and retention look.
+            let curated = self
+                .ops
+                .curated_lake()
+                .map_err(|e| Error::Invalid(format!("cannot open the curated lake: {e}")))?;
+            self.served.flush(&self.pool, &curated).await?;
         }
         if !deployments::tick(&self.pool).await?.is_empty() {
             self.refresh().await?;

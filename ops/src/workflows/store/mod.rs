@@ -10,12 +10,14 @@ use asl::run::Event;
 mod events;
 mod fanout;
 mod map_runs;
+mod retention;
 mod steps;
 mod tokens;
 use events::append_execution_event;
 pub use events::{event_count, history};
 pub use fanout::{RunStart, Wake};
 pub use map_runs::{MapRunView, map_runs, run_children, run_status};
+pub use retention::{HistoryExpired, expire};
 pub use steps::{StepUpdate, abort, commit_step, redrive};
 pub use tokens::{
     Answer, TaskToken, TokenStatus, answer_token, earliest, heartbeat_token, issue_token,
