@@ -17,6 +17,11 @@
 #         quarantined ones, each once, every registered version must be an execution's, and
 #         after vacuum no staged file may be left.
 #
+#   jobs  every job of the nightly workflow (crawl, convert, compact, dataset, train, drift,
+#         publish, batch forecast) interrupted 20 times at random moments of its own run, both
+#         workers killed (-9) each time; the same checks as `kill`, and no batch forecast run
+#         twice or unlisted (scripts/drills/jobs.sh says how).
+#
 #   overload  `sluice-bench overload` (built beside sluice): `sluice serve` measured at capacity,
 #         then sent twice that rate for a minute, open loop (SLUICE_DRILL_OVERLOAD_SECONDS): the
 #         excess must be refused with 503 and Retry-After, nothing may time out or fail, the
@@ -33,12 +38,12 @@
 #         must survive.
 #
 # The closing table has one line per drill: runs, failures, rows expected and found, executions
-# lost, duplicates. Still to come here (issue 26): kill drills of each job one by one, soak.
+# lost, duplicates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 REPO=$PWD
-if [ $# -gt 0 ]; then DRILLS=("$@"); else DRILLS=(api kill overload restarts); fi
+if [ $# -gt 0 ]; then DRILLS=("$@"); else DRILLS=(api kill jobs overload restarts soak); fi
 TABLE=()
 
 # Built as the test suite builds it (the test hooks only add `sluice:sleep`), so that a drill
@@ -352,6 +357,9 @@ print(f\"overload|{o['sent'] + s['sent']} requests|{bad}|-|0|0\")")
   python3 -c "import json, sys; sys.exit(0 if json.load(open('$out'))['met'] else 1)"
 }
 
+source scripts/drills/jobs.sh
+source scripts/drills/soak.sh
+
 overall=0
 for drill in "${DRILLS[@]}"; do
   case "$drill" in
@@ -359,12 +367,14 @@ for drill in "${DRILLS[@]}"; do
     kill) drill_kill || overall=1 ;;
     overload) drill_overload || overall=1 ;;
     restarts) drill_restarts || overall=1 ;;
-    *) echo "drill.sh: unknown drill $drill (api, kill, overload, restarts)" >&2; exit 2 ;;
+    jobs) drill_jobs || overall=1 ;;
+    soak) drill_soak || overall=1 ;;
+    *) echo "drill.sh: unknown drill $drill (api, kill, jobs, overload, restarts, soak)" >&2; exit 2 ;;
   esac
 done
-printf '\n%-8s %-22s %-9s %-16s %-6s %s\n' drill runs failures "rows exp vs found" lost duplicates
+printf '\n%-20s %-24s %-9s %-18s %-6s %s\n' drill runs failures "rows exp vs found" lost duplicates
 for row in "${TABLE[@]}"; do
   IFS='|' read -r d r f rows l dup <<<"$row"
-  printf '%-8s %-22s %-9s %-16s %-6s %s\n' "$d" "$r" "$f" "$rows" "$l" "$dup"
+  printf '%-20s %-24s %-9s %-18s %-6s %s\n' "$d" "$r" "$f" "$rows" "$l" "$dup"
 done
 exit $overall
