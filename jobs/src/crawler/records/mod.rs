@@ -138,16 +138,18 @@ fn stream(
 ) -> Result<Parsed, ObjectFailure> {
     let bytes = text.as_bytes();
     let mut lines = Lines::new(text);
+    // Whitespace and byte order marks, the mark as its three bytes: a byte of it alone may be
+    // part of another character (U+FFFD, which a lossy decoding puts in, starts EF BF).
     let skip_ws = |mut pos: usize| {
-        while pos < bytes.len()
-            && (bytes[pos].is_ascii_whitespace()
-                || bytes[pos] == 0xef
-                || bytes[pos] == 0xbb
-                || bytes[pos] == 0xbf)
-        {
-            pos += 1;
+        loop {
+            if bytes.get(pos).is_some_and(u8::is_ascii_whitespace) {
+                pos += 1;
+            } else if bytes[pos.min(bytes.len())..].starts_with(&[0xef, 0xbb, 0xbf]) {
+                pos += 3;
+            } else {
+                return pos;
+            }
         }
-        pos
     };
     let array = framing == JsonFraming::Array;
     let separated = framing == JsonFraming::Separated;

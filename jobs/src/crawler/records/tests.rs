@@ -103,3 +103,28 @@ fn apache_logs_become_typed_records() {
         arrow::datatypes::DataType::Timestamp(..)
     ));
 }
+
+#[test]
+fn a_byte_order_mark_is_skipped_whole_and_never_part_of_another_character() {
+    // A JSON array whose first byte after '[' is not UTF-8: the lossy decoding makes it U+FFFD
+    // (EF BF BD), whose first two bytes are also the mark's; skipping them alone cut the
+    // character in two (found by the crawler_sample fuzz target).
+    let mut text = vec![b'['];
+    text.push(0xb3);
+    text.extend_from_slice(b"f[f");
+    text.extend(std::iter::repeat_n(b'T', 107));
+    text.extend_from_slice(b"1g1");
+    let options = SampleOptions {
+        max_records: 200,
+        max_bytes: 1 << 20,
+        max_record_bytes: 64 << 10,
+        verify: true,
+    };
+    let analysis = analyze(&text, &options);
+    if let Ok(analysis) = analysis {
+        assert_eq!(analysis.records, 0, "{analysis:?}");
+    }
+    // A real mark before a record is skipped.
+    let marked = analyze(b"\xef\xbb\xbf{\"a\":1}{\"a\":2}", &SampleOptions::default()).unwrap();
+    assert_eq!(marked.sampled_records, 2, "{marked:?}");
+}
