@@ -7,8 +7,9 @@
 # of landings, until the job has been interrupted SLUICE_DRILL_KILLS times (20 by default),
 # at most SLUICE_DRILL_KILLS_PER_NIGHT (10) per night: once the job's step is running on a
 # worker, both workers are killed (-9) at a moment drawn uniformly from the job's duration in
-# an undisturbed night, and started again under their names; the step runs again from its
-# start, and may be killed again. After each job's nights:
+# the last night that did not kill it, and started again under their names; the step runs
+# again from its start, and may be killed again (scripts/drills/jobs.py runs the nights, polling
+# Postgres every 5 ms). After each job's nights:
 #   - every execution ended: SUCCEEDED, or FAILED with its error (a kill must not fail one);
 #   - the curated rows are the generator's records less the quarantined ones, each once, and
 #     the conversion ledger read every generated record;
@@ -18,6 +19,7 @@
 #   - after vacuum no staged file is left.
 
 drill_jobs() {
+  [ -z "${SLUICE_DRILL_TRACE:-}" ] || set -x
   local dir="$WORK/jobs" pg=${SLUICE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
   local venv=${SLUICE_TEST_VENV:-$HOME/.cache/sluice/venv}
   local want=${SLUICE_DRILL_KILLS:-20} per_night=${SLUICE_DRILL_KILLS_PER_NIGHT:-10}
@@ -49,7 +51,6 @@ allow_http = true
 [api]
 listen = "127.0.0.1:$apiport"
 TOML
-  local s3py="import boto3; s3 = boto3.client('s3', endpoint_url='http://127.0.0.1:$s3port', region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t'); keys = [o['Key'] for p in s3.get_paginator('list_objects_v2').paginate(Bucket='drill', Prefix='$run_id/') for o in p.get('Contents', [])]"
   # The nightly workflow with a Compact step between Convert and Dataset.
   python3 - "$REPO/scheduler/workflows/nightly-retrain.asl.json" >nightly.json <<'PY'
 import json, sys
@@ -66,89 +67,36 @@ PY
   generated=$("$SLUICE" generate landings --devices 4 --days $day --output json | json_field '["records"]')
   "$SLUICE" server --no-worker >server.log 2>&1 &
   SERVER_PID=$!
-  local w1 w2
-  "$SLUICE" worker --name w1 >w1.log 2>&1 & w1=$!
-  "$SLUICE" worker --name w2 >w2.log 2>&1 & w2=$!
-  local sql="psql $dburl -qAtc"
-  local nights=0 ids=()
-  # One undisturbed night: each job's duration, from its history.
-  local first
-  first=$("$SLUICE" workflow start nightly --name night-0 --input "$input" --output json | json_field '["id"]')
-  ids+=("$first"); nights=1
-  while [ "$($sql "select status from executions where id = '$first'")" = RUNNING ]; do sleep 1; done
-  declare -A took
-  while IFS='|' read -r state ms; do took[$state]=$ms; done < <($sql "select state, max(at) filter (where kind = 'TaskStateExited') - min(at) filter (where kind = 'TaskStateEntered') from execution_events where execution_id = '$first' and state is not null group by state")
-  echo "==> jobs: an undisturbed night: $(for s in "${!took[@]}"; do printf '%s %s ms; ' "$s" "${took[$s]}"; done)" >&2
-  local overall=0 job
-  for job in Crawl Convert Compact Dataset Train DetectDrift Publish BatchForecast; do
-    local kills=0 failed=0 lost=0 tries=0 job_nights=0
-    local span=${took[$job]:-100}
-    while [ $kills -lt "$want" ] && [ $tries -lt $(( (want + per_night - 1) / per_night + 4 )) ]; do
-      tries=$((tries + 1)); job_nights=$((job_nights + 1))
-      # A new day of landings, so that crawl, convert and compact have work every night.
-      generated=$((generated + $("$SLUICE" generate landings --devices 4 --days $((day + 1)) --from-day $day --output json | json_field '["records"]')))
-      day=$((day + 1))
-      local id night_kills=0 status state deadline=$((SECONDS + 1200))
-      id=$("$SLUICE" workflow start nightly --name "night-$nights" --input "$input" --output json | json_field '["id"]')
-      ids+=("$id"); nights=$((nights + 1))
-      while [ $night_kills -lt "$per_night" ] && [ $kills -lt "$want" ]; do
-        # Wait for the job's step to be running on a worker (or for the night to be past it).
-        while :; do
-          IFS='|' read -r status state < <($sql "select status, state from executions where id = '$id'")
-          [ "$status" = RUNNING ] || break
-          if [ "$state" = "$job" ] && [ "$($sql "select count(*) from apalis.jobs where status = 'Running'")" != 0 ]; then break; fi
-          [ $SECONDS -lt $deadline ] || break
-          sleep 0.02
-        done
-        [ "$status" = RUNNING ] && [ "$state" = "$job" ] || break
-        sleep "$(python3 -c "import random; print(round(random.uniform(0, $span / 1000), 3))")"
-        IFS='|' read -r status state < <($sql "select status, state from executions where id = '$id'")
-        [ "$status" = RUNNING ] && [ "$state" = "$job" ] || break
-        kill -9 "$w1" "$w2" 2>/dev/null || true
-        wait "$w1" "$w2" 2>/dev/null || true
-        "$SLUICE" worker --name w1 >>w1.log 2>&1 & w1=$!
-        "$SLUICE" worker --name w2 >>w2.log 2>&1 & w2=$!
-        kills=$((kills + 1)); night_kills=$((night_kills + 1))
-      done
-      while [ "$($sql "select status from executions where id = '$id'")" = RUNNING ]; do
-        [ $SECONDS -lt $deadline ] || { lost=$((lost + 1)); break; }
-        sleep 1
-      done
-      status=$($sql "select status from executions where id = '$id'")
-      echo "    $job: night-$((nights - 1)) $status after $night_kills kills ($kills of $want)" >&2
-      if [ "$status" = FAILED ]; then
-        failed=$((failed + 1))
-        echo "    error: $($sql "select error || ': ' || coalesce(cause, '') from executions where id = '$id'")" >&2
-      fi
-    done
-    # The invariants, over every night so far.
-    "$SLUICE" vacuum --grace-minutes 0 >/dev/null
-    local quarantined read found distinct versions registered twice forecasts forecast_nights staged orphans unexplained
-    quarantined=$($sql "select coalesce(sum(records_quarantined), 0) from conversion_runs where status in ('committed', 'published')")
-    read=$($sql "select coalesce(sum(records_read), 0) from conversion_runs where status in ('committed', 'published')")
-    found=$("$SLUICE" query 'SELECT count(*) AS n FROM telemetry_curated' --output json | json_field '["rows"][0]["n"]')
-    distinct=$("$SLUICE" query 'SELECT count(*) AS n FROM (SELECT DISTINCT device_id, ts FROM telemetry_curated) AS once' --output json | json_field '["rows"][0]["n"]')
-    versions=$("$SLUICE" models list air-quality --output json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
-    registered=$($sql "select count(distinct (output::json -> 'publish' ->> 'version')) from executions where parent_id is null and output is not null and output::json -> 'publish' ->> 'version' is not null")
-    twice=$($sql "select count(*) from (select output::json -> 'publish' ->> 'version' as v from executions where parent_id is null and output is not null and output::json -> 'publish' ->> 'version' is not null group by 1 having count(*) > 1) t")
-    forecasts=$($sql "select count(*) from batch_forecasts where source = 'batch'")
-    forecast_nights=$($sql "select count(*) from executions where parent_id is null and output is not null and output::json -> 'forecast' ->> 'run' is not null")
-    unexplained=$($sql "select count(*) from executions where parent_id is null and status = 'FAILED' and coalesce(error, '') = ''")
-    staged=$("$venv/bin/python" -c "$s3py; print(sum(1 for k in keys if '_staging/' in k))")
-    orphans=$("$venv/bin/python" -c "$s3py
-listed = set('$run_id/' + k for k in '''$($sql "select lake_key || ' ' || coalesce(history_key, '') from batch_forecasts")'''.split())
-print(sum(1 for k in keys if k.startswith('$run_id/forecasts/') and k not in listed))")
-    local expected=$((generated - quarantined))
-    local duplicates=$((found - distinct + versions - registered + twice + forecasts - forecast_nights + orphans))
-    echo "==> jobs: $job killed $kills times over $job_nights nights ($failed failed, $lost lost); curated rows $found of $expected ($distinct distinct; ledger read $read of $generated); $versions versions, $registered registered by executions ($twice twice); $forecasts batch forecast runs for $forecast_nights nights, $orphans unlisted forecast files; $staged staged files after vacuum" >&2
-    TABLE+=("kill $job|$job_nights runs, $kills kills|$((failed + unexplained))|$expected vs $found|$lost|$duplicates")
-    if [ "$failed" -ne 0 ] || [ "$lost" -ne 0 ] || [ "$found" -ne "$expected" ] || [ "$read" -ne "$generated" ] ||
-       [ "$duplicates" -ne 0 ] || [ "$staged" -ne 0 ] || [ "$kills" -lt "$want" ]; then
-      overall=1
-    fi
-  done
-  kill -9 "$w1" "$w2" 2>/dev/null || true
-  wait "$w1" "$w2" 2>/dev/null || true
+  # The nights, the kills and the checks: jobs.py, which polls Postgres every 5 ms (psycopg and
+  # boto3 in the drill's virtual environment).
+  "$VENV/bin/python" -c 'import psycopg, boto3' 2>/dev/null ||
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'psycopg[binary]==3.*' boto3
+  local overall=0 line
+  while read -r line; do
+    echo "$line" >>jobs.jsonl
+    python3 - "$line" "$want" <<'PY' || overall=1
+import json, sys
+r, want = json.loads(sys.argv[1]), int(sys.argv[2])
+if "undisturbed" in r:
+    print("==> jobs: an undisturbed night: " + ", ".join(f"{k} {v} ms" for k, v in r["undisturbed"].items()), file=sys.stderr)
+elif "nights" not in r:
+    print(f"    {r['job']}: night-{r['night']} {r['status']} after {r['kills']} kills {r['error']}", file=sys.stderr)
+else:
+    print(f"==> jobs: {r['job']} killed {r['kills']} times over {r['nights']} nights ({r['failed']} failed, {r['lost']} lost) "
+          f"at moments {r['moments']} of its run; curated rows {r['found']} of {r['expected']} ({r['distinct']} distinct; "
+          f"ledger read {r['read']} of {r['generated']}); {r['versions']} versions, {r['registered']} registered by executions "
+          f"({r['registered_twice']} twice); {r['forecasts']} batch forecast runs for {r['forecast_nights']} nights, "
+          f"{r['unlisted_forecast_files']} unlisted forecast files; {r['staged']} staged files after vacuum", file=sys.stderr)
+    ok = (r["kills"] >= want and r["failed"] == 0 and r["lost"] == 0 and r["found"] == r["expected"]
+          and r["read"] == r["generated"] and r["duplicates"] == 0 and r["staged"] == 0 and r["failed_without_reason"] == 0)
+    sys.exit(0 if ok else 1)
+PY
+    case "$line" in
+      *'"nights"'*) TABLE+=("$(python3 -c "import json, sys; r = json.loads(sys.argv[1]); print(f\"kill {r['job']}|{r['nights']} runs, {r['kills']} kills|{r['failed'] + r['failed_without_reason']}|{r['expected']} vs {r['found']}|{r['lost']}|{r['duplicates']}\")" "$line")") ;;
+    esac
+  done < <("$VENV/bin/python" "$REPO/scripts/drills/jobs.py" "$SLUICE" "$dburl" drill "$run_id" \
+             "http://127.0.0.1:$s3port" "$input" "$want" "$per_night" "$day" "$generated" 2>jobs.err)
+  [ -s jobs.err ] && { echo "drill.sh: jobs.py:" >&2; tail -20 jobs.err >&2; overall=1; }
   kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
   kill "$moto" 2>/dev/null || true
   psql "$pg" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true

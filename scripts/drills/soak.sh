@@ -26,7 +26,7 @@ listen = "127.0.0.1:$apiport"
 executions = "10m"
 forecasts = "10m"
 TOML
-  local input='{"prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "lake:work", "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0, "hyperparameters": {"context_length": "24", "epochs": "5", "num_cells": "16", "mini_batch_size": "32", "num_batches_per_epoch": "10"}}'
+  local input='{"prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "lake:work", "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0, "hyperparameters": {"context_length": "24", "epochs": "15", "num_cells": "24", "mini_batch_size": "32", "num_batches_per_epoch": "20"}}'
   "$SLUICE" generate landings --devices 4 --days 8 >/dev/null
   "$SLUICE" workflow install nightly-retrain --input "$input" >/dev/null
   "$SLUICE" schedule create soak --cron '0 * * * * *' --workflow nightly-retrain --input "$input" --overlap skip >/dev/null
