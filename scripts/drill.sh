@@ -157,25 +157,29 @@ describe() {
   "$SLUICE" workflow describe "$1" --output json | python3 -c 'import json, sys; e = json.load(sys.stdin); print(e["status"], e["state"])'
 }
 
-drill_kill() {
-  local dir="$WORK/kill" pg=${SLUICE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
-  local venv=${SLUICE_TEST_VENV:-$HOME/.cache/sluice/venv} runs=${SLUICE_DRILL_RUNS:-5}
+# A drill's directory on Postgres and the S3-compatible server (moto, from the test environment
+# scripts/test.sh creates): checks both are there, starts moto on a free port with a bucket
+# `drill`, creates a database, writes sluice.toml and enters the directory. Sets the caller's
+# locals pg, venv, s3port, run_id, db, dburl and moto.
+scaled_out() {
+  pg=${SLUICE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
+  venv=${SLUICE_TEST_VENV:-$HOME/.cache/sluice/venv}
   [ -x "$venv/bin/moto_server" ] || { echo "drill.sh: no S3-compatible server: run scripts/test.sh once (it creates $venv)" >&2; return 1; }
   psql "$pg" -qAtc 'select 1' >/dev/null || { echo "drill.sh: PostgreSQL is not reachable at $pg" >&2; return 1; }
-  mkdir -p "$dir"
-  cd "$dir"
-  local s3port apiport db run_id
+  mkdir -p "$1"
+  cd "$1"
+  local apiport
   s3port=$(port); apiport=$(port); run_id=$(python3 -c 'import uuid; print(uuid.uuid4().hex[:12])')
-  db="sluice_drill_$run_id"
+  db="sluice_drill_$run_id"; dburl="${pg%/*}/$db"
   "$venv/bin/moto_server" -H 127.0.0.1 -p "$s3port" >moto.log 2>&1 &
-  local moto=$!
+  moto=$!
   psql "$pg" -qc "create database $db" >/dev/null
   for _ in $(seq 1 50); do
     "$venv/bin/python" -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$s3port', region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t').create_bucket(Bucket='drill')" 2>/dev/null && break
     sleep 0.2
   done
   cat >sluice.toml <<TOML
-database = "${pg%/*}/$db"
+database = "$dburl"
 lake = "s3://drill/$run_id"
 
 [s3]
@@ -188,6 +192,11 @@ allow_http = true
 [api]
 listen = "127.0.0.1:$apiport"
 TOML
+}
+
+drill_kill() {
+  local runs=${SLUICE_DRILL_RUNS:-5} pg venv s3port run_id db dburl moto
+  scaled_out "$WORK/kill" || return 1
   local records input
   records=$("$SLUICE" generate landings --devices 4 --days 8 --output json | json_field '["records"]')
   input='{"prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "lake:work", "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0, "hyperparameters": {"context_length": "24", "epochs": "15", "num_cells": "24", "mini_batch_size": "32", "num_batches_per_epoch": "20"}}'

@@ -19,38 +19,9 @@
 #   - after vacuum no staged file is left.
 
 drill_jobs() {
-  [ -z "${SLUICE_DRILL_TRACE:-}" ] || set -x
-  local dir="$WORK/jobs" pg=${SLUICE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
-  local venv=${SLUICE_TEST_VENV:-$HOME/.cache/sluice/venv}
   local want=${SLUICE_DRILL_KILLS:-20} per_night=${SLUICE_DRILL_KILLS_PER_NIGHT:-10}
-  [ -x "$venv/bin/moto_server" ] || { echo "drill.sh: no S3-compatible server: run scripts/test.sh once (it creates $venv)" >&2; return 1; }
-  psql "$pg" -qAtc 'select 1' >/dev/null || { echo "drill.sh: PostgreSQL is not reachable at $pg" >&2; return 1; }
-  mkdir -p "$dir"
-  cd "$dir"
-  local s3port apiport db run_id dburl
-  s3port=$(port); apiport=$(port); run_id=$(python3 -c 'import uuid; print(uuid.uuid4().hex[:12])')
-  db="sluice_drill_$run_id"; dburl="${pg%/*}/$db"
-  "$venv/bin/moto_server" -H 127.0.0.1 -p "$s3port" >moto.log 2>&1 &
-  local moto=$!
-  psql "$pg" -qc "create database $db" >/dev/null
-  for _ in $(seq 1 50); do
-    "$venv/bin/python" -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$s3port', region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t').create_bucket(Bucket='drill')" 2>/dev/null && break
-    sleep 0.2
-  done
-  cat >sluice.toml <<TOML
-database = "$dburl"
-lake = "s3://drill/$run_id"
-
-[s3]
-endpoint = "http://127.0.0.1:$s3port"
-region = "us-east-1"
-access_key_id = "t"
-secret_access_key = "t"
-allow_http = true
-
-[api]
-listen = "127.0.0.1:$apiport"
-TOML
+  local pg venv s3port run_id db dburl moto
+  scaled_out "$WORK/jobs" || return 1
   # The nightly workflow with a Compact step between Convert and Dataset.
   python3 - "$REPO/scheduler/workflows/nightly-retrain.asl.json" >nightly.json <<'PY'
 import json, sys
