@@ -199,7 +199,8 @@ drill_kill() {
   scaled_out "$WORK/kill" || return 1
   local records input
   records=$("$SLUICE" generate landings --devices 4 --days 8 --output json | json_field '["records"]')
-  input='{"prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "lake:work", "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0, "hyperparameters": {"context_length": "24", "epochs": "15", "num_cells": "24", "mini_batch_size": "32", "num_batches_per_epoch": "20"}}'
+  # retrain.force: every night trains, so that every job of the nightly runs (and is killed) each night.
+  input='{"prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "lake:work", "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0, "retrain": {"force": true}, "hyperparameters": {"context_length": "24", "epochs": "15", "num_cells": "24", "mini_batch_size": "32", "num_batches_per_epoch": "20"}}'
   "$SLUICE" workflow install nightly-retrain --input "$input" >/dev/null
   "$SLUICE" server --no-worker >server.log 2>&1 &
   SERVER_PID=$!

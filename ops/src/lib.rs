@@ -29,6 +29,7 @@ mod query;
 mod registry;
 pub mod request;
 mod retention;
+mod retrain;
 pub mod serving;
 #[cfg(test)]
 mod tests;
@@ -64,6 +65,7 @@ pub use registry::{
     AliasChange, PromoteRequest, RollbackRequest, SetStatusRequest, VersionRequest,
 };
 pub use retention::{ExpiryReport, Retention, parse_retention};
+pub use retrain::{DriftVerdict, NewRows, RetrainCheck, RetrainPolicy, RetrainRequest, VersionAge};
 pub use train::{DeviceKind, TestMetrics, TrainOutput, TrainRequest, device};
 pub use transform::TransformRequest;
 

@@ -33,7 +33,8 @@ convert["Next"] = "Compact"
 print(json.dumps(d))
 PY
   "$SLUICE" workflow create nightly --definition nightly.json >/dev/null
-  local input='{"prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "lake:work", "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0, "hyperparameters": {"context_length": "24", "epochs": "15", "num_cells": "24", "mini_batch_size": "32", "num_batches_per_epoch": "20"}}'
+  # retrain.force: every night trains, so that every job of the nightly runs (and is killed) each night.
+  local input='{"prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "lake:work", "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0, "retrain": {"force": true}, "hyperparameters": {"context_length": "24", "epochs": "15", "num_cells": "24", "mini_batch_size": "32", "num_batches_per_epoch": "20"}}'
   local day=8 generated
   generated=$("$SLUICE" generate landings --devices 4 --days $day --output json | json_field '["records"]')
   "$SLUICE" server --no-worker >server.log 2>&1 &

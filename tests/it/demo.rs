@@ -50,6 +50,8 @@ fn the_demo_runs_two_nights_and_the_notebooks_run_against_it() {
         "over MQTT (127.0.0.1:1883) through the bridge",
         "==> night 2: trigger new-landings saw",
         "drift DETECTED",
+        "retrain check: retrain: no champion yet",
+        "retrain check: retrain: drift detected (drift-",
         "export-forecasts FAILED: States.Http.StatusCode.503",
         "==> the on-call webhook received:",
     ] {

@@ -1,6 +1,6 @@
 //! The shipped `nightly-retrain` workflow end to end on embedded defaults: landings to curated
-//! Parquet, a dataset, a trained and backtested model, a drift report, the publish decision with
-//! its reason, and (once there is a champion) batch forecasts in the lake.
+//! Parquet, a dataset, a drift report, the retrain check, a trained and backtested model, the
+//! publish decision with its reason, and (once there is a champion) batch forecasts in the lake.
 
 use serde_json::{Value, json};
 use tests::run_sluice;
@@ -12,6 +12,27 @@ fn definition() -> String {
     )
 }
 
+/// The state's events in an execution's history, as JSON text.
+fn events_of(path: &std::path::Path, execution: &str, state: &str) -> String {
+    let (ok, history, stderr) = run_sluice(
+        path,
+        &["workflow", "history", execution, "--output", "json"],
+    );
+    assert!(ok, "{stderr}");
+    let history: Value = serde_json::from_str(&history).unwrap();
+    history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["state"] == state)
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Three nights: the first trains (no champion yet); the second sees nothing new and keeps the
+/// champion, forecasting with it; the third, started as a drift trigger starts it, retrains
+/// because wildfire smoke drifted the data. Each night's reason is in its history.
 #[test]
 fn the_nightly_retrain_workflow_runs_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -21,37 +42,51 @@ fn the_nightly_retrain_workflow_runs_end_to_end() {
         &["generate", "landings", "--devices", "3", "--days", "5"],
     );
     assert!(ok, "{stderr}");
+    let definition = definition();
+    let (ok, _, stderr) = run_sluice(
+        path,
+        &["workflow", "create", "nightly", "--definition", &definition],
+    );
+    assert!(ok, "{stderr}");
+    // New rows alone never retrain here (a tenfold growth would): what retrains is the lack of
+    // a champion, or drift.
     let input = json!({
         "prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "work",
-        "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0,
-        "hyperparameters": {"context_length": "12", "epochs": "2", "num_cells": "8",
+        "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 24, "margin": 0.0,
+        "retrain": {"min_new_share": 10},
+        "hyperparameters": {"context_length": "24", "epochs": "2", "num_cells": "8",
                             "mini_batch_size": "8", "num_batches_per_epoch": "4"}
-    })
-    .to_string();
-    let run = |name: &str| {
-        let definition = definition();
+    });
+    let start = |name: &str, input: &Value| {
         let (ok, stdout, stderr) = run_sluice(
             path,
             &[
                 "workflow",
-                "run",
-                "--definition",
-                &definition,
+                "start",
+                "nightly",
                 "--input",
-                &input,
+                &input.to_string(),
                 "--name",
                 name,
+                "--wait",
                 "--output",
                 "json",
             ],
         );
         assert!(ok, "{stderr}");
-        serde_json::from_str::<Value>(&stdout).unwrap()
+        let execution: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(execution["status"], "SUCCEEDED", "{execution}");
+        execution
     };
+    let run = |name: &str| start(name, &input);
 
     let first = run("night-1");
-    assert_eq!(first["status"], "SUCCEEDED", "{first}");
     let output = &first["output"];
+    assert_eq!(output["check"]["retrain"], true, "{output}");
+    assert_eq!(
+        output["check"]["reasons"][0], "no champion yet: the group has no version",
+        "{output}"
+    );
     assert!(output["crawl"]["crawled"].as_u64().unwrap() > 0, "{output}");
     assert_eq!(
         output["convert"]["read"].as_u64(),
@@ -91,7 +126,7 @@ fn the_nightly_retrain_workflow_runs_end_to_end() {
         "{shown}"
     );
 
-    // Whatever the first decision, make v1 the champion so the next night forecasts.
+    // Whatever the first decision, make v1 the champion so the next nights forecast.
     if output["publish"]["published"] == false {
         for args in [
             &[
@@ -109,18 +144,110 @@ fn the_nightly_retrain_workflow_runs_end_to_end() {
             assert!(ok, "{stderr}");
         }
     }
+
+    // Night 2: nothing landed, the champion is a minute old. The drift report says what it
+    // said last night about the same data (if it found drift, v1 was trained on it).
     let second = run("night-2");
-    assert_eq!(second["status"], "SUCCEEDED", "{second}");
     let output = &second["output"];
-    assert_eq!(output["publish"]["version"], 2);
+    let check = &output["check"];
+    assert_eq!(check["retrain"], false, "{output}");
+    let why = check["why"].as_str().unwrap();
+    let drift = if first["output"]["drift"]["detected"] == true {
+        format!(
+            "drift detected ({}), but no rows landed since v1 was trained on the same data",
+            output["drift"]["report_id"].as_str().unwrap()
+        )
+    } else {
+        "no drift".to_owned()
+    };
+    assert!(
+        why.starts_with(&format!("no change: {drift}; the last training (v1) is "))
+            && why.contains("within max_age 7days")
+            && why.contains("0 new rows in telemetry since v1 was trained"),
+        "{why}"
+    );
+    assert_eq!(check["champion"]["version"], 1, "{output}");
+    assert_eq!(
+        output["decision"]["outcome"], "skipped training: the champion stays",
+        "{output}"
+    );
+    assert!(
+        output.get("train").is_none() && output.get("publish").is_none(),
+        "no training, no publishing: {output}"
+    );
+    assert_eq!(output["forecast"]["version"], 1, "{output}");
+    assert_eq!(output["forecast"]["items"], 3, "{output}");
+    assert!(!path.join("work/night-2/model").exists());
+    let id = second["id"].as_str().unwrap();
+    let events = events_of(path, id, "RetrainCheck");
+    assert!(events.contains(&format!("no change: {drift}")), "{events}");
+    assert_eq!(
+        events_of(path, id, "Train"),
+        "",
+        "night 2 never entered Train"
+    );
+
+    // Night 3: a day lands with wildfire smoke (particulate matter x3).
+    let (ok, _, stderr) = run_sluice(
+        path,
+        &[
+            "generate",
+            "landings",
+            "--devices",
+            "3",
+            "--days",
+            "6",
+            "--from-day",
+            "5",
+            "--shift-from-day",
+            "5",
+            "--shift-factor",
+            "3",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    // As a drift trigger starts it: with the reports that fired it in `trigger.reports`.
+    let mut triggered = input.clone();
+    triggered["trigger"] =
+        json!({"name": "drifted", "on": "drift", "reports": ["drift-elsewhere"]});
+    let third = start("night-3", &triggered);
+    let output = &third["output"];
+    assert_eq!(output["drift"]["detected"], true, "{output}");
+    let check = &output["check"];
+    assert_eq!(check["retrain"], true, "{output}");
+    let reasons: Vec<&str> = check["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons[0], "started by drift report drift-elsewhere",
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].starts_with("drift detected (drift-") && reasons.len() == 2,
+        "drift, and only drift, retrains: {reasons:?}"
+    );
+    assert!(
+        check["new_rows"]["rows"].as_i64().unwrap() > 0
+            && check["new_rows"]["share"].as_f64().unwrap() < 10.0,
+        "the day's rows were counted and were not enough: {check}"
+    );
+    assert_eq!(output["publish"]["version"], 2, "{output}");
     assert_eq!(output["publish"]["champion"]["version"], 1, "{output}");
-    let forecast = &output["forecast"];
-    assert_eq!(forecast["items"], 3, "{output}");
+    assert_eq!(output["forecast"]["items"], 3, "{output}");
     assert!(
         path.join("lake")
-            .join(forecast["key"].as_str().unwrap())
+            .join(output["forecast"]["key"].as_str().unwrap())
             .is_file()
     );
+    let events = events_of(path, third["id"].as_str().unwrap(), "RetrainCheck");
+    assert!(
+        events.contains("retrain: started by drift report drift-elsewhere; drift detected (drift-"),
+        "{events}"
+    );
+
     let (ok, history, _) = run_sluice(
         path,
         &["models", "history", "air-quality", "--output", "json"],

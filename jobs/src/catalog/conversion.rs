@@ -109,6 +109,13 @@ pub struct CuratedFile {
     pub state: String,
 }
 
+/// Rows written by a table's conversions: in all, and since a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowsConverted {
+    pub total: i64,
+    pub since: i64,
+}
+
 /// A run that started and never committed (crashed or failed): its staging and quarantine
 /// prefixes hold nothing anyone may read.
 #[derive(Debug, Clone)]
@@ -229,6 +236,24 @@ impl Catalog {
         .bind(table_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Rows the table's conversions wrote to its curated table, in all and in those committed
+    /// after `since_ms` (a source reprocessed since counts again: its rows were written anew).
+    pub async fn rows_converted(&self, table_id: i64, since_ms: i64) -> Result<RowsConverted> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(records_written), 0) AS BIGINT) AS total, \
+                    CAST(COALESCE(SUM(CASE WHEN converted_at > $2 THEN records_written ELSE 0 END), 0) AS BIGINT) AS since \
+             FROM converted_objects WHERE table_id = $1",
+        )
+        .bind(table_id)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RowsConverted {
+            total: row.try_get("total")?,
+            since: row.try_get("since")?,
+        })
     }
 
     /// Which of `keys` were converted from the table already (their bookmark exists).

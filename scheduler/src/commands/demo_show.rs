@@ -337,6 +337,32 @@ pub fn drift_summary(report: &Value) -> String {
 /// A night's outcome in a few lines, from the execution's output.
 pub fn night_summary(output: &Value) -> String {
     let number = |v: &Value| v.as_f64().map_or("-".to_owned(), |n| format!("{n:.4}"));
+    let drift = &output["drift"];
+    let mut text = format!(
+        "    crawled {} objects; converted {} records ({} written + {} quarantined: they reconcile)\n\
+         \x20   drift: {}\n\
+         \x20   retrain check: {}\n",
+        output["crawl"]["crawled"],
+        output["convert"]["read"],
+        output["convert"]["written"],
+        output["convert"]["quarantined"],
+        if drift["detected"] == true {
+            format!(
+                "detected ({} reasons)",
+                drift["reasons"].as_array().map_or(0, Vec::len)
+            )
+        } else {
+            "none detected".to_owned()
+        },
+        output["check"]["why"].as_str().unwrap_or("?"),
+    );
+    if output["check"]["retrain"] != true {
+        text.push_str(&format!(
+            "    decision: {}",
+            output["decision"]["outcome"].as_str().unwrap_or("?")
+        ));
+        return text;
+    }
     let version = &output["publish"]["version"];
     let decision = if output["publish"]["published"] == true {
         format!("v{version} published as the champion")
@@ -346,26 +372,12 @@ pub fn night_summary(output: &Value) -> String {
             None => format!("v{version} not published; there is no champion yet"),
         }
     };
-    let drift = &output["drift"];
-    format!(
-        "    crawled {} objects; converted {} records ({} written + {} quarantined: they reconcile)\n\
-         \x20   model v{version}: backtest mean wQuantileLoss {} against seasonal naive's {}\n\
-         \x20   drift: {}\n\
+    text.push_str(&format!(
+        "    model v{version}: backtest mean wQuantileLoss {} against seasonal naive's {}\n\
          \x20   decision: {decision}: {}",
-        output["crawl"]["crawled"],
-        output["convert"]["read"],
-        output["convert"]["written"],
-        output["convert"]["quarantined"],
         number(&output["train"]["mean_wQuantileLoss"]),
         number(&output["train"]["seasonal_naive_mean_wQuantileLoss"]),
-        if drift["detected"] == true {
-            format!(
-                "detected ({} reasons)",
-                drift["reasons"].as_array().map_or(0, Vec::len)
-            )
-        } else {
-            "none detected".to_owned()
-        },
         output["decision"]["why"].as_str().unwrap_or("?"),
-    )
+    ));
+    text
 }

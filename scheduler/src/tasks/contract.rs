@@ -72,6 +72,7 @@ fn input_fields(job: Job) -> Option<Vec<&'static str>> {
         Job::Publish => fields_of::<ops::PublishRequest>(),
         Job::Promote => fields_of::<ops::PromoteRequest>(),
         Job::DetectDrift => fields_of::<ops::DriftRequest>(),
+        Job::RetrainCheck => fields_of::<ops::RetrainRequest>(),
         Job::BatchForecast => fields_of::<ops::BatchForecastRequest>(),
         Job::Query => fields_of::<ops::QueryRequest>(),
         Job::Transform => fields_of::<ops::TransformRequest>(),
@@ -159,6 +160,27 @@ fn sample_output(job: Job) -> Option<Value> {
             report_id: String::new(),
             report: String::new(),
         }}),
+        Job::RetrainCheck => {
+            let age = ops::VersionAge {
+                version: 1,
+                created_at: String::new(),
+                age_hours: 0.0,
+                mean_wql: Some(0.0),
+            };
+            json!(ops::RetrainCheck {
+                retrain: true,
+                why: String::new(),
+                reasons: vec![],
+                champion: Some(age.clone()),
+                last_trained: Some(age),
+                new_rows: Some(ops::NewRows {
+                    table: "t".into(),
+                    rows: 0,
+                    rows_before: 0,
+                    share: Some(0.0),
+                }),
+            })
+        }
         Job::BatchForecast => json!(jobs::forecasts::BatchRun::default()),
         Job::Query => json!(ops::QueryOutput {
             columns: vec![],

@@ -49,6 +49,9 @@ pub enum Job {
     Promote,
     /// [`ops::DriftRequest`] → [`ops::DriftOutput`] (the report stored and in the lake).
     DetectDrift,
+    /// [`ops::RetrainRequest`] → [`ops::RetrainCheck`]: whether the group is retrained
+    /// tonight (no champion, drift, age, new data), and why.
+    RetrainCheck,
     /// [`ops::BatchForecastRequest`] → the run: its id, lake key, items and rows.
     BatchForecast,
     /// [`ops::QueryRequest`] → [`ops::QueryOutput`]: the first rows, and the whole result in
@@ -86,6 +89,7 @@ impl Job {
         (Job::Publish, "sluice:publish"),
         (Job::Promote, "sluice:promote"),
         (Job::DetectDrift, "sluice:detect-drift"),
+        (Job::RetrainCheck, "sluice:retrain-check"),
         (Job::BatchForecast, "sluice:batch-forecast"),
         (Job::Query, "sluice:query"),
         (Job::Transform, "sluice:transform"),
@@ -305,6 +309,7 @@ pub async fn run(
             })
             .await
         }
+        Job::RetrainCheck => output(ops.retrain_check(&request(input)?).await),
         Job::BatchForecast => {
             staged(ops, request(input)?, |r| async move {
                 ops.batch_forecast(&r).await
