@@ -340,6 +340,23 @@ mod tests {
         assert_eq!(form.definition().unwrap(), serde_json::json!({}));
     }
 
+    /// A number in a saved definition reads back the same: serde_json's default float parsing
+    /// moved 111111111111111111111111 by an ulp on every save and load (found by the
+    /// console_forms fuzzer; fixed by its `float_roundtrip` feature).
+    #[test]
+    fn a_definitions_numbers_survive_a_save_and_a_load() {
+        for number in [
+            "111111111111111111111111",
+            "0.30000000000000004",
+            "2.5e-308",
+        ] {
+            let form: DefinitionForm = read(format!("definition={number}").as_bytes()).unwrap();
+            let saved = form.definition().unwrap();
+            let loaded: Value = serde_json::from_str(&saved.to_string()).unwrap();
+            assert_eq!(loaded, saved, "{number}");
+        }
+    }
+
     #[test]
     fn filters_become_a_range_of_days() {
         let filter: ExecutionFilter =
