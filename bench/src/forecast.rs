@@ -1,6 +1,7 @@
 //! `sluice-bench forecast`: DeepAR on the forecasting benchmark's datasets with the peer's fixed
 //! settings (2×40 LSTM, dropout 0.1, lr 1e-3, batch 32, 50 batches × 20 epochs, Student-t,
-//! 100 paths), seed by seed, then GluonTS's `run_gluonts.py` on the same data in the same run.
+//! 100 paths), seed by seed, then GluonTS's `run_gluonts.py` and statsforecast's classical
+//! models (`bench/peers/statsforecast_peer.py`) on the same data in the same run.
 //! Prints accuracy, training CPU seconds and one-series forecast latency against the targets.
 
 use std::path::Path;
@@ -174,6 +175,39 @@ fn gluonts_runs(
     Ok(Some(runs))
 }
 
+/// statsforecast's classical models, in the order they are printed.
+const CLASSICAL: [&str; 5] = ["AutoETS", "AutoARIMA", "AutoTheta", "MSTL", "SeasonalNaive"];
+
+/// statsforecast's models on one dataset (deterministic: one run stands for every seed), as
+/// `bench/peers/statsforecast_peer.py` scores them.
+fn statsforecast_runs(dir: &Path, args: &BenchForecastArgs) -> anyhow::Result<Option<Value>> {
+    let (Some(python), Some(script)) = (&args.statsforecast_python, &args.statsforecast_script)
+    else {
+        return Ok(None);
+    };
+    let out = tempfile::tempdir()?;
+    let result = out.path().join("statsforecast.json");
+    let status = std::process::Command::new(python)
+        .arg(script)
+        .arg("--data")
+        .arg(dir)
+        .arg("--out")
+        .arg(&result)
+        .args(["--models", &CLASSICAL.join(",")])
+        .env("OMP_NUM_THREADS", "1")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    anyhow::ensure!(
+        status.success(),
+        "statsforecast on {} failed ({status})",
+        dir.display()
+    );
+    Ok(Some(serde_json::from_str(&std::fs::read_to_string(
+        &result,
+    )?)?))
+}
+
 pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
     let mut text = String::new();
     let mut results = Vec::new();
@@ -201,6 +235,10 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
                 peers.push((threads, runs));
             }
         }
+        let classical = {
+            let (dir, args) = (dir.clone(), args.clone());
+            tokio::task::spawn_blocking(move || statsforecast_runs(&dir, &args)).await??
+        };
         let seeds = |r: &Runs| {
             r.mean_wql
                 .iter()
@@ -227,6 +265,23 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
                 format!("{:.1}", mean(&runs.train_cpu_s)),
             ]);
         }
+        if let Some(classical) = &classical {
+            for name in CLASSICAL {
+                let wql = classical[name]["mean_wQuantileLoss"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN);
+                rows.push([
+                    format!("statsforecast {name}"),
+                    format!("{wql:.3} (deterministic)"),
+                    format!("{wql:.4}"),
+                    "-".to_string(),
+                    format!(
+                        "{:.1} (fit and forecast)",
+                        classical[name]["fit_cpu_s"].as_f64().unwrap_or(f64::NAN)
+                    ),
+                ]);
+            }
+        }
         text.push_str(&format!("{dataset}\n"));
         text.push_str(&table(
             [
@@ -245,6 +300,7 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
         let mut summary = json!({
             "dataset": dataset, "sluice": sluice, "latency_ms_one_series_100_paths": latency_ms,
             "gluonts": peers.iter().map(|(t, r)| json!({"threads": t, "runs": r})).collect::<Vec<_>>(),
+            "statsforecast": classical,
         });
         if let Some((threads, peer)) = best_peer {
             let accuracy = mean(&sluice.mean_wql) / mean(&peer.mean_wql);
@@ -259,6 +315,27 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
             summary["cpu_ratio"] = json!(cpu);
         } else {
             text.push_str("\n(GluonTS not run: pass --gluonts-python and --gluonts-script)\n");
+        }
+        if let Some(classical) = &classical {
+            let sluice_wql = mean(&sluice.mean_wql);
+            let (best, best_wql) = CLASSICAL
+                .iter()
+                .filter_map(|name| {
+                    classical[*name]["mean_wQuantileLoss"]
+                        .as_f64()
+                        .map(|wql| (*name, wql))
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap_or(("none", f64::NAN));
+            text.push_str(&format!(
+                "classical: statsforecast's best is {best} at {best_wql:.4}; sluice DeepAR/{best} {:.2}\n",
+                sluice_wql / best_wql
+            ));
+            summary["classical_ratio"] = json!(sluice_wql / best_wql);
+        } else {
+            text.push_str(
+                "(statsforecast not run: pass --statsforecast-python and --statsforecast-script)\n",
+            );
         }
         text.push_str(&format!(
             "forecast, one series, 100 paths x {} steps: {latency_ms:.2} ms median (target <= {LATENCY_TARGET_MS} ms: {})\n\n",

@@ -135,6 +135,13 @@ pub struct BenchForecastArgs {
     /// Torch thread counts to run GluonTS with; its best is the reference.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub gluonts_threads: Vec<u32>,
+    /// Python with statsforecast, to run its classical models in the same run
+    /// (scripts/bench-forecast.sh sets it up).
+    #[arg(long, requires = "statsforecast_script")]
+    pub statsforecast_python: Option<PathBuf>,
+    /// bench/peers/statsforecast_peer.py.
+    #[arg(long)]
+    pub statsforecast_script: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
