@@ -127,11 +127,13 @@ async fn create(args: &ScheduleCreateArgs, workflows: &Workflows) -> anyhow::Res
 /// The shipped nightly-retrain definition.
 pub const NIGHTLY_RETRAIN: &str = include_str!("../../workflows/nightly-retrain.asl.json");
 
-/// The nightly-retrain input for the generated air-quality fleet, working in `work`.
+/// The nightly-retrain input for the generated air-quality fleet, working in `work` (the retrain
+/// policy spelled out as its defaults, so that the installed schedule shows its knobs).
 pub fn nightly_input(work: &str) -> serde_json::Value {
     json!({
         "prefix": "landing", "table": "telemetry", "group": "air-quality", "work": work,
         "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 24, "margin": 0.0,
+        "retrain": {"max_age": "7d", "min_new_share": 0.1, "on_drift": true},
         "hyperparameters": {"context_length": "24", "epochs": "10", "num_cells": "32",
                             "num_batches_per_epoch": "30", "mini_batch_size": "32",
                             "learning_rate": "0.005", "likelihood": "student-T"}
