@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use models::registry::{AliasName, GroupName, Target, VersionInfo};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::{Error, Ops, Result};
+use crate::{Ops, Result};
 
 /// `{"group", "table"?, "catalog"?, "drift"?, "drift_reports"?, "policy"?}`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -63,6 +63,7 @@ pub struct RetrainPolicy {
     pub max_age: Option<Duration>,
     /// Retrain once the table gained this share of the rows it had at the last training (0.1:
     /// a tenth more data). Any new row counts at 0.
+    #[serde(deserialize_with = "share")]
     pub min_new_share: f64,
     /// Whether drift starts a retraining.
     pub on_drift: bool,
@@ -93,6 +94,17 @@ fn max_age<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Erro
                 "{text:?} is not a duration (7d, 36h) or \"forever\": {err}"
             ))
         })
+}
+
+fn share<'de, D: Deserializer<'de>>(de: D) -> Result<f64, D::Error> {
+    let share = f64::deserialize(de)?;
+    if share.is_finite() && share >= 0.0 {
+        Ok(share)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{share}: a share of at least 0 (0.1: a tenth more rows)"
+        )))
+    }
 }
 
 /// A version and how old it is.
@@ -274,16 +286,6 @@ pub fn decide(request: &RetrainRequest, evidence: &Evidence) -> (bool, Vec<Strin
 impl Ops {
     /// Reads the group's champion and newest version and the table's new rows, and decides.
     pub async fn retrain_check(&self, request: &RetrainRequest) -> Result<RetrainCheck> {
-        let policy = &request.policy;
-        if !policy.min_new_share.is_finite() || policy.min_new_share < 0.0 {
-            return Err(Error::invalid(
-                "policy.min_new_share",
-                format!(
-                    "{}: a share of at least 0 (0.1: a tenth more rows)",
-                    policy.min_new_share
-                ),
-            ));
-        }
         let now = Utc::now();
         let registry = self.registry().await?;
         let champion = registry

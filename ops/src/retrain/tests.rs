@@ -161,4 +161,13 @@ fn a_bad_policy_is_refused_by_name() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("min_age"), "{err}");
+    let err = crate::request::from_json::<RetrainRequest>(
+        json!({"group": "g", "policy": {"min_new_share": -0.5}}),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("policy.min_new_share") && err.contains("at least 0"),
+        "{err}"
+    );
 }
