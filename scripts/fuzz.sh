@@ -5,7 +5,7 @@
 # of generated landings. A crash stops the run and leaves its input under
 # fuzz/artifacts/<target>/: make it a regression test in the normal suite, then fix it.
 #
-# usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+# usage: [FUZZ_JOBS=N] scripts/fuzz.sh [SECONDS] [TARGET...]   (N targets at once; default 1)
 # needs: the nightly toolchain (`rustup toolchain list`) and cargo-fuzz (`cargo install cargo-fuzz`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,19 +44,36 @@ done < <(find "$CORPUS/.landings" -type f -name '*.gz' | head -8)
 # LTO, which would cost minutes per target and buys a fuzzer nothing.
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/sluice/fuzz-target}"
 export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
-failed=0
-printf '%-20s %10s %10s %s\n' target seconds runs result
-for target in "${TARGETS[@]}"; do
-  log=$(mktemp)
+# FUZZ_JOBS targets run at once (default 1), each on one core for its whole time.
+JOBS=${FUZZ_JOBS:-1}
+RESULTS=$(mktemp -d)
+# The fuzz build happens once, before any target runs (each `cargo fuzz run` would otherwise
+# build while the others fuzz).
+for target in "${TARGETS[@]}"; do cargo +nightly fuzz build --fuzz-dir fuzz "$target"; done
+fuzz_one() {
+  local target=$1 log="$RESULTS/$1.log" result runs
   if cargo +nightly fuzz run --fuzz-dir fuzz "$target" "$CORPUS/$target" -- \
       -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -rss_limit_mb=4096 >"$log" 2>&1; then
     result=ok
   else
-    result="CRASH (fuzz/artifacts/$target)"; failed=1
+    result="CRASH (fuzz/artifacts/$target)"
     tail -40 "$log" >&2
   fi
-  runs=$(grep -oE '#[0-9]+' "$log" | tail -1 | tr -d '#')
-  printf '%-20s %10s %10s %s\n' "$target" "$SECONDS_PER_TARGET" "${runs:-0}" "$result"
-  rm -f "$log"
+  # libFuzzer ends with "Done N runs in S second(s)"; a run cut short has only its "#N" lines.
+  runs=$(grep -oE 'Done [0-9]+ runs' "$log" | tail -1 | grep -oE '[0-9]+' || true)
+  [ -n "$runs" ] || runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
+  printf '%-20s %10s %10s %s\n' "$target" "$SECONDS_PER_TARGET" "${runs:-0}" "$result" >"$RESULTS/$target.line"
+}
+for target in "${TARGETS[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+  fuzz_one "$target" &
 done
+wait
+printf '%-20s %10s %10s %s\n' target seconds runs result
+failed=0
+for target in "${TARGETS[@]}"; do
+  cat "$RESULTS/$target.line"
+  grep -q CRASH "$RESULTS/$target.line" && failed=1
+done
+rm -rf "$RESULTS"
 exit $failed
