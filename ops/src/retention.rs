@@ -30,22 +30,27 @@ impl Default for Retention {
     }
 }
 
-/// Parses a retention setting: a duration as `90d`, `12h`, `30min`, `1h 30m`, or `forever`.
-pub fn parse_retention(field: &str, text: &str) -> Result<Option<Duration>> {
+/// A duration as humantime reads it (`90d`, `12h`, `30min`, `1h 30m`), or `forever` (None);
+/// the error says what was expected.
+pub(crate) fn duration_or_forever(text: &str) -> std::result::Result<Option<Duration>, String> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("forever") {
         return Ok(None);
     }
-    match humantime::parse_duration(text) {
-        Ok(age) if age >= Duration::from_secs(60) => Ok(Some(age)),
-        Ok(_) => Err(Error::invalid(
+    humantime::parse_duration(text).map(Some).map_err(|err| {
+        format!("{text:?} is not a duration (90d, 12h, 30min) or \"forever\": {err}")
+    })
+}
+
+/// Parses a retention setting: a duration of at least a minute, or `forever`.
+pub fn parse_retention(field: &str, text: &str) -> Result<Option<Duration>> {
+    match duration_or_forever(text) {
+        Ok(Some(age)) if age < Duration::from_secs(60) => Err(Error::invalid(
             field,
             "at least a minute (60s), or \"forever\"",
         )),
-        Err(err) => Err(Error::invalid(
-            field,
-            format!("{text:?} is not a duration (90d, 12h, 30min) or \"forever\": {err}"),
-        )),
+        Ok(age) => Ok(age),
+        Err(reason) => Err(Error::invalid(field, reason)),
     }
 }
 

@@ -83,17 +83,8 @@ impl Default for RetrainPolicy {
 }
 
 fn max_age<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
-    let text = String::deserialize(de)?;
-    if text.trim().eq_ignore_ascii_case("forever") {
-        return Ok(None);
-    }
-    humantime::parse_duration(text.trim())
-        .map(Some)
-        .map_err(|err| {
-            serde::de::Error::custom(format!(
-                "{text:?} is not a duration (7d, 36h) or \"forever\": {err}"
-            ))
-        })
+    crate::retention::duration_or_forever(&String::deserialize(de)?)
+        .map_err(serde::de::Error::custom)
 }
 
 fn share<'de, D: Deserializer<'de>>(de: D) -> Result<f64, D::Error> {
