@@ -7,7 +7,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::deepar::series::{Origin, Series, parse_series};
-use crate::deepar::{Forecast, ForecastOptions, Model, forecast};
+use crate::deepar::{Forecast, ForecastOptions};
+use crate::forecaster::Forecasting;
 use crate::{Error, Result};
 
 /// What the caller wants back.
@@ -151,13 +152,13 @@ pub fn parse_request(body: &Value, default_samples: usize) -> Result<Request> {
 }
 
 /// Forecasts a request and renders SageMaker's response (`{"predictions": [...]}`).
-pub fn predict(model: &Model, request: &Request, seed: u64) -> Result<Value> {
+pub fn predict<F: Forecasting + ?Sized>(model: &F, request: &Request, seed: u64) -> Result<Value> {
     predict_keeping(model, request, seed).map(|(response, _)| response)
 }
 
 /// [`predict`], also returning the forecasts (to keep what was served).
-pub fn predict_keeping(
-    model: &Model,
+pub fn predict_keeping<F: Forecasting + ?Sized>(
+    model: &F,
     request: &Request,
     seed: u64,
 ) -> Result<(Value, Vec<Forecast>)> {
@@ -166,8 +167,9 @@ pub fn predict_keeping(
         seed,
         ..ForecastOptions::default()
     };
-    let forecasts =
-        forecast(model, &request.instances, options, "request").map_err(|e| match e {
+    let forecasts = model
+        .forecast(&request.instances, options, "request")
+        .map_err(|e| match e {
             Error::Input {
                 line,
                 field,

@@ -4,6 +4,9 @@
 //!   quantile losses, coverage, MSIS), so sluice's figures compare with GluonTS's directly;
 //! - [`baseline`]: the seasonal-naive forecaster every model must beat.
 //!
+//! - [`forecaster`]: every model family behind one face ([`forecaster::Forecasting`]), and
+//!   model directories of any family;
+//! - [`classical`]: the challengers fitted per series (MSTL, AutoETS);
 //! - [`deepar`]: DeepAR (Salinas et al.; GluonTS's design) on candle: features, likelihoods,
 //!   training, sampling forecasts and the model directory;
 //! - [`inference`]: SageMaker DeepAR's request and response JSON;
@@ -11,7 +14,9 @@
 //!   history, and the publish decision.
 
 pub mod baseline;
+pub mod classical;
 pub mod deepar;
+pub mod forecaster;
 pub mod inference;
 pub mod metrics;
 pub mod registry;

@@ -1,4 +1,5 @@
-//! Forecasts: a SageMaker DeepAR request against a model directory (`sluice forecast`), and batch
+//! Forecasts, with a model of any family: a SageMaker DeepAR request against a model directory
+//! (`sluice forecast`), and batch
 //! forecasts of every series of a file with a registered version, written to the curated lake
 //! (`sluice models batch-forecast`, `sluice:batch-forecast`).
 
@@ -6,9 +7,9 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use jobs::forecasts::{BatchRun, DatasetRef, ForecastRows, Provenance, Source, write};
-use models::deepar::artifact;
+use models::deepar::ForecastOptions;
 use models::deepar::series::read_json_lines;
-use models::deepar::{ForecastOptions, forecast};
+use models::forecaster::{self, Forecasting};
 use models::inference::{parse_request, predict};
 use models::registry::{GroupName, Target};
 use serde::Deserialize;
@@ -82,8 +83,8 @@ impl Ops {
         let device = device(request.device)?;
         let request = request.clone();
         tokio::task::spawn_blocking(move || -> Result<Value> {
-            let (model, _) = artifact::load(&request.model_dir, &device)?;
-            let parsed = parse_request(&request.request, model.hyperparameters.num_eval_samples)?;
+            let (model, _) = forecaster::load(&request.model_dir, &device)?;
+            let parsed = parse_request(&request.request, model.num_eval_samples())?;
             Ok(predict(&model, &parsed, request.seed)?)
         })
         .await?
@@ -121,7 +122,8 @@ impl Ops {
         let rows = tokio::task::spawn_blocking(move || -> Result<ForecastRows> {
             let series = read_json_lines(&input)?;
             let source = input.display().to_string();
-            let forecasts = forecast(&model, &series, options, &source)?;
+            let forecasts = model.forecast(&series, options, &source)?;
+            let freq = model.freq();
             let mut rows = ForecastRows {
                 quantiles: quantiles.iter().map(|q| (*q, Vec::new())).collect(),
                 ..ForecastRows::default()
@@ -133,16 +135,11 @@ impl Ops {
                     .unwrap_or_else(|| format!("line {}", line + 1));
                 let mean = f.mean();
                 rows.history.keep(&item, &s.target, mean.len(), |i| {
-                    model
-                        .layout
-                        .freq
-                        .add(s.start, i as i64)
-                        .and_utc()
-                        .timestamp_millis()
+                    freq.add(s.start, i as i64).and_utc().timestamp_millis()
                 });
                 let bands: Vec<Vec<f32>> = quantiles.iter().map(|q| f.quantile(*q)).collect();
                 for (step, value) in mean.iter().enumerate() {
-                    let at = model.layout.freq.add(f.start, step as i64);
+                    let at = freq.add(f.start, step as i64);
                     rows.item_id.push(item.clone());
                     rows.timestamp_ms.push(at.and_utc().timestamp_millis());
                     rows.step.push(step as u32 + 1);

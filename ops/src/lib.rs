@@ -66,7 +66,7 @@ pub use registry::{
 };
 pub use retention::{ExpiryReport, Retention, parse_retention};
 pub use retrain::{DriftVerdict, NewRows, RetrainCheck, RetrainPolicy, RetrainRequest, VersionAge};
-pub use train::{DeviceKind, TestMetrics, TrainOutput, TrainRequest, device};
+pub use train::{Algorithm, DeviceKind, TestMetrics, TrainOutput, TrainRequest, device};
 pub use transform::TransformRequest;
 
 /// Where an operation reports progress: crawl and conversion progress, training epochs. The

@@ -2,33 +2,44 @@
 //! the lake, score it and the champion on the same test windows, then register it and apply the
 //! decision (champion, or rejected with the reason) in one transaction. A retried publish of the
 //! same execution reports the decision already taken.
+//!
+//! Given `candidates` (model directories of several families, each trained with `validation`)
+//! instead of one `model_dir`, it first chooses the one with the lowest loss on the validation
+//! windows (cut from the training data, never the test windows); the winner goes on as above,
+//! and its registered metrics keep every candidate's score and why it won or lost.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use jobs::lake::{Lake, LakeKey};
+use models::deepar::ForecastOptions;
 use models::deepar::artifact;
 use models::deepar::evaluate::backtest;
 use models::deepar::series::read_json_lines;
-use models::deepar::{ForecastOptions, Model};
+use models::forecaster::{self, Forecaster, Forecasting, Format};
 use models::registry::{
-    AliasName, Change, Decision, GroupName, NewVersion, Registry, Scores, Status, Target, Verdict,
-    VersionInfo, decide,
+    AliasName, Change, Decision, Entry, GroupName, NewVersion, Outcome, Registry, Scores, Status,
+    Target, Verdict, VersionInfo, decide, select,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{Error, Ops, Result};
 
-/// `{"group", "model_dir", "test", "margin"?: 0, "seed"?: 0, "execution"?}`: `execution` is the
+/// `{"group", "model_dir" or "candidates": [...], "test", "margin"?: 0, "seed"?: 0, "execution"?}`: `execution` is the
 /// workflow execution that trained the model (a retry of it finds the version it registered).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishRequest {
     #[serde(deserialize_with = "crate::registry::group")]
     pub group: GroupName,
-    /// A model directory written by training.
-    pub model_dir: PathBuf,
+    /// A model directory written by training (or `candidates`).
+    #[serde(default)]
+    pub model_dir: Option<PathBuf>,
+    /// Model directories trained with `validation` on the same data: the one with the lowest
+    /// validation loss is the candidate.
+    #[serde(default)]
+    pub candidates: Vec<PathBuf>,
     /// Test series both the candidate and the champion are scored on.
     pub test: PathBuf,
     /// Relative improvement over the champion required (0.02: 2 % lower loss).
@@ -81,6 +92,48 @@ pub struct PublishOutput {
     pub champion: Option<ChampionScore>,
     /// A retry: the decision was taken before, and is reported again.
     pub repeated: bool,
+    /// The candidate's family (`deepar`, `mstl`, `ets`).
+    pub family: String,
+    /// How the candidate was chosen among `candidates`: every one's validation score and why it
+    /// won or lost (none for a single `model_dir`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Vec<Outcome>>,
+}
+
+/// Reads the validation scores training wrote into each candidate directory and chooses.
+fn choose(candidates: &[PathBuf]) -> Result<(PathBuf, Vec<Outcome>)> {
+    let mut entries = Vec::with_capacity(candidates.len());
+    for dir in candidates {
+        let path = dir.join(crate::train::VALIDATION_FILE);
+        let text = std::fs::read(&path).map_err(|e| {
+            Error::invalid(
+                "candidates",
+                format!(
+                    "{}: {e}; train each candidate with \"validation\": true",
+                    path.display()
+                ),
+            )
+        })?;
+        let value: Value = serde_json::from_slice(&text).map_err(|e| Error::io(&path, e))?;
+        let loss = |part: &str| {
+            value[part]["mean_weighted_quantile_loss"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        };
+        entries.push(Entry {
+            family: value["family"].as_str().unwrap_or("deepar").to_owned(),
+            model_dir: dir.display().to_string(),
+            mean_wql: loss("model"),
+            naive_mean_wql: loss("seasonal_naive"),
+        });
+    }
+    let selection = select(&entries).ok_or_else(|| {
+        Error::invalid(
+            "candidates",
+            "no candidate has a finite validation mean_wQuantileLoss",
+        )
+    })?;
+    Ok((candidates[selection.winner].clone(), selection.outcomes))
 }
 
 /// The files of a model directory that go to the lake.
@@ -94,10 +147,15 @@ const MODEL_FILES: [&str; 4] = [
 /// Copies a model directory into the lake under a fresh key; returns the key of the folder.
 pub async fn upload_model(lake: &Lake, group: &GroupName, dir: &Path) -> Result<String> {
     let folder = format!("models/{group}/{}", uuid::Uuid::new_v4());
+    let config_path = dir.join(artifact::CONFIG);
+    let required = match tokio::fs::read(&config_path).await {
+        Ok(config) => forecaster::format_of(&config, &dir.display().to_string())?.files(),
+        Err(_) => Format::DeepAR.files(),
+    };
     for name in MODEL_FILES {
         let path = dir.join(name);
         if !path.is_file() {
-            if name == artifact::CONFIG || name == artifact::WEIGHTS {
+            if required.contains(&name) {
                 return Err(Error::invalid(
                     "model_dir",
                     format!(
@@ -118,13 +176,16 @@ pub async fn upload_model(lake: &Lake, group: &GroupName, dir: &Path) -> Result<
 }
 
 /// A registered version's model, read from the lake.
-pub async fn load_version(lake: &Lake, info: &VersionInfo, device: Device) -> Result<Model> {
+pub async fn load_version(lake: &Lake, info: &VersionInfo, device: Device) -> Result<Forecaster> {
     let key = |name: &str| LakeKey::parse(&format!("{}/{name}", info.artifact));
-    let config = lake.get(&key(artifact::CONFIG)?).await?;
-    let weights = lake.get(&key(artifact::WEIGHTS)?).await?;
     let source = format!("{}:{}", lake.url(), info.artifact);
+    let config = lake.get(&key(artifact::CONFIG)?).await?;
+    let weights = match forecaster::format_of(&config, &source)? {
+        Format::DeepAR => Some(lake.get(&key(artifact::WEIGHTS)?).await?),
+        Format::Classical => None,
+    };
     let (model, _) = tokio::task::spawn_blocking(move || {
-        artifact::from_bytes(&config, &weights, &source, &device)
+        forecaster::from_bytes(&config, weights.as_deref(), &source, &device)
     })
     .await??;
     Ok(model)
@@ -172,27 +233,49 @@ impl Ops {
                 },
                 champion,
                 repeated: true,
+                family: done
+                    .hyperparameters
+                    .get("algorithm")
+                    .and_then(Value::as_str)
+                    .unwrap_or("deepar")
+                    .to_owned(),
+                selection: done
+                    .metrics
+                    .get("selection")
+                    .and_then(|s| serde_json::from_value(s.clone()).ok()),
             });
         }
+        let (model_dir, selection) = match (&request.model_dir, request.candidates.as_slice()) {
+            (Some(dir), []) => (dir.clone(), None),
+            (None, []) => return Err(Error::invalid("model_dir", "is required (or candidates)")),
+            (Some(_), [_, ..]) => {
+                return Err(Error::invalid(
+                    "candidates",
+                    "give model_dir or candidates, not both",
+                ));
+            }
+            (None, candidates) => {
+                let candidates = candidates.to_vec();
+                let (winner, outcomes) =
+                    tokio::task::spawn_blocking(move || choose(&candidates)).await??;
+                (winner, Some(outcomes))
+            }
+        };
         let lake = self.lake()?;
         let champion = registry.resolve(&request.group, &champion_alias).await?;
         let champion_model = match &champion {
             Some(info) => Some(load_version(&lake, info, Device::Cpu).await?),
             None => None,
         };
-        let (dir, test_path, seed) = (
-            request.model_dir.clone(),
-            request.test.clone(),
-            request.seed,
-        );
+        let (dir, test_path, seed) = (model_dir.clone(), request.test.clone(), request.seed);
         let (hyperparameters, lineage, mine, theirs) =
             tokio::task::spawn_blocking(move || -> Result<_> {
-                let (candidate, lineage) = artifact::load(&dir, &Device::Cpu)?;
+                let (candidate, lineage) = forecaster::load(&dir, &Device::Cpu)?;
                 let test = read_json_lines(&test_path)?;
                 let source = test_path.display().to_string();
-                let score = |model: &Model| {
+                let score = |model: &Forecaster| {
                     let options = ForecastOptions {
-                        num_samples: model.hyperparameters.num_eval_samples,
+                        num_samples: model.num_eval_samples(),
                         seed,
                         ..ForecastOptions::default()
                     };
@@ -200,24 +283,18 @@ impl Ops {
                 };
                 let mine = score(&candidate)?;
                 let theirs = match &champion_model {
-                    Some(model)
-                        if model.layout.prediction_length == candidate.layout.prediction_length
-                            && model.hyperparameters.time_freq
-                                == candidate.hyperparameters.time_freq =>
-                    {
-                        Some(score(model)?)
-                    }
+                    Some(model) if model.comparable(&candidate) => Some(score(model)?),
                     _ => None,
                 };
-                Ok((candidate.hyperparameters.to_map(), lineage, mine, theirs))
+                Ok((candidate.settings(), lineage, mine, theirs))
             })
             .await??;
         let scores = Scores {
-            mean_wql: mine.deepar.mean_weighted_quantile_loss,
+            mean_wql: mine.model.mean_weighted_quantile_loss,
             naive_mean_wql: mine.seasonal_naive.mean_weighted_quantile_loss,
         };
         let champion_score = match (&champion, &theirs) {
-            (Some(c), Some(b)) => Some((c.version, b.deepar.mean_weighted_quantile_loss)),
+            (Some(c), Some(b)) => Some((c.version, b.model.mean_weighted_quantile_loss)),
             _ => None,
         };
         let mut decision = decide(scores, champion_score, request.margin);
@@ -235,13 +312,25 @@ impl Ops {
                 },
             };
         }
-        let artifact_key = upload_model(&lake, &request.group, &request.model_dir).await?;
+        let artifact_key = upload_model(&lake, &request.group, &model_dir).await?;
+        let family = hyperparameters
+            .get("algorithm")
+            .and_then(Value::as_str)
+            .unwrap_or("deepar")
+            .to_owned();
+        let mut metrics = mine.model.gluonts_json();
+        if let (Some(outcomes), Value::Object(map)) = (&selection, &mut metrics) {
+            map.insert(
+                "selection".into(),
+                serde_json::to_value(outcomes).expect("outcomes serialize"),
+            );
+        }
         let new = NewVersion {
             artifact: artifact_key.clone(),
             dataset_snapshot: lineage.dataset_snapshot.clone(),
             training_execution: request.execution.clone(),
             hyperparameters: Value::Object(hyperparameters),
-            metrics: mine.deepar.gluonts_json(),
+            metrics,
             baseline_metrics: mine.seasonal_naive.gluonts_json(),
             actor: actor.to_owned(),
         };
@@ -282,6 +371,8 @@ impl Ops {
                 mean_wql: champion_score.map(|(_, s)| s),
             }),
             repeated: false,
+            family,
+            selection,
         })
     }
 }

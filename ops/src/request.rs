@@ -90,7 +90,7 @@ macro_rules! path_fields {
         }
     };
     (@push $fields:ident, $value:expr, $name:expr, $role:expr) => {
-        if let Some(path) = PathFieldValue::paths(&mut $value) {
+        for path in PathFieldValue::paths(&mut $value) {
             $fields.push(PathField { name: $name, role: $role, path });
         }
     };
@@ -98,18 +98,24 @@ macro_rules! path_fields {
 
 /// A required or optional path.
 trait PathFieldValue {
-    fn paths(&mut self) -> Option<&mut std::path::PathBuf>;
+    fn paths(&mut self) -> Vec<&mut std::path::PathBuf>;
 }
 
 impl PathFieldValue for std::path::PathBuf {
-    fn paths(&mut self) -> Option<&mut std::path::PathBuf> {
-        Some(self)
+    fn paths(&mut self) -> Vec<&mut std::path::PathBuf> {
+        vec![self]
     }
 }
 
 impl PathFieldValue for Option<std::path::PathBuf> {
-    fn paths(&mut self) -> Option<&mut std::path::PathBuf> {
-        self.as_mut()
+    fn paths(&mut self) -> Vec<&mut std::path::PathBuf> {
+        self.iter_mut().collect()
+    }
+}
+
+impl PathFieldValue for Vec<std::path::PathBuf> {
+    fn paths(&mut self) -> Vec<&mut std::path::PathBuf> {
+        self.iter_mut().collect()
     }
 }
 
@@ -125,6 +131,7 @@ path_fields!(crate::DriftRequest {
 });
 path_fields!(crate::PublishRequest {
     test: ReadsFile,
-    model_dir: ReadsFolder
+    model_dir: ReadsFolder,
+    candidates: ReadsFolder
 });
 path_fields!(crate::BatchForecastRequest { input: ReadsFile });

@@ -1,13 +1,16 @@
-//! Training: DeepAR on SageMaker-style JSON lines, the model directory, and its backtest beside
-//! seasonal naive (`sluice train`, `sluice:train`).
+//! Training: DeepAR on SageMaker-style JSON lines, or a classical challenger's settings (MSTL,
+//! AutoETS: local models, fitted per series when they forecast), the model directory, and its
+//! backtest beside seasonal naive (`sluice train`, `sluice:train`).
 
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
+use models::classical::{Classical, Family};
 use models::deepar::artifact::{self, Lineage};
-use models::deepar::evaluate::backtest;
+use models::deepar::evaluate::{backtest, hold_out};
 use models::deepar::series::read_json_lines;
 use models::deepar::{EpochReport, ForecastOptions, Hyperparameters, TrainOptions, train};
+use models::forecaster::Forecasting;
 use models::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -41,9 +44,43 @@ pub fn device(kind: DeviceKind) -> Result<Device> {
     }
 }
 
-/// `{"train", "test"?, "model_dir", "hyperparameters"?: {...}, "seed"?: 0, "device"?: "cpu",
-/// "snapshot_id"?}`. Hyperparameters use SageMaker DeepAR's names; values are numbers or
-/// strings.
+/// The model family a training produces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// DeepAR: a network trained on every series.
+    #[default]
+    Deepar,
+    /// MSTL with an AutoETS trend, fitted per series.
+    Mstl,
+    /// Non-seasonal AutoETS, fitted per series.
+    Ets,
+}
+
+impl Algorithm {
+    /// The name requests and outputs spell it with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Deepar => "deepar",
+            Algorithm::Mstl => "mstl",
+            Algorithm::Ets => "ets",
+        }
+    }
+
+    fn classical(self) -> Option<Family> {
+        match self {
+            Algorithm::Deepar => None,
+            Algorithm::Mstl => Some(Family::Mstl),
+            Algorithm::Ets => Some(Family::Ets),
+        }
+    }
+}
+
+/// `{"train", "test"?, "model_dir", "algorithm"?: "deepar", "hyperparameters"?: {...},
+/// "seed"?: 0, "device"?: "cpu", "snapshot_id"?}`. Hyperparameters use SageMaker DeepAR's
+/// names; values are numbers or strings. A classical `algorithm` reads `time_freq`,
+/// `prediction_length`, `season_lengths` (mstl), `num_eval_samples` and `test_quantiles`, and
+/// ignores DeepAR's other names.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainRequest {
@@ -55,11 +92,19 @@ pub struct TrainRequest {
     /// Where the model directory is written.
     pub model_dir: PathBuf,
     #[serde(default)]
+    pub algorithm: Algorithm,
+    #[serde(default)]
     pub hyperparameters: Map<String, Value>,
     #[serde(default)]
     pub seed: u64,
     #[serde(default)]
     pub device: DeviceKind,
+    /// Hold out the last `prediction_length` points of every training series: a model trained
+    /// the same way on the rest is scored on them (`validation_metrics`, `validation.json`), so
+    /// that candidates of different families are chosen on windows none of them saw, never on
+    /// the test windows; the model kept is trained on all the data (DeepAR trains twice).
+    #[serde(default)]
+    pub validation: bool,
     /// The dataset snapshot the training file belongs to (a dataset manifest's `snapshot_id`);
     /// default: the manifest beside the training file, else the file's SHA-256.
     #[serde(default)]
@@ -69,22 +114,84 @@ pub struct TrainRequest {
 /// The backtest's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct TestMetrics {
-    pub deepar: Metrics,
+    /// The model's family (`deepar`, `mstl`, `ets`).
+    pub family: &'static str,
+    /// The model's figures, whatever its family.
+    pub model: Metrics,
+    /// The same figures under the name they had before there were challengers (DeepAR only),
+    /// so that definitions reading `$.test_metrics.deepar` keep working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deepar: Option<Metrics>,
     pub seasonal_naive: Metrics,
+}
+
+impl TestMetrics {
+    fn new(backtest: models::deepar::evaluate::Backtest) -> Self {
+        Self {
+            family: backtest.family,
+            deepar: (backtest.family == "deepar").then(|| backtest.model.clone()),
+            model: backtest.model,
+            seasonal_naive: backtest.seasonal_naive,
+        }
+    }
 }
 
 /// What training did (the `sluice:train` task's output).
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainOutput {
     pub model_dir: PathBuf,
+    pub algorithm: Algorithm,
+    /// Zero for a classical model (nothing is trained ahead of forecasting).
     pub epochs: usize,
     pub best_epoch: usize,
-    pub best_loss: f64,
+    /// The best epoch's training loss; none for a classical model.
+    pub best_loss: Option<f64>,
     pub stopped_early: bool,
     pub train_seconds: f64,
     /// The dataset snapshot recorded in the model's lineage.
     pub dataset_snapshot: String,
     pub test_metrics: Option<TestMetrics>,
+    /// The scores on the held-out validation windows (a request with `validation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_metrics: Option<TestMetrics>,
+}
+
+/// The file validation scores are written to in the model directory.
+pub const VALIDATION_FILE: &str = "validation.json";
+
+/// [`hold_out`]'s split, refusing a training set with no series long enough for it.
+fn validation_split(
+    train: &[models::deepar::Series],
+    horizon: usize,
+    source: &str,
+) -> Result<(Vec<models::deepar::Series>, Vec<models::deepar::Series>)> {
+    let (trimmed, scored) = hold_out(train, horizon);
+    if scored.is_empty() {
+        return Err(Error::invalid(
+            "validation",
+            format!(
+                "{source}: no series is longer than prediction_length ({horizon}), so none can hold out a validation window"
+            ),
+        ));
+    }
+    Ok((trimmed, scored))
+}
+
+/// Scores a model on the validation windows, writing `validation.json`.
+fn validate(
+    model: &dyn Forecasting,
+    request: &TrainRequest,
+    scored: &[models::deepar::Series],
+) -> Result<TestMetrics> {
+    let options = ForecastOptions {
+        num_samples: model.num_eval_samples(),
+        seed: request.seed.wrapping_add(2000),
+        ..ForecastOptions::default()
+    };
+    let source = format!("{} (validation windows)", request.train.display());
+    let result = backtest(model, scored, options, &source)?;
+    artifact::write_json(&request.model_dir, VALIDATION_FILE, &result)?;
+    Ok(TestMetrics::new(result))
 }
 
 /// `sha256:<hex>` of a file: a training file's identity when no manifest names its snapshot.
@@ -100,6 +207,12 @@ fn file_digest(path: &Path) -> Result<String> {
 impl Ops {
     /// Trains, saves the model directory and backtests on the test series.
     pub async fn train(&self, request: &TrainRequest, observer: &Observer) -> Result<TrainOutput> {
+        if let Some(family) = request.algorithm.classical() {
+            let model = Classical::from_map(family, &request.hyperparameters)?;
+            let request = request.clone();
+            return tokio::task::spawn_blocking(move || classical_blocking(&model, &request))
+                .await?;
+        }
         let hp = Hyperparameters::from_map(&request.hyperparameters)?;
         let device = device(request.device)?;
         let request = request.clone();
@@ -107,6 +220,82 @@ impl Ops {
         tokio::task::spawn_blocking(move || train_blocking(&hp, &request, device, &observer))
             .await?
     }
+}
+
+/// The snapshot the training file belongs to: the request's, the manifest's beside it, or the
+/// file's digest.
+fn snapshot_of(request: &TrainRequest) -> Result<String> {
+    Ok(match &request.snapshot_id {
+        Some(id) => id.clone(),
+        None => match DatasetManifest::beside(&request.train) {
+            Some(manifest) => manifest.snapshot_id,
+            None => file_digest(&request.train)?,
+        },
+    })
+}
+
+/// Backtests a saved model on the request's test series, writing `metrics.json`.
+fn test_model(
+    model: &dyn Forecasting,
+    request: &TrainRequest,
+    test_set: Option<&[models::deepar::Series]>,
+) -> Result<Option<TestMetrics>> {
+    let (Some(test), Some(path)) = (test_set, &request.test) else {
+        return Ok(None);
+    };
+    let options = ForecastOptions {
+        num_samples: model.num_eval_samples(),
+        seed: request.seed.wrapping_add(1000),
+        ..ForecastOptions::default()
+    };
+    let result = backtest(model, test, options, &path.display().to_string())?;
+    artifact::write_json(&request.model_dir, "metrics.json", &result)?;
+    Ok(Some(TestMetrics::new(result)))
+}
+
+/// A classical model: its settings checked against the training series (each is fitted once,
+/// so a series the family cannot use is named now rather than at forecast time), the model
+/// directory, and the backtest.
+fn classical_blocking(model: &Classical, request: &TrainRequest) -> Result<TrainOutput> {
+    let started = std::time::Instant::now();
+    let source = request.train.display().to_string();
+    let train_set = read_json_lines(&request.train)?;
+    let test_set = request.test.as_deref().map(read_json_lines).transpose()?;
+    let snapshot = snapshot_of(request)?;
+    model.forecast(
+        &train_set,
+        ForecastOptions {
+            num_samples: 1,
+            seed: request.seed,
+            ..ForecastOptions::default()
+        },
+        &source,
+    )?;
+    let lineage = Lineage {
+        seed: request.seed,
+        train: source,
+        dataset_snapshot: Some(snapshot.clone()),
+    };
+    model.save(&request.model_dir, &lineage)?;
+    let validation_metrics = if request.validation {
+        let (_, scored) = validation_split(&train_set, model.prediction_length, &lineage.train)?;
+        Some(validate(model, request, &scored)?)
+    } else {
+        None
+    };
+    let test_metrics = test_model(model, request, test_set.as_deref())?;
+    Ok(TrainOutput {
+        model_dir: request.model_dir.clone(),
+        algorithm: request.algorithm,
+        validation_metrics,
+        epochs: 0,
+        best_epoch: 0,
+        best_loss: None,
+        stopped_early: false,
+        train_seconds: started.elapsed().as_secs_f64(),
+        dataset_snapshot: snapshot,
+        test_metrics,
+    })
 }
 
 fn train_blocking(
@@ -118,13 +307,7 @@ fn train_blocking(
     let source = request.train.display().to_string();
     let train_set = read_json_lines(&request.train)?;
     let test_set = request.test.as_deref().map(read_json_lines).transpose()?;
-    let snapshot = match &request.snapshot_id {
-        Some(id) => id.clone(),
-        None => match DatasetManifest::beside(&request.train) {
-            Some(manifest) => manifest.snapshot_id,
-            None => file_digest(&request.train)?,
-        },
-    };
+    let snapshot = snapshot_of(request)?;
     let epochs = hp.epochs;
     let mut on_epoch = |e: &EpochReport| {
         observer.report(Progress::Epoch {
@@ -138,6 +321,21 @@ fn train_blocking(
             learning_rate = e.learning_rate,
             "epoch done"
         );
+    };
+    // Validation: a model trained the same way without the held-out windows is scored on them
+    // (the estimate of how the procedure does on data it has not seen); the model kept is then
+    // trained on all the data, as a chosen candidate is refitted before it serves.
+    let held_out = if request.validation {
+        let (trimmed, scored) = validation_split(&train_set, hp.prediction_length, &source)?;
+        let options = TrainOptions {
+            seed: request.seed,
+            device: device.clone(),
+            source: &source,
+            on_epoch: None,
+        };
+        Some((train(hp, &trimmed, options)?.0, scored))
+    } else {
+        None
     };
     let options = TrainOptions {
         seed: request.seed,
@@ -153,32 +351,17 @@ fn train_blocking(
     };
     artifact::save(&model, &request.model_dir, &lineage)?;
     artifact::write_json(&request.model_dir, "training.json", &report)?;
-    let test_metrics = match &test_set {
-        Some(test) => {
-            let options = ForecastOptions {
-                num_samples: model.hyperparameters.num_eval_samples,
-                seed: request.seed.wrapping_add(1000),
-                ..ForecastOptions::default()
-            };
-            let test_source = request
-                .test
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            let result = backtest(&model, test, options, &test_source)?;
-            artifact::write_json(&request.model_dir, "metrics.json", &result)?;
-            Some(TestMetrics {
-                deepar: result.deepar,
-                seasonal_naive: result.seasonal_naive,
-            })
-        }
-        None => None,
-    };
+    let validation_metrics = held_out
+        .map(|(held_out, scored)| validate(&held_out, request, &scored))
+        .transpose()?;
+    let test_metrics = test_model(&model, request, test_set.as_deref())?;
     Ok(TrainOutput {
         model_dir: request.model_dir.clone(),
+        algorithm: request.algorithm,
+        validation_metrics,
         epochs: report.epochs.len(),
         best_epoch: report.best_epoch,
-        best_loss: report.best_loss,
+        best_loss: Some(report.best_loss),
         stopped_early: report.stopped_early,
         train_seconds: report.seconds,
         dataset_snapshot: snapshot,

@@ -5,6 +5,7 @@ mod asl_conformance;
 mod callback_restarts;
 mod callbacks;
 mod catalog_backends;
+mod challengers;
 mod cli;
 mod cli_events;
 mod cli_workflows;

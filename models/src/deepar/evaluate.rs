@@ -6,14 +6,17 @@
 use serde::Serialize;
 
 use super::series::Series;
-use super::{Forecast, ForecastOptions, Model, forecast};
+use super::{Forecast, ForecastOptions};
+use crate::forecaster::Forecasting;
 use crate::metrics::{Metrics, Scored, evaluate};
 use crate::{Error, Result, baseline};
 
 /// A model's and seasonal naive's metrics on the same windows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Backtest {
-    pub deepar: Metrics,
+    /// The model's family (`deepar`, `mstl`, ...).
+    pub family: &'static str,
+    pub model: Metrics,
     pub seasonal_naive: Metrics,
     #[serde(skip)]
     pub forecasts: Vec<Forecast>,
@@ -21,11 +24,10 @@ pub struct Backtest {
 
 /// Splits each test series into the history the model sees and the points it is scored on.
 pub fn split_test(
-    model: &Model,
+    horizon: usize,
     test: &[Series],
     source: &str,
 ) -> Result<(Vec<Series>, Vec<Vec<f64>>)> {
-    let horizon = model.layout.prediction_length;
     let mut histories = Vec::with_capacity(test.len());
     let mut actuals = Vec::with_capacity(test.len());
     for (index, series) in test.iter().enumerate() {
@@ -49,17 +51,45 @@ pub fn split_test(
     Ok((histories, actuals))
 }
 
+/// Validation windows cut from training series: the series without their last `horizon`
+/// points (what a model is fitted on), and the whole series whose last window is scored (those
+/// that keep an observed point before it).
+pub fn hold_out(train: &[Series], horizon: usize) -> (Vec<Series>, Vec<Series>) {
+    let scored: Vec<Series> = train
+        .iter()
+        .filter(|s| {
+            s.target.len() > horizon
+                && s.target[..s.target.len() - horizon]
+                    .iter()
+                    .any(|v| !v.is_nan())
+        })
+        .cloned()
+        .collect();
+    let trimmed = scored
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            s.target.truncate(s.target.len() - horizon);
+            for row in &mut s.dynamic_feat {
+                row.truncate(s.target.len());
+            }
+            s
+        })
+        .collect();
+    (trimmed, scored)
+}
+
 /// Forecasts every test window and scores the forecasts and seasonal naive.
-pub fn backtest(
-    model: &Model,
+pub fn backtest<F: Forecasting + ?Sized>(
+    model: &F,
     test: &[Series],
     options: ForecastOptions,
     source: &str,
 ) -> Result<Backtest> {
-    let (histories, actuals) = split_test(model, test, source)?;
-    let forecasts = forecast(model, &histories, options, source)?;
-    let season = model.layout.freq.season();
-    let horizon = model.layout.prediction_length;
+    let horizon = model.prediction_length();
+    let (histories, actuals) = split_test(horizon, test, source)?;
+    let forecasts = model.forecast(&histories, options, source)?;
+    let season = model.freq().season();
     let pasts: Vec<Vec<f64>> = histories
         .iter()
         .map(|h| h.target.iter().map(|v| f64::from(*v)).collect())
@@ -77,8 +107,8 @@ pub fn backtest(
         .iter()
         .map(|past| Ok(vec![baseline::seasonal_naive(past, season, horizon)?]))
         .collect::<Result<_>>()?;
-    let quantiles = &model.hyperparameters.test_quantiles;
-    let deepar: Vec<Scored<'_>> = pasts
+    let quantiles = model.test_quantiles();
+    let scored: Vec<Scored<'_>> = pasts
         .iter()
         .zip(&actuals)
         .zip(&samples)
@@ -99,7 +129,8 @@ pub fn backtest(
         })
         .collect();
     Ok(Backtest {
-        deepar: evaluate(&deepar, season, quantiles)?,
+        family: model.family(),
+        model: evaluate(&scored, season, quantiles)?,
         seasonal_naive: evaluate(&naive, season, quantiles)?,
         forecasts,
     })

@@ -80,7 +80,7 @@ pub const NAMES: [&str; 18] = [
 /// 0.0269 to 0.0267); 0.25 and 0.75 helped pedestrian but hurt aus_retail (0.0273, 0.0278).
 pub const SCHEDULED_SAMPLING: f64 = 0.5;
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
     Error::InvalidArgument {
         field,
         reason: reason.into(),
@@ -95,14 +95,14 @@ fn text(value: &Value) -> String {
     }
 }
 
-fn field(map: &Map<String, Value>, name: &'static str) -> Option<String> {
+pub(crate) fn field(map: &Map<String, Value>, name: &'static str) -> Option<String> {
     map.get(name)
         .filter(|v| !v.is_null())
         .map(text)
         .filter(|s| !s.is_empty())
 }
 
-fn integer(
+pub(crate) fn integer(
     map: &Map<String, Value>,
     name: &'static str,
     default: Option<usize>,
@@ -122,7 +122,7 @@ fn integer(
     }
 }
 
-fn real(
+pub(crate) fn real(
     map: &Map<String, Value>,
     name: &'static str,
     default: f64,
@@ -145,7 +145,22 @@ fn real(
     }
 }
 
-fn list<T: std::str::FromStr>(name: &'static str, s: &str) -> Result<Vec<T>> {
+/// `test_quantiles`: the deciles unless given, each strictly between 0 and 1.
+pub(crate) fn test_quantiles(map: &Map<String, Value>) -> Result<Vec<f64>> {
+    let quantiles = match field(map, "test_quantiles") {
+        None => (1..=9).map(|i| f64::from(i) / 10.0).collect(),
+        Some(s) => list::<f64>("test_quantiles", &s)?,
+    };
+    if quantiles.is_empty() || quantiles.iter().any(|q| !(*q > 0.0 && *q < 1.0)) {
+        return Err(invalid(
+            "test_quantiles",
+            "every quantile must lie strictly between 0 and 1",
+        ));
+    }
+    Ok(quantiles)
+}
+
+pub(crate) fn list<T: std::str::FromStr>(name: &'static str, s: &str) -> Result<Vec<T>> {
     let inner = s.trim().trim_start_matches('[').trim_end_matches(']');
     inner
         .split(',')
@@ -201,16 +216,7 @@ impl Hyperparameters {
                 )
             })?),
         };
-        let test_quantiles = match field(map, "test_quantiles") {
-            None => (1..=9).map(|i| f64::from(i) / 10.0).collect(),
-            Some(s) => list::<f64>("test_quantiles", &s)?,
-        };
-        if test_quantiles.is_empty() || test_quantiles.iter().any(|q| !(*q > 0.0 && *q < 1.0)) {
-            return Err(invalid(
-                "test_quantiles",
-                "every quantile must lie strictly between 0 and 1",
-            ));
-        }
+        let test_quantiles = test_quantiles(map)?;
         let early_stopping_patience = match field(map, "early_stopping_patience") {
             None => None,
             Some(_) => Some(integer(map, "early_stopping_patience", None, 1)?),

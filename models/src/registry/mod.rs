@@ -19,12 +19,14 @@ macro_rules! version_columns {
 
 pub mod decide;
 mod read;
+pub mod select;
 mod store;
 
 use serde::Serialize;
 use serde_json::Value;
 
 pub use decide::{Decision, Scores, decide};
+pub use select::{Entry, Outcome, Selection, select};
 pub use store::{Registry, Verdict};
 
 use crate::{Error, Result};

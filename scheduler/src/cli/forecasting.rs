@@ -55,6 +55,17 @@ pub enum DeviceKind {
     Cuda,
 }
 
+/// The model family `sluice train` produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Algorithm {
+    /// DeepAR: a network trained on every series.
+    Deepar,
+    /// MSTL with an AutoETS trend, fitted per series when it forecasts.
+    Mstl,
+    /// Non-seasonal AutoETS, fitted per series when it forecasts.
+    Ets,
+}
+
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training series, SageMaker DeepAR JSON lines (`start`, `target`, `cat`, `dynamic_feat`).
@@ -63,6 +74,9 @@ pub struct TrainArgs {
     /// Test series: each is scored on its last prediction_length points.
     #[arg(long, value_name = "FILE")]
     pub test: Option<PathBuf>,
+    /// The model family: DeepAR, or a classical challenger (whose settings are the model).
+    #[arg(long, value_enum, default_value_t = Algorithm::Deepar)]
+    pub algorithm: Algorithm,
     /// Hyperparameters as a JSON object with SageMaker's names and (string) values.
     #[arg(long, value_name = "FILE")]
     pub hyperparameters: Option<PathBuf>,
@@ -76,6 +90,10 @@ pub struct TrainArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
+    /// Hold out the last prediction_length points of every training series and score the
+    /// model on them (validation.json), to choose among candidates without the test windows.
+    #[arg(long)]
+    pub validation: bool,
 }
 
 #[derive(Debug, Args)]

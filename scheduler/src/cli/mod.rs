@@ -12,7 +12,7 @@ mod workflows;
 pub use events::{
     NotifyCommand, NotifyCreateArgs, NotifyDeliveriesArgs, TriggerCommand, TriggerCreateArgs,
 };
-pub use forecasting::{DatasetArgs, DeviceKind, ForecastArgs, TrainArgs};
+pub use forecasting::{Algorithm, DatasetArgs, DeviceKind, ForecastArgs, TrainArgs};
 pub use ingest::{IngestCommand, StreamCommand, StreamCreateArgs, StreamNameArgs};
 pub use serving::{
     BatchForecastArgs, DeployArgs, DeploymentsArgs, DriftCommand, DriftRunArgs, DriftShowArgs,

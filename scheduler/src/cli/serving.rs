@@ -69,8 +69,17 @@ pub struct PublishArgs {
     #[arg(long)]
     pub group: String,
     /// The trained model directory (`sluice train --model-dir`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "candidate",
+        conflicts_with = "candidate"
+    )]
+    pub model_dir: Option<PathBuf>,
+    /// A candidate model directory trained with `--validation` (repeatable): the one with the
+    /// lowest validation loss is published.
     #[arg(long, value_name = "DIR")]
-    pub model_dir: PathBuf,
+    pub candidate: Vec<PathBuf>,
     /// Test series: the candidate and the champion are scored on the same windows.
     #[arg(long, value_name = "FILE")]
     pub test: PathBuf,

@@ -372,11 +372,19 @@ pub fn night_summary(output: &Value) -> String {
             None => format!("v{version} not published; there is no champion yet"),
         }
     };
+    for candidate in output["candidates"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "    candidate {}: validation mean wQuantileLoss {}\n",
+            candidate["family"].as_str().unwrap_or("?"),
+            number(&candidate["validation_mean_wQuantileLoss"]),
+        ));
+    }
     text.push_str(&format!(
-        "    model v{version}: backtest mean wQuantileLoss {} against seasonal naive's {}\n\
+        "    model v{version} ({}): backtest mean wQuantileLoss {} against seasonal naive's {}\n\
          \x20   decision: {decision}: {}",
-        number(&output["train"]["mean_wQuantileLoss"]),
-        number(&output["train"]["seasonal_naive_mean_wQuantileLoss"]),
+        output["publish"]["family"].as_str().unwrap_or("?"),
+        number(&output["publish"]["candidate"]["mean_wQuantileLoss"]),
+        number(&output["publish"]["candidate"]["seasonal_naive_mean_wQuantileLoss"]),
         output["decision"]["why"].as_str().unwrap_or("?"),
     ));
     text

@@ -10,7 +10,7 @@ use ops::{ForecastRequest, Observer, Progress, TrainOutput, TrainRequest};
 use serde_json::{Map, Value};
 
 use super::Context;
-use crate::cli::{DeviceKind, ForecastArgs, TrainArgs};
+use crate::cli::{Algorithm, DeviceKind, ForecastArgs, TrainArgs};
 use crate::output::{Report, table};
 
 /// The device kind `--device` names.
@@ -89,9 +89,15 @@ pub fn train_request(args: &TrainArgs) -> anyhow::Result<TrainRequest> {
         train: args.train.clone(),
         test: args.test.clone(),
         model_dir: args.model_dir.clone(),
+        algorithm: match args.algorithm {
+            Algorithm::Deepar => ops::Algorithm::Deepar,
+            Algorithm::Mstl => ops::Algorithm::Mstl,
+            Algorithm::Ets => ops::Algorithm::Ets,
+        },
         hyperparameters: hyperparameters(args.hyperparameters.as_deref(), &args.set)?,
         seed: args.seed,
         device: device_kind(args.device),
+        validation: args.validation,
         snapshot_id: None,
     })
 }
@@ -132,25 +138,45 @@ pub async fn train(args: &TrainArgs, context: &Context) -> anyhow::Result<Report
 }
 
 fn train_report(output: &TrainOutput) -> Report {
-    let mut text = format!(
-        "trained {} epochs in {:.1} s (best epoch {}, loss {:.4}){}; model in {}",
-        output.epochs,
-        output.train_seconds,
-        output.best_epoch,
-        output.best_loss,
-        if output.stopped_early {
-            ", stopped early"
-        } else {
-            ""
-        },
-        output.model_dir.display()
-    );
+    let mut text = match output.best_loss {
+        Some(loss) => format!(
+            "trained {} epochs in {:.1} s (best epoch {}, loss {loss:.4}){}; model in {}",
+            output.epochs,
+            output.train_seconds,
+            output.best_epoch,
+            if output.stopped_early {
+                ", stopped early"
+            } else {
+                ""
+            },
+            output.model_dir.display()
+        ),
+        None => format!(
+            "{} checked on every training series in {:.1} s (it is fitted per series when it forecasts); model in {}",
+            output.algorithm.name(),
+            output.train_seconds,
+            output.model_dir.display()
+        ),
+    };
+    if let Some(metrics) = &output.validation_metrics {
+        text.push_str(&format!(
+            "\nvalidation (the held-out last window of every training series): mean_wQuantileLoss {:.4}, seasonal naive {:.4}",
+            metrics.model.mean_weighted_quantile_loss,
+            metrics.seasonal_naive.mean_weighted_quantile_loss
+        ));
+    }
     if let Some(metrics) = &output.test_metrics {
+        let family = match metrics.family {
+            "deepar" => "DeepAR",
+            "mstl" => "MSTL",
+            "ets" => "AutoETS",
+            other => other,
+        };
         text.push_str(&format!(
             "\n{}",
             table(
-                ["metric (test)", "DeepAR", "seasonal naive"],
-                metric_rows(&metrics.deepar, &metrics.seasonal_naive)
+                ["metric (test)", family, "seasonal naive"],
+                metric_rows(&metrics.model, &metrics.seasonal_naive)
             )
         ));
     }

@@ -32,7 +32,8 @@ pub async fn run(command: &ModelsCommand, context: &Context) -> anyhow::Result<R
         }
         ModelsCommand::Publish(args) => {
             let publish: PublishRequest = request(json!({
-                "group": args.group, "model_dir": args.model_dir, "test": args.test,
+                "group": args.group, "model_dir": args.model_dir, "candidates": args.candidate,
+                "test": args.test,
                 "margin": args.margin, "seed": args.seed, "hold": args.hold,
             }))?;
             let output = ops.publish(&publish, CLI_ACTOR).await?;
@@ -195,9 +196,10 @@ fn publish_report(output: &PublishOutput) -> Report {
         )
     } else {
         format!(
-            "{} v{}: {} ({})",
+            "{} v{} ({}): {} ({})",
             output.group,
             output.version,
+            output.family,
             if output.published {
                 "published as champion"
             } else {
@@ -206,5 +208,14 @@ fn publish_report(output: &PublishOutput) -> Report {
             output.reason
         )
     };
+    let mut text = text;
+    for outcome in output.selection.iter().flatten() {
+        text.push_str(&format!(
+            "\n  {} {}: {}",
+            if outcome.won { "chosen" } else { "passed over" },
+            outcome.entry.family,
+            outcome.reason
+        ));
+    }
     Report::new(json!(output), text)
 }

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use candle_core::Device;
 use jobs::lake::Lake;
-use models::deepar::series::Series;
-use models::deepar::{ForecastOptions, Model, forecast};
+use models::forecaster::Forecaster;
 use models::registry::{GroupName, Registry};
 use sqlx::AnyPool;
 
@@ -22,7 +21,7 @@ pub struct LiveVariant {
     pub name: String,
     pub weight: f64,
     pub version: u32,
-    pub model: Arc<Model>,
+    pub model: Arc<Forecaster>,
 }
 
 /// An endpoint as served now.
@@ -66,7 +65,7 @@ pub struct Snapshot {
 pub struct Live {
     current: RwLock<Arc<Snapshot>>,
     /// Loaded models by group and version, so a swap reloads only what is new.
-    cache: Mutex<HashMap<(GroupName, u32), Arc<Model>>>,
+    cache: Mutex<HashMap<(GroupName, u32), Arc<Forecaster>>>,
 }
 
 impl Default for Live {
@@ -75,40 +74,6 @@ impl Default for Live {
             current: RwLock::new(Arc::new(Snapshot::default())),
             cache: Mutex::new(HashMap::new()),
         }
-    }
-}
-
-/// A series every model must forecast finitely before it serves.
-fn probe(model: &Model) -> Series {
-    let length = (model.layout.context_length * 2).max(8);
-    let horizon = model.layout.prediction_length;
-    Series {
-        start: chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .expect("a valid date"),
-        target: (0..length).map(|i| 10.0 + (i % 7) as f32).collect(),
-        cat: vec![0; model.network.shape.cardinality.len()],
-        dynamic_feat: vec![vec![0.0; length + horizon]; model.layout.num_dynamic_feat],
-        item_id: None,
-    }
-}
-
-fn check(model: &Model) -> Result<(), String> {
-    let options = ForecastOptions {
-        num_samples: 4,
-        seed: 0,
-        ..ForecastOptions::default()
-    };
-    let forecasts =
-        forecast(model, &[probe(model)], options, "probe").map_err(|e| e.to_string())?;
-    let finite = forecasts
-        .iter()
-        .flat_map(|f| f.samples.iter().flatten())
-        .all(|v| v.is_finite());
-    if finite {
-        Ok(())
-    } else {
-        Err("the probe forecast is not finite".into())
     }
 }
 
@@ -141,7 +106,7 @@ impl Live {
         &self,
         lake: &Lake,
         info: &models::registry::VersionInfo,
-    ) -> Result<Arc<Model>, String> {
+    ) -> Result<Arc<Forecaster>, String> {
         let key = (info.group.clone(), info.version);
         if let Some(model) = self.cache.lock().expect("not poisoned").get(&key) {
             return Ok(model.clone());
@@ -149,7 +114,7 @@ impl Live {
         let model = ops::load_version(lake, info, Device::Cpu)
             .await
             .map_err(|e| format!("{e:#}"))?;
-        let model = tokio::task::spawn_blocking(move || check(&model).map(|()| model))
+        let model = tokio::task::spawn_blocking(move || model.check().map(|()| model))
             .await
             .map_err(|e| e.to_string())??;
         let model = Arc::new(model);

@@ -238,7 +238,7 @@ async fn invoke(
             let (group, version) = (endpoint.group.clone(), variant.version);
             tokio::task::spawn_blocking(move || {
                 let _worker = worker;
-                let (response, forecasts) = predict_keeping(&model, &request, seed)?;
+                let (response, forecasts) = predict_keeping(model.as_ref(), &request, seed)?;
                 kept.served
                     .keep(&group, version, &model, &request, &forecasts);
                 Ok(response)

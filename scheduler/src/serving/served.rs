@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use jobs::forecasts::{ForecastRows, Source};
 use jobs::lake::Lake;
-use models::deepar::{Forecast, Model};
+use models::deepar::Forecast;
+use models::forecaster::{Forecaster, Forecasting};
 use models::inference::Request;
 use models::registry::GroupName;
 use sqlx::AnyPool;
@@ -45,7 +46,7 @@ impl Served {
         &self,
         group: &GroupName,
         version: u32,
-        model: &Model,
+        model: &Forecaster,
         request: &Request,
         forecasts: &[Forecast],
     ) {
@@ -67,11 +68,9 @@ impl Served {
             .zip(request.instances.iter().filter(|s| s.item_id.is_some()))
         {
             let mean = forecast.mean();
+            let freq = model.freq();
             add.history.keep(item, &series.target, mean.len(), |i| {
-                model
-                    .layout
-                    .freq
-                    .add(series.start, i as i64)
+                freq.add(series.start, i as i64)
                     .and_utc()
                     .timestamp_millis()
             });
@@ -79,10 +78,7 @@ impl Served {
             for (step, value) in mean.iter().enumerate() {
                 add.item_id.push(item.to_owned());
                 add.timestamp_ms.push(
-                    model
-                        .layout
-                        .freq
-                        .add(forecast.start, step as i64)
+                    freq.add(forecast.start, step as i64)
                         .and_utc()
                         .timestamp_millis(),
                 );

@@ -121,14 +121,23 @@ fn sample_output(job: Job) -> Option<Value> {
         }),
         Job::Train => json!(ops::TrainOutput {
             model_dir: "model".into(),
+            algorithm: ops::Algorithm::Deepar,
             epochs: 0,
             best_epoch: 0,
-            best_loss: 0.0,
+            best_loss: Some(0.0),
             stopped_early: false,
             train_seconds: 0.0,
             dataset_snapshot: "ds-0".into(),
+            validation_metrics: Some(ops::TestMetrics {
+                family: "deepar",
+                model: metrics.clone(),
+                deepar: Some(metrics.clone()),
+                seasonal_naive: metrics.clone(),
+            }),
             test_metrics: Some(ops::TestMetrics {
-                deepar: metrics.clone(),
+                family: "deepar",
+                model: metrics.clone(),
+                deepar: Some(metrics.clone()),
                 seasonal_naive: metrics,
             }),
         }),
@@ -148,6 +157,17 @@ fn sample_output(job: Job) -> Option<Value> {
                 mean_wql: Some(0.0),
             }),
             repeated: false,
+            family: "mstl".into(),
+            selection: Some(vec![models::registry::Outcome {
+                entry: models::registry::Entry {
+                    family: "mstl".into(),
+                    model_dir: "work/mstl".into(),
+                    mean_wql: 0.0,
+                    naive_mean_wql: 0.0,
+                },
+                won: true,
+                reason: String::new(),
+            }]),
         }),
         Job::DetectDrift => json!({"drift": ops::DriftSummary {
             detected: false,

@@ -215,9 +215,21 @@ mod tests {
         );
         let _kept = Workspace::prepare(&lake, &mut request).await.unwrap();
         assert_eq!(
-            std::fs::read_to_string(request.model_dir.join("config.json")).unwrap(),
+            std::fs::read_to_string(request.model_dir.as_ref().unwrap().join("config.json"))
+                .unwrap(),
             "{}"
         );
+        // Each of several candidates is fetched.
+        put("work/b/model/config.json", "{\"b\": 1}").await;
+        let mut request = publish(serde_json::json!({"group": "g", "test": "/t.jsonl",
+            "candidates": ["lake:work/a/model", "lake:work/b/model"]}));
+        let _kept = Workspace::prepare(&lake, &mut request).await.unwrap();
+        let fetched: Vec<String> = request
+            .candidates
+            .iter()
+            .map(|dir| std::fs::read_to_string(dir.join("config.json")).unwrap())
+            .collect();
+        assert_eq!(fetched, ["{}", "{\"b\": 1}"]);
         let mut missing = publish(
             serde_json::json!({"group": "g", "model_dir": "lake:work/none",
             "test": "/t.jsonl"}),

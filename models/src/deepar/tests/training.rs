@@ -145,7 +145,7 @@ pub(super) fn backtest_beating_seasonal_naive(
 ) -> evaluate::Backtest {
     let backtest = evaluate::backtest(model, panel, ForecastOptions::default(), "panel").unwrap();
     let (deepar, naive) = (
-        backtest.deepar.mean_weighted_quantile_loss,
+        backtest.model.mean_weighted_quantile_loss,
         backtest.seasonal_naive.mean_weighted_quantile_loss,
     );
     assert!(

@@ -1,0 +1,253 @@
+//! Every model family behind one face. A [`Forecaster`] is what the registry stores and what
+//! publishing, serving, batch forecasts and backtests use: DeepAR (a trained network) or one of
+//! the [`classical`](crate::classical) challengers (local models fitted on each series' own
+//! history when it is forecast). All of them answer with sample paths ([`Forecast`]), so the
+//! SageMaker response (quantiles, mean, samples) and the scoring are the same for every family.
+//!
+//! The model directory says which family it holds: `config.json`'s `format` is `sluice-deepar`
+//! (with `model.safetensors` beside it) or `sluice-classical` (the settings are the whole
+//! model).
+
+use std::path::Path;
+
+use candle_core::Device;
+use serde_json::{Map, Value};
+
+use crate::classical::{self, Classical};
+use crate::deepar::artifact::{self, Lineage};
+use crate::deepar::series::Series;
+use crate::deepar::{Forecast, ForecastOptions, Frequency, Model};
+use crate::{Error, Result};
+
+/// What every model family does: forecast `prediction_length` steps after each series' end,
+/// as sample paths.
+pub trait Forecasting {
+    /// The family's name as the registry and the task outputs write it (`deepar`, `mstl`).
+    fn family(&self) -> &'static str;
+    fn prediction_length(&self) -> usize;
+    fn freq(&self) -> Frequency;
+    /// The quantiles a backtest scores.
+    fn test_quantiles(&self) -> &[f64];
+    /// The sample paths a backtest draws.
+    fn num_eval_samples(&self) -> usize;
+    /// The settings as the registry records them (SageMaker-style names, string values).
+    fn settings(&self) -> Map<String, Value>;
+    /// Sample paths of each series' future; `source` names the input in errors.
+    fn forecast(
+        &self,
+        series: &[Series],
+        options: ForecastOptions,
+        source: &str,
+    ) -> Result<Vec<Forecast>>;
+}
+
+impl Forecasting for Model {
+    fn family(&self) -> &'static str {
+        "deepar"
+    }
+    fn prediction_length(&self) -> usize {
+        self.layout.prediction_length
+    }
+    fn freq(&self) -> Frequency {
+        self.hyperparameters.time_freq
+    }
+    fn test_quantiles(&self) -> &[f64] {
+        &self.hyperparameters.test_quantiles
+    }
+    fn num_eval_samples(&self) -> usize {
+        self.hyperparameters.num_eval_samples
+    }
+    fn settings(&self) -> Map<String, Value> {
+        self.hyperparameters.to_map()
+    }
+    fn forecast(
+        &self,
+        series: &[Series],
+        options: ForecastOptions,
+        source: &str,
+    ) -> Result<Vec<Forecast>> {
+        crate::deepar::forecast(self, series, options, source)
+    }
+}
+
+/// A registered model of any family.
+pub enum Forecaster {
+    DeepAR(Model),
+    Classical(Classical),
+}
+
+impl Forecaster {
+    fn inner(&self) -> &dyn Forecasting {
+        match self {
+            Forecaster::DeepAR(model) => model,
+            Forecaster::Classical(model) => model,
+        }
+    }
+
+    /// A series the model must accept and forecast finitely before it serves: a weekly-ish
+    /// pattern long enough for its context (DeepAR) or its longest season twice over (MSTL).
+    pub fn probe(&self) -> Series {
+        let (length, cat, dynamic) = match self {
+            Forecaster::DeepAR(model) => (
+                (model.layout.context_length * 2).max(8),
+                model.network.shape.cardinality.len(),
+                model.layout.num_dynamic_feat,
+            ),
+            Forecaster::Classical(model) => (
+                (model.season_lengths.iter().max().copied().unwrap_or(4) * 2 + 1).max(8),
+                0,
+                0,
+            ),
+        };
+        let horizon = self.prediction_length();
+        Series {
+            start: chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .expect("a valid date"),
+            target: (0..length).map(|i| 10.0 + (i % 7) as f32).collect(),
+            cat: vec![0; cat],
+            dynamic_feat: vec![vec![0.0; length + horizon]; dynamic],
+            item_id: None,
+        }
+    }
+
+    /// Forecasts [`probe`](Self::probe) and checks every sample is finite.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let options = ForecastOptions {
+            num_samples: 4,
+            seed: 0,
+            ..ForecastOptions::default()
+        };
+        let forecasts = self
+            .forecast(&[self.probe()], options, "probe")
+            .map_err(|e| e.to_string())?;
+        let finite = forecasts
+            .iter()
+            .flat_map(|f| f.samples.iter().flatten())
+            .all(|v| v.is_finite());
+        if finite {
+            Ok(())
+        } else {
+            Err("the probe forecast is not finite".into())
+        }
+    }
+
+    /// Whether two models forecast the same thing (horizon and frequency), so that their
+    /// scores on the same windows compare.
+    pub fn comparable(&self, other: &dyn Forecasting) -> bool {
+        self.prediction_length() == other.prediction_length() && self.freq() == other.freq()
+    }
+}
+
+impl Forecasting for Forecaster {
+    fn family(&self) -> &'static str {
+        self.inner().family()
+    }
+    fn prediction_length(&self) -> usize {
+        self.inner().prediction_length()
+    }
+    fn freq(&self) -> Frequency {
+        self.inner().freq()
+    }
+    fn test_quantiles(&self) -> &[f64] {
+        self.inner().test_quantiles()
+    }
+    fn num_eval_samples(&self) -> usize {
+        self.inner().num_eval_samples()
+    }
+    fn settings(&self) -> Map<String, Value> {
+        self.inner().settings()
+    }
+    fn forecast(
+        &self,
+        series: &[Series],
+        options: ForecastOptions,
+        source: &str,
+    ) -> Result<Vec<Forecast>> {
+        self.inner().forecast(series, options, source)
+    }
+}
+
+/// Which family a model directory's `config.json` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// DeepAR: the config and `model.safetensors`.
+    DeepAR,
+    /// A classical challenger: the config alone.
+    Classical,
+}
+
+impl Format {
+    /// The files a model directory of this format must hold.
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            Format::DeepAR => &[artifact::CONFIG, artifact::WEIGHTS],
+            Format::Classical => &[artifact::CONFIG],
+        }
+    }
+}
+
+/// Reads the format of a `config.json`'s bytes; `source` names the directory in errors.
+pub fn format_of(config: &[u8], source: &str) -> Result<Format> {
+    let path = Path::new(source).join(artifact::CONFIG);
+    let value: Value = serde_json::from_slice(config).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    match value.get("format").and_then(Value::as_str) {
+        Some("sluice-deepar") => Ok(Format::DeepAR),
+        Some(classical::FORMAT) => Ok(Format::Classical),
+        other => Err(Error::Io {
+            path: path.display().to_string(),
+            reason: format!(
+                "format {other:?} is not a sluice model (sluice-deepar or {})",
+                classical::FORMAT
+            ),
+        }),
+    }
+}
+
+/// Builds a model from the bytes of its directory's files (`weights` only for DeepAR);
+/// `source` names the directory in errors.
+pub fn from_bytes(
+    config: &[u8],
+    weights: Option<&[u8]>,
+    source: &str,
+    device: &Device,
+) -> Result<(Forecaster, Lineage)> {
+    match format_of(config, source)? {
+        Format::DeepAR => {
+            let weights = weights.ok_or_else(|| Error::Io {
+                path: Path::new(source)
+                    .join(artifact::WEIGHTS)
+                    .display()
+                    .to_string(),
+                reason: "missing".into(),
+            })?;
+            let (model, lineage) = artifact::from_bytes(config, weights, source, device)?;
+            Ok((Forecaster::DeepAR(model), lineage))
+        }
+        Format::Classical => {
+            let (model, lineage) = classical::from_bytes(config, source)?;
+            Ok((Forecaster::Classical(model), lineage))
+        }
+    }
+}
+
+/// Loads a model directory of any family.
+pub fn load(dir: &Path, device: &Device) -> Result<(Forecaster, Lineage)> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    };
+    let config = read(artifact::CONFIG)?;
+    let source = dir.display().to_string();
+    let weights = match format_of(&config, &source)? {
+        Format::DeepAR => Some(read(artifact::WEIGHTS)?),
+        Format::Classical => None,
+    };
+    from_bytes(&config, weights.as_deref(), &source, device)
+}

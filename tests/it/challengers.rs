@@ -1,0 +1,276 @@
+//! The classical challengers as a user runs them: `sluice train --algorithm mstl|ets` writes a
+//! model directory of settings, `sluice forecast` answers SageMaker's request with it, and
+//! `sluice models publish --candidate ...` chooses among families on the validation windows
+//! held out of the training data, publishes the winner, and records why each won or lost.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+/// Hourly series with daily and weekly cycles and noise: what MSTL is for.
+fn cycles(hours: usize) -> Vec<Value> {
+    let mut state = 11u64;
+    (0..4)
+        .map(|i| {
+            let level = 80.0 + 30.0 * i as f64;
+            let target: Vec<Value> = (0..hours)
+                .map(|t| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let noise = ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5;
+                    let day = (2.0 * std::f64::consts::PI * (t % 24) as f64 / 24.0).sin();
+                    let weekend = if (t / 24) % 7 >= 5 { -0.3 } else { 0.1 };
+                    let value = (level * (1.0 + 0.5 * day + weekend) + 8.0 * noise).round();
+                    if t % 97 == 40 { json!("NaN") } else { json!(value) }
+                })
+                .collect();
+            json!({"start": "2024-01-01 00:00:00", "target": target, "item_id": format!("meter-{i}")})
+        })
+        .collect()
+}
+
+fn write_lines(path: &Path, lines: &[Value]) {
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+fn cli(dir: &Path, args: &[&str]) -> (bool, Value, String) {
+    let mut all = vec![
+        "--database",
+        "sqlite://db/sluice.db",
+        "--lake",
+        "file://lake",
+    ];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--output", "json"]);
+    let (ok, stdout, stderr) = tests::run_sluice(dir, &all);
+    (
+        ok,
+        serde_json::from_str(&stdout).unwrap_or_default(),
+        stderr,
+    )
+}
+
+fn setup(dir: &Path) {
+    let full = cycles(24 * 7 * 4);
+    let train: Vec<Value> = full
+        .iter()
+        .map(|s| {
+            let target = s["target"].as_array().unwrap();
+            json!({"start": s["start"], "item_id": s["item_id"], "target": target[..target.len() - 24]})
+        })
+        .collect();
+    write_lines(&dir.join("train.jsonl"), &train);
+    write_lines(&dir.join("test.jsonl"), &full);
+    std::fs::write(
+        dir.join("hyperparameters.json"),
+        json!({"time_freq": "H", "context_length": "24", "prediction_length": "24", "epochs": "2",
+               "num_cells": "8", "mini_batch_size": "16", "num_batches_per_epoch": "5",
+               "num_eval_samples": "50"})
+        .to_string(),
+    )
+    .unwrap();
+}
+
+fn train(dir: &Path, algorithm: &str, model_dir: &str) -> Value {
+    let (ok, report, stderr) = cli(
+        dir,
+        &[
+            "train",
+            "--algorithm",
+            algorithm,
+            "--train",
+            "train.jsonl",
+            "--test",
+            "test.jsonl",
+            "--hyperparameters",
+            "hyperparameters.json",
+            "--model-dir",
+            model_dir,
+            "--validation",
+        ],
+    );
+    assert!(ok, "train {algorithm}: {stderr}");
+    report
+}
+
+#[test]
+fn challengers_train_forecast_and_win_on_validation_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    setup(path);
+
+    let mstl = train(path, "mstl", "mstl");
+    assert_eq!(mstl["algorithm"], "mstl");
+    assert_eq!(mstl["epochs"], 0);
+    assert!(mstl["best_loss"].is_null());
+    assert_eq!(mstl["test_metrics"]["family"], "mstl");
+    assert!(mstl["test_metrics"].get("deepar").is_none());
+    let validation = mstl["validation_metrics"]["model"]["mean_weighted_quantile_loss"]
+        .as_f64()
+        .unwrap();
+    let naive = mstl["validation_metrics"]["seasonal_naive"]["mean_weighted_quantile_loss"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        validation < naive,
+        "MSTL {validation} against seasonal naive {naive}"
+    );
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(path.join("mstl/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["format"], "sluice-classical");
+    assert_eq!(config["hyperparameters"]["season_lengths"], "[24, 168]");
+    assert!(!path.join("mstl/model.safetensors").exists());
+    assert!(path.join("mstl/validation.json").is_file());
+
+    let ets = train(path, "ets", "ets");
+    assert_eq!(ets["test_metrics"]["family"], "ets");
+    let deepar = train(path, "deepar", "deepar");
+    assert!(
+        deepar["test_metrics"]["deepar"].is_object(),
+        "the old name stays for DeepAR"
+    );
+    assert_eq!(deepar["validation_metrics"]["family"], "deepar");
+
+    // SageMaker's request and response, with a gap in the history.
+    let mut instance = cycles(24 * 14)[2].clone();
+    instance["target"][30] = json!(null);
+    let request = json!({"instances": [instance],
+        "configuration": {"num_samples": 40, "output_types": ["mean", "quantiles", "samples"], "quantiles": ["0.1", "0.9"]}});
+    std::fs::write(path.join("request.json"), request.to_string()).unwrap();
+    let (ok, response, stderr) = cli(
+        path,
+        &[
+            "forecast",
+            "--model-dir",
+            "mstl",
+            "--input",
+            "request.json",
+            "--seed",
+            "4",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let prediction = &response["predictions"][0];
+    assert_eq!(prediction["mean"].as_array().unwrap().len(), 24);
+    assert_eq!(prediction["samples"].as_array().unwrap().len(), 40);
+    let (low, high) = (
+        prediction["quantiles"]["0.1"].as_array().unwrap(),
+        prediction["quantiles"]["0.9"].as_array().unwrap(),
+    );
+    assert!(
+        low.iter().zip(high).all(|(l, h)| l.as_f64() < h.as_f64()),
+        "{prediction}"
+    );
+
+    // Publishing among the three: the lowest validation loss is chosen, and the registry keeps
+    // every candidate's score with why it won or lost.
+    let (ok, published, stderr) = cli(
+        path,
+        &[
+            "models",
+            "publish",
+            "--group",
+            "meters",
+            "--candidate",
+            "deepar",
+            "--candidate",
+            "mstl",
+            "--candidate",
+            "ets",
+            "--test",
+            "test.jsonl",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let selection = published["selection"].as_array().unwrap();
+    assert_eq!(selection.len(), 3);
+    let scores: Vec<f64> = selection
+        .iter()
+        .map(|o| o["validation_mean_wQuantileLoss"].as_f64().unwrap())
+        .collect();
+    let best = scores
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
+    assert_eq!(selection[best]["won"], true, "{published}");
+    assert_eq!(published["family"], selection[best]["family"]);
+    for (i, outcome) in selection.iter().enumerate() {
+        let reason = outcome["reason"].as_str().unwrap();
+        if i == best {
+            assert!(
+                reason.starts_with("lowest validation mean_wQuantileLoss"),
+                "{reason}"
+            );
+        } else {
+            assert!(reason.contains("above"), "{reason}");
+        }
+    }
+    let (ok, info, stderr) = cli(path, &["models", "show", "meters", "v1"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        info["metrics"]["selection"].as_array().unwrap().len(),
+        3,
+        "{info}"
+    );
+
+    // The published challenger forecasts every series of a file from the registry.
+    if published["published"] == true {
+        let (ok, run, stderr) = cli(
+            path,
+            &[
+                "models",
+                "batch-forecast",
+                "--group",
+                "meters",
+                "--input",
+                "test.jsonl",
+            ],
+        );
+        assert!(ok, "{stderr}");
+        assert_eq!(run["items"], 4, "{run}");
+    }
+
+    // Bad requests are refused by name.
+    let (ok, _, stderr) = cli(
+        path,
+        &[
+            "models",
+            "publish",
+            "--group",
+            "meters",
+            "--candidate",
+            "ets",
+            "--candidate",
+            "nowhere",
+            "--test",
+            "test.jsonl",
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("nowhere/validation.json"), "{stderr}");
+    let (ok, _, stderr) = cli(
+        path,
+        &[
+            "train",
+            "--algorithm",
+            "ets",
+            "--train",
+            "train.jsonl",
+            "--model-dir",
+            "x",
+            "--set",
+            "time_freq=H",
+            "--set",
+            "prediction_length=24",
+            "--set",
+            "season_lengths=24",
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("season_lengths"), "{stderr}");
+}
