@@ -24,7 +24,9 @@ import time
 import boto3
 import psycopg
 
-JOBS = ["Crawl", "Convert", "Compact", "Dataset", "Train", "DetectDrift", "Publish", "BatchForecast"]
+# Candidates is training: DeepAR and the challengers, a Map state whose iterations are child
+# executions, each step on any worker.
+JOBS = ["Crawl", "Convert", "Compact", "Dataset", "Candidates", "DetectDrift", "Publish", "BatchForecast"]
 
 sluice, dburl, bucket, prefix, endpoint, night_input = sys.argv[1:7]
 want, per_night, day, generated = (int(a) for a in sys.argv[7:11])
@@ -64,9 +66,10 @@ def kill_workers():
 
 
 def durations(execution, but=None):
-    """Each Task state's time from entered to exited in an execution's history."""
+    """Each Task or Map state's time from entered to exited in an execution's history."""
     rows = db.execute(
-        "SELECT state, max(at) FILTER (WHERE kind = 'TaskStateExited') - min(at) FILTER (WHERE kind = 'TaskStateEntered') "
+        "SELECT state, max(at) FILTER (WHERE kind IN ('TaskStateExited', 'MapStateExited')) "
+        "- min(at) FILTER (WHERE kind IN ('TaskStateEntered', 'MapStateEntered')) "
         "FROM execution_events WHERE execution_id = %s AND state IS NOT NULL GROUP BY state", (execution,)).fetchall()
     return {state: ms for state, ms in rows if ms is not None and state != but}
 

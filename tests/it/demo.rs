@@ -44,7 +44,9 @@ fn the_demo_runs_two_nights_and_the_notebooks_run_against_it() {
     let demo: Value = serde_json::from_str(&stdout).unwrap();
     for line in [
         "==> night 1",
-        "Train",
+        "Candidates",
+        "candidate deepar: validation mean wQuantileLoss",
+        "candidate mstl: validation mean wQuantileLoss",
         "==> trigger new-landings",
         "==> the next day lands",
         "over MQTT (127.0.0.1:1883) through the bridge",

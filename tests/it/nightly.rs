@@ -96,7 +96,7 @@ fn the_nightly_retrain_workflow_runs_end_to_end() {
         ),
         "the conversion reconciles"
     );
-    assert!(path.join("work/night-1/model/model.safetensors").is_file());
+    assert!(path.join("work/night-1/deepar/model.safetensors").is_file());
     assert!(
         output["drift"]["report_id"]
             .as_str()
@@ -108,6 +108,20 @@ fn the_nightly_retrain_workflow_runs_end_to_end() {
         !output["decision"]["why"].as_str().unwrap().is_empty(),
         "{output}"
     );
+    // DeepAR and the challengers trained side by side; Publish chose on their validation
+    // windows, and the registry keeps every candidate's score and why it won or lost.
+    let families: Vec<&str> = output["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["family"].as_str().unwrap())
+        .collect();
+    assert_eq!(families, ["deepar", "mstl", "ets"], "{output}");
+    assert!(path.join("work/night-1/mstl/config.json").is_file());
+    let selection = output["publish"]["selection"].as_array().unwrap();
+    assert_eq!(selection.iter().filter(|o| o["won"] == true).count(), 1);
+    let winner = selection.iter().find(|o| o["won"] == true).unwrap();
+    assert_eq!(output["publish"]["family"], winner["family"], "{output}");
     // One id for one snapshot: the registry's lineage names the dataset the night built.
     let (ok, shown, stderr) = run_sluice(
         path,
@@ -172,12 +186,12 @@ fn the_nightly_retrain_workflow_runs_end_to_end() {
         "{output}"
     );
     assert!(
-        output.get("train").is_none() && output.get("publish").is_none(),
+        output.get("candidates").is_none() && output.get("publish").is_none(),
         "no training, no publishing: {output}"
     );
     assert_eq!(output["forecast"]["version"], 1, "{output}");
     assert_eq!(output["forecast"]["items"], 3, "{output}");
-    assert!(!path.join("work/night-2/model").exists());
+    assert!(!path.join("work/night-2/deepar").exists());
     let id = second["id"].as_str().unwrap();
     let events = events_of(path, id, "RetrainCheck");
     assert!(events.contains(&format!("no change: {drift}")), "{events}");
@@ -319,6 +333,9 @@ fn the_nightly_workflow_holds_a_winner_until_it_is_approved() {
         "prefix": "landing", "table": "telemetry", "group": "air-quality", "work": "work",
         "item": "device_id", "target": "pm25", "freq": "1h", "prediction_length": 12, "margin": 0.0,
         "approval": true,
+        // DeepAR alone competes: trained this way it beats seasonal naive on these windows,
+        // which a version must to be held for approval.
+        "algorithms": ["deepar"],
         "hyperparameters": {"context_length": "24", "epochs": "20", "num_cells": "8",
                             "mini_batch_size": "16", "num_batches_per_epoch": "20",
                             "learning_rate": "0.01"}

@@ -127,7 +127,9 @@ async fn two_workers_finish_the_nightly_workflow_after_one_is_killed_in_training
     let holder = loop {
         let now = describe().await;
         assert_eq!(now["status"], "RUNNING", "{now}");
-        if now["state"] == "Train" {
+        // Training is the Candidates state: DeepAR and the challengers, each a child execution
+        // whose step any worker may hold.
+        if now["state"] == "Candidates" {
             let holder: Option<String> = sqlx::query_scalar(
                 "SELECT lock_by FROM apalis.jobs WHERE status = 'Running' AND lock_by IN ('w1', 'w2') LIMIT 1",
             )
