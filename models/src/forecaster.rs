@@ -72,14 +72,15 @@ impl Forecasting for Model {
 
 /// A registered model of any family.
 pub enum Forecaster {
-    DeepAR(Model),
+    /// Boxed: a network is much larger than a classical model's settings.
+    DeepAR(Box<Model>),
     Classical(Classical),
 }
 
 impl Forecaster {
     fn inner(&self) -> &dyn Forecasting {
         match self {
-            Forecaster::DeepAR(model) => model,
+            Forecaster::DeepAR(model) => model.as_ref(),
             Forecaster::Classical(model) => model,
         }
     }
@@ -225,7 +226,7 @@ pub fn from_bytes(
                 reason: "missing".into(),
             })?;
             let (model, lineage) = artifact::from_bytes(config, weights, source, device)?;
-            Ok((Forecaster::DeepAR(model), lineage))
+            Ok((Forecaster::DeepAR(Box::new(model)), lineage))
         }
         Format::Classical => {
             let (model, lineage) = classical::from_bytes(config, source)?;

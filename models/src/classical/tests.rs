@@ -171,9 +171,6 @@ fn forecasts_agree_with_statsforecast_on_the_same_series() {
             .map(|(s, (l, h))| 2.0 * 1.281_551_565_544_600_4 * s / (h - l))
             .sum::<f64>()
             / mean.len() as f64;
-        eprintln!(
-            "{name}: point gap {point_gap:.4} of the level, interval width ratio {width_ratio:.3}"
-        );
         assert!(
             point_gap < 0.005,
             "{name}: point forecasts differ by {point_gap:.4} of the level"
