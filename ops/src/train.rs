@@ -170,7 +170,7 @@ fn validation_split(
         return Err(Error::invalid(
             "validation",
             format!(
-                "{source}: no series is longer than prediction_length ({horizon}), so none can hold out a validation window"
+                "{source}: no series has twice prediction_length ({horizon}) points, so none can hold out a validation window and keep as much to fit on"
             ),
         ));
     }

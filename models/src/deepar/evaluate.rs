@@ -53,12 +53,13 @@ pub fn split_test(
 
 /// Validation windows cut from training series: the series without their last `horizon`
 /// points (what a model is fitted on), and the whole series whose last window is scored (those
-/// that keep an observed point before it).
+/// that keep at least `horizon` points before it, one of them observed, so that every family
+/// can be fitted on what is left: DeepAR trains on series of at least `prediction_length`).
 pub fn hold_out(train: &[Series], horizon: usize) -> (Vec<Series>, Vec<Series>) {
     let scored: Vec<Series> = train
         .iter()
         .filter(|s| {
-            s.target.len() > horizon
+            s.target.len() >= 2 * horizon
                 && s.target[..s.target.len() - horizon]
                     .iter()
                     .any(|v| !v.is_nan())
@@ -77,6 +78,30 @@ pub fn hold_out(train: &[Series], horizon: usize) -> (Vec<Series>, Vec<Series>) 
         })
         .collect();
     (trimmed, scored)
+}
+
+#[cfg(test)]
+#[test]
+fn held_out_series_keep_a_horizon_to_fit_on() {
+    let series = |n: usize| Series {
+        start: chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .unwrap(),
+        target: vec![1.0; n],
+        cat: vec![],
+        dynamic_feat: vec![vec![0.0; n]],
+        item_id: None,
+    };
+    let (trimmed, scored) = hold_out(&[series(20), series(24), series(30)], 12);
+    assert_eq!(
+        scored.iter().map(|s| s.target.len()).collect::<Vec<_>>(),
+        [24, 30]
+    );
+    assert_eq!(
+        trimmed.iter().map(|s| s.target.len()).collect::<Vec<_>>(),
+        [12, 18]
+    );
+    assert_eq!(trimmed[1].dynamic_feat[0].len(), 18);
 }
 
 /// Forecasts every test window and scores the forecasts and seasonal naive.
