@@ -9,9 +9,11 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use candle_core::Device;
-use models::deepar::evaluate::{backtest, split_test};
+use models::classical::{Classical, Family};
+use models::deepar::evaluate::{backtest, hold_out, split_test};
 use models::deepar::series::read_json_lines;
 use models::deepar::{ForecastOptions, Hyperparameters, TrainOptions, forecast, train};
+use models::registry::{Entry, select};
 use serde_json::{Value, json};
 
 use scheduler::output::{Report, table};
@@ -50,11 +52,28 @@ struct Runs {
     train_wall_s: Vec<f64>,
 }
 
+/// The classical challengers and the champion chosen among every candidate on validation
+/// windows, seed by seed.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct Contest {
+    /// (family, test mean_wQuantileLoss by seed).
+    challengers: Vec<(String, Vec<f64>)>,
+    /// The champion's test mean_wQuantileLoss by seed, and the family chosen each seed.
+    champion: Vec<f64>,
+    chosen: Vec<String>,
+    /// Each candidate's validation mean_wQuantileLoss by seed, (family, values).
+    validation: Vec<(String, Vec<f64>)>,
+}
+
 fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
-fn sluice_runs(dir: &Path, meta: &Value, args: &BenchForecastArgs) -> anyhow::Result<(Runs, f64)> {
+fn sluice_runs(
+    dir: &Path,
+    meta: &Value,
+    args: &BenchForecastArgs,
+) -> anyhow::Result<(Runs, f64, Contest)> {
     let freq = meta["freq"].as_str().context("metadata.json: freq")?;
     let horizon = meta["prediction_length"]
         .as_u64()
@@ -71,6 +90,23 @@ fn sluice_runs(dir: &Path, meta: &Value, args: &BenchForecastArgs) -> anyhow::Re
     let test_set = read_json_lines(&dir.join("test.jsonl"))?;
     let mut runs = Runs::default();
     let mut latency_ms = f64::NAN;
+    let horizon = hp.prediction_length;
+    let (validation_train, validation_windows) = hold_out(&train_set, horizon);
+    let challengers: Vec<Classical> = Family::ALL
+        .iter()
+        .map(|family| Classical::from_map(*family, map.as_object().expect("an object")))
+        .collect::<Result<_, _>>()?;
+    let mut contest = Contest {
+        challengers: challengers
+            .iter()
+            .map(|c| (c.family.name().to_owned(), vec![]))
+            .collect(),
+        validation: std::iter::once("deepar".to_owned())
+            .chain(challengers.iter().map(|c| c.family.name().to_owned()))
+            .map(|f| (f, vec![]))
+            .collect(),
+        ..Contest::default()
+    };
     for seed in 0..args.seeds {
         let (cpu, wall) = (process_cpu_seconds()?, Instant::now());
         let options = TrainOptions {
@@ -88,18 +124,79 @@ fn sluice_runs(dir: &Path, meta: &Value, args: &BenchForecastArgs) -> anyhow::Re
             ..ForecastOptions::default()
         };
         let result = backtest(&model, &test_set, options, "test.jsonl")?;
-        runs.mean_wql
-            .push(result.deepar.mean_weighted_quantile_loss);
+        runs.mean_wql.push(result.model.mean_weighted_quantile_loss);
         runs.naive_wql
             .push(result.seasonal_naive.mean_weighted_quantile_loss);
         tracing::info!(
             seed,
-            wql = result.deepar.mean_weighted_quantile_loss,
+            wql = result.model.mean_weighted_quantile_loss,
             "sluice run done"
+        );
+        // The contest, as the nightly runs it: every candidate made without the validation
+        // windows and scored on them; the lowest wins, and the test score of the winner made
+        // from all the data is the champion's.
+        let validate = |options: ForecastOptions| ForecastOptions {
+            seed: options.seed + 2000,
+            ..options
+        };
+        let train_options = TrainOptions {
+            seed,
+            device: Device::Cpu,
+            source: "train.jsonl",
+            on_epoch: None,
+        };
+        let (held_out, _) = train(&hp, &validation_train, train_options)?;
+        let mut entries = vec![Entry {
+            family: "deepar".into(),
+            model_dir: String::new(),
+            mean_wql: backtest(
+                &held_out,
+                &validation_windows,
+                validate(options),
+                "validation",
+            )?
+            .model
+            .mean_weighted_quantile_loss,
+            naive_mean_wql: f64::NAN,
+        }];
+        // A chosen DeepAR is refitted on all the data before it serves: the model above.
+        let mut tests = vec![result.model.mean_weighted_quantile_loss];
+        for (challenger, (_, row)) in challengers.iter().zip(contest.challengers.iter_mut()) {
+            let test = backtest(challenger, &test_set, options, "test.jsonl")?
+                .model
+                .mean_weighted_quantile_loss;
+            row.push(test);
+            tests.push(test);
+            entries.push(Entry {
+                family: challenger.family.name().into(),
+                model_dir: String::new(),
+                mean_wql: backtest(
+                    challenger,
+                    &validation_windows,
+                    validate(options),
+                    "validation",
+                )?
+                .model
+                .mean_weighted_quantile_loss,
+                naive_mean_wql: f64::NAN,
+            });
+        }
+        for ((_, row), entry) in contest.validation.iter_mut().zip(&entries) {
+            row.push(entry.mean_wql);
+        }
+        let chosen = select(&entries).context("no candidate has a finite validation score")?;
+        contest.champion.push(tests[chosen.winner]);
+        contest.chosen.push(entries[chosen.winner].family.clone());
+        tracing::info!(
+            seed,
+            chosen = %entries[chosen.winner].family,
+            wql = tests[chosen.winner],
+            "champion chosen"
         );
         if seed + 1 == args.seeds {
             // One series, 100 paths over the horizon: the median of 50 timed calls after 5 warm-ups.
-            let (history, _) = split_test(&model, &test_set[..1], "test.jsonl")?;
+            let (history, _) =
+                split_test(model.layout.prediction_length, &test_set[..1], "test.jsonl")?;
             let mut times = Vec::new();
             for call in 0..55 {
                 let options = ForecastOptions {
@@ -117,7 +214,7 @@ fn sluice_runs(dir: &Path, meta: &Value, args: &BenchForecastArgs) -> anyhow::Re
             latency_ms = times[times.len() / 2];
         }
     }
-    Ok((runs, latency_ms))
+    Ok((runs, latency_ms, contest))
 }
 
 fn gluonts_runs(
@@ -217,7 +314,7 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
             &std::fs::read_to_string(dir.join("metadata.json"))
                 .with_context(|| format!("{}: no metadata.json", dir.display()))?,
         )?;
-        let (sluice, latency_ms) = {
+        let (sluice, latency_ms, contest) = {
             let (dir, meta) = (dir.clone(), meta.clone());
             let args = BenchForecastArgs {
                 datasets: vec![],
@@ -253,6 +350,32 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
             format!("{:.4}", mean(&sluice.naive_wql)),
             format!("{:.1}", mean(&sluice.train_cpu_s)),
         ]];
+        for (family, values) in &contest.challengers {
+            rows.push([
+                format!("sluice {family} (challenger)"),
+                values
+                    .iter()
+                    .map(|v| format!("{v:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                format!("{:.4}", mean(values)),
+                "-".to_string(),
+                "- (fitted per series)".to_string(),
+            ]);
+        }
+        rows.push([
+            "sluice champion (chosen on validation)".to_string(),
+            contest
+                .champion
+                .iter()
+                .zip(&contest.chosen)
+                .map(|(v, f)| format!("{v:.3} ({f})"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            format!("{:.4}", mean(&contest.champion)),
+            "-".to_string(),
+            "-".to_string(),
+        ]);
         for (threads, runs) in &peers {
             rows.push([
                 format!(
@@ -299,6 +422,7 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
             .min_by(|a, b| mean(&a.1.train_cpu_s).total_cmp(&mean(&b.1.train_cpu_s)));
         let mut summary = json!({
             "dataset": dataset, "sluice": sluice, "latency_ms_one_series_100_paths": latency_ms,
+            "contest": contest,
             "gluonts": peers.iter().map(|(t, r)| json!({"threads": t, "runs": r})).collect::<Vec<_>>(),
             "statsforecast": classical,
         });
@@ -332,6 +456,18 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
                 sluice_wql / best_wql
             ));
             summary["classical_ratio"] = json!(sluice_wql / best_wql);
+            let peer_best = peers
+                .iter()
+                .map(|(_, r)| mean(&r.mean_wql))
+                .chain(std::iter::once(best_wql))
+                .fold(f64::INFINITY, f64::min);
+            let champion = mean(&contest.champion);
+            let every_seed = contest.champion.iter().all(|c| *c < peer_best);
+            text.push_str(&format!(
+                "champion: {champion:.4} against the best peer's {peer_best:.4} (target: beats every peer with every seed: {})\n",
+                verdict(every_seed)
+            ));
+            summary["champion_beats_every_peer"] = json!(every_seed);
         } else {
             text.push_str(
                 "(statsforecast not run: pass --statsforecast-python and --statsforecast-script)\n",
