@@ -199,6 +199,25 @@ impl Drop for Process {
 }
 
 /// Starts `sluice` with arguments in a directory, its output discarded.
+/// `sluice` on the directory's own embedded catalog (`db/sluice.db`) and lake (`lake/`), with
+/// JSON output: (success, the parsed output or null, stderr).
+pub fn sluice_json(dir: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let mut all = vec![
+        "--database",
+        "sqlite://db/sluice.db",
+        "--lake",
+        "file://lake",
+    ];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--output", "json"]);
+    let (ok, stdout, stderr) = run_sluice(dir, &all);
+    (
+        ok,
+        serde_json::from_str(&stdout).unwrap_or_default(),
+        stderr,
+    )
+}
+
 pub fn spawn(dir: &Path, args: &[&str]) -> Process {
     Process(
         std::process::Command::new(sluice_binary())

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
+use tests::sluice_json as cli;
 
 /// Hourly series with daily and weekly cycles and noise: what MSTL is for.
 fn cycles(hours: usize) -> Vec<Value> {
@@ -33,23 +34,6 @@ fn cycles(hours: usize) -> Vec<Value> {
 fn write_lines(path: &Path, lines: &[Value]) {
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(path, text).unwrap();
-}
-
-fn cli(dir: &Path, args: &[&str]) -> (bool, Value, String) {
-    let mut all = vec![
-        "--database",
-        "sqlite://db/sluice.db",
-        "--lake",
-        "file://lake",
-    ];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--output", "json"]);
-    let (ok, stdout, stderr) = tests::run_sluice(dir, &all);
-    (
-        ok,
-        serde_json::from_str(&stdout).unwrap_or_default(),
-        stderr,
-    )
 }
 
 fn setup(dir: &Path) {

@@ -3,6 +3,7 @@
 //! forecasts written to the lake from the champion and scored later against the actuals.
 
 use serde_json::json;
+use tests::sluice_json as cli;
 
 /// Noisy series around a level per series: seasonal naive repeats yesterday's noise, so a
 /// model that learns the level and the spread beats it.
@@ -22,24 +23,6 @@ fn noisy_panel(hours: usize) -> Vec<serde_json::Value> {
             json!({"start": "2024-01-01 00:00:00", "target": target})
         })
         .collect()
-}
-
-/// `sluice` on the test's database and lake, with JSON output.
-fn cli(dir: &std::path::Path, args: &[&str]) -> (bool, serde_json::Value, String) {
-    let mut all = vec![
-        "--database",
-        "sqlite://db/sluice.db",
-        "--lake",
-        "file://lake",
-    ];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--output", "json"]);
-    let (ok, stdout, stderr) = tests::run_sluice(dir, &all);
-    (
-        ok,
-        serde_json::from_str(&stdout).unwrap_or_default(),
-        stderr,
-    )
 }
 
 #[test]
