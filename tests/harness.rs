@@ -198,7 +198,19 @@ impl Drop for Process {
     }
 }
 
-/// Starts `sluice` with arguments in a directory, its output discarded.
+/// `sluice` with JSON output, on the directory's configuration: (success, the parsed output or
+/// null, stderr).
+pub fn run_sluice_json(dir: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--output", "json"]);
+    let (ok, stdout, stderr) = run_sluice(dir, &all);
+    (
+        ok,
+        serde_json::from_str(&stdout).unwrap_or_default(),
+        stderr,
+    )
+}
+
 /// `sluice` on the directory's own embedded catalog (`db/sluice.db`) and lake (`lake/`), with
 /// JSON output: (success, the parsed output or null, stderr).
 pub fn sluice_json(dir: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
@@ -209,13 +221,50 @@ pub fn sluice_json(dir: &Path, args: &[&str]) -> (bool, serde_json::Value, Strin
         "file://lake",
     ];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--output", "json"]);
-    let (ok, stdout, stderr) = run_sluice(dir, &all);
-    (
-        ok,
-        serde_json::from_str(&stdout).unwrap_or_default(),
-        stderr,
+    run_sluice_json(dir, &all)
+}
+
+/// Four hourly series (`meter-0` ... `meter-3`) of `hours` points with daily and weekly cycles,
+/// noise, and a missing value (`"NaN"`) every 97 hours.
+pub fn hourly_cycles(hours: usize) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let mut state = 11u64;
+    (0..4)
+        .map(|i| {
+            let level = 80.0 + 30.0 * i as f64;
+            let target: Vec<serde_json::Value> = (0..hours)
+                .map(|t| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let noise = ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5;
+                    let day = (2.0 * std::f64::consts::PI * (t % 24) as f64 / 24.0).sin();
+                    let weekend = if (t / 24) % 7 >= 5 { -0.3 } else { 0.1 };
+                    let value = (level * (1.0 + 0.5 * day + weekend) + 8.0 * noise).round();
+                    if t % 97 == 40 { json!("NaN") } else { json!(value) }
+                })
+                .collect();
+            json!({"start": "2024-01-01 00:00:00", "target": target, "item_id": format!("meter-{i}")})
+        })
+        .collect()
+}
+
+/// Writes one JSON value per line.
+pub fn write_lines(path: &Path, lines: &[serde_json::Value]) {
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(path, text).expect("write JSON lines");
+}
+
+/// The `sluice worker` among `names` that holds a running step now, if any (Postgres).
+pub async fn worker_holding_a_step(pool: &sqlx::PgPool, names: &[&str]) -> Option<String> {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    sqlx::query_scalar(
+        "SELECT lock_by FROM apalis.jobs WHERE status = 'Running' AND lock_by = ANY($1) LIMIT 1",
     )
+    .bind(names)
+    .fetch_optional(pool)
+    .await
+    .expect("read the queue")
 }
 
 pub fn spawn(dir: &Path, args: &[&str]) -> Process {

@@ -53,8 +53,12 @@ pub enum Algorithm {
     Deepar,
     /// MSTL with an AutoETS trend, fitted per series.
     Mstl,
-    /// Non-seasonal AutoETS, fitted per series.
+    /// AutoETS (error, trend and season by AICc), fitted per series.
     Ets,
+    /// AutoARIMA (stepwise order search), fitted per series.
+    Arima,
+    /// AutoTheta (the best theta model by in-sample error), fitted per series.
+    Theta,
 }
 
 impl Algorithm {
@@ -64,6 +68,8 @@ impl Algorithm {
             Algorithm::Deepar => "deepar",
             Algorithm::Mstl => "mstl",
             Algorithm::Ets => "ets",
+            Algorithm::Arima => "arima",
+            Algorithm::Theta => "theta",
         }
     }
 
@@ -72,6 +78,8 @@ impl Algorithm {
             Algorithm::Deepar => None,
             Algorithm::Mstl => Some(Family::Mstl),
             Algorithm::Ets => Some(Family::Ets),
+            Algorithm::Arima => Some(Family::Arima),
+            Algorithm::Theta => Some(Family::Theta),
         }
     }
 }
@@ -79,7 +87,7 @@ impl Algorithm {
 /// `{"train", "test"?, "model_dir", "algorithm"?: "deepar", "hyperparameters"?: {...},
 /// "seed"?: 0, "device"?: "cpu", "snapshot_id"?}`. Hyperparameters use SageMaker DeepAR's
 /// names; values are numbers or strings. A classical `algorithm` reads `time_freq`,
-/// `prediction_length`, `season_lengths` (mstl), `num_eval_samples` and `test_quantiles`, and
+/// `prediction_length`, `season_lengths`, `num_eval_samples` and `test_quantiles`, and
 /// ignores DeepAR's other names.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,10 +113,18 @@ pub struct TrainRequest {
     /// the test windows; the model kept is trained on all the data (DeepAR trains twice).
     #[serde(default)]
     pub validation: bool,
+    /// With `validation`: train the kept model on all the data (the default), or keep the
+    /// model that was scored (`false`: a tuning trial's model, trained once, never served).
+    #[serde(default = "refit_default")]
+    pub refit: bool,
     /// The dataset snapshot the training file belongs to (a dataset manifest's `snapshot_id`);
     /// default: the manifest beside the training file, else the file's SHA-256.
     #[serde(default)]
     pub snapshot_id: Option<String>,
+}
+
+fn refit_default() -> bool {
+    true
 }
 
 /// The backtest's figures.
@@ -333,17 +349,35 @@ fn train_blocking(
             source: &source,
             on_epoch: None,
         };
-        Some((train(hp, &trimmed, options)?.0, scored))
+        let (model, report) = train(hp, &trimmed, options)?;
+        Some((model, report, scored))
     } else {
         None
     };
-    let options = TrainOptions {
-        seed: request.seed,
-        device,
-        source: &source,
-        on_epoch: Some(&mut on_epoch),
+    // `held_out`: the scored model when it is not the one kept, and the windows it is scored on.
+    let (model, report, held_out) = match held_out {
+        // A tuning trial: the scored model is the one kept.
+        Some((model, report, scored)) if !request.refit => {
+            for epoch in &report.epochs {
+                on_epoch(epoch);
+            }
+            (model, report, Some((None, scored)))
+        }
+        held_out => {
+            let options = TrainOptions {
+                seed: request.seed,
+                device,
+                source: &source,
+                on_epoch: Some(&mut on_epoch),
+            };
+            let (model, report) = train(hp, &train_set, options)?;
+            (
+                model,
+                report,
+                held_out.map(|(scored_model, _, scored)| (Some(scored_model), scored)),
+            )
+        }
     };
-    let (model, report) = train(hp, &train_set, options)?;
     let lineage = Lineage {
         seed: request.seed,
         train: source.clone(),
@@ -352,7 +386,9 @@ fn train_blocking(
     artifact::save(&model, &request.model_dir, &lineage)?;
     artifact::write_json(&request.model_dir, "training.json", &report)?;
     let validation_metrics = held_out
-        .map(|(held_out, scored)| validate(&held_out, request, &scored))
+        .map(|(scored_model, scored)| {
+            validate(scored_model.as_ref().unwrap_or(&model), request, &scored)
+        })
         .transpose()?;
     let test_metrics = test_model(&model, request, test_set.as_deref())?;
     Ok(TrainOutput {

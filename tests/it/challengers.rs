@@ -1,4 +1,5 @@
-//! The classical challengers as a user runs them: `sluice train --algorithm mstl|ets` writes a
+//! The classical challengers as a user runs them: `sluice train --algorithm mstl|ets|arima|theta`
+//! writes a
 //! model directory of settings, `sluice forecast` answers SageMaker's request with it, and
 //! `sluice models publish --candidate ...` chooses among families on the validation windows
 //! held out of the training data, publishes the winner, and records why each won or lost.
@@ -6,35 +7,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use tests::sluice_json as cli;
-
-/// Hourly series with daily and weekly cycles and noise: what MSTL is for.
-fn cycles(hours: usize) -> Vec<Value> {
-    let mut state = 11u64;
-    (0..4)
-        .map(|i| {
-            let level = 80.0 + 30.0 * i as f64;
-            let target: Vec<Value> = (0..hours)
-                .map(|t| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    let noise = ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5;
-                    let day = (2.0 * std::f64::consts::PI * (t % 24) as f64 / 24.0).sin();
-                    let weekend = if (t / 24) % 7 >= 5 { -0.3 } else { 0.1 };
-                    let value = (level * (1.0 + 0.5 * day + weekend) + 8.0 * noise).round();
-                    if t % 97 == 40 { json!("NaN") } else { json!(value) }
-                })
-                .collect();
-            json!({"start": "2024-01-01 00:00:00", "target": target, "item_id": format!("meter-{i}")})
-        })
-        .collect()
-}
-
-fn write_lines(path: &Path, lines: &[Value]) {
-    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    std::fs::write(path, text).unwrap();
-}
+use tests::{hourly_cycles as cycles, sluice_json as cli, write_lines};
 
 fn setup(dir: &Path) {
     let full = cycles(24 * 7 * 4);
@@ -109,8 +82,22 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
     assert!(!path.join("mstl/model.safetensors").exists());
     assert!(path.join("mstl/validation.json").is_file());
 
-    let ets = train(path, "ets", "ets");
-    assert_eq!(ets["test_metrics"]["family"], "ets");
+    for family in ["ets", "arima", "theta"] {
+        let out = train(path, family, family);
+        assert_eq!(out["test_metrics"]["family"], family, "{out}");
+        let model = out["validation_metrics"]["model"]["mean_weighted_quantile_loss"]
+            .as_f64()
+            .unwrap();
+        let naive = out["validation_metrics"]["seasonal_naive"]["mean_weighted_quantile_loss"]
+            .as_f64()
+            .unwrap();
+        assert!(model.is_finite() && model > 0.0, "{family}: {out}");
+        // The hourly cycles are modelled: within reach of seasonal naive, not a flat line.
+        assert!(
+            model < 1.5 * naive,
+            "{family} {model} against seasonal naive {naive}"
+        );
+    }
     let deepar = train(path, "deepar", "deepar");
     assert!(
         deepar["test_metrics"]["deepar"].is_object(),
@@ -149,7 +136,7 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
         "{prediction}"
     );
 
-    // Publishing among the three: the lowest validation loss is chosen, and the registry keeps
+    // Publishing among the five: the lowest validation loss is chosen, and the registry keeps
     // every candidate's score with why it won or lost.
     let (ok, published, stderr) = cli(
         path,
@@ -164,13 +151,17 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
             "mstl",
             "--candidate",
             "ets",
+            "--candidate",
+            "arima",
+            "--candidate",
+            "theta",
             "--test",
             "test.jsonl",
         ],
     );
     assert!(ok, "{stderr}");
     let selection = published["selection"].as_array().unwrap();
-    assert_eq!(selection.len(), 3);
+    assert_eq!(selection.len(), 5);
     let scores: Vec<f64> = selection
         .iter()
         .map(|o| o["validation_mean_wQuantileLoss"].as_f64().unwrap())
@@ -198,7 +189,7 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
     assert!(ok, "{stderr}");
     assert_eq!(
         info["metrics"]["selection"].as_array().unwrap().len(),
-        3,
+        5,
         "{info}"
     );
 
@@ -252,9 +243,12 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
             "--set",
             "prediction_length=24",
             "--set",
-            "season_lengths=24",
+            "season_lengths=[24, 1]",
         ],
     );
     assert!(!ok);
-    assert!(stderr.contains("season_lengths"), "{stderr}");
+    assert!(
+        stderr.contains("season_lengths") && stderr.contains("at least 2"),
+        "{stderr}"
+    );
 }

@@ -1,17 +1,16 @@
 //! Fitting one series and reading its predictive distribution: the point forecast and the
-//! h-step standard deviation, from augurs' models, or seasonal naive with random-walk
-//! intervals when the series is too short for them.
+//! h-step standard deviation, from augurs' models (MSTL) and anofox's (AutoETS, AutoARIMA,
+//! AutoTheta), or seasonal naive with random-walk intervals when a fit fails.
 
-use augurs::ets::AutoETS;
 use augurs::mstl::MSTLModel;
-use augurs::{Fit, Predict};
+use augurs::{Fit, Forecast, Predict};
 
-use super::Family;
+use super::{Family, anofox};
 
-/// The interval level asked of augurs; its half-width over this z-score is the h-step sigma.
-const LEVEL: f64 = 0.8;
+/// The interval level asked of the models; its half-width over this z-score is the h-step sigma.
+pub(super) const LEVEL: f64 = 0.8;
 /// The standard normal's 0.9 quantile.
-const Z_90: f64 = 1.281_551_565_544_600_4;
+pub(super) const Z_90: f64 = 1.281_551_565_544_600_4;
 
 /// A series' predictive distribution: `point[h] + sigma[h] * N(0, 1)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,71 +53,87 @@ pub fn fill_gaps(target: &[f32]) -> Vec<f64> {
     out
 }
 
-/// Fits `family` to `history` (no gaps) and forecasts `horizon` steps. Seasons of
-/// `season_lengths` shorter than half the history are used (STL needs two full cycles).
+/// Fits `family` to `history` (no gaps) and forecasts `horizon` steps. Only seasons of
+/// `season_lengths` shorter than half the history are used (a cycle is estimated from two at
+/// least); `ets`, `arima` and `theta` model one season, the shortest.
 pub fn fit_predict(
     family: Family,
     history: &[f64],
     season_lengths: &[usize],
     horizon: usize,
 ) -> Fitted {
-    let result = match family {
-        Family::Ets => AutoETS::non_seasonal()
+    let periods: Vec<usize> = season_lengths
+        .iter()
+        .copied()
+        .filter(|&m| 2 * m < history.len())
+        .collect();
+    let season = periods.iter().copied().min().unwrap_or(1);
+    let result: Result<(Vec<f64>, Vec<f64>), String> = match family {
+        Family::Theta => anofox::theta(history, season, horizon),
+        Family::Ets => spread(anofox::ets(history, season, horizon)),
+        Family::Arima if season <= anofox::MAX_SARIMA_SEASON => {
+            spread(anofox::arima(history, season, horizon))
+        }
+        Family::Arima => spread(
+            MSTLModel::new(periods, anofox::ArimaTrend)
+                .fit(history)
+                .map_err(|e| e.to_string())
+                .and_then(|fitted| fitted.predict(horizon, LEVEL).map_err(|e| e.to_string())),
+        ),
+        // No cycle fits twice: the trend model alone, as statsforecast's MSTL does.
+        Family::Mstl if periods.is_empty() => spread(
+            augurs::ets::AutoETS::non_seasonal()
+                .fit(history)
+                .map_err(|e| e.to_string())
+                .and_then(|fitted| fitted.predict(horizon, LEVEL).map_err(|e| e.to_string())),
+        ),
+        Family::Mstl => spread(
+            MSTLModel::new(
+                periods,
+                augurs::ets::AutoETS::non_seasonal().into_trend_model(),
+            )
             .fit(history)
             .map_err(|e| e.to_string())
             .and_then(|fitted| fitted.predict(horizon, LEVEL).map_err(|e| e.to_string())),
-        Family::Mstl => {
-            let periods: Vec<usize> = season_lengths
-                .iter()
-                .copied()
-                .filter(|&m| 2 * m < history.len())
-                .collect();
-            if periods.is_empty() {
-                // No cycle fits twice: the trend model alone, as statsforecast's MSTL does.
-                AutoETS::non_seasonal()
-                    .fit(history)
-                    .map_err(|e| e.to_string())
-                    .and_then(|fitted| fitted.predict(horizon, LEVEL).map_err(|e| e.to_string()))
-            } else {
-                MSTLModel::new(periods, AutoETS::non_seasonal().into_trend_model())
-                    .fit(history)
-                    .map_err(|e| e.to_string())
-                    .and_then(|fitted| fitted.predict(horizon, LEVEL).map_err(|e| e.to_string()))
-            }
-        }
+        ),
     };
-    let season = season_lengths.first().copied().unwrap_or(1);
+    let fallback_season = season_lengths.iter().copied().min().unwrap_or(1);
     match result {
-        Ok(forecast) => {
-            let sigma: Option<Vec<f64>> = forecast.intervals.as_ref().map(|i| {
-                i.lower
-                    .iter()
-                    .zip(&i.upper)
-                    .map(|(l, u)| ((u - l) / (2.0 * Z_90)).max(0.0))
-                    .collect()
-            });
-            let usable = forecast.point.len() == horizon
-                && forecast.point.iter().all(|v| v.is_finite())
-                && sigma
-                    .as_ref()
-                    .is_some_and(|s| s.len() == horizon && s.iter().all(|v| v.is_finite()));
-            if usable {
-                Fitted {
-                    point: forecast.point,
-                    sigma: sigma.expect("checked"),
-                    fallback: None,
-                }
-            } else {
-                naive(
-                    history,
-                    season,
-                    horizon,
-                    "the fit gave no finite forecast or interval".into(),
-                )
+        Ok((point, sigma))
+            if point.len() == horizon
+                && sigma.len() == horizon
+                && point.iter().chain(&sigma).all(|v| v.is_finite()) =>
+        {
+            Fitted {
+                point,
+                sigma,
+                fallback: None,
             }
         }
-        Err(reason) => naive(history, season, horizon, reason),
+        Ok(_) => naive(
+            history,
+            fallback_season,
+            horizon,
+            "the fit gave no finite forecast or interval".into(),
+        ),
+        Err(reason) => naive(history, fallback_season, horizon, reason),
     }
+}
+
+/// A forecast's point and h-step standard deviation (its 80 % interval's half-width over the
+/// normal's 0.9 quantile).
+fn spread(forecast: Result<Forecast, String>) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let forecast = forecast?;
+    let sigma = forecast
+        .intervals
+        .as_ref()
+        .ok_or("the model gave no prediction interval")?
+        .lower
+        .iter()
+        .zip(&forecast.intervals.as_ref().expect("checked").upper)
+        .map(|(l, u)| ((u - l) / (2.0 * Z_90)).max(0.0))
+        .collect();
+    Ok((forecast.point, sigma))
 }
 
 /// Seasonal naive with random-walk intervals: the value a season back, with the spread of the

@@ -5,9 +5,18 @@
 //! - `mstl`: multiple seasonal-trend decomposition by LOESS (daily and weekly cycles of hourly
 //!   data, say) with the deseasonalised series forecast by AutoETS, from the `augurs` crate
 //!   (statsforecast's `MSTL(trend_forecaster=AutoETS(model="ZZN"))`);
-//! - `ets`: AutoETS over the error and trend components (additive or multiplicative error; no,
-//!   additive or damped trend) chosen by AICc, from `augurs`; augurs has no seasonal ETS yet, so
-//!   seasonal series are `mstl`'s;
+//! - `ets`: AutoETS, error, trend and season (none, additive or multiplicative; damped trends
+//!   too) chosen by AICc, from `anofox-forecast` (statsforecast's `AutoETS(season_length=m)`);
+//! - `arima`: AutoARIMA, the orders (p, d, q)(P, D, Q) found by the stepwise search with the
+//!   differencing chosen by unit-root tests, from `anofox-forecast` (statsforecast's
+//!   `AutoARIMA(season_length=m)`); for seasons over 12 steps (hourly data's day), a seasonal
+//!   ARIMA takes minutes a series, so MSTL removes the cycles and AutoARIMA forecasts the rest;
+//! - `theta`: AutoTheta, the best of the standard, optimised and dynamic theta models by
+//!   in-sample error, on the series deseasonalised multiplicatively, from `anofox-forecast`
+//!   (statsforecast's `AutoTheta(season_length=m)`).
+//!
+//! `ets`, `arima` and `theta` model one season, the shortest of `season_lengths`; `mstl` every
+//! one of them. A season is only modelled where the series holds two cycles of it.
 //!
 //! Prediction intervals come from the fitted model's predictive distribution (Gaussian with the
 //! model's h-step standard deviation); the sample paths a [`Forecast`] carries are drawn from it
@@ -16,6 +25,7 @@
 //! dropped, trailing ones carry the last value); a series too short for its model is forecast
 //! by seasonal naive with random-walk intervals, and the fallback is logged.
 
+mod anofox;
 mod fit;
 
 #[cfg(test)]
@@ -41,22 +51,29 @@ pub use fit::{Fitted, fill_gaps, fit_predict};
 /// `config.json`'s `format` for a classical model.
 pub const FORMAT: &str = "sluice-classical";
 /// The directory format; a reader refuses versions it does not know.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
+/// Version 1 directories (before `ets` was seasonal) still load: an `ets` model without
+/// `season_lengths` is read as the non-seasonal model it was.
+const OLDEST_FORMAT_VERSION: u64 = 1;
 
 /// A classical model family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     Mstl,
     Ets,
+    Arima,
+    Theta,
 }
 
 impl Family {
-    pub const ALL: [Family; 2] = [Family::Mstl, Family::Ets];
+    pub const ALL: [Family; 4] = [Family::Mstl, Family::Ets, Family::Arima, Family::Theta];
 
     pub fn name(self) -> &'static str {
         match self {
             Family::Mstl => "mstl",
             Family::Ets => "ets",
+            Family::Arima => "arima",
+            Family::Theta => "theta",
         }
     }
 
@@ -81,7 +98,8 @@ pub struct Classical {
     pub family: Family,
     pub time_freq: Frequency,
     pub prediction_length: usize,
-    /// The cycles `mstl` removes (those under half a series' length are used); empty for `ets`.
+    /// The cycles: `mstl` removes all of them, the other families model the shortest (only
+    /// those under half a series' length are used); empty for none.
     pub season_lengths: Vec<usize>,
     pub num_eval_samples: usize,
     pub test_quantiles: Vec<f64>,
@@ -133,18 +151,9 @@ impl Classical {
         let time_freq: Frequency = field(map, "time_freq")
             .ok_or_else(|| invalid("time_freq", "required"))?
             .parse()?;
-        let season_lengths = match (family, field(map, "season_lengths")) {
-            (Family::Ets, None) => vec![],
-            (Family::Ets, Some(s)) => {
-                return Err(invalid(
-                    "season_lengths",
-                    format!(
-                        "{s:?}: ets fits no seasonal component (augurs has none yet); use mstl for seasonal series"
-                    ),
-                ));
-            }
-            (Family::Mstl, None) => default_seasons(time_freq),
-            (Family::Mstl, Some(s)) => list::<usize>("season_lengths", &s)?,
+        let season_lengths = match field(map, "season_lengths") {
+            None => default_seasons(time_freq),
+            Some(s) => list::<usize>("season_lengths", &s)?,
         };
         if let Some(bad) = season_lengths.iter().find(|&&m| m < 2) {
             return Err(invalid(
@@ -171,9 +180,7 @@ impl Classical {
         };
         put("time_freq", self.time_freq.to_string());
         put("prediction_length", self.prediction_length.to_string());
-        if self.family == Family::Mstl {
-            put("season_lengths", format!("{:?}", self.season_lengths));
-        }
+        put("season_lengths", format!("{:?}", self.season_lengths));
         put("num_eval_samples", self.num_eval_samples.to_string());
         put("test_quantiles", format!("{:?}", self.test_quantiles));
         map
@@ -311,9 +318,10 @@ pub fn from_bytes(config: &[u8], source: &str) -> Result<(Classical, Lineage)> {
     };
     let config: Value = serde_json::from_slice(config).map_err(|e| io(e.to_string()))?;
     let version = config.get("format_version").and_then(Value::as_u64);
-    if version != Some(FORMAT_VERSION) {
+    if !version.is_some_and(|v| (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&v)) {
         return Err(io(format!(
-            "format_version {version:?} is not {FORMAT_VERSION}"
+            "format_version {version:?} is not one this build reads \
+             ({OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
         )));
     }
     let name = config.get("family").and_then(Value::as_str).unwrap_or("");
@@ -327,7 +335,10 @@ pub fn from_bytes(config: &[u8], source: &str) -> Result<(Classical, Lineage)> {
         .get("hyperparameters")
         .and_then(Value::as_object)
         .ok_or_else(|| io("no hyperparameters object".into()))?;
-    let model = Classical::from_map(family, map)?;
+    let mut model = Classical::from_map(family, map)?;
+    if version == Some(1) && family == Family::Ets && !map.contains_key("season_lengths") {
+        model.season_lengths.clear();
+    }
     let lineage: Lineage = config
         .get("lineage")
         .cloned()

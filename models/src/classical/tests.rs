@@ -71,10 +71,24 @@ fn settings_follow_the_frequency_and_refuse_what_no_family_reads() {
         )
         .contains("unknown hyperparameter \"seasons\"")
     );
+    for family in [Family::Ets, Family::Arima, Family::Theta] {
+        let model = Classical::from_map(
+            family,
+            &settings(json!({"time_freq": "M", "prediction_length": 12})),
+        )
+        .unwrap();
+        assert_eq!(model.season_lengths, [12], "{family:?}");
+        let none = Classical::from_map(
+            family,
+            &settings(json!({"time_freq": "M", "prediction_length": 12, "season_lengths": "[]"})),
+        )
+        .unwrap();
+        assert!(none.season_lengths.is_empty(), "{family:?}");
+    }
     assert!(
         err(
-            Family::Ets,
-            json!({"time_freq": "H", "prediction_length": 24, "season_lengths": "24"})
+            Family::Arima,
+            json!({"time_freq": "H", "prediction_length": 24, "season_lengths": "[24, x]"})
         )
         .contains("season_lengths")
     );
@@ -118,7 +132,32 @@ fn the_directory_round_trips_and_serves_as_a_forecaster() {
     );
 }
 
-/// statsforecast's MSTL and AutoETS on the fixture series (fixtures/make.py).
+#[test]
+fn a_first_version_ets_directory_loads_as_the_non_seasonal_model_it_was() {
+    let config = json!({
+        "format": FORMAT,
+        "format_version": 1,
+        "family": "ets",
+        "hyperparameters": {"time_freq": "M", "prediction_length": "12"},
+    });
+    let (model, _) = from_bytes(config.to_string().as_bytes(), "old").unwrap();
+    assert!(model.season_lengths.is_empty());
+    let mut now = config.clone();
+    now["format_version"] = json!(FORMAT_VERSION);
+    let (model, _) = from_bytes(now.to_string().as_bytes(), "new").unwrap();
+    assert_eq!(model.season_lengths, [12]);
+    now["format_version"] = json!(FORMAT_VERSION + 1);
+    let err = from_bytes(now.to_string().as_bytes(), "future")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("future/config.json") && err.contains("format_version"),
+        "{err}"
+    );
+}
+
+/// statsforecast's MSTL, AutoETS, AutoARIMA and AutoTheta on the fixture series
+/// (fixtures/make.py).
 fn fixtures() -> Vec<Value> {
     let text = include_str!("fixtures/statsforecast.json");
     let value: Value = serde_json::from_str(text).unwrap();
@@ -134,11 +173,24 @@ fn floats(value: &Value) -> Vec<f64> {
         .collect()
 }
 
-/// The tolerance: the point forecasts' mean absolute difference is within 0.5 % of the series'
-/// level, and the 80 % intervals' widths within 5 % of statsforecast's on average. The two
-/// decompose and select by the same definitions (STL inner loops, AutoETS by AICc), but their
-/// optimisers and STL implementations differ in detail, so the numbers are close, not equal
-/// (measured: points within 0.17 % of the level, widths 0.99 to 1.00 times statsforecast's).
+/// The tolerance, per family: the point forecasts' mean absolute difference as a share of the
+/// series' level, and the 80 % intervals' widths against statsforecast's, on average over the
+/// horizon. Both sides select by the same definitions (STL inner loops, ETS by AICc, ARIMA's
+/// stepwise search by AICc, theta by in-sample error), but their optimisers differ in detail,
+/// so the numbers are close, not equal:
+/// - `mstl` and `ets`: 0.5 % and 5 %;
+/// - `arima`: 1.5 % and 15 %: the stepwise search can stop at a neighbouring order (on
+///   `monthly_yearly_arima` statsforecast picks (0,0,0)(0,1,1)[12] with drift);
+/// - `theta`: 1 % and 15 %: statsforecast simulates theta's intervals (its widths jump from one
+///   step to the next), sluice computes them (see `anofox::theta`).
+fn tolerance(family: Family) -> (f64, f64) {
+    match family {
+        Family::Mstl | Family::Ets => (0.005, 0.05),
+        Family::Arima => (0.015, 0.15),
+        Family::Theta => (0.01, 0.15),
+    }
+}
+
 #[test]
 fn forecasts_agree_with_statsforecast_on_the_same_series() {
     for case in fixtures() {
@@ -171,12 +223,13 @@ fn forecasts_agree_with_statsforecast_on_the_same_series() {
             .map(|(s, (l, h))| 2.0 * 1.281_551_565_544_600_4 * s / (h - l))
             .sum::<f64>()
             / mean.len() as f64;
+        let (points, widths) = tolerance(family);
         assert!(
-            point_gap < 0.005,
+            point_gap < points,
             "{name}: point forecasts differ by {point_gap:.4} of the level"
         );
         assert!(
-            (0.95..=1.05).contains(&width_ratio),
+            (1.0 - widths..=1.0 + widths).contains(&width_ratio),
             "{name}: interval widths are {width_ratio:.3}× statsforecast's"
         );
     }
@@ -232,7 +285,17 @@ fn missing_targets_and_short_series_still_forecast() {
 
 #[test]
 fn paths_are_reproducible_and_backtests_score_the_family() {
-    let model = mstl("H", 24);
+    for family in Family::ALL {
+        let model = Classical::from_map(
+            family,
+            &settings(json!({"time_freq": "H", "prediction_length": 24})),
+        )
+        .unwrap();
+        reproducible_and_better_than_seasonal_naive(&model);
+    }
+}
+
+fn reproducible_and_better_than_seasonal_naive(model: &Classical) {
     let test: Vec<Series> = (0..3)
         .map(|i| {
             series(
@@ -256,12 +319,13 @@ fn paths_are_reproducible_and_backtests_score_the_family() {
     let a = model.forecast(&test, options, "t").unwrap();
     let b = model.forecast(&test, options, "t").unwrap();
     assert_eq!(a, b);
-    let result = backtest(&model, &test, options, "t").unwrap();
-    assert_eq!(result.family, "mstl");
+    let result = backtest(model, &test, options, "t").unwrap();
+    assert_eq!(result.family, model.family.name());
     assert!(
         result.model.mean_weighted_quantile_loss
             < result.seasonal_naive.mean_weighted_quantile_loss,
-        "MSTL {} against seasonal naive {}",
+        "{} {} against seasonal naive {}",
+        result.family,
         result.model.mean_weighted_quantile_loss,
         result.seasonal_naive.mean_weighted_quantile_loss
     );

@@ -62,8 +62,12 @@ pub enum Algorithm {
     Deepar,
     /// MSTL with an AutoETS trend, fitted per series when it forecasts.
     Mstl,
-    /// Non-seasonal AutoETS, fitted per series when it forecasts.
+    /// AutoETS (error, trend and season chosen by AICc), fitted per series when it forecasts.
     Ets,
+    /// AutoARIMA (orders by stepwise search), fitted per series when it forecasts.
+    Arima,
+    /// AutoTheta (the best theta model by in-sample error), fitted per series when it forecasts.
+    Theta,
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +98,54 @@ pub struct TrainArgs {
     /// model on them (validation.json), to choose among candidates without the test windows.
     #[arg(long)]
     pub validation: bool,
+}
+
+/// `sluice tune`: DeepAR's hyperparameters searched by random search with successive halving,
+/// as the shipped `tune` workflow (its rungs' trials are Map iterations any worker may run).
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// Training series (JSON lines): every trial holds out their last prediction_length points
+    /// and is scored on them.
+    #[arg(long, value_name = "FILE")]
+    pub train: PathBuf,
+    /// Test series, for every trial's backtest and for registering the best (`--group`).
+    #[arg(long, value_name = "FILE")]
+    pub test: Option<PathBuf>,
+    /// The reference configuration and every trial's base (SageMaker names, string values);
+    /// its `epochs` is the whole budget, the last rung's.
+    #[arg(long, value_name = "FILE")]
+    pub hyperparameters: Option<PathBuf>,
+    /// One hyperparameter, NAME=VALUE (repeatable; overrides the file).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// The search space, SageMaker's HyperParameterRanges JSON (IntegerParameterRanges,
+    /// ContinuousParameterRanges, CategoricalParameterRanges) [default: ranges around DeepAR's
+    /// usual settings].
+    #[arg(long, value_name = "FILE")]
+    pub ranges: Option<PathBuf>,
+    /// Configurations tried, the reference included.
+    #[arg(long, default_value_t = 16)]
+    pub trials: usize,
+    /// Each rung keeps the best 1/eta of the one before, trained eta times longer.
+    #[arg(long, default_value_t = 3)]
+    pub eta: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where the trials' model directories go (a `lake:` key in scale-out).
+    #[arg(long, value_name = "DIR", default_value = "work/tune")]
+    pub work: String,
+    /// The run's name (the execution's): starting twice with one name starts it once.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Register the best trial in this model group (published if it beats the champion).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// With --group: the improvement over the champion required (0.02: 2 %).
+    #[arg(long, default_value_t = 0.0)]
+    pub margin: f64,
+    /// Start the run and return: `sluice worker` processes run its trials.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Args)]

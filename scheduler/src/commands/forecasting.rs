@@ -93,11 +93,14 @@ pub fn train_request(args: &TrainArgs) -> anyhow::Result<TrainRequest> {
             Algorithm::Deepar => ops::Algorithm::Deepar,
             Algorithm::Mstl => ops::Algorithm::Mstl,
             Algorithm::Ets => ops::Algorithm::Ets,
+            Algorithm::Arima => ops::Algorithm::Arima,
+            Algorithm::Theta => ops::Algorithm::Theta,
         },
         hyperparameters: hyperparameters(args.hyperparameters.as_deref(), &args.set)?,
         seed: args.seed,
         device: device_kind(args.device),
         validation: args.validation,
+        refit: true,
         snapshot_id: None,
     })
 }
