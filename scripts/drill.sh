@@ -37,13 +37,19 @@
 #         none lost, no iteration run as two children, no execution ended twice, and the server
 #         must survive.
 #
+#   tune  a tuning run of 16 trials on the pedestrian series over two `sluice worker` processes
+#         (Postgres, the trials' models in the S3-compatible server), one worker killed (-9)
+#         mid-trial and started again: the run must end SUCCEEDED with every trial scored, and
+#         it reports its best trial against the reference at the same budget
+#         (scripts/drills/tune.sh).
+#
 # The closing table has one line per drill: runs, failures, rows expected and found, executions
 # lost, duplicates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 REPO=$PWD
-if [ $# -gt 0 ]; then DRILLS=("$@"); else DRILLS=(api kill jobs overload restarts soak); fi
+if [ $# -gt 0 ]; then DRILLS=("$@"); else DRILLS=(api kill jobs overload restarts soak tune); fi
 TABLE=()
 
 # Built as the test suite builds it (the test hooks only add `sluice:sleep`), so that a drill
@@ -369,6 +375,7 @@ print(f\"overload|{o['sent'] + s['sent']} requests|{bad}|-|0|0\")")
 
 source scripts/drills/jobs.sh
 source scripts/drills/soak.sh
+source scripts/drills/tune.sh
 
 overall=0
 for drill in "${DRILLS[@]}"; do
@@ -379,7 +386,8 @@ for drill in "${DRILLS[@]}"; do
     restarts) drill_restarts || overall=1 ;;
     jobs) drill_jobs || overall=1 ;;
     soak) drill_soak || overall=1 ;;
-    *) echo "drill.sh: unknown drill $drill (api, kill, jobs, overload, restarts, soak)" >&2; exit 2 ;;
+    tune) drill_tune || overall=1 ;;
+    *) echo "drill.sh: unknown drill $drill (api, kill, jobs, overload, restarts, soak, tune)" >&2; exit 2 ;;
   esac
 done
 printf '\n%-20s %-24s %-9s %-18s %-6s %s\n' drill runs failures "rows exp vs found" lost duplicates

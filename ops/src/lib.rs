@@ -35,6 +35,7 @@ pub mod serving;
 mod tests;
 mod train;
 mod transform;
+pub mod tune;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -68,6 +69,7 @@ pub use retention::{ExpiryReport, Retention, parse_retention};
 pub use retrain::{DriftVerdict, NewRows, RetrainCheck, RetrainPolicy, RetrainRequest, VersionAge};
 pub use train::{Algorithm, DeviceKind, TestMetrics, TrainOutput, TrainRequest, device};
 pub use transform::TransformRequest;
+pub use tune::{TuneOutput, TuneReport, TuneRequest, TuneSettings, TuneState};
 
 /// Where an operation reports progress: crawl and conversion progress, training epochs. The
 /// CLI draws bars from it; a Task beats its heartbeat.

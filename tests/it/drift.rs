@@ -43,13 +43,7 @@ fn dataset(dir: &std::path::Path, name: &str, shift: f64, shifted: usize) {
 fn drift(dir: &std::path::Path, args: &[&str]) -> (bool, Value, String) {
     let mut all = vec!["drift"];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--output", "json"]);
-    let (ok, stdout, stderr) = run_sluice(dir, &all);
-    (
-        ok,
-        serde_json::from_str(&stdout).unwrap_or_default(),
-        stderr,
-    )
+    tests::run_sluice_json(dir, &all)
 }
 
 #[test]

@@ -45,4 +45,5 @@ mod serving;
 mod sql;
 mod task_limits;
 mod triggers;
+mod tuning;
 mod worker_restarts;

@@ -129,16 +129,10 @@ async fn two_workers_finish_the_nightly_workflow_after_one_is_killed_in_training
         assert_eq!(now["status"], "RUNNING", "{now}");
         // Training is the Candidates state: DeepAR and the challengers, each a child execution
         // whose step any worker may hold.
-        if now["state"] == "Candidates" {
-            let holder: Option<String> = sqlx::query_scalar(
-                "SELECT lock_by FROM apalis.jobs WHERE status = 'Running' AND lock_by IN ('w1', 'w2') LIMIT 1",
-            )
-            .fetch_optional(&pool)
-            .await
-            .unwrap();
-            if let Some(holder) = holder {
-                break holder;
-            }
+        if now["state"] == "Candidates"
+            && let Some(holder) = tests::worker_holding_a_step(&pool, &["w1", "w2"]).await
+        {
+            break holder;
         }
         assert!(Instant::now() < deadline, "training never started: {now}");
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -12,7 +12,7 @@ mod workflows;
 pub use events::{
     NotifyCommand, NotifyCreateArgs, NotifyDeliveriesArgs, TriggerCommand, TriggerCreateArgs,
 };
-pub use forecasting::{Algorithm, DatasetArgs, DeviceKind, ForecastArgs, TrainArgs};
+pub use forecasting::{Algorithm, DatasetArgs, DeviceKind, ForecastArgs, TrainArgs, TuneArgs};
 pub use ingest::{IngestCommand, StreamCommand, StreamCreateArgs, StreamNameArgs};
 pub use serving::{
     BatchForecastArgs, DeployArgs, DeploymentsArgs, DriftCommand, DriftRunArgs, DriftShowArgs,
@@ -85,6 +85,9 @@ pub enum Command {
     Dataset(DatasetArgs),
     /// Train a DeepAR forecaster on SageMaker-style JSON lines and print its test metrics.
     Train(TrainArgs),
+    /// Tune DeepAR's hyperparameters: random search with successive halving, trials spread
+    /// over the workers, each scored on validation windows held out of the training data.
+    Tune(TuneArgs),
     /// Forecast with a trained model from a SageMaker DeepAR request.
     Forecast(ForecastArgs),
     /// The model registry: versions, aliases, publishing, history.

@@ -127,7 +127,11 @@ pub(super) fn embedded_worker(
 }
 
 /// Runs an embedded worker until the execution leaves RUNNING.
-async fn wait_for(workflows: &Workflows, queue: Queue, id: &str) -> anyhow::Result<ExecutionView> {
+pub(super) async fn wait_for(
+    workflows: &Workflows,
+    queue: Queue,
+    id: &str,
+) -> anyhow::Result<ExecutionView> {
     let (stop, worker) = embedded_worker(workflows.engine(), queue);
     let execution = loop {
         let execution = workflows.describe(id).await?;

@@ -21,6 +21,7 @@ mod serving;
 #[cfg(test)]
 mod tests;
 mod transform;
+mod tune;
 mod workflow;
 
 use std::io::IsTerminal;
@@ -126,6 +127,7 @@ pub async fn execute(cli: &Cli, context: &Context) -> anyhow::Result<Report> {
         Command::Connection(command) => executions::connection(command, context).await,
         Command::Dataset(args) => dataset::build(args, context).await,
         Command::Train(args) => forecasting::train(args, context).await,
+        Command::Tune(args) => tune::run(args, context).await,
         Command::Forecast(args) => forecasting::forecast(args, context).await,
         Command::Models(command) => registry::run(command, context).await,
         Command::Drift(command) => drift::run(command, context).await,

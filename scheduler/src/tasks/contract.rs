@@ -73,6 +73,8 @@ fn input_fields(job: Job) -> Option<Vec<&'static str>> {
         Job::Promote => fields_of::<ops::PromoteRequest>(),
         Job::DetectDrift => fields_of::<ops::DriftRequest>(),
         Job::RetrainCheck => fields_of::<ops::RetrainRequest>(),
+        // An enum of steps: every step's fields (`step` names it).
+        Job::Tune => vec!["step", "settings", "run", "state", "results"],
         Job::BatchForecast => fields_of::<ops::BatchForecastRequest>(),
         Job::Query => fields_of::<ops::QueryRequest>(),
         Job::Transform => fields_of::<ops::TransformRequest>(),
@@ -239,6 +241,33 @@ fn sample_output(job: Job) -> Option<Value> {
             status_code: 200,
             status_text: "OK".into(),
         }),
+        Job::Tune => {
+            // A step's output is the state (plan, promote) or the report (finish): both here.
+            let settings: ops::TuneSettings = serde_json::from_value(json!({
+                "train": "train.jsonl", "test": "test.jsonl", "work": "work", "run": "r",
+                "trials": 1,
+                "hyperparameters": {"time_freq": "H", "prediction_length": "1", "context_length": "1",
+                                    "epochs": "1"}
+            }))
+            .expect("sample settings");
+            let state = ops::tune::plan(settings).expect("a one-trial plan");
+            let results = vec![ops::tune::TrialResult {
+                trial: 0,
+                rung: 0,
+                model_dir: Some("m".into()),
+                validation_mean_wql: Some(0.5),
+                error: None,
+                cause: None,
+            }];
+            let state = ops::tune::promote(state, results).expect("the one rung scored");
+            let report = ops::tune::finish(&state).expect("the report");
+            let mut both = json!(state);
+            let fields = json!(report);
+            both.as_object_mut()
+                .expect("an object")
+                .extend(fields.as_object().expect("an object").clone());
+            both
+        }
         Job::Approval => json!(super::ApprovalInput {
             token: "t".into(),
             message: "m".into(),
@@ -375,6 +404,7 @@ fn every_field_a_shipped_workflow_selects_exists_in_its_tasks_output() {
             "daily-aggregates",
             include_str!("../../workflows/daily-aggregates.asl.json"),
         ),
+        ("tune", include_str!("../../workflows/tune.asl.json")),
     ] {
         let definition: Value = serde_json::from_str(text).expect("a shipped workflow is JSON");
         let missing = unselectable(&definition);

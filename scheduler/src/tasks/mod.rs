@@ -52,6 +52,10 @@ pub enum Job {
     /// [`ops::RetrainRequest`] → [`ops::RetrainCheck`]: whether the group is retrained
     /// tonight (no champion, drift, age, new data), and why.
     RetrainCheck,
+    /// [`ops::TuneRequest`] → [`ops::TuneOutput`]: one step of a tuning run (the shipped `tune`
+    /// workflow): `plan` draws the trials, `promote` keeps a rung's best for the next one,
+    /// `finish` names the best trial.
+    Tune,
     /// [`ops::BatchForecastRequest`] → the run: its id, lake key, items and rows.
     BatchForecast,
     /// [`ops::QueryRequest`] → [`ops::QueryOutput`]: the first rows, and the whole result in
@@ -90,6 +94,7 @@ impl Job {
         (Job::Promote, "sluice:promote"),
         (Job::DetectDrift, "sluice:detect-drift"),
         (Job::RetrainCheck, "sluice:retrain-check"),
+        (Job::Tune, "sluice:tune"),
         (Job::BatchForecast, "sluice:batch-forecast"),
         (Job::Query, "sluice:query"),
         (Job::Transform, "sluice:transform"),
@@ -310,6 +315,7 @@ pub async fn run(
             .await
         }
         Job::RetrainCheck => output(ops.retrain_check(&request(input)?).await),
+        Job::Tune => output(ops.tune(request(input)?).await),
         Job::BatchForecast => {
             staged(ops, request(input)?, |r| async move {
                 ops.batch_forecast(&r).await
