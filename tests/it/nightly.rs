@@ -116,7 +116,11 @@ fn the_nightly_retrain_workflow_runs_end_to_end() {
         .iter()
         .map(|c| c["family"].as_str().unwrap())
         .collect();
-    assert_eq!(families, ["deepar", "mstl", "ets"], "{output}");
+    assert_eq!(
+        families,
+        ["deepar", "mstl", "ets", "arima", "theta"],
+        "{output}"
+    );
     assert!(path.join("work/night-1/mstl/config.json").is_file());
     let selection = output["publish"]["selection"].as_array().unwrap();
     assert_eq!(selection.iter().filter(|o| o["won"] == true).count(), 1);
