@@ -54,8 +54,14 @@ TABLE=()
 
 # Built as the test suite builds it (the test hooks only add `sluice:sleep`), so that a drill
 # between two test runs leaves the tests' binary in the shared target directory as it was.
-cargo build --locked -q -p scheduler --bin sluice --features scheduler/test-hooks
-SLUICE="$CARGO_TARGET_DIR/debug/sluice"
+# SLUICE_DRILL_BIN names another binary instead, a release build say, for the drills that need
+# no test hook (all but restarts): the tune drill trains for about an hour in a debug build.
+if [ -n "${SLUICE_DRILL_BIN:-}" ]; then
+  SLUICE=$SLUICE_DRILL_BIN
+else
+  cargo build --locked -q -p scheduler --bin sluice --features scheduler/test-hooks
+  SLUICE="$CARGO_TARGET_DIR/debug/sluice"
+fi
 VENV=${SLUICE_DRILL_VENV:-$HOME/.cache/sluice/drill-venv}
 if [ ! -x "$VENV/bin/schemathesis" ]; then
   echo "drill.sh: installing schemathesis into $VENV" >&2

@@ -6,8 +6,8 @@
 # The reference configuration is the forecasting benchmark's (2x40 LSTM, dropout 0.1, lr 1e-3,
 # batch 32, 50 batches x 20 epochs, Student-t): the run must end SUCCEEDED with every trial
 # scored in the first rung, the killed trial trained again by a worker, and its best trial is
-# reported against the reference at the same budget on the validation windows (the last day of
-# every training series). SLUICE_DRILL_TUNE_TRIALS sets the trials (16).
+# reported against the reference at the same budget on the validation windows (the last week of
+# every training series, seven rolling days). SLUICE_DRILL_TUNE_TRIALS sets the trials (16).
 
 drill_tune() {
   local trials=${SLUICE_DRILL_TUNE_TRIALS:-16} pg venv s3port run_id db dburl moto

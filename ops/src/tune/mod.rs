@@ -4,8 +4,9 @@
 //! A tuning run is the shipped `tune` workflow: `sluice:tune`'s `plan` step draws the trials
 //! (trial 0 is the run's own hyperparameters, the reference; the others are random draws from
 //! the ranges) and the rungs; each rung is a Map whose iterations are `sluice:train` tasks any
-//! worker may run, every trial trained with its last `prediction_length` points of each series
-//! held out and scored on them (the validation windows: never the test windows); the `promote`
+//! worker may run, every trial trained with rolling windows of `prediction_length` points at the
+//! end of each series held out and scored on them (the validation windows: never the test
+//! windows); the `promote`
 //! step keeps the best `1/eta` of a rung for the next one, trained `eta` times longer (the
 //! others stop there: they are early-stopped on the validation windows); the last rung trains
 //! the survivors, and the reference beside them, with the whole budget (the hyperparameters'
@@ -385,6 +386,8 @@ pub fn promote(mut state: TuneState, results: Vec<TrialResult>) -> Result<TuneSt
     // best is compared with the run's own hyperparameters on equal terms.
     if rung + 2 == state.rungs.len() && !kept.contains(&REFERENCE) {
         kept.push(REFERENCE);
+        // It was stopped only as a contender; it goes on as the reference.
+        state.trials[REFERENCE].stopped_after = None;
     }
     state.rung = rung + 1;
     state.next = items(&state, rung + 1, &kept);

@@ -122,6 +122,11 @@ fn rungs_keep_the_best_and_train_the_reference_beside_them_at_the_end() {
     let state = score(state, loss);
     let last: Vec<usize> = state.next.iter().map(|i| i.trial).collect();
     assert_eq!(last, [15, 0], "the best, and the reference for comparison");
+    assert_eq!(
+        state.trials[0].stopped_after, None,
+        "the reference goes on to the last rung"
+    );
+    assert_eq!(state.trials[14].stopped_after, Some(1));
     assert!(
         state
             .next
