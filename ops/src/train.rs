@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use models::classical::{Classical, Family};
 use models::deepar::artifact::{self, Lineage};
-use models::deepar::evaluate::{backtest, hold_out};
+use models::deepar::evaluate::{backtest, hold_out, validation_windows};
 use models::deepar::series::read_json_lines;
 use models::deepar::{EpochReport, ForecastOptions, Hyperparameters, TrainOptions, train};
 use models::forecaster::Forecasting;
@@ -59,6 +59,8 @@ pub enum Algorithm {
     Arima,
     /// AutoTheta (the best theta model by in-sample error), fitted per series.
     Theta,
+    /// The classical families fitted per series and their quantiles averaged.
+    Ensemble,
 }
 
 impl Algorithm {
@@ -70,6 +72,7 @@ impl Algorithm {
             Algorithm::Ets => "ets",
             Algorithm::Arima => "arima",
             Algorithm::Theta => "theta",
+            Algorithm::Ensemble => "ensemble",
         }
     }
 
@@ -80,6 +83,7 @@ impl Algorithm {
             Algorithm::Ets => Some(Family::Ets),
             Algorithm::Arima => Some(Family::Arima),
             Algorithm::Theta => Some(Family::Theta),
+            Algorithm::Ensemble => Some(Family::Ensemble),
         }
     }
 }
@@ -107,12 +111,18 @@ pub struct TrainRequest {
     pub seed: u64,
     #[serde(default)]
     pub device: DeviceKind,
-    /// Hold out the last `prediction_length` points of every training series: a model trained
-    /// the same way on the rest is scored on them (`validation_metrics`, `validation.json`), so
-    /// that candidates of different families are chosen on windows none of them saw, never on
-    /// the test windows; the model kept is trained on all the data (DeepAR trains twice).
+    /// Hold out rolling windows of `prediction_length` points at the end of every training
+    /// series: a model trained the same way on what comes before them is scored on them
+    /// (`validation_metrics`, `validation.json`), so that candidates of different families are
+    /// chosen on windows none of them saw, never on the test windows; the model kept is
+    /// trained on all the data (DeepAR trains twice).
     #[serde(default)]
     pub validation: bool,
+    /// With `validation`: how many windows, one horizon apart (default: enough to score about
+    /// 1,000 points, one to seven, at most a quarter of the median series; four long hourly
+    /// series hold out a week).
+    #[serde(default)]
+    pub validation_windows: Option<usize>,
     /// With `validation`: train the kept model on all the data (the default), or keep the
     /// model that was scored (`false`: a tuning trial's model, trained once, never served).
     #[serde(default = "refit_default")]
@@ -175,18 +185,26 @@ pub struct TrainOutput {
 /// The file validation scores are written to in the model directory.
 pub const VALIDATION_FILE: &str = "validation.json";
 
-/// [`hold_out`]'s split, refusing a training set with no series long enough for it.
+/// [`hold_out`]'s split into the request's windows (or as many as [`validation_windows`]
+/// says), refusing a training set with no series long enough for it.
 fn validation_split(
     train: &[models::deepar::Series],
     horizon: usize,
+    request: &TrainRequest,
     source: &str,
 ) -> Result<(Vec<models::deepar::Series>, Vec<models::deepar::Series>)> {
-    let (trimmed, scored) = hold_out(train, horizon);
+    let windows = match request.validation_windows {
+        Some(0) => return Err(Error::invalid("validation_windows", "at least 1")),
+        Some(windows) => windows,
+        None => validation_windows(train, horizon),
+    };
+    let (trimmed, scored) = hold_out(train, horizon, windows);
     if scored.is_empty() {
         return Err(Error::invalid(
             "validation",
             format!(
-                "{source}: no series has twice prediction_length ({horizon}) points, so none can hold out a validation window and keep as much to fit on"
+                "{source}: no series has {} x prediction_length ({horizon}) points, so none can hold out {windows} validation window(s) and keep a horizon to fit on",
+                windows + 1
             ),
         ));
     }
@@ -294,7 +312,8 @@ fn classical_blocking(model: &Classical, request: &TrainRequest) -> Result<Train
     };
     model.save(&request.model_dir, &lineage)?;
     let validation_metrics = if request.validation {
-        let (_, scored) = validation_split(&train_set, model.prediction_length, &lineage.train)?;
+        let (_, scored) =
+            validation_split(&train_set, model.prediction_length, request, &lineage.train)?;
         Some(validate(model, request, &scored)?)
     } else {
         None
@@ -342,7 +361,8 @@ fn train_blocking(
     // (the estimate of how the procedure does on data it has not seen); the model kept is then
     // trained on all the data, as a chosen candidate is refitted before it serves.
     let held_out = if request.validation {
-        let (trimmed, scored) = validation_split(&train_set, hp.prediction_length, &source)?;
+        let (trimmed, scored) =
+            validation_split(&train_set, hp.prediction_length, request, &source)?;
         let options = TrainOptions {
             seed: request.seed,
             device: device.clone(),

@@ -1,6 +1,5 @@
-//! The classical challengers as a user runs them: `sluice train --algorithm mstl|ets|arima|theta`
-//! writes a
-//! model directory of settings, `sluice forecast` answers SageMaker's request with it, and
+//! The classical challengers as a user runs them: `sluice train --algorithm
+//! mstl|ets|arima|theta|ensemble` writes a model directory of settings, `sluice forecast` answers SageMaker's request with it, and
 //! `sluice models publish --candidate ...` chooses among families on the validation windows
 //! held out of the training data, publishes the winner, and records why each won or lost.
 
@@ -82,7 +81,8 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
     assert!(!path.join("mstl/model.safetensors").exists());
     assert!(path.join("mstl/validation.json").is_file());
 
-    for family in ["ets", "arima", "theta"] {
+    let mut members = vec![validation];
+    for family in ["ets", "arima", "theta", "ensemble"] {
         let out = train(path, family, family);
         assert_eq!(out["test_metrics"]["family"], family, "{out}");
         let model = out["validation_metrics"]["model"]["mean_weighted_quantile_loss"]
@@ -97,6 +97,25 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
             model < 1.5 * naive,
             "{family} {model} against seasonal naive {naive}"
         );
+        if family == "ensemble" {
+            // Averaging quantiles never scores worse than the members' average (the pinball
+            // loss is convex), up to the noise of reading quantiles off 50 paths.
+            let average = members.iter().sum::<f64>() / members.len() as f64;
+            assert!(
+                model <= average * 1.02,
+                "ensemble {model} against its members' average {average} ({members:?})"
+            );
+            let config: Value = serde_json::from_str(
+                &std::fs::read_to_string(path.join("ensemble/config.json")).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                config["hyperparameters"]["ensemble_members"],
+                "[arima, ets, mstl, theta]"
+            );
+        } else {
+            members.push(model);
+        }
     }
     let deepar = train(path, "deepar", "deepar");
     assert!(
@@ -136,7 +155,7 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
         "{prediction}"
     );
 
-    // Publishing among the five: the lowest validation loss is chosen, and the registry keeps
+    // Publishing among the six: the lowest validation loss is chosen, and the registry keeps
     // every candidate's score with why it won or lost.
     let (ok, published, stderr) = cli(
         path,
@@ -155,13 +174,15 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
             "arima",
             "--candidate",
             "theta",
+            "--candidate",
+            "ensemble",
             "--test",
             "test.jsonl",
         ],
     );
     assert!(ok, "{stderr}");
     let selection = published["selection"].as_array().unwrap();
-    assert_eq!(selection.len(), 5);
+    assert_eq!(selection.len(), 6);
     let scores: Vec<f64> = selection
         .iter()
         .map(|o| o["validation_mean_wQuantileLoss"].as_f64().unwrap())
@@ -189,7 +210,7 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
     assert!(ok, "{stderr}");
     assert_eq!(
         info["metrics"]["selection"].as_array().unwrap().len(),
-        5,
+        6,
         "{info}"
     );
 

@@ -118,7 +118,7 @@ fn the_nightly_retrain_workflow_runs_end_to_end() {
         .collect();
     assert_eq!(
         families,
-        ["deepar", "mstl", "ets", "arima", "theta"],
+        ["deepar", "mstl", "ets", "arima", "theta", "ensemble"],
         "{output}"
     );
     assert!(path.join("work/night-1/mstl/config.json").is_file());

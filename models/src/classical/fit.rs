@@ -69,6 +69,9 @@ pub fn fit_predict(
         .collect();
     let season = periods.iter().copied().min().unwrap_or(1);
     let result: Result<(Vec<f64>, Vec<f64>), String> = match family {
+        Family::Ensemble => {
+            return combine(&super::DEFAULT_MEMBERS, history, season_lengths, horizon);
+        }
         Family::Theta => anofox::theta(history, season, horizon),
         Family::Ets => spread(anofox::ets(history, season, horizon)),
         Family::Arima if season <= anofox::MAX_SARIMA_SEASON => {
@@ -117,6 +120,50 @@ pub fn fit_predict(
             "the fit gave no finite forecast or interval".into(),
         ),
         Err(reason) => naive(history, fallback_season, horizon, reason),
+    }
+}
+
+/// The members' fits combined: their quantiles averaged level by level (Vincentization). Each
+/// member's predictive distribution is Gaussian, `N(point, sigma)`, so the average of their
+/// quantiles is the Gaussian with the average point and the average sigma. Members that fell
+/// back to seasonal naive are left out; when every one did, the first fallback stands.
+pub fn combine(
+    members: &[Family],
+    history: &[f64],
+    season_lengths: &[usize],
+    horizon: usize,
+) -> Fitted {
+    let fits: Vec<(Family, Fitted)> = members
+        .iter()
+        .map(|&m| (m, fit_predict(m, history, season_lengths, horizon)))
+        .collect();
+    let fitted: Vec<&Fitted> = fits
+        .iter()
+        .filter(|(_, f)| f.fallback.is_none())
+        .map(|(_, f)| f)
+        .collect();
+    if fitted.is_empty() {
+        let reasons: Vec<String> = fits
+            .iter()
+            .map(|(m, f)| format!("{}: {}", m.name(), f.fallback.as_deref().unwrap_or("")))
+            .collect();
+        let mut first = fits
+            .into_iter()
+            .next()
+            .map(|(_, f)| f)
+            .unwrap_or_else(|| naive(history, 1, horizon, String::new()));
+        first.fallback = Some(format!("every member fell back ({})", reasons.join("; ")));
+        return first;
+    }
+    let average = |pick: fn(&Fitted) -> &[f64]| -> Vec<f64> {
+        (0..horizon)
+            .map(|h| fitted.iter().map(|f| pick(f)[h]).sum::<f64>() / fitted.len() as f64)
+            .collect()
+    };
+    Fitted {
+        point: average(|f| &f.point),
+        sigma: average(|f| &f.sigma),
+        fallback: None,
     }
 }
 

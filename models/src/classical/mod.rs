@@ -15,6 +15,12 @@
 //!   in-sample error, on the series deseasonalised multiplicatively, from `anofox-forecast`
 //!   (statsforecast's `AutoTheta(season_length=m)`).
 //!
+//! - `ensemble`: the combination of several of the families above, each fitted to the series,
+//!   their predictive distributions averaged quantile by quantile (`ensemble_members`, default
+//!   `arima`, `ets`, `mstl` and `theta`). A combination of models rarely loses to its best
+//!   member and often beats it (the M3 and M4 competitions' lesson): on aus_retail
+//!   statsforecast's AutoETS and MSTL score 0.0248 and 0.0236, their average 0.0223.
+//!
 //! `ets`, `arima` and `theta` model one season, the shortest of `season_lengths`; `mstl` every
 //! one of them. A season is only modelled where the series holds two cycles of it.
 //!
@@ -46,7 +52,7 @@ use crate::deepar::{Forecast, ForecastOptions, Frequency};
 use crate::forecaster::Forecasting;
 use crate::{Error, Result};
 
-pub use fit::{Fitted, fill_gaps, fit_predict};
+pub use fit::{Fitted, combine, fill_gaps, fit_predict};
 
 /// `config.json`'s `format` for a classical model.
 pub const FORMAT: &str = "sluice-classical";
@@ -63,10 +69,20 @@ pub enum Family {
     Ets,
     Arima,
     Theta,
+    /// A combination of the single families above.
+    Ensemble,
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [Family::Mstl, Family::Ets, Family::Arima, Family::Theta];
+    pub const ALL: [Family; 5] = [
+        Family::Mstl,
+        Family::Ets,
+        Family::Arima,
+        Family::Theta,
+        Family::Ensemble,
+    ];
+    /// The families that are one model each (what an ensemble combines).
+    pub const SINGLE: [Family; 4] = [Family::Mstl, Family::Ets, Family::Arima, Family::Theta];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -74,6 +90,7 @@ impl Family {
             Family::Ets => "ets",
             Family::Arima => "arima",
             Family::Theta => "theta",
+            Family::Ensemble => "ensemble",
         }
     }
 
@@ -82,14 +99,27 @@ impl Family {
     }
 }
 
+impl std::str::FromStr for Family {
+    type Err = ();
+
+    /// A family's name, quoted or not (`arima`, `"arima"`).
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        Family::parse(s.trim().trim_matches('"')).ok_or(())
+    }
+}
+
+/// The members of an ensemble when its settings name none: every single family.
+pub const DEFAULT_MEMBERS: [Family; 4] = [Family::Arima, Family::Ets, Family::Mstl, Family::Theta];
+
 /// The names a classical model reads. DeepAR's other hyperparameters are accepted and ignored,
 /// so that one set of settings can feed every family of a nightly run.
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 6] = [
     "time_freq",
     "prediction_length",
     "season_lengths",
     "num_eval_samples",
     "test_quantiles",
+    "ensemble_members",
 ];
 
 /// A classical model: its family and settings.
@@ -103,6 +133,8 @@ pub struct Classical {
     pub season_lengths: Vec<usize>,
     pub num_eval_samples: usize,
     pub test_quantiles: Vec<f64>,
+    /// What an `ensemble` combines (single families, each once); empty for the others.
+    pub members: Vec<Family>,
 }
 
 /// The cycles a frequency's series usually carry (statsforecast's usual choices): a day and a
@@ -162,7 +194,31 @@ impl Classical {
             ));
         }
         let test_quantiles = test_quantiles(map)?;
+        let members = match (family, field(map, "ensemble_members")) {
+            (Family::Ensemble, None) => DEFAULT_MEMBERS.to_vec(),
+            (Family::Ensemble, Some(s)) => {
+                let members = list::<Family>("ensemble_members", &s).map_err(|_| {
+                    invalid(
+                        "ensemble_members",
+                        format!(
+                            "{s:?}: name families among {}",
+                            Family::SINGLE.map(Family::name).join(", ")
+                        ),
+                    )
+                })?;
+                check_members(&members)?;
+                members
+            }
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "ensemble_members",
+                    format!("only an ensemble has members, not {}", family.name()),
+                ));
+            }
+            (_, None) => vec![],
+        };
         Ok(Self {
+            members,
             family,
             time_freq,
             prediction_length: integer(map, "prediction_length", None, 1)?,
@@ -183,6 +239,10 @@ impl Classical {
         put("season_lengths", format!("{:?}", self.season_lengths));
         put("num_eval_samples", self.num_eval_samples.to_string());
         put("test_quantiles", format!("{:?}", self.test_quantiles));
+        if self.family == Family::Ensemble {
+            let names: Vec<&str> = self.members.iter().map(|m| m.name()).collect();
+            put("ensemble_members", format!("[{}]", names.join(", ")));
+        }
         map
     }
 
@@ -215,7 +275,10 @@ impl Classical {
         }
         let history = fill_gaps(&series.target);
         let horizon = self.prediction_length;
-        let fitted = fit_predict(self.family, &history, &self.season_lengths, horizon);
+        let fitted = match self.family {
+            Family::Ensemble => combine(&self.members, &history, &self.season_lengths, horizon),
+            family => fit_predict(family, &history, &self.season_lengths, horizon),
+        };
         if let Some(why) = &fitted.fallback {
             tracing::debug!(
                 source = origin.source,
@@ -307,6 +370,31 @@ impl Forecasting for Classical {
             Ok(out)
         })
     }
+}
+
+/// An ensemble's members: two or more single families, none twice.
+fn check_members(members: &[Family]) -> Result<()> {
+    if members.len() < 2 {
+        return Err(invalid(
+            "ensemble_members",
+            "an ensemble combines two families or more",
+        ));
+    }
+    for (i, member) in members.iter().enumerate() {
+        if *member == Family::Ensemble {
+            return Err(invalid(
+                "ensemble_members",
+                "an ensemble cannot be a member of an ensemble",
+            ));
+        }
+        if members[..i].contains(member) {
+            return Err(invalid(
+                "ensemble_members",
+                format!("{} is named twice", member.name()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Builds a classical model from its `config.json`; `source` names the directory in errors.

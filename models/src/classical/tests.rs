@@ -186,7 +186,8 @@ fn floats(value: &Value) -> Vec<f64> {
 fn tolerance(family: Family) -> (f64, f64) {
     match family {
         Family::Mstl | Family::Ets => (0.005, 0.05),
-        Family::Arima => (0.015, 0.15),
+        // An ensemble is its members' average (tested below), each held to its own tolerance.
+        Family::Arima | Family::Ensemble => (0.015, 0.15),
         Family::Theta => (0.01, 0.15),
     }
 }
@@ -280,6 +281,87 @@ fn missing_targets_and_short_series_still_forecast() {
     assert!(
         err.contains("t:1: target") && err.contains("missing"),
         "{err}"
+    );
+}
+
+fn ensemble(members: Option<&str>) -> Result<Classical> {
+    let mut map = settings(json!({"time_freq": "M", "prediction_length": 12}));
+    if let Some(members) = members {
+        map.insert("ensemble_members".into(), json!(members));
+    }
+    Classical::from_map(Family::Ensemble, &map)
+}
+
+#[test]
+fn ensembles_name_two_single_families_or_more() {
+    assert_eq!(ensemble(None).unwrap().members, DEFAULT_MEMBERS);
+    let chosen = ensemble(Some("[\"ets\", \"mstl\"]")).unwrap();
+    assert_eq!(chosen.members, [Family::Ets, Family::Mstl]);
+    assert_eq!(chosen.to_map()["ensemble_members"], "[ets, mstl]");
+    assert_eq!(
+        ensemble(Some("[ets, mstl]")).unwrap().members,
+        chosen.members,
+        "what to_map writes reads back"
+    );
+    for (members, why) in [
+        ("ets", "two families or more"),
+        ("ets, ets", "ets is named twice"),
+        ("ets, ensemble", "cannot be a member"),
+        (
+            "ets, prophet",
+            "name families among mstl, ets, arima, theta",
+        ),
+    ] {
+        let err = ensemble(Some(members)).unwrap_err().to_string();
+        assert!(
+            err.contains("ensemble_members") && err.contains(why),
+            "{members}: {err}"
+        );
+    }
+    let err = Classical::from_map(
+        Family::Ets,
+        &settings(
+            json!({"time_freq": "M", "prediction_length": 12, "ensemble_members": "[ets, mstl]"}),
+        ),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("only an ensemble has members"), "{err}");
+}
+
+#[test]
+fn an_ensemble_averages_its_members_quantiles() {
+    // Four years of a trending monthly series with a yearly cycle.
+    let history: Vec<f64> = (0..48)
+        .map(|t| {
+            let t = t as f64;
+            100.0
+                + 0.8 * t
+                + 12.0 * (t / 12.0 * std::f64::consts::TAU).sin()
+                + ((t * 12.9898).sin() * 43758.545).fract() * 3.0
+        })
+        .collect();
+    let members = [Family::Ets, Family::Arima, Family::Theta];
+    let fits: Vec<Fitted> = members
+        .iter()
+        .map(|&m| fit_predict(m, &history, &[12], 12))
+        .collect();
+    assert!(fits.iter().all(|f| f.fallback.is_none()));
+    let combined = combine(&members, &history, &[12], 12);
+    assert!(combined.fallback.is_none());
+    for h in 0..12 {
+        let point = fits.iter().map(|f| f.point[h]).sum::<f64>() / 3.0;
+        let sigma = fits.iter().map(|f| f.sigma[h]).sum::<f64>() / 3.0;
+        assert!((combined.point[h] - point).abs() < 1e-9);
+        assert!((combined.sigma[h] - sigma).abs() < 1e-9);
+    }
+    // A member that cannot fit is left out; when none can, seasonal naive stands and says why.
+    let fallback = combine(&members, &[5.0], &[12], 4);
+    assert_eq!(fallback.point, [5.0; 4]);
+    let why = fallback.fallback.expect("no member fits one point");
+    assert!(
+        why.starts_with("every member fell back (ets: ") && why.contains("; theta: "),
+        "{why}"
     );
 }
 

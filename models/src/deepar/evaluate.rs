@@ -51,48 +51,88 @@ pub fn split_test(
     Ok((histories, actuals))
 }
 
-/// Validation windows cut from training series: the series without their last `horizon`
-/// points (what a model is fitted on), and the whole series whose last window is scored (those
-/// that keep at least `horizon` points before it, one of them observed, so that every family
-/// can be fitted on what is left: DeepAR trains on series of at least `prediction_length`).
-pub fn hold_out(train: &[Series], horizon: usize) -> (Vec<Series>, Vec<Series>) {
-    let scored: Vec<Series> = train
+/// How many scored points [`validation_windows`] aims for.
+pub const VALIDATION_POINTS: usize = 1000;
+/// The most rolling windows [`validation_windows`] holds out (a week of daily windows).
+pub const MAX_VALIDATION_WINDOWS: usize = 7;
+/// [`validation_windows`] holds out no more than a quarter of a typical series.
+const HELD_OUT_SHARE: usize = 4;
+
+/// The rolling validation windows a training set holds out when a request names none: enough
+/// to score about [`VALIDATION_POINTS`] points, one to [`MAX_VALIDATION_WINDOWS`], and no more
+/// than a quarter of the median series, so that short histories keep most of their data to
+/// fit on. One window of four hourly series scores 96 points, too few to tell candidates apart
+/// (pedestrian's 4,104-hour series hold out a week); 152 monthly series score 1,824 in one
+/// window (aus_retail holds out one); four days of hourly data hold out one.
+pub fn validation_windows(train: &[Series], horizon: usize) -> usize {
+    let mut lengths: Vec<usize> = train.iter().map(|s| s.target.len()).collect();
+    lengths.sort_unstable();
+    let median = lengths.get(lengths.len() / 2).copied().unwrap_or(0);
+    let by_points = VALIDATION_POINTS.div_ceil((train.len() * horizon).max(1));
+    let by_length = median / (HELD_OUT_SHARE * horizon).max(1);
+    by_points.min(by_length).clamp(1, MAX_VALIDATION_WINDOWS)
+}
+
+/// Rolling validation windows cut from training series, as the test windows are laid out: the
+/// series without their last `windows` x `horizon` points (what a model is fitted on), and,
+/// for each series, `windows` lines ending one horizon apart whose last `horizon` points are
+/// scored, the model seeing everything before them (a classical model refits on each). Only
+/// series that keep at least `horizon` points before the first window, one of them observed,
+/// take part, so that every family can be fitted on what is left (DeepAR trains on series of
+/// at least `prediction_length`).
+pub fn hold_out(train: &[Series], horizon: usize, windows: usize) -> (Vec<Series>, Vec<Series>) {
+    let held = windows.max(1) * horizon;
+    let truncated = |s: &Series, len: usize| {
+        let mut s = s.clone();
+        s.target.truncate(len);
+        for row in &mut s.dynamic_feat {
+            row.truncate(len);
+        }
+        s
+    };
+    let taking_part: Vec<&Series> = train
         .iter()
         .filter(|s| {
-            s.target.len() >= 2 * horizon
-                && s.target[..s.target.len() - horizon]
+            s.target.len() >= held + horizon
+                && s.target[..s.target.len() - held]
                     .iter()
                     .any(|v| !v.is_nan())
         })
-        .cloned()
         .collect();
-    let trimmed = scored
+    let trimmed = taking_part
         .iter()
-        .map(|s| {
-            let mut s = s.clone();
-            s.target.truncate(s.target.len() - horizon);
-            for row in &mut s.dynamic_feat {
-                row.truncate(s.target.len());
-            }
-            s
+        .map(|s| truncated(s, s.target.len() - held))
+        .collect();
+    let scored = taking_part
+        .iter()
+        .flat_map(|s| {
+            (0..windows.max(1))
+                .rev()
+                .map(move |w| truncated(s, s.target.len() - w * horizon))
         })
         .collect();
     (trimmed, scored)
 }
 
+/// A series of `n` hourly points counting up from 0, with one dynamic feature.
 #[cfg(test)]
-#[test]
-fn held_out_series_keep_a_horizon_to_fit_on() {
-    let series = |n: usize| Series {
+fn counting(n: usize) -> Series {
+    Series {
         start: chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .unwrap(),
-        target: vec![1.0; n],
+        target: (0..n).map(|i| i as f32).collect(),
         cat: vec![],
         dynamic_feat: vec![vec![0.0; n]],
         item_id: None,
-    };
-    let (trimmed, scored) = hold_out(&[series(20), series(24), series(30)], 12);
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn held_out_series_keep_a_horizon_to_fit_on() {
+    let series = counting;
+    let (trimmed, scored) = hold_out(&[series(20), series(24), series(30)], 12, 1);
     assert_eq!(
         scored.iter().map(|s| s.target.len()).collect::<Vec<_>>(),
         [24, 30]
@@ -102,6 +142,32 @@ fn held_out_series_keep_a_horizon_to_fit_on() {
         [12, 18]
     );
     assert_eq!(trimmed[1].dynamic_feat[0].len(), 18);
+}
+
+#[cfg(test)]
+#[test]
+fn rolling_windows_end_one_horizon_apart_and_none_is_fitted_on() {
+    let series = counting;
+    // 3 windows of 4: a series needs 16 points; the 15-point one takes no part.
+    let (trimmed, scored) = hold_out(&[series(15), series(16), series(30)], 4, 3);
+    let lengths = |s: &[Series]| s.iter().map(|s| s.target.len()).collect::<Vec<_>>();
+    assert_eq!(lengths(&trimmed), [4, 18]);
+    assert_eq!(lengths(&scored), [8, 12, 16, 22, 26, 30]);
+    // What a model is fitted on ends where the first scored window starts.
+    for (fit, first) in trimmed.iter().zip(scored.iter().step_by(3)) {
+        assert_eq!(fit.target.len(), first.target.len() - 4);
+        assert_eq!(first.dynamic_feat[0].len(), first.target.len());
+    }
+    // Four long hourly series hold out a week of days; 152 monthly series one year; twenty
+    // monthly series score 1,000 points in five years, but eight years of history hold out
+    // two (a quarter).
+    assert_eq!(validation_windows(&vec![series(4104); 4], 24), 7);
+    assert_eq!(validation_windows(&vec![series(441); 152], 12), 1);
+    assert_eq!(validation_windows(&vec![series(240); 20], 12), 5);
+    assert_eq!(validation_windows(&vec![series(96); 20], 12), 2);
+    // Four days of hourly data: one window, as much as a quarter allows (and never none).
+    assert_eq!(validation_windows(&vec![series(96); 3], 24), 1);
+    assert_eq!(validation_windows(&vec![series(30); 3], 24), 1);
 }
 
 /// Forecasts every test window and scores the forecasts and seasonal naive.

@@ -68,6 +68,9 @@ pub enum Algorithm {
     Arima,
     /// AutoTheta (the best theta model by in-sample error), fitted per series when it forecasts.
     Theta,
+    /// AutoARIMA, AutoETS, MSTL and AutoTheta fitted per series, their quantiles averaged
+    /// (`ensemble_members` in the hyperparameters chooses others).
+    Ensemble,
 }
 
 #[derive(Debug, Args)]
@@ -94,18 +97,23 @@ pub struct TrainArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
-    /// Hold out the last prediction_length points of every training series and score the
-    /// model on them (validation.json), to choose among candidates without the test windows.
+    /// Hold out rolling windows of prediction_length points at the end of every training
+    /// series and score a model trained without them on them (validation.json), to choose
+    /// among candidates without the test windows.
     #[arg(long)]
     pub validation: bool,
+    /// With --validation: how many windows, one horizon apart (default: enough to score about
+    /// 1,000 points, one to seven, at most a quarter of the median series).
+    #[arg(long, requires = "validation", value_parser = clap::value_parser!(u64).range(1..))]
+    pub validation_windows: Option<u64>,
 }
 
 /// `sluice tune`: DeepAR's hyperparameters searched by random search with successive halving,
 /// as the shipped `tune` workflow (its rungs' trials are Map iterations any worker may run).
 #[derive(Debug, Args)]
 pub struct TuneArgs {
-    /// Training series (JSON lines): every trial holds out their last prediction_length points
-    /// and is scored on them.
+    /// Training series (JSON lines): every trial holds out rolling windows of prediction_length
+    /// points at their end and is scored on them.
     #[arg(long, value_name = "FILE")]
     pub train: PathBuf,
     /// Test series, for every trial's backtest and for registering the best (`--group`).

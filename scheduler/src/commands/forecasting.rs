@@ -95,11 +95,13 @@ pub fn train_request(args: &TrainArgs) -> anyhow::Result<TrainRequest> {
             Algorithm::Ets => ops::Algorithm::Ets,
             Algorithm::Arima => ops::Algorithm::Arima,
             Algorithm::Theta => ops::Algorithm::Theta,
+            Algorithm::Ensemble => ops::Algorithm::Ensemble,
         },
         hyperparameters: hyperparameters(args.hyperparameters.as_deref(), &args.set)?,
         seed: args.seed,
         device: device_kind(args.device),
         validation: args.validation,
+        validation_windows: args.validation_windows.map(|w| w as usize),
         refit: true,
         snapshot_id: None,
     })
@@ -163,7 +165,7 @@ fn train_report(output: &TrainOutput) -> Report {
     };
     if let Some(metrics) = &output.validation_metrics {
         text.push_str(&format!(
-            "\nvalidation (the held-out last window of every training series): mean_wQuantileLoss {:.4}, seasonal naive {:.4}",
+            "\nvalidation (rolling windows held out at the end of every training series): mean_wQuantileLoss {:.4}, seasonal naive {:.4}",
             metrics.model.mean_weighted_quantile_loss,
             metrics.seasonal_naive.mean_weighted_quantile_loss
         ));
