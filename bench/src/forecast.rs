@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use candle_core::Device;
 use models::classical::{Classical, Family};
-use models::deepar::evaluate::{backtest, hold_out, split_test};
+use models::deepar::evaluate::{backtest, hold_out, split_test, validation_windows};
 use models::deepar::series::read_json_lines;
 use models::deepar::{ForecastOptions, Hyperparameters, TrainOptions, forecast, train};
 use models::registry::{Entry, select};
@@ -91,7 +91,8 @@ fn sluice_runs(
     let mut runs = Runs::default();
     let mut latency_ms = f64::NAN;
     let horizon = hp.prediction_length;
-    let (validation_train, validation_windows) = hold_out(&train_set, horizon);
+    let windows = validation_windows(&train_set, horizon);
+    let (validation_train, validation_lines) = hold_out(&train_set, horizon, windows);
     let challengers: Vec<Classical> = Family::ALL
         .iter()
         .map(|family| Classical::from_map(*family, map.as_object().expect("an object")))
@@ -107,6 +108,41 @@ fn sluice_runs(
             .collect(),
         ..Contest::default()
     };
+    // The classical fits are deterministic (a series' fit depends on its history alone), so
+    // their test and validation scores are computed once, from seed 0's paths, and stand for
+    // every seed, as statsforecast's do.
+    let validate = |options: ForecastOptions| ForecastOptions {
+        seed: options.seed + 2000,
+        ..options
+    };
+    let classical_options = ForecastOptions {
+        num_samples: 100,
+        seed: 1000,
+        ..ForecastOptions::default()
+    };
+    let mut classical_scores = Vec::with_capacity(challengers.len());
+    for challenger in &challengers {
+        let started = Instant::now();
+        let test = backtest(challenger, &test_set, classical_options, "test.jsonl")?
+            .model
+            .mean_weighted_quantile_loss;
+        let validation = backtest(
+            challenger,
+            &validation_lines,
+            validate(classical_options),
+            "validation",
+        )?
+        .model
+        .mean_weighted_quantile_loss;
+        tracing::info!(
+            family = challenger.family.name(),
+            test,
+            validation,
+            seconds = started.elapsed().as_secs_f64(),
+            "challenger scored"
+        );
+        classical_scores.push((test, validation));
+    }
     for seed in 0..args.seeds {
         let (cpu, wall) = (process_cpu_seconds()?, Instant::now());
         let options = TrainOptions {
@@ -135,10 +171,6 @@ fn sluice_runs(
         // The contest, as the nightly runs it: every candidate made without the validation
         // windows and scored on them; the lowest wins, and the test score of the winner made
         // from all the data is the champion's.
-        let validate = |options: ForecastOptions| ForecastOptions {
-            seed: options.seed + 2000,
-            ..options
-        };
         let train_options = TrainOptions {
             seed,
             device: Device::Cpu,
@@ -151,7 +183,7 @@ fn sluice_runs(
             model_dir: String::new(),
             mean_wql: backtest(
                 &held_out,
-                &validation_windows,
+                &validation_lines,
                 validate(options),
                 "validation",
             )?
@@ -161,23 +193,17 @@ fn sluice_runs(
         }];
         // A chosen DeepAR is refitted on all the data before it serves: the model above.
         let mut tests = vec![result.model.mean_weighted_quantile_loss];
-        for (challenger, (_, row)) in challengers.iter().zip(contest.challengers.iter_mut()) {
-            let test = backtest(challenger, &test_set, options, "test.jsonl")?
-                .model
-                .mean_weighted_quantile_loss;
+        for ((challenger, (_, row)), &(test, validation)) in challengers
+            .iter()
+            .zip(contest.challengers.iter_mut())
+            .zip(&classical_scores)
+        {
             row.push(test);
             tests.push(test);
             entries.push(Entry {
                 family: challenger.family.name().into(),
                 model_dir: String::new(),
-                mean_wql: backtest(
-                    challenger,
-                    &validation_windows,
-                    validate(options),
-                    "validation",
-                )?
-                .model
-                .mean_weighted_quantile_loss,
+                mean_wql: validation,
                 naive_mean_wql: f64::NAN,
             });
         }
@@ -291,6 +317,7 @@ fn statsforecast_runs(dir: &Path, args: &BenchForecastArgs) -> anyhow::Result<Op
         .arg("--out")
         .arg(&result)
         .args(["--models", &CLASSICAL.join(",")])
+        .args(["--time-limit", &args.statsforecast_time_limit.to_string()])
         .env("OMP_NUM_THREADS", "1")
         .stdout(std::process::Stdio::null())
         .status()
@@ -314,6 +341,12 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
             &std::fs::read_to_string(dir.join("metadata.json"))
                 .with_context(|| format!("{}: no metadata.json", dir.display()))?,
         )?;
+        // statsforecast (one process, one thread) runs beside sluice's runs on the other core;
+        // GluonTS after them, alone beside it, since its CPU seconds are compared with sluice's.
+        let classical = {
+            let (dir, args) = (dir.clone(), args.clone());
+            tokio::task::spawn_blocking(move || statsforecast_runs(&dir, &args))
+        };
         let (sluice, latency_ms, contest) = {
             let (dir, meta) = (dir.clone(), meta.clone());
             let args = BenchForecastArgs {
@@ -332,10 +365,7 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
                 peers.push((threads, runs));
             }
         }
-        let classical = {
-            let (dir, args) = (dir.clone(), args.clone());
-            tokio::task::spawn_blocking(move || statsforecast_runs(&dir, &args)).await??
-        };
+        let classical = classical.await??;
         let seeds = |r: &Runs| {
             r.mean_wql
                 .iter()
@@ -353,11 +383,10 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
         for (family, values) in &contest.challengers {
             rows.push([
                 format!("sluice {family} (challenger)"),
-                values
-                    .iter()
-                    .map(|v| format!("{v:.3}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                format!(
+                    "{:.3} (deterministic)",
+                    values.first().copied().unwrap_or(f64::NAN)
+                ),
                 format!("{:.4}", mean(values)),
                 "-".to_string(),
                 "- (fitted per series)".to_string(),
@@ -393,9 +422,13 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
                 let wql = classical[name]["mean_wQuantileLoss"]
                     .as_f64()
                     .unwrap_or(f64::NAN);
+                let scores = match classical[name]["timed_out_after_s"].as_u64() {
+                    Some(limit) => format!("not finished in {limit} s"),
+                    None => format!("{wql:.3} (deterministic)"),
+                };
                 rows.push([
                     format!("statsforecast {name}"),
-                    format!("{wql:.3} (deterministic)"),
+                    scores,
                     format!("{wql:.4}"),
                     "-".to_string(),
                     format!(
@@ -456,17 +489,36 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
                 sluice_wql / best_wql
             ));
             summary["classical_ratio"] = json!(sluice_wql / best_wql);
-            let peer_best = peers
-                .iter()
-                .map(|(_, r)| mean(&r.mean_wql))
-                .chain(std::iter::once(best_wql))
-                .fold(f64::INFINITY, f64::min);
+            // Seed by seed: the champion against GluonTS's run with the same seed (every
+            // thread setting), statsforecast's best (deterministic) and seasonal naive.
+            let best_peers: Vec<f64> = (0..contest.champion.len())
+                .map(|seed| {
+                    peers
+                        .iter()
+                        .filter_map(|(_, r)| r.mean_wql.get(seed).copied())
+                        .chain([best_wql, sluice.naive_wql[seed]])
+                        .fold(f64::INFINITY, f64::min)
+                })
+                .collect();
             let champion = mean(&contest.champion);
-            let every_seed = contest.champion.iter().all(|c| *c < peer_best);
+            let every_seed = contest.champion.iter().zip(&best_peers).all(|(c, p)| c < p);
             text.push_str(&format!(
-                "champion: {champion:.4} against the best peer's {peer_best:.4} (target: beats every peer with every seed: {})\n",
+                "champion by seed: {} against the best peer's {} (target: beats every peer with every seed: {})\n",
+                contest
+                    .champion
+                    .iter()
+                    .map(|v| format!("{v:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                best_peers
+                    .iter()
+                    .map(|v| format!("{v:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 verdict(every_seed)
             ));
+            summary["champion_mean"] = json!(champion);
+            summary["best_peer_by_seed"] = json!(best_peers);
             summary["champion_beats_every_peer"] = json!(every_seed);
         } else {
             text.push_str(

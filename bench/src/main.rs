@@ -142,6 +142,10 @@ pub struct BenchForecastArgs {
     /// bench/peers/statsforecast_peer.py.
     #[arg(long)]
     pub statsforecast_script: Option<PathBuf>,
+    /// Wall-clock seconds each statsforecast model may take on a dataset before it is
+    /// reported as not finished (0: no limit).
+    #[arg(long, default_value_t = 1800)]
+    pub statsforecast_time_limit: u64,
 }
 
 #[derive(Debug, Args)]
