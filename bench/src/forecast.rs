@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use scheduler::output::{Report, table};
 
 use crate::BenchForecastArgs;
+use crate::forecast_peers::{CLASSICAL, gluonts_runs, statsforecast_runs};
 
 const ACCURACY_TARGET: f64 = 0.95;
 const CPU_TARGET: f64 = 0.5;
@@ -45,11 +46,11 @@ fn process_cpu_seconds() -> anyhow::Result<f64> {
 
 /// One engine's results on one dataset, seed by seed.
 #[derive(Debug, Default, Clone, serde::Serialize)]
-struct Runs {
-    mean_wql: Vec<f64>,
-    naive_wql: Vec<f64>,
-    train_cpu_s: Vec<f64>,
-    train_wall_s: Vec<f64>,
+pub(crate) struct Runs {
+    pub(crate) mean_wql: Vec<f64>,
+    pub(crate) naive_wql: Vec<f64>,
+    pub(crate) train_cpu_s: Vec<f64>,
+    pub(crate) train_wall_s: Vec<f64>,
 }
 
 /// The classical challengers and the champion chosen among every candidate on validation
@@ -241,95 +242,6 @@ fn sluice_runs(
         }
     }
     Ok((runs, latency_ms, contest))
-}
-
-fn gluonts_runs(
-    dataset: &str,
-    threads: u32,
-    args: &BenchForecastArgs,
-) -> anyhow::Result<Option<Runs>> {
-    let (Some(python), Some(script)) = (&args.gluonts_python, &args.gluonts_script) else {
-        return Ok(None);
-    };
-    let out = tempfile::tempdir()?;
-    let mut runs = Runs::default();
-    for seed in 0..args.seeds {
-        let status = std::process::Command::new(python)
-            .arg(script)
-            .args([
-                "--dataset",
-                dataset,
-                "--seed",
-                &seed.to_string(),
-                "--threads",
-                &threads.to_string(),
-            ])
-            .args(["--epochs", &args.epochs.to_string()])
-            .env("OMP_WAIT_POLICY", "PASSIVE")
-            .env("SLUICE_BENCH_OUT", out.path())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .with_context(|| format!("cannot run {}", python.display()))?;
-        anyhow::ensure!(
-            status.success(),
-            "GluonTS on {dataset} seed {seed} failed ({status})"
-        );
-        let path = out
-            .path()
-            .join("results")
-            .join(format!("{dataset}_studentt_seed{seed}.json"));
-        let result: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-        runs.mean_wql.push(
-            result["deepar"]["mean_wQuantileLoss"]
-                .as_f64()
-                .context("mean_wQuantileLoss")?,
-        );
-        runs.naive_wql.push(
-            result["seasonal_naive"]["mean_wQuantileLoss"]
-                .as_f64()
-                .unwrap_or(f64::NAN),
-        );
-        runs.train_cpu_s
-            .push(result["train_cpu_s"].as_f64().context("train_cpu_s")?);
-        runs.train_wall_s
-            .push(result["train_wall_s"].as_f64().unwrap_or(f64::NAN));
-        tracing::info!(dataset, seed, threads, "GluonTS run done");
-    }
-    Ok(Some(runs))
-}
-
-/// statsforecast's classical models, in the order they are printed.
-const CLASSICAL: [&str; 5] = ["AutoETS", "AutoARIMA", "AutoTheta", "MSTL", "SeasonalNaive"];
-
-/// statsforecast's models on one dataset (deterministic: one run stands for every seed), as
-/// `bench/peers/statsforecast_peer.py` scores them.
-fn statsforecast_runs(dir: &Path, args: &BenchForecastArgs) -> anyhow::Result<Option<Value>> {
-    let (Some(python), Some(script)) = (&args.statsforecast_python, &args.statsforecast_script)
-    else {
-        return Ok(None);
-    };
-    let out = tempfile::tempdir()?;
-    let result = out.path().join("statsforecast.json");
-    let status = std::process::Command::new(python)
-        .arg(script)
-        .arg("--data")
-        .arg(dir)
-        .arg("--out")
-        .arg(&result)
-        .args(["--models", &CLASSICAL.join(",")])
-        .args(["--time-limit", &args.statsforecast_time_limit.to_string()])
-        .env("OMP_NUM_THREADS", "1")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .with_context(|| format!("cannot run {}", python.display()))?;
-    anyhow::ensure!(
-        status.success(),
-        "statsforecast on {} failed ({status})",
-        dir.display()
-    );
-    Ok(Some(serde_json::from_str(&std::fs::read_to_string(
-        &result,
-    )?)?))
 }
 
 pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
