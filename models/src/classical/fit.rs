@@ -55,7 +55,8 @@ pub fn fill_gaps(target: &[f32]) -> Vec<f64> {
 
 /// Fits `family` to `history` (no gaps) and forecasts `horizon` steps. Only seasons of
 /// `season_lengths` shorter than half the history are used (a cycle is estimated from two at
-/// least); `ets`, `arima` and `theta` model one season, the shortest.
+/// least); `ets`, `arima` and `theta` model one season, the shortest. An `ensemble` here is
+/// the default members' ([`combine`] takes others).
 pub fn fit_predict(
     family: Family,
     history: &[f64],
