@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use scheduler::output::{Report, table};
 
 use crate::BenchForecastArgs;
-use crate::forecast_peers::{CLASSICAL, gluonts_runs, statsforecast_runs};
+use crate::forecast_peers::{CLASSICAL, Statsforecast, gluonts_runs};
 
 const ACCURACY_TARGET: f64 = 0.95;
 const CPU_TARGET: f64 = 0.5;
@@ -255,10 +255,8 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
         )?;
         // statsforecast (one process, one thread) runs beside sluice's runs on the other core;
         // GluonTS after them, alone beside it, since its CPU seconds are compared with sluice's.
-        let classical = {
-            let (dir, args) = (dir.clone(), args.clone());
-            tokio::task::spawn_blocking(move || statsforecast_runs(&dir, &args))
-        };
+        // An early return (sluice's runs failed) drops the child, which kills it.
+        let classical = Statsforecast::start(&dir, args)?;
         let (sluice, latency_ms, contest) = {
             let (dir, meta) = (dir.clone(), meta.clone());
             let args = BenchForecastArgs {
@@ -277,7 +275,10 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
                 peers.push((threads, runs));
             }
         }
-        let classical = classical.await??;
+        let classical = match classical {
+            Some(peer) => Some(peer.finish().await?),
+            None => None,
+        };
         let seeds = |r: &Runs| {
             r.mean_wql
                 .iter()

@@ -70,35 +70,53 @@ pub(crate) const CLASSICAL: [&str; 5] =
     ["AutoETS", "AutoARIMA", "AutoTheta", "MSTL", "SeasonalNaive"];
 
 /// statsforecast's models on one dataset (deterministic: one run stands for every seed), as
-/// `bench/peers/statsforecast_peer.py` scores them.
-pub(crate) fn statsforecast_runs(
-    dir: &Path,
-    args: &BenchForecastArgs,
-) -> anyhow::Result<Option<Value>> {
-    let (Some(python), Some(script)) = (&args.statsforecast_python, &args.statsforecast_script)
-    else {
-        return Ok(None);
-    };
-    let out = tempfile::tempdir()?;
-    let result = out.path().join("statsforecast.json");
-    let status = std::process::Command::new(python)
-        .arg(script)
-        .arg("--data")
-        .arg(dir)
-        .arg("--out")
-        .arg(&result)
-        .args(["--models", &CLASSICAL.join(",")])
-        .args(["--time-limit", &args.statsforecast_time_limit.to_string()])
-        .env("OMP_NUM_THREADS", "1")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .with_context(|| format!("cannot run {}", python.display()))?;
-    anyhow::ensure!(
-        status.success(),
-        "statsforecast on {} failed ({status})",
-        dir.display()
-    );
-    Ok(Some(serde_json::from_str(&std::fs::read_to_string(
-        &result,
-    )?)?))
+/// `bench/peers/statsforecast_peer.py` scores them, running in a child process of its own
+/// from [`Statsforecast::start`]. The child is killed if the run is dropped before it is
+/// finished (sluice's runs beside it failed, say), so no peer outlives the benchmark.
+pub(crate) struct Statsforecast {
+    child: tokio::process::Child,
+    dir: std::path::PathBuf,
+    /// Holds the result file until it is read.
+    out: tempfile::TempDir,
+}
+
+impl Statsforecast {
+    /// Starts the peer on `dir`, or nothing when no peer is configured.
+    pub(crate) fn start(dir: &Path, args: &BenchForecastArgs) -> anyhow::Result<Option<Self>> {
+        let (Some(python), Some(script)) = (&args.statsforecast_python, &args.statsforecast_script)
+        else {
+            return Ok(None);
+        };
+        let out = tempfile::tempdir()?;
+        let child = tokio::process::Command::new(python)
+            .arg(script)
+            .arg("--data")
+            .arg(dir)
+            .arg("--out")
+            .arg(out.path().join("statsforecast.json"))
+            .args(["--models", &CLASSICAL.join(",")])
+            .args(["--time-limit", &args.statsforecast_time_limit.to_string()])
+            .env("OMP_NUM_THREADS", "1")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot run {}", python.display()))?;
+        Ok(Some(Self {
+            child,
+            dir: dir.to_path_buf(),
+            out,
+        }))
+    }
+
+    /// Waits for the peer and reads its scores.
+    pub(crate) async fn finish(mut self) -> anyhow::Result<Value> {
+        let status = self.child.wait().await?;
+        anyhow::ensure!(
+            status.success(),
+            "statsforecast on {} failed ({status})",
+            self.dir.display()
+        );
+        let result = self.out.path().join("statsforecast.json");
+        Ok(serde_json::from_str(&std::fs::read_to_string(&result)?)?)
+    }
 }
