@@ -124,10 +124,21 @@ pub fn fit_predict(
     }
 }
 
-/// The members' fits combined: their quantiles averaged level by level (Vincentization). Each
-/// member's predictive distribution is Gaussian, `N(point, sigma)`, so the average of their
-/// quantiles is the Gaussian with the average point and the average sigma. Members that fell
-/// back to seasonal naive are left out; when every one did, the first fallback stands.
+/// The members' fits combined: their quantiles averaged level by level (Vincentization),
+/// each member weighted by how well it forecast the series' own last `horizon` steps.
+///
+/// Each member is fitted once more on the history without its last `horizon` steps and scored
+/// on them (the mean quantile loss at the 0.1..0.9 levels), and its weight is the inverse of
+/// that loss raised to [`WEIGHT_POWER`], normalised: a member that missed the series' last
+/// season by twice as much gets a quarter of the weight. Only the history handed to the model
+/// is used, so the weights are as honest as the fit itself on validation and test windows.
+/// Where the hold-out cannot score two members (too short a history, fits that fall back,
+/// a perfect score), the members are weighted equally.
+///
+/// Each member's predictive distribution is Gaussian, `N(point, sigma)`, so the weighted
+/// average of their quantiles is the Gaussian with the weighted points and sigmas. Members
+/// that fell back to seasonal naive on the whole history are left out; when every one did,
+/// the first fallback stands.
 pub fn combine(
     members: &[Family],
     history: &[f64],
@@ -138,10 +149,10 @@ pub fn combine(
         .iter()
         .map(|&m| (m, fit_predict(m, history, season_lengths, horizon)))
         .collect();
-    let fitted: Vec<&Fitted> = fits
+    let fitted: Vec<(Family, &Fitted)> = fits
         .iter()
         .filter(|(_, f)| f.fallback.is_none())
-        .map(|(_, f)| f)
+        .map(|(m, f)| (*m, f))
         .collect();
     if fitted.is_empty() {
         let reasons: Vec<String> = fits
@@ -156,9 +167,17 @@ pub fn combine(
         first.fallback = Some(format!("every member fell back ({})", reasons.join("; ")));
         return first;
     }
+    let families: Vec<Family> = fitted.iter().map(|(m, _)| *m).collect();
+    let weights = weights(&families, history, season_lengths, horizon);
     let average = |pick: fn(&Fitted) -> &[f64]| -> Vec<f64> {
         (0..horizon)
-            .map(|h| fitted.iter().map(|f| pick(f)[h]).sum::<f64>() / fitted.len() as f64)
+            .map(|h| {
+                fitted
+                    .iter()
+                    .zip(&weights)
+                    .map(|((_, f), w)| w * pick(f)[h])
+                    .sum::<f64>()
+            })
             .collect()
     };
     Fitted {
@@ -166,6 +185,75 @@ pub fn combine(
         sigma: average(|f| &f.sigma),
         fallback: None,
     }
+}
+
+/// How sharply an ensemble favours the members that forecast a series' last steps best: the
+/// weight is the inverse of the hold-out loss to this power.
+pub const WEIGHT_POWER: i32 = 1;
+
+/// The members' weights from the series' own last `horizon` steps (see [`combine`]); equal
+/// weights where fewer than two members can be scored.
+pub fn weights(
+    members: &[Family],
+    history: &[f64],
+    season_lengths: &[usize],
+    horizon: usize,
+) -> Vec<f64> {
+    let equal = vec![1.0 / members.len().max(1) as f64; members.len()];
+    if members.len() < 2 || history.len() <= horizon {
+        return equal;
+    }
+    let (past, actual) = history.split_at(history.len() - horizon);
+    let losses: Vec<Option<f64>> = members
+        .iter()
+        .map(|&m| {
+            let fit = fit_predict(m, past, season_lengths, horizon);
+            let loss = fit
+                .fallback
+                .is_none()
+                .then(|| quantile_loss(&fit, actual))?;
+            (loss.is_finite() && loss > 0.0).then_some(loss)
+        })
+        .collect();
+    if losses.iter().any(Option::is_none) {
+        return equal;
+    }
+    let inverse: Vec<f64> = losses
+        .iter()
+        .map(|l| l.expect("checked").powi(-WEIGHT_POWER))
+        .collect();
+    let total: f64 = inverse.iter().sum();
+    if !total.is_finite() || total <= 0.0 {
+        return equal;
+    }
+    inverse.iter().map(|v| v / total).collect()
+}
+
+/// The standard normal's quantiles at 0.1, 0.2, ..., 0.9.
+const DECILE_Z: [f64; 9] = [
+    -Z_90,
+    -0.841_621_233_572_914_3,
+    -0.524_400_512_708_041_2,
+    -0.253_347_103_135_799_7,
+    0.0,
+    0.253_347_103_135_799_7,
+    0.524_400_512_708_041_2,
+    0.841_621_233_572_914_3,
+    Z_90,
+];
+
+/// A Gaussian forecast's mean quantile loss against `actual`, over the levels 0.1..0.9 (the
+/// benchmark's mean_wQuantileLoss before its division by the actuals' sum).
+pub fn quantile_loss(fit: &Fitted, actual: &[f64]) -> f64 {
+    let mut total = 0.0;
+    for ((y, point), sigma) in actual.iter().zip(&fit.point).zip(&fit.sigma) {
+        for (i, z) in DECILE_Z.iter().enumerate() {
+            let level = (i + 1) as f64 / 10.0;
+            let error = y - (point + sigma * z);
+            total += 2.0 * (level * error).max((level - 1.0) * error);
+        }
+    }
+    total / DECILE_Z.len() as f64
 }
 
 /// A forecast's point and h-step standard deviation (its 80 % interval's half-width over the

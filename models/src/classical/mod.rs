@@ -17,7 +17,8 @@
 //!
 //! - `ensemble`: the combination of several of the families above, each fitted to the series,
 //!   their predictive distributions averaged quantile by quantile (`ensemble_members`, default
-//!   `arima`, `ets`, `mstl` and `theta`). A combination of models rarely loses to its best
+//!   `arima`, `ets`, `mstl` and `theta`), each member weighted by the inverse of its loss on the
+//!   series' own last `prediction_length` steps (fitted once more without them; [`weights`]). A combination of models rarely loses to its best
 //!   member and often beats it (the M3 and M4 competitions' lesson): on aus_retail
 //!   statsforecast's AutoETS and MSTL score 0.0248 and 0.0236, their average 0.0223.
 //!
@@ -52,7 +53,7 @@ use crate::deepar::{Forecast, ForecastOptions, Frequency};
 use crate::forecaster::Forecasting;
 use crate::{Error, Result};
 
-pub use fit::{Fitted, combine, fill_gaps, fit_predict};
+pub use fit::{Fitted, combine, fill_gaps, fit_predict, quantile_loss, weights};
 
 /// `config.json`'s `format` for a classical model.
 pub const FORMAT: &str = "sluice-classical";

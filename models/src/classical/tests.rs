@@ -330,7 +330,7 @@ fn ensembles_name_two_single_families_or_more() {
 }
 
 #[test]
-fn an_ensemble_averages_its_members_quantiles() {
+fn an_ensemble_weights_its_members_by_their_last_season() {
     // Four years of a trending monthly series with a yearly cycle.
     let history: Vec<f64> = (0..48)
         .map(|t| {
@@ -347,14 +347,36 @@ fn an_ensemble_averages_its_members_quantiles() {
         .map(|&m| fit_predict(m, &history, &[12], 12))
         .collect();
     assert!(fits.iter().all(|f| f.fallback.is_none()));
+    // The weights: each member refitted without the last year and scored on it, the inverse
+    // of its loss, normalised.
+    let (past, last_year) = history.split_at(36);
+    let inverse: Vec<f64> = members
+        .iter()
+        .map(|&m| 1.0 / quantile_loss(&fit_predict(m, past, &[12], 12), last_year))
+        .collect();
+    let expected: Vec<f64> = inverse
+        .iter()
+        .map(|v| v / inverse.iter().sum::<f64>())
+        .collect();
+    let weights = weights(&members, &history, &[12], 12);
+    for (w, e) in weights.iter().zip(&expected) {
+        assert!((w - e).abs() < 1e-12, "{weights:?} against {expected:?}");
+    }
+    assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    assert!(
+        weights.iter().any(|w| (w - 1.0 / 3.0).abs() > 1e-3),
+        "members that forecast the last year differently weigh differently: {weights:?}"
+    );
     let combined = combine(&members, &history, &[12], 12);
     assert!(combined.fallback.is_none());
     for h in 0..12 {
-        let point = fits.iter().map(|f| f.point[h]).sum::<f64>() / 3.0;
-        let sigma = fits.iter().map(|f| f.sigma[h]).sum::<f64>() / 3.0;
+        let point: f64 = fits.iter().zip(&weights).map(|(f, w)| w * f.point[h]).sum();
+        let sigma: f64 = fits.iter().zip(&weights).map(|(f, w)| w * f.sigma[h]).sum();
         assert!((combined.point[h] - point).abs() < 1e-9);
         assert!((combined.sigma[h] - sigma).abs() < 1e-9);
     }
+    // Too short a history to hold a season out and fit on the rest: equal weights.
+    assert_eq!(weights_of(&members, &history[..12]), [1.0 / 3.0; 3]);
     // A member that cannot fit is left out; when none can, seasonal naive stands and says why.
     let fallback = combine(&members, &[5.0], &[12], 4);
     assert_eq!(fallback.point, [5.0; 4]);
@@ -363,6 +385,38 @@ fn an_ensemble_averages_its_members_quantiles() {
         why.starts_with("every member fell back (ets: ") && why.contains("; theta: "),
         "{why}"
     );
+}
+
+fn weights_of(members: &[Family], history: &[f64]) -> Vec<f64> {
+    weights(members, history, &[12], 12)
+}
+
+#[test]
+fn the_quantile_loss_is_the_pinball_loss_over_the_deciles() {
+    // A forecast without spread: twice the pinball loss, averaged over the symmetric deciles,
+    // is the absolute error.
+    let sharp = Fitted {
+        point: vec![10.0, 20.0],
+        sigma: vec![0.0, 0.0],
+        fallback: None,
+    };
+    assert!((quantile_loss(&sharp, &[13.0, 18.0]) - 5.0).abs() < 1e-12);
+    // A spread forecast that hits its point loses only its quantiles' distances from it.
+    let spread = Fitted {
+        point: vec![0.0],
+        sigma: vec![1.0],
+        fallback: None,
+    };
+    let normal = statrs::distribution::Normal::standard();
+    let by_hand: f64 = (1..10)
+        .map(|i| {
+            let level = i as f64 / 10.0;
+            let q = statrs::distribution::ContinuousCDF::inverse_cdf(&normal, level);
+            2.0 * (level * -q).max((level - 1.0) * -q)
+        })
+        .sum::<f64>()
+        / 9.0;
+    assert!((quantile_loss(&spread, &[0.0]) - by_hand).abs() < 1e-9);
 }
 
 #[test]
