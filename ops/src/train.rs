@@ -59,7 +59,8 @@ pub enum Algorithm {
     Arima,
     /// AutoTheta (the best theta model by in-sample error), fitted per series.
     Theta,
-    /// The classical families fitted per series and their quantiles averaged.
+    /// The classical families fitted per series and their quantiles averaged, each weighted by
+    /// its loss on the series' own last season.
     Ensemble,
 }
 

@@ -68,8 +68,9 @@ pub enum Algorithm {
     Arima,
     /// AutoTheta (the best theta model by in-sample error), fitted per series when it forecasts.
     Theta,
-    /// AutoARIMA, AutoETS, MSTL and AutoTheta fitted per series, their quantiles averaged
-    /// (`ensemble_members` in the hyperparameters chooses others).
+    /// AutoARIMA, AutoETS, MSTL and AutoTheta fitted per series, their quantiles averaged with
+    /// weights from each one's loss on the series' last season (`ensemble_members` in the
+    /// hyperparameters chooses others).
     Ensemble,
 }
 
