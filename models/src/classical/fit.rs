@@ -130,9 +130,9 @@ pub fn fit_predict(
 /// Each member is fitted once more on the history without its last `horizon` steps and scored
 /// on them (the mean quantile loss at the 0.1..0.9 levels), and its weight is the inverse of
 /// that loss raised to [`WEIGHT_POWER`], normalised: a member that missed the series' last
-/// season by twice as much gets a quarter of the weight. Only the history handed to the model
-/// is used, so the weights are as honest as the fit itself on validation and test windows.
-/// Where the hold-out cannot score two members (too short a history, fits that fall back,
+/// season by twice as much gets half the weight. Only the history handed to the model is
+/// used, so the weights are as honest as the fit itself on validation and test windows.
+/// Where the hold-out cannot score every member (too short a history, a fit that falls back,
 /// a perfect score), the members are weighted equally.
 ///
 /// Each member's predictive distribution is Gaussian, `N(point, sigma)`, so the weighted
@@ -192,7 +192,7 @@ pub fn combine(
 pub const WEIGHT_POWER: i32 = 1;
 
 /// The members' weights from the series' own last `horizon` steps (see [`combine`]); equal
-/// weights where fewer than two members can be scored.
+/// weights where a member cannot be scored on them.
 pub fn weights(
     members: &[Family],
     history: &[f64],

@@ -18,9 +18,10 @@
 //! - `ensemble`: the combination of several of the families above, each fitted to the series,
 //!   their predictive distributions averaged quantile by quantile (`ensemble_members`, default
 //!   `arima`, `ets`, `mstl` and `theta`), each member weighted by the inverse of its loss on the
-//!   series' own last `prediction_length` steps (fitted once more without them; [`weights`]). A combination of models rarely loses to its best
-//!   member and often beats it (the M3 and M4 competitions' lesson): on aus_retail
-//!   statsforecast's AutoETS and MSTL score 0.0248 and 0.0236, their average 0.0223.
+//!   series' own last `prediction_length` steps (fitted once more without them; [`weights`]).
+//!   A combination of models rarely loses to its best member and often beats it (the M3 and M4
+//!   competitions' lesson): on aus_retail statsforecast's AutoETS and MSTL score 0.0248 and
+//!   0.0236, their average 0.0223.
 //!
 //! `ets`, `arima` and `theta` model one season, the shortest of `season_lengths`; `mstl` every
 //! one of them. A season is only modelled where the series holds two cycles of it.

@@ -358,25 +358,33 @@ fn an_ensemble_weights_its_members_by_their_last_season() {
         .iter()
         .map(|v| v / inverse.iter().sum::<f64>())
         .collect();
-    let weights = weights(&members, &history, &[12], 12);
-    for (w, e) in weights.iter().zip(&expected) {
-        assert!((w - e).abs() < 1e-12, "{weights:?} against {expected:?}");
+    let weighted = weights(&members, &history, &[12], 12);
+    for (w, e) in weighted.iter().zip(&expected) {
+        assert!((w - e).abs() < 1e-12, "{weighted:?} against {expected:?}");
     }
-    assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    assert!((weighted.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     assert!(
-        weights.iter().any(|w| (w - 1.0 / 3.0).abs() > 1e-3),
-        "members that forecast the last year differently weigh differently: {weights:?}"
+        weighted.iter().any(|w| (w - 1.0 / 3.0).abs() > 1e-3),
+        "members that forecast the last year differently weigh differently: {weighted:?}"
     );
     let combined = combine(&members, &history, &[12], 12);
     assert!(combined.fallback.is_none());
     for h in 0..12 {
-        let point: f64 = fits.iter().zip(&weights).map(|(f, w)| w * f.point[h]).sum();
-        let sigma: f64 = fits.iter().zip(&weights).map(|(f, w)| w * f.sigma[h]).sum();
+        let point: f64 = fits
+            .iter()
+            .zip(&weighted)
+            .map(|(f, w)| w * f.point[h])
+            .sum();
+        let sigma: f64 = fits
+            .iter()
+            .zip(&weighted)
+            .map(|(f, w)| w * f.sigma[h])
+            .sum();
         assert!((combined.point[h] - point).abs() < 1e-9);
         assert!((combined.sigma[h] - sigma).abs() < 1e-9);
     }
     // Too short a history to hold a season out and fit on the rest: equal weights.
-    assert_eq!(weights_of(&members, &history[..12]), [1.0 / 3.0; 3]);
+    assert_eq!(weights(&members, &history[..12], &[12], 12), [1.0 / 3.0; 3]);
     // A member that cannot fit is left out; when none can, seasonal naive stands and says why.
     let fallback = combine(&members, &[5.0], &[12], 4);
     assert_eq!(fallback.point, [5.0; 4]);
@@ -385,10 +393,6 @@ fn an_ensemble_weights_its_members_by_their_last_season() {
         why.starts_with("every member fell back (ets: ") && why.contains("; theta: "),
         "{why}"
     );
-}
-
-fn weights_of(members: &[Family], history: &[f64]) -> Vec<f64> {
-    weights(members, history, &[12], 12)
 }
 
 #[test]
