@@ -83,8 +83,6 @@ impl Family {
         Family::Theta,
         Family::Ensemble,
     ];
-    /// The families that are one model each (what an ensemble combines).
-    pub const SINGLE: [Family; 4] = [Family::Mstl, Family::Ets, Family::Arima, Family::Theta];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -110,7 +108,8 @@ impl std::str::FromStr for Family {
     }
 }
 
-/// The members of an ensemble when its settings name none: every single family.
+/// The members of an ensemble when its settings name none: every single family (every family
+/// but `ensemble`, what an ensemble may combine).
 pub const DEFAULT_MEMBERS: [Family; 4] = [Family::Arima, Family::Ets, Family::Mstl, Family::Theta];
 
 /// The names a classical model reads. DeepAR's other hyperparameters are accepted and ignored,
@@ -204,7 +203,7 @@ impl Classical {
                         "ensemble_members",
                         format!(
                             "{s:?}: name families among {}",
-                            Family::SINGLE.map(Family::name).join(", ")
+                            DEFAULT_MEMBERS.map(Family::name).join(", ")
                         ),
                     )
                 })?;

@@ -295,6 +295,13 @@ fn ensemble(members: Option<&str>) -> Result<Classical> {
 #[test]
 fn ensembles_name_two_single_families_or_more() {
     assert_eq!(ensemble(None).unwrap().members, DEFAULT_MEMBERS);
+    // The default is every family an ensemble may combine: all but itself.
+    let single: Vec<Family> = Family::ALL
+        .into_iter()
+        .filter(|f| *f != Family::Ensemble)
+        .collect();
+    assert_eq!(single.len(), DEFAULT_MEMBERS.len());
+    assert!(single.iter().all(|f| DEFAULT_MEMBERS.contains(f)));
     let chosen = ensemble(Some("[\"ets\", \"mstl\"]")).unwrap();
     assert_eq!(chosen.members, [Family::Ets, Family::Mstl]);
     assert_eq!(chosen.to_map()["ensemble_members"], "[ets, mstl]");
@@ -309,7 +316,7 @@ fn ensembles_name_two_single_families_or_more() {
         ("ets, ensemble", "cannot be a member"),
         (
             "ets, prophet",
-            "name families among mstl, ets, arima, theta",
+            "name families among arima, ets, mstl, theta",
         ),
     ] {
         let err = ensemble(Some(members)).unwrap_err().to_string();
