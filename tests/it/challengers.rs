@@ -1,5 +1,6 @@
 //! The classical challengers as a user runs them: `sluice train --algorithm
-//! mstl|ets|arima|theta|ensemble` writes a model directory of settings, `sluice forecast` answers SageMaker's request with it, and
+//! mstl|ets|arima|theta|ensemble` writes a model directory of settings, `sluice forecast`
+//! answers SageMaker's request with it, and
 //! `sluice models publish --candidate ...` chooses among families on the validation windows
 //! held out of the training data, publishes the winner, and records why each won or lost.
 
@@ -98,8 +99,10 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
             "{family} {model} against seasonal naive {naive}"
         );
         if family == "ensemble" {
-            // Averaging quantiles never scores worse than the members' average (the pinball
-            // loss is convex), up to the noise of reading quantiles off 50 paths.
+            // A weighted average of quantiles scores no worse than the members' scores averaged
+            // with the same weights (the pinball loss is convex). The weights come from each
+            // series' last season, not from these windows, so the bound held to is the plain
+            // average of the members, up to the noise of reading quantiles off 50 paths.
             let average = members.iter().sum::<f64>() / members.len() as f64;
             assert!(
                 model <= average * 1.02,
