@@ -6,7 +6,8 @@
 //!
 //! - [`forecaster`]: every model family behind one face ([`forecaster::Forecasting`]), and
 //!   model directories of any family;
-//! - [`classical`]: the challengers fitted per series (MSTL, AutoETS);
+//! - [`classical`]: the challengers fitted per series (MSTL, AutoETS, AutoARIMA, AutoTheta and
+//!   their weighted ensemble);
 //! - [`deepar`]: DeepAR (Salinas et al.; GluonTS's design) on candle: features, likelihoods,
 //!   training, sampling forecasts and the model directory;
 //! - [`inference`]: SageMaker DeepAR's request and response JSON;

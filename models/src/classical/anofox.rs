@@ -27,7 +27,7 @@ use augurs::mstl::{FittedTrendModel, TrendModel};
 use augurs::{Forecast, ForecastIntervals};
 use chrono::{DateTime, Duration, Utc};
 
-use super::fit::LEVEL;
+use super::fit::{FitError, LEVEL};
 
 /// The longest season a seasonal ARIMA is fitted over; longer ones go through MSTL.
 pub const MAX_SARIMA_SEASON: usize = 12;
@@ -36,21 +36,21 @@ type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// `history` as anofox's series. The models read the values only: the timestamps are hourly
 /// from the epoch whatever the series' frequency.
-fn series(history: &[f64]) -> Result<TimeSeries, String> {
+fn series(history: &[f64]) -> Result<TimeSeries, FitError> {
     let timestamps: Vec<DateTime<Utc>> = (0..history.len() as i64)
         .map(|i| DateTime::<Utc>::UNIX_EPOCH + Duration::hours(i))
         .collect();
-    TimeSeries::univariate(timestamps, history.to_vec()).map_err(|e| e.to_string())
+    TimeSeries::univariate(timestamps, history.to_vec()).map_err(FitError::model)
 }
 
 /// A fitted model's forecast as a point and an 80 % interval.
-fn forecast(model: &dyn Forecaster, horizon: usize) -> Result<Forecast, String> {
+fn forecast(model: &dyn Forecaster, horizon: usize) -> Result<Forecast, FitError> {
     let out = model
         .predict_with_intervals(horizon, LEVEL)
-        .map_err(|e| e.to_string())?;
+        .map_err(FitError::model)?;
     let point = out.primary().to_vec();
     let (Ok(lower), Ok(upper)) = (out.lower_series(0), out.upper_series(0)) else {
-        return Err("the model gave no prediction interval".into());
+        return Err(FitError::NoInterval);
     };
     Ok(Forecast {
         point,
@@ -72,7 +72,7 @@ fn forecast(model: &dyn Forecaster, horizon: usize) -> Result<Forecast, String> 
 /// variance of the raw values finds no seasonal signal, which a strong trend hides (on
 /// aus_retail's growing monthly sales it kept ETS(M,A,N) where statsforecast picks ETS(M,A,A),
 /// and its forecasts were 1.7 times as far off).
-pub fn ets(history: &[f64], season: usize, horizon: usize) -> Result<Forecast, String> {
+pub fn ets(history: &[f64], season: usize, horizon: usize) -> Result<Forecast, FitError> {
     let data = series(history)?;
     let positive = history.iter().all(|&v| v > 0.0);
     let errors: &[ErrorType] = if positive {
@@ -118,20 +118,19 @@ pub fn ets(history: &[f64], season: usize, horizon: usize) -> Result<Forecast, S
             }
         }
     }
-    let (_, model) =
-        best.ok_or_else(|| format!("no ETS model fitted ({})", failures.join("; ")))?;
+    let (_, model) = best.ok_or_else(|| FitError::NoEtsModel(failures.join("; ")))?;
     forecast(&model, horizon)
 }
 
 /// AutoARIMA (stepwise search over the orders, differencing by KPSS and seasonal tests) with
 /// `season` steps a cycle (at most [`MAX_SARIMA_SEASON`]; 1 for none).
-pub fn arima(history: &[f64], season: usize, horizon: usize) -> Result<Forecast, String> {
+pub fn arima(history: &[f64], season: usize, horizon: usize) -> Result<Forecast, FitError> {
     let mut model = if season > 1 {
         AutoARIMA::seasonal(season)
     } else {
         AutoARIMA::new()
     };
-    model.fit(&series(history)?).map_err(|e| e.to_string())?;
+    model.fit(&series(history)?).map_err(FitError::model)?;
     forecast(&model, horizon)
 }
 
@@ -142,21 +141,19 @@ pub fn theta(
     history: &[f64],
     season: usize,
     horizon: usize,
-) -> Result<(Vec<f64>, Vec<f64>), String> {
+) -> Result<(Vec<f64>, Vec<f64>), FitError> {
     let mut model = if season > 1 {
         AutoTheta::seasonal(season)
     } else {
         AutoTheta::new()
     };
-    model.fit(&series(history)?).map_err(|e| e.to_string())?;
+    model.fit(&series(history)?).map_err(FitError::model)?;
     let point = model
         .predict(horizon)
-        .map_err(|e| e.to_string())?
+        .map_err(FitError::model)?
         .primary()
         .to_vec();
-    let fitted = model
-        .fitted_values()
-        .ok_or("the theta model kept no fitted values")?;
+    let fitted = model.fitted_values().ok_or(FitError::NoFittedValues)?;
     let (sigma, alpha) = one_step_error(history, fitted)?;
     let spread = (0..horizon)
         .map(|h| sigma * (1.0 + h as f64 * alpha * alpha).sqrt())
@@ -166,14 +163,14 @@ pub fn theta(
 
 /// The in-sample one-step error's standard deviation, and the smoothing parameter that moves
 /// the next fitted value by alpha times this step's error (least squares, within 0..=1).
-fn one_step_error(history: &[f64], fitted: &[f64]) -> Result<(f64, f64), String> {
+fn one_step_error(history: &[f64], fitted: &[f64]) -> Result<(f64, f64), FitError> {
     let n = history.len().min(fitted.len());
     let errors: Vec<(usize, f64)> = (1..n)
         .filter(|&t| fitted[t].is_finite())
         .map(|t| (t, history[t] - fitted[t]))
         .collect();
     if errors.len() < 2 {
-        return Err("too few fitted values to measure the model's error".into());
+        return Err(FitError::TooFewFittedValues);
     }
     let sigma = (errors.iter().map(|(_, e)| e * e).sum::<f64>() / errors.len() as f64).sqrt();
     let (mut moved, mut squared) = (0.0, 0.0);

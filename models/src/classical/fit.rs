@@ -12,6 +12,37 @@ pub(super) const LEVEL: f64 = 0.8;
 /// The standard normal's 0.9 quantile.
 pub(super) const Z_90: f64 = 1.281_551_565_544_600_4;
 
+/// Why a family's model could not forecast a series: seasonal naive forecasts it instead, with
+/// this as its fallback reason.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FitError {
+    /// The model's library refused the series or did not converge (its own message).
+    #[error("{0}")]
+    Model(String),
+    /// The model forecast points but no interval.
+    #[error("the model gave no prediction interval")]
+    NoInterval,
+    /// Not one model of the AutoETS search fitted (each one's failure).
+    #[error("no ETS model fitted ({0})")]
+    NoEtsModel(String),
+    /// The model kept no in-sample fitted values to measure its error by.
+    #[error("the model kept no fitted values")]
+    NoFittedValues,
+    /// Too few in-sample fitted values to measure the model's error.
+    #[error("too few fitted values to measure the model's error")]
+    TooFewFittedValues,
+    /// The model forecast a value or an interval that is not finite.
+    #[error("the fit gave no finite forecast or interval")]
+    NotFinite,
+}
+
+impl FitError {
+    /// A model library's error, by its message (the libraries' error types differ).
+    pub(super) fn model(error: impl std::fmt::Display) -> Self {
+        FitError::Model(error.to_string())
+    }
+}
+
 /// A series' predictive distribution: `point[h] + sigma[h] * N(0, 1)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fitted {
@@ -69,7 +100,7 @@ pub fn fit_predict(
         .filter(|&m| 2 * m < history.len())
         .collect();
     let season = periods.iter().copied().min().unwrap_or(1);
-    let result: Result<(Vec<f64>, Vec<f64>), String> = match family {
+    let result: Result<(Vec<f64>, Vec<f64>), FitError> = match family {
         Family::Ensemble => {
             return combine(&super::DEFAULT_MEMBERS, history, season_lengths, horizon);
         }
@@ -81,15 +112,15 @@ pub fn fit_predict(
         Family::Arima => spread(
             MSTLModel::new(periods, anofox::ArimaTrend)
                 .fit(history)
-                .map_err(|e| e.to_string())
-                .and_then(|fitted| fitted.predict(horizon, LEVEL).map_err(|e| e.to_string())),
+                .map_err(FitError::model)
+                .and_then(|fitted| fitted.predict(horizon, LEVEL).map_err(FitError::model)),
         ),
         // No cycle fits twice: the trend model alone, as statsforecast's MSTL does.
         Family::Mstl if periods.is_empty() => spread(
             augurs::ets::AutoETS::non_seasonal()
                 .fit(history)
-                .map_err(|e| e.to_string())
-                .and_then(|fitted| fitted.predict(horizon, LEVEL).map_err(|e| e.to_string())),
+                .map_err(FitError::model)
+                .and_then(|fitted| fitted.predict(horizon, LEVEL).map_err(FitError::model)),
         ),
         Family::Mstl => spread(
             MSTLModel::new(
@@ -97,8 +128,8 @@ pub fn fit_predict(
                 augurs::ets::AutoETS::non_seasonal().into_trend_model(),
             )
             .fit(history)
-            .map_err(|e| e.to_string())
-            .and_then(|fitted| fitted.predict(horizon, LEVEL).map_err(|e| e.to_string())),
+            .map_err(FitError::model)
+            .and_then(|fitted| fitted.predict(horizon, LEVEL).map_err(FitError::model)),
         ),
     };
     let fallback_season = season_lengths.iter().copied().min().unwrap_or(1);
@@ -118,9 +149,9 @@ pub fn fit_predict(
             history,
             fallback_season,
             horizon,
-            "the fit gave no finite forecast or interval".into(),
+            FitError::NotFinite.to_string(),
         ),
-        Err(reason) => naive(history, fallback_season, horizon, reason),
+        Err(reason) => naive(history, fallback_season, horizon, reason.to_string()),
     }
 }
 
@@ -258,12 +289,12 @@ pub fn quantile_loss(fit: &Fitted, actual: &[f64]) -> f64 {
 
 /// A forecast's point and h-step standard deviation (its 80 % interval's half-width over the
 /// normal's 0.9 quantile).
-fn spread(forecast: Result<Forecast, String>) -> Result<(Vec<f64>, Vec<f64>), String> {
+fn spread(forecast: Result<Forecast, FitError>) -> Result<(Vec<f64>, Vec<f64>), FitError> {
     let forecast = forecast?;
     let sigma = forecast
         .intervals
         .as_ref()
-        .ok_or("the model gave no prediction interval")?
+        .ok_or(FitError::NoInterval)?
         .lower
         .iter()
         .zip(&forecast.intervals.as_ref().expect("checked").upper)
