@@ -477,3 +477,22 @@ fn reproducible_and_better_than_seasonal_naive(model: &Classical) {
         result.seasonal_naive.mean_weighted_quantile_loss
     );
 }
+
+#[test]
+fn a_model_that_cannot_fit_falls_back_and_says_why() {
+    // One point: no model of the AutoETS search fits, and each one's failure is named.
+    let fitted = fit_predict(Family::Ets, &[5.0], &[12], 4);
+    let why = fitted.fallback.expect("seasonal naive stands in");
+    assert!(
+        why.starts_with("no ETS model fitted (ETS(A,N,N): "),
+        "{why}"
+    );
+    assert!(why.contains("ETS(M,Ad,N): "), "{why}");
+    assert_eq!(fitted.point, [5.0; 4]);
+    // Six points are too few for AutoARIMA's search: the library's own reason stands.
+    let fitted = fit_predict(Family::Arima, &[5.0, 6.0, 7.0, 5.0, 6.0, 7.0], &[3], 3);
+    let why = fitted.fallback.expect("seasonal naive stands in");
+    assert!(why.contains("at least 10"), "{why}");
+    assert_eq!(fitted.point, [5.0, 6.0, 7.0]);
+    assert!(fitted.sigma.iter().all(|s| s.is_finite() && *s >= 0.0));
+}
