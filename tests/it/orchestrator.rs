@@ -401,7 +401,51 @@ async fn names_and_histories_have_step_functions_limits(backend: Backend) {
     assert_eq!(history.last().unwrap().kind, "ExecutionFailed");
 }
 
+/// A Task that runs longer than the sweep's stall is not taken for a stalled step while it runs:
+/// it marks its execution as moving, so no sweep starts it again beside itself (a nightly's
+/// ten-minute ensemble ran in up to nine copies at once before); once it ends, the execution
+/// has moved on.
+async fn a_step_that_runs_past_the_stall_is_not_swept_while_it_runs(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let engine = engine(&db).with_running_beat(Duration::from_millis(100));
+    let nap = json!({"StartAt": "Nap", "States": {
+        "Nap": {"Type": "Task", "Resource": "sluice:sleep", "Parameters": {"seconds": 2}, "End": true}}});
+    store::put_workflow(&engine.pool, "nap", &nap)
+        .await
+        .unwrap();
+    let (execution, first) = engine.start("nap", json!({}), None).await.unwrap();
+    let first = first.unwrap();
+    let running = {
+        let (engine, task) = (engine.clone(), first.task.clone());
+        tokio::spawn(async move { engine.advance(&task).await })
+    };
+    let swept = |stall| {
+        let (engine, id) = (engine.clone(), execution.id.clone());
+        async move {
+            engine
+                .sweep(stall)
+                .await
+                .unwrap()
+                .into_iter()
+                .any(|n| n.task.execution == id)
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        !swept(Duration::from_millis(600)).await,
+        "a step 1.2 s into its run, beating every 0.1 s, is not stalled for 0.6 s"
+    );
+    assert!(running.await.unwrap().unwrap().is_empty());
+    let done = store::execution(&engine.pool, &execution.id).await.unwrap();
+    assert_eq!(done.status, ExecutionStatus::Succeeded);
+    assert!(
+        !swept(Duration::ZERO).await,
+        "an ended execution is never swept"
+    );
+}
+
 tests::on_both_backends!(
+    a_step_that_runs_past_the_stall_is_not_swept_while_it_runs,
     names_and_histories_have_step_functions_limits,
     a_retry_is_a_scheduled_step_that_keeps_its_attempts,
     executions_advance_step_by_step_with_the_interpreters_history,

@@ -50,7 +50,17 @@ pub struct Engine {
     pub pool: sqlx::AnyPool,
     resources: std::sync::Arc<dyn Resources>,
     definitions: Definitions,
+    /// How often a running step says it still runs ([`RUNNING_BEAT`]).
+    running_beat: Duration,
 }
+
+/// How often a step that runs marks its execution as moving (`updated_at`), for as long as it
+/// runs. The stall sweep re-enqueues executions that have not moved for longer than its stall:
+/// without the beat, a Task that runs longer (a training of minutes) was taken for stalled and
+/// started again beside itself, once a sweep, each copy slowing the others. A step whose worker
+/// died stops beating, and the sweep takes it after the stall. A sweep's stall must be several
+/// beats long.
+pub const RUNNING_BEAT: Duration = Duration::from_secs(20);
 
 impl Engine {
     pub fn new(
@@ -63,6 +73,16 @@ impl Engine {
             pool,
             resources,
             definitions: Definitions::default(),
+            running_beat: RUNNING_BEAT,
+        }
+    }
+
+    /// The engine with running steps beating every `every` instead of [`RUNNING_BEAT`] (tests
+    /// that sweep with a short stall).
+    pub fn with_running_beat(self, every: Duration) -> Self {
+        Self {
+            running_beat: every,
+            ..self
         }
     }
 
@@ -259,7 +279,12 @@ impl Engine {
         let handle = tokio::runtime::Handle::current();
         let entered_at = execution.entered_at;
         let execution_deadline = deadline(&machine, &execution);
-        let (step, waited_until) = tokio::task::spawn_blocking(move || {
+        let beat = tokio::spawn(beat_while_running(
+            self.pool.clone(),
+            task.clone(),
+            self.running_beat,
+        ));
+        let ran = tokio::task::spawn_blocking(move || {
             let mut tasks = resources.runner(&ops, handle);
             if is_wait {
                 // A Wait runs on a clock frozen at its entry: its end is known without sleeping.
@@ -271,7 +296,9 @@ impl Engine {
                 (then_pure_states(&machine, &position, &info, first), None)
             }
         })
-        .await?;
+        .await;
+        beat.abort();
+        let (step, waited_until) = ran?;
         let now = chrono::Utc::now().timestamp_millis();
         if let Some(until) = waited_until
             && until > now
@@ -463,6 +490,24 @@ impl Engine {
                 delay: Duration::ZERO,
             })
             .collect())
+    }
+}
+
+/// Marks `task`'s execution as moving every `every` until aborted (when the step has run) or
+/// until the execution has moved on; a failed mark is logged and tried again at the next beat.
+async fn beat_while_running(pool: sqlx::AnyPool, task: StepTask, every: Duration) {
+    let mut beats = tokio::time::interval(every);
+    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    beats.tick().await;
+    loop {
+        beats.tick().await;
+        match store::still_running(&pool, &task.execution, task.step).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => {
+                tracing::warn!(execution = %task.execution, step = task.step, error = %err, "could not mark a running step as moving");
+            }
+        }
     }
 }
 

@@ -32,6 +32,9 @@ fn steps_at_once() -> usize {
 /// How often a worker looks for stalled executions, and how long one may stall.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const STALL: Duration = Duration::from_secs(120);
+// A running step marks itself as moving every RUNNING_BEAT: a stall is several beats long, so
+// a step that runs (however long) is never taken for a stalled one.
+const _: () = assert!(STALL.as_secs() >= 3 * ops::workflows::engine::RUNNING_BEAT.as_secs());
 
 /// Runs apalis's migrations; processes starting together on a new database retry.
 async fn migrate<DB: sqlx::Database>(

@@ -341,6 +341,22 @@ pub async fn execution(pool: &AnyPool, id: &str) -> Result<Execution, Error> {
 /// follows before the sweep enqueues it again (the push after an answer or a commit was lost).
 const CALLBACK_GRACE_MS: i64 = 10_000;
 
+/// Marks a step as still running (its execution's `updated_at`, what [`stalled`] reads), so
+/// that the stall sweep does not take a long task for a stalled one; false once the execution
+/// has moved on or ended.
+pub async fn still_running(pool: &AnyPool, id: &str, step: i64) -> Result<bool, Error> {
+    Ok(sqlx::query(
+        "UPDATE executions SET updated_at = $1 WHERE id = $2 AND step = $3 AND status = 'RUNNING'",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .bind(step)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
 /// Running executions whose position has not moved since `before_ms`: (id, step). One waiting
 /// for a callback is not stalled while it waits; it is once its token was answered, or its
 /// wait ran out, [`CALLBACK_GRACE_MS`] ago without a step. One waiting for its children is
