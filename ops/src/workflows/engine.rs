@@ -279,11 +279,11 @@ impl Engine {
         let handle = tokio::runtime::Handle::current();
         let entered_at = execution.entered_at;
         let execution_deadline = deadline(&machine, &execution);
-        let beat = tokio::spawn(beat_while_running(
+        let beat = Beating(tokio::spawn(beat_while_running(
             self.pool.clone(),
             task.clone(),
             self.running_beat,
-        ));
+        )));
         let ran = tokio::task::spawn_blocking(move || {
             let mut tasks = resources.runner(&ops, handle);
             if is_wait {
@@ -297,7 +297,7 @@ impl Engine {
             }
         })
         .await;
-        beat.abort();
+        drop(beat);
         let (step, waited_until) = ran?;
         let now = chrono::Utc::now().timestamp_millis();
         if let Some(until) = waited_until
@@ -490,6 +490,17 @@ impl Engine {
                 delay: Duration::ZERO,
             })
             .collect())
+    }
+}
+
+/// The beat of a running step, stopped when the step has run or when its future is dropped (a
+/// worker stopped mid-step): a step whose result will never be committed must not look alive,
+/// or the sweep would never take it.
+struct Beating(tokio::task::JoinHandle<()>);
+
+impl Drop for Beating {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
