@@ -9,6 +9,8 @@ use serde_json::Value;
 use super::callbacks::{Wait, deadline};
 use super::chain::then_pure_states;
 pub use super::names::check_name;
+use super::running::Beating;
+pub use super::running::RUNNING_BEAT;
 use super::store::{self, Execution, ExecutionStatus, StepUpdate, earliest};
 use super::{Error, Resources};
 use asl::definition::{Kind, StateMachine};
@@ -53,14 +55,6 @@ pub struct Engine {
     /// How often a running step says it still runs ([`RUNNING_BEAT`]).
     running_beat: Duration,
 }
-
-/// How often a step that runs marks its execution as moving (`updated_at`), for as long as it
-/// runs. The stall sweep re-enqueues executions that have not moved for longer than its stall:
-/// without the beat, a Task that runs longer (a training of minutes) was taken for stalled and
-/// started again beside itself, once a sweep, each copy slowing the others. A step whose worker
-/// died stops beating, and the sweep takes it after the stall. A sweep's stall must be several
-/// beats long.
-pub const RUNNING_BEAT: Duration = Duration::from_secs(20);
 
 impl Engine {
     pub fn new(
@@ -279,11 +273,7 @@ impl Engine {
         let handle = tokio::runtime::Handle::current();
         let entered_at = execution.entered_at;
         let execution_deadline = deadline(&machine, &execution);
-        let beat = Beating(tokio::spawn(beat_while_running(
-            self.pool.clone(),
-            task.clone(),
-            self.running_beat,
-        )));
+        let beat = Beating::start(self.pool.clone(), task.clone(), self.running_beat);
         let ran = tokio::task::spawn_blocking(move || {
             let mut tasks = resources.runner(&ops, handle);
             if is_wait {
@@ -490,35 +480,6 @@ impl Engine {
                 delay: Duration::ZERO,
             })
             .collect())
-    }
-}
-
-/// The beat of a running step, stopped when the step has run or when its future is dropped (a
-/// worker stopped mid-step): a step whose result will never be committed must not look alive,
-/// or the sweep would never take it.
-struct Beating(tokio::task::JoinHandle<()>);
-
-impl Drop for Beating {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Marks `task`'s execution as moving every `every` until aborted (when the step has run) or
-/// until the execution has moved on; a failed mark is logged and tried again at the next beat.
-async fn beat_while_running(pool: sqlx::AnyPool, task: StepTask, every: Duration) {
-    let mut beats = tokio::time::interval(every);
-    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    beats.tick().await;
-    loop {
-        beats.tick().await;
-        match store::still_running(&pool, &task.execution, task.step).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(err) => {
-                tracing::warn!(execution = %task.execution, step = task.step, error = %err, "could not mark a running step as moving");
-            }
-        }
     }
 }
 

@@ -29,6 +29,7 @@ mod chain;
 pub mod engine;
 mod names;
 mod operations;
+mod running;
 pub mod schedules;
 pub mod store;
 pub mod triggers;
