@@ -5,14 +5,15 @@
 //! SageMaker response (quantiles, mean, samples) and the scoring are the same for every family.
 //!
 //! The model directory says which family it holds: `config.json`'s `format` is `sluice-deepar`
-//! (with `model.safetensors` beside it) or `sluice-classical` (the settings are the whole
-//! model).
+//! (with `model.safetensors` beside it), `sluice-classical` (the settings are the whole
+//! model) or `sluice-blend` (several of the others, weighted; see [`blend`](crate::blend)).
 
 use std::path::Path;
 
 use candle_core::Device;
 use serde_json::{Map, Value};
 
+use crate::blend::{self, Blend};
 use crate::classical::{self, Classical};
 use crate::deepar::artifact::{self, Lineage};
 use crate::deepar::series::Series;
@@ -75,6 +76,8 @@ pub enum Forecaster {
     /// Boxed: a network is much larger than a classical model's settings.
     DeepAR(Box<Model>),
     Classical(Classical),
+    /// Boxed: its members are forecasters themselves.
+    Blend(Box<Blend>),
 }
 
 impl Forecaster {
@@ -82,13 +85,13 @@ impl Forecaster {
         match self {
             Forecaster::DeepAR(model) => model.as_ref(),
             Forecaster::Classical(model) => model,
+            Forecaster::Blend(model) => model.as_ref(),
         }
     }
 
-    /// A series the model must accept and forecast finitely before it serves: a weekly-ish
-    /// pattern long enough for its context (DeepAR) or its longest season twice over (MSTL).
-    pub fn probe(&self) -> Series {
-        let (length, cat, dynamic) = match self {
+    /// The probe's length, categorical and dynamic features (see [`probe`](Self::probe)).
+    fn probe_shape(&self) -> (usize, usize, usize) {
+        match self {
             Forecaster::DeepAR(model) => (
                 (model.layout.context_length * 2).max(8),
                 model.network.shape.cardinality.len(),
@@ -99,7 +102,21 @@ impl Forecaster {
                 0,
                 0,
             ),
-        };
+            // Long enough for every member, with the features its DeepAR member reads.
+            Forecaster::Blend(blend) => blend
+                .members()
+                .iter()
+                .map(|m| m.model.probe_shape())
+                .fold((8, 0, 0), |(l, c, d), (ml, mc, md)| {
+                    (l.max(ml), c.max(mc), d.max(md))
+                }),
+        }
+    }
+
+    /// A series the model must accept and forecast finitely before it serves: a weekly-ish
+    /// pattern long enough for its context (DeepAR) or its longest season twice over (MSTL).
+    pub fn probe(&self) -> Series {
+        let (length, cat, dynamic) = self.probe_shape();
         let horizon = self.prediction_length();
         Series {
             start: chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
@@ -176,6 +193,9 @@ pub enum Format {
     DeepAR,
     /// A classical challenger: the config alone.
     Classical,
+    /// A blend: the config (its members' inline) and, when a member is DeepAR,
+    /// `model.safetensors`.
+    Blend,
 }
 
 impl Format {
@@ -183,9 +203,27 @@ impl Format {
     pub fn files(self) -> &'static [&'static str] {
         match self {
             Format::DeepAR => &[artifact::CONFIG, artifact::WEIGHTS],
-            Format::Classical => &[artifact::CONFIG],
+            Format::Classical | Format::Blend => &[artifact::CONFIG],
         }
     }
+}
+
+/// Whether a `config.json` needs the directory's `model.safetensors` to load (DeepAR, or a
+/// blend with a DeepAR member); `source` names the directory in errors.
+pub fn needs_weights(config: &[u8], source: &str) -> Result<bool> {
+    Ok(match format_of(config, source)? {
+        Format::DeepAR => true,
+        Format::Classical => false,
+        Format::Blend => blend::needs_weights(&serde_json::from_slice(config).map_err(|e| {
+            Error::Io {
+                path: Path::new(source)
+                    .join(artifact::CONFIG)
+                    .display()
+                    .to_string(),
+                reason: e.to_string(),
+            }
+        })?),
+    })
 }
 
 /// Reads the format of a `config.json`'s bytes; `source` names the directory in errors.
@@ -198,17 +236,20 @@ pub fn format_of(config: &[u8], source: &str) -> Result<Format> {
     match value.get("format").and_then(Value::as_str) {
         Some("sluice-deepar") => Ok(Format::DeepAR),
         Some(classical::FORMAT) => Ok(Format::Classical),
+        Some(blend::FORMAT) => Ok(Format::Blend),
         other => Err(Error::Io {
             path: path.display().to_string(),
             reason: format!(
-                "format {other:?} is not a sluice model (sluice-deepar or {})",
-                classical::FORMAT
+                "format {other:?} is not a sluice model (sluice-deepar, {} or {})",
+                classical::FORMAT,
+                blend::FORMAT
             ),
         }),
     }
 }
 
-/// Builds a model from the bytes of its directory's files (`weights` only for DeepAR);
+/// Builds a model from the bytes of its directory's files (`weights` only where
+/// [`needs_weights`]);
 /// `source` names the directory in errors.
 pub fn from_bytes(
     config: &[u8],
@@ -232,6 +273,10 @@ pub fn from_bytes(
             let (model, lineage) = classical::from_bytes(config, source)?;
             Ok((Forecaster::Classical(model), lineage))
         }
+        Format::Blend => {
+            let (model, lineage) = Blend::from_bytes(config, weights, source, device)?;
+            Ok((Forecaster::Blend(Box::new(model)), lineage))
+        }
     }
 }
 
@@ -246,9 +291,10 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Forecaster, Lineage)> {
     };
     let config = read(artifact::CONFIG)?;
     let source = dir.display().to_string();
-    let weights = match format_of(&config, &source)? {
-        Format::DeepAR => Some(read(artifact::WEIGHTS)?),
-        Format::Classical => None,
+    let weights = if needs_weights(&config, &source)? {
+        Some(read(artifact::WEIGHTS)?)
+    } else {
+        None
     };
     from_bytes(&config, weights.as_deref(), &source, device)
 }

@@ -6,6 +6,8 @@
 //!
 //! - [`forecaster`]: every model family behind one face ([`forecaster::Forecasting`]), and
 //!   model directories of any family;
+//! - [`blend`]: a global and a local model's forecasts averaged quantile by quantile, the
+//!   weight chosen on validation windows;
 //! - [`classical`]: the challengers fitted per series (MSTL, AutoETS, AutoARIMA, AutoTheta and
 //!   their weighted ensemble);
 //! - [`deepar`]: DeepAR (Salinas et al.; GluonTS's design) on candle: features, likelihoods,
@@ -15,6 +17,7 @@
 //!   history, and the publish decision.
 
 pub mod baseline;
+pub mod blend;
 pub mod classical;
 pub mod deepar;
 pub mod forecaster;

@@ -85,6 +85,20 @@ pub fn from_bytes(
     source: &str,
     device: &Device,
 ) -> Result<(Model, Lineage)> {
+    let weights_path = Path::new(source).join(WEIGHTS);
+    let tensors =
+        candle_core::safetensors::load_buffer(weights, device).map_err(|e| io(&weights_path, e))?;
+    from_tensors(config, &tensors, source, device)
+}
+
+/// Builds a model from the bytes of its `config.json` and its weights, already read (a blend
+/// keeps its members' weights in one file).
+pub fn from_tensors(
+    config: &[u8],
+    tensors: &HashMap<String, candle_core::Tensor>,
+    source: &str,
+    device: &Device,
+) -> Result<(Model, Lineage)> {
     let config_path = Path::new(source).join(CONFIG);
     let config: Value = serde_json::from_slice(config).map_err(|e| io(&config_path, e))?;
     let version = config.get("format_version").and_then(Value::as_u64);
@@ -108,9 +122,7 @@ pub fn from_bytes(
         .unwrap_or_default();
     let model = Model::initialise(hyperparameters, &mut ChaCha8Rng::seed_from_u64(0), device)?;
     let weights_path = Path::new(source).join(WEIGHTS);
-    let tensors =
-        candle_core::safetensors::load_buffer(weights, device).map_err(|e| io(&weights_path, e))?;
-    model.network.restore(&tensors).map_err(|e| match e {
+    model.network.restore(tensors).map_err(|e| match e {
         Error::Io { reason, .. } => io(&weights_path, reason),
         other => other,
     })?;

@@ -178,9 +178,42 @@ pub fn backtest<F: Forecasting + ?Sized>(
     source: &str,
 ) -> Result<Backtest> {
     let horizon = model.prediction_length();
-    let (histories, actuals) = split_test(horizon, test, source)?;
+    let (histories, _) = split_test(horizon, test, source)?;
     let forecasts = model.forecast(&histories, options, source)?;
-    let season = model.freq().season();
+    score(
+        model.family(),
+        forecasts,
+        test,
+        horizon,
+        model.freq().season(),
+        model.test_quantiles(),
+        source,
+    )
+}
+
+/// Scores forecasts of every test window (one per line of `test`, in order, as [`backtest`]
+/// makes them) and seasonal naive on the same windows: for forecasts made elsewhere, such as
+/// a blend of several models' forecasts ([`crate::blend`]).
+pub fn score(
+    family: &'static str,
+    forecasts: Vec<Forecast>,
+    test: &[Series],
+    horizon: usize,
+    season: usize,
+    quantiles: &[f64],
+    source: &str,
+) -> Result<Backtest> {
+    let (histories, actuals) = split_test(horizon, test, source)?;
+    if forecasts.len() != histories.len() {
+        return Err(Error::Shape {
+            series: forecasts.len().min(histories.len()),
+            reason: format!(
+                "{} forecasts for {} windows of {source}",
+                forecasts.len(),
+                histories.len()
+            ),
+        });
+    }
     let pasts: Vec<Vec<f64>> = histories
         .iter()
         .map(|h| h.target.iter().map(|v| f64::from(*v)).collect())
@@ -198,7 +231,6 @@ pub fn backtest<F: Forecasting + ?Sized>(
         .iter()
         .map(|past| Ok(vec![baseline::seasonal_naive(past, season, horizon)?]))
         .collect::<Result<_>>()?;
-    let quantiles = model.test_quantiles();
     let scored: Vec<Scored<'_>> = pasts
         .iter()
         .zip(&actuals)
@@ -220,7 +252,7 @@ pub fn backtest<F: Forecasting + ?Sized>(
         })
         .collect();
     Ok(Backtest {
-        family: model.family(),
+        family,
         model: evaluate(&scored, season, quantiles)?,
         seasonal_naive: evaluate(&naive, season, quantiles)?,
         forecasts,
