@@ -10,6 +10,7 @@
 //! [`Ops`] is the process's handle: the catalog database (one pool, migrated once, opened on
 //! first use), the lake and the curated lake, and the defaults of the configuration.
 
+mod blend;
 mod catalog;
 mod connections;
 mod convert;
@@ -43,6 +44,7 @@ use std::sync::Arc;
 use jobs::catalog::{Catalog, CatalogDbName, ConnectOptions};
 use jobs::lake::{Lake, S3Options};
 
+pub use blend::{BlendMade, BlendMember, BlendOutput, BlendRequest};
 pub use catalog::{
     QuarantineView, TableDetail, TypeChangeDecision, TypeChangesOutput, TypeChangesRequest,
     reason_kind,

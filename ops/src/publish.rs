@@ -104,17 +104,7 @@ pub struct PublishOutput {
 fn choose(candidates: &[PathBuf]) -> Result<(PathBuf, Vec<Outcome>)> {
     let mut entries = Vec::with_capacity(candidates.len());
     for dir in candidates {
-        let path = dir.join(crate::train::VALIDATION_FILE);
-        let text = std::fs::read(&path).map_err(|e| {
-            Error::invalid(
-                "candidates",
-                format!(
-                    "{}: {e}; train each candidate with \"validation\": true",
-                    path.display()
-                ),
-            )
-        })?;
-        let value: Value = serde_json::from_slice(&text).map_err(|e| Error::io(&path, e))?;
+        let value = crate::train::read_validation(dir)?;
         let loss = |part: &str| {
             value[part]["mean_weighted_quantile_loss"]
                 .as_f64()
@@ -148,8 +138,11 @@ const MODEL_FILES: [&str; 4] = [
 pub async fn upload_model(lake: &Lake, group: &GroupName, dir: &Path) -> Result<String> {
     let folder = format!("models/{group}/{}", uuid::Uuid::new_v4());
     let config_path = dir.join(artifact::CONFIG);
-    let required = match tokio::fs::read(&config_path).await {
-        Ok(config) => forecaster::format_of(&config, &dir.display().to_string())?.files(),
+    let required: &[&str] = match tokio::fs::read(&config_path).await {
+        Ok(config) if forecaster::needs_weights(&config, &dir.display().to_string())? => {
+            &[artifact::CONFIG, artifact::WEIGHTS]
+        }
+        Ok(_) => &[artifact::CONFIG],
         Err(_) => Format::DeepAR.files(),
     };
     for name in MODEL_FILES {
@@ -180,9 +173,10 @@ pub async fn load_version(lake: &Lake, info: &VersionInfo, device: Device) -> Re
     let key = |name: &str| LakeKey::parse(&format!("{}/{name}", info.artifact));
     let source = format!("{}:{}", lake.url(), info.artifact);
     let config = lake.get(&key(artifact::CONFIG)?).await?;
-    let weights = match forecaster::format_of(&config, &source)? {
-        Format::DeepAR => Some(lake.get(&key(artifact::WEIGHTS)?).await?),
-        Format::Classical => None,
+    let weights = if forecaster::needs_weights(&config, &source)? {
+        Some(lake.get(&key(artifact::WEIGHTS)?).await?)
+    } else {
+        None
     };
     let (model, _) = tokio::task::spawn_blocking(move || {
         forecaster::from_bytes(&config, weights.as_deref(), &source, &device)

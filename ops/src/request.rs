@@ -135,3 +135,8 @@ path_fields!(crate::PublishRequest {
     candidates: ReadsFolder
 });
 path_fields!(crate::BatchForecastRequest { input: ReadsFile });
+path_fields!(crate::BlendRequest {
+    train: ReadsFile,
+    candidates: ReadsFolder,
+    model_dir: WritesFolder
+});

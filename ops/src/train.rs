@@ -185,6 +185,41 @@ pub struct TrainOutput {
 
 /// The file validation scores are written to in the model directory.
 pub const VALIDATION_FILE: &str = "validation.json";
+/// The file the validation forecasts are written to in the model directory: every window's
+/// sample paths, for a blend of candidates to be weighted on the same windows
+/// ([`crate::blend`]).
+pub const VALIDATION_FORECASTS_FILE: &str = "validation_forecasts.safetensors";
+
+/// A candidate directory's `validation.json`, refused by path when training wrote none.
+pub(crate) fn read_validation(dir: &Path) -> Result<Value> {
+    let path = dir.join(VALIDATION_FILE);
+    let text = std::fs::read(&path).map_err(|e| {
+        Error::invalid(
+            "candidates",
+            format!(
+                "{}: {e}; train each candidate with \"validation\": true",
+                path.display()
+            ),
+        )
+    })?;
+    serde_json::from_slice(&text).map_err(|e| Error::io(&path, e))
+}
+
+/// `validation.json`: the backtest on the validation windows and how many windows each
+/// series held out (a blend cuts the same windows again to score its members' forecasts).
+#[derive(Serialize)]
+struct Validation<'a> {
+    #[serde(flatten)]
+    backtest: &'a models::deepar::evaluate::Backtest,
+    windows: usize,
+}
+
+/// The held-out split: what a model is fitted on, the scored lines, and how many windows.
+pub(crate) type Split = (
+    Vec<models::deepar::Series>,
+    Vec<models::deepar::Series>,
+    usize,
+);
 
 /// [`hold_out`]'s split into the request's windows (or as many as [`validation_windows`]
 /// says), refusing a training set with no series long enough for it.
@@ -193,7 +228,7 @@ fn validation_split(
     horizon: usize,
     request: &TrainRequest,
     source: &str,
-) -> Result<(Vec<models::deepar::Series>, Vec<models::deepar::Series>)> {
+) -> Result<Split> {
     let windows = match request.validation_windows {
         Some(0) => return Err(Error::invalid("validation_windows", "at least 1")),
         Some(windows) => windows,
@@ -209,14 +244,15 @@ fn validation_split(
             ),
         ));
     }
-    Ok((trimmed, scored))
+    Ok((trimmed, scored, windows))
 }
 
-/// Scores a model on the validation windows, writing `validation.json`.
+/// Scores a model on the validation windows, writing `validation.json` and the forecasts.
 fn validate(
     model: &dyn Forecasting,
     request: &TrainRequest,
     scored: &[models::deepar::Series],
+    windows: usize,
 ) -> Result<TestMetrics> {
     let options = ForecastOptions {
         num_samples: model.num_eval_samples(),
@@ -225,7 +261,18 @@ fn validate(
     };
     let source = format!("{} (validation windows)", request.train.display());
     let result = backtest(model, scored, options, &source)?;
-    artifact::write_json(&request.model_dir, VALIDATION_FILE, &result)?;
+    models::blend::save_paths(
+        &request.model_dir.join(VALIDATION_FORECASTS_FILE),
+        &result.forecasts,
+    )?;
+    artifact::write_json(
+        &request.model_dir,
+        VALIDATION_FILE,
+        &Validation {
+            backtest: &result,
+            windows,
+        },
+    )?;
     Ok(TestMetrics::new(result))
 }
 
@@ -313,9 +360,9 @@ fn classical_blocking(model: &Classical, request: &TrainRequest) -> Result<Train
     };
     model.save(&request.model_dir, &lineage)?;
     let validation_metrics = if request.validation {
-        let (_, scored) =
+        let (_, scored, windows) =
             validation_split(&train_set, model.prediction_length, request, &lineage.train)?;
-        Some(validate(model, request, &scored)?)
+        Some(validate(model, request, &scored, windows)?)
     } else {
         None
     };
@@ -362,7 +409,7 @@ fn train_blocking(
     // (the estimate of how the procedure does on data it has not seen); the model kept is then
     // trained on all the data, as a chosen candidate is refitted before it serves.
     let held_out = if request.validation {
-        let (trimmed, scored) =
+        let (trimmed, scored, windows) =
             validation_split(&train_set, hp.prediction_length, request, &source)?;
         let options = TrainOptions {
             seed: request.seed,
@@ -371,7 +418,7 @@ fn train_blocking(
             on_epoch: None,
         };
         let (model, report) = train(hp, &trimmed, options)?;
-        Some((model, report, scored))
+        Some((model, report, (scored, windows)))
     } else {
         None
     };
@@ -407,8 +454,13 @@ fn train_blocking(
     artifact::save(&model, &request.model_dir, &lineage)?;
     artifact::write_json(&request.model_dir, "training.json", &report)?;
     let validation_metrics = held_out
-        .map(|(scored_model, scored)| {
-            validate(scored_model.as_ref().unwrap_or(&model), request, &scored)
+        .map(|(scored_model, (scored, windows))| {
+            validate(
+                scored_model.as_ref().unwrap_or(&model),
+                request,
+                &scored,
+                windows,
+            )
         })
         .transpose()?;
     let test_metrics = test_model(&model, request, test_set.as_deref())?;

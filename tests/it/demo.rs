@@ -47,6 +47,7 @@ fn the_demo_runs_two_nights_and_the_notebooks_run_against_it() {
         "Candidates",
         "candidate deepar: validation mean wQuantileLoss",
         "candidate mstl: validation mean wQuantileLoss",
+        "    blend: ",
         "==> trigger new-landings",
         "==> the next day lands",
         "over MQTT (127.0.0.1:1883) through the bridge",

@@ -122,7 +122,30 @@ fn the_nightly_retrain_workflow_runs_end_to_end() {
         "{output}"
     );
     assert!(path.join("work/night-1/mstl/config.json").is_file());
+    // The Blend step ran between training and publishing: a blend of DeepAR and the best
+    // challenger joined the candidates, or its reason says why none did.
+    let blend = &output["blend"];
+    let reason = blend["reason"].as_str().unwrap();
+    let chosen_among = match blend["blend"].as_object() {
+        Some(made) => {
+            assert!(reason.starts_with("blended deepar"), "{reason}");
+            assert_eq!(made["members"][0]["family"], "deepar", "{output}");
+            assert!(path.join("work/night-1/blend/config.json").is_file());
+            7
+        }
+        None => {
+            assert!(reason.starts_with("no blend: "), "{reason}");
+            assert!(!path.join("work/night-1/blend").exists());
+            6
+        }
+    };
+    assert_eq!(
+        blend["candidates"].as_array().unwrap().len(),
+        chosen_among,
+        "{output}"
+    );
     let selection = output["publish"]["selection"].as_array().unwrap();
+    assert_eq!(selection.len(), chosen_among, "{output}");
     assert_eq!(selection.iter().filter(|o| o["won"] == true).count(), 1);
     let winner = selection.iter().find(|o| o["won"] == true).unwrap();
     assert_eq!(output["publish"]["family"], winner["family"], "{output}");

@@ -10,6 +10,10 @@ pub enum ModelsCommand {
     List(ModelsListArgs),
     /// One version: status, lineage, metrics, aliases.
     Show(ModelsVersionArgs),
+    /// Blend the best DeepAR and the best classical candidate (trained with `--validation` on
+    /// the same data) with the weight that scores best on their validation windows, when a mix
+    /// beats both: the blend is one more candidate for `publish`.
+    Blend(BlendArgs),
     /// Register a trained model directory and promote it to champion only if it beats the
     /// champion (on the same test windows) by the margin and beats seasonal naive.
     Publish(PublishArgs),
@@ -61,6 +65,19 @@ pub struct ModelsVersionArgs {
     /// A version number (3 or v3) or an alias.
     #[arg(value_name = "VERSION")]
     pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BlendArgs {
+    /// A candidate model directory trained with `--validation` (repeatable).
+    #[arg(long, value_name = "DIR", required = true)]
+    pub candidate: Vec<PathBuf>,
+    /// The training series the candidates were trained on.
+    #[arg(long, value_name = "FILE")]
+    pub train: PathBuf,
+    /// Where the blend's model directory is written.
+    #[arg(long, value_name = "DIR")]
+    pub model_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

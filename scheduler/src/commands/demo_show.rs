@@ -379,6 +379,9 @@ pub fn night_summary(output: &Value) -> String {
             number(&candidate["validation_mean_wQuantileLoss"]),
         ));
     }
+    if let Some(reason) = output["blend"]["reason"].as_str() {
+        text.push_str(&format!("    blend: {reason}\n"));
+    }
     text.push_str(&format!(
         "    model v{version} ({}): backtest mean wQuantileLoss {} against seasonal naive's {}\n\
          \x20   decision: {decision}: {}",

@@ -30,6 +30,18 @@ pub async fn run(command: &ModelsCommand, context: &Context) -> anyhow::Result<R
             let text = serde_json::to_string_pretty(&info)?;
             Ok(Report::new(json!(info), text))
         }
+        ModelsCommand::Blend(args) => {
+            let output = ops
+                .blend(&request(json!({
+                    "candidates": args.candidate, "train": args.train, "model_dir": args.model_dir,
+                }))?)
+                .await?;
+            let mut text = output.reason.clone();
+            if let Some(made) = &output.blend {
+                text.push_str(&format!("\nwritten to {}", made.model_dir.display()));
+            }
+            Ok(Report::new(json!(output), text))
+        }
         ModelsCommand::Publish(args) => {
             let publish: PublishRequest = request(json!({
                 "group": args.group, "model_dir": args.model_dir, "candidates": args.candidate,

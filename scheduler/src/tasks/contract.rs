@@ -69,6 +69,7 @@ fn input_fields(job: Job) -> Option<Vec<&'static str>> {
         Job::Compact => fields_of::<ops::CompactRequest>(),
         Job::Dataset => fields_of::<ops::DatasetRequest>(),
         Job::Train => fields_of::<ops::TrainRequest>(),
+        Job::Blend => fields_of::<ops::BlendRequest>(),
         Job::Publish => fields_of::<ops::PublishRequest>(),
         Job::Promote => fields_of::<ops::PromoteRequest>(),
         Job::DetectDrift => fields_of::<ops::DriftRequest>(),
@@ -142,6 +143,16 @@ fn sample_output(job: Job) -> Option<Value> {
                 deepar: Some(metrics.clone()),
                 seasonal_naive: metrics,
             }),
+        }),
+        Job::Blend => json!(ops::BlendOutput {
+            candidates: vec!["deepar".into(), "ets".into(), "blend".into()],
+            blend: Some(ops::BlendMade {
+                model_dir: "blend".into(),
+                members: vec![],
+                validation_mean_wql: 0.0,
+                trials: vec![],
+            }),
+            reason: String::new(),
         }),
         Job::Publish => json!(ops::PublishOutput {
             group,

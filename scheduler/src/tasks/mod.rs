@@ -42,6 +42,10 @@ pub enum Job {
     /// [`ops::TrainRequest`] → [`ops::TrainOutput`], with the test metrics beside seasonal
     /// naive's.
     Train,
+    /// [`ops::BlendRequest`] → [`ops::BlendOutput`]: the best DeepAR and classical candidates
+    /// blended with the weight that scores best on the validation windows, when a mix beats
+    /// both; `candidates` lists the request's and the blend.
+    Blend,
     /// [`ops::PublishRequest`] → [`ops::PublishOutput`]: registered, and champion if it wins.
     Publish,
     /// [`ops::PromoteRequest`] → [`ops::AliasChange`]: an alias (the champion by default)
@@ -90,6 +94,7 @@ impl Job {
         (Job::Compact, "sluice:compact"),
         (Job::Dataset, "sluice:dataset"),
         (Job::Train, "sluice:train"),
+        (Job::Blend, "sluice:blend"),
         (Job::Publish, "sluice:publish"),
         (Job::Promote, "sluice:promote"),
         (Job::DetectDrift, "sluice:detect-drift"),
@@ -293,6 +298,7 @@ pub async fn run(
             })
             .await
         }
+        Job::Blend => staged(ops, request(input)?, |r| async move { ops.blend(&r).await }).await,
         Job::Publish => {
             staged(
                 ops,

@@ -29,10 +29,13 @@ fn lake_key(path: &Path) -> Option<&str> {
     path.to_str().and_then(|p| p.strip_prefix(LAKE))
 }
 
-/// A job's scratch folder and the output folders to copy to the lake.
+/// A job's scratch folder, the output folders to copy to the lake, and the inputs fetched.
 pub struct Workspace {
     scratch: tempfile::TempDir,
     outputs: Vec<(PathBuf, LakeKey)>,
+    /// Where each lake input was fetched, so that an output naming it (a blend's list of
+    /// candidates) names the lake key again.
+    inputs: Vec<(PathBuf, LakeKey)>,
 }
 
 impl Workspace {
@@ -51,6 +54,7 @@ impl Workspace {
         let mut workspace = Self {
             scratch,
             outputs: Vec::new(),
+            inputs: Vec::new(),
         };
         for (index, field) in request.path_fields().into_iter().enumerate() {
             let Some(key) = lake_key(field.path) else {
@@ -65,8 +69,12 @@ impl Workspace {
                 PathRole::ReadsFile => {
                     let bytes = lake.get(&key).await.map_err(|e| invalid(field.name, e))?;
                     tokio::fs::write(&path, bytes).await.map_err(unavailable)?;
+                    workspace.inputs.push((path.clone(), key));
                 }
-                PathRole::ReadsFolder => fetch_folder(lake, &key, &path).await?,
+                PathRole::ReadsFolder => {
+                    fetch_folder(lake, &key, &path).await?;
+                    workspace.inputs.push((path.clone(), key));
+                }
                 PathRole::WritesFolder => {
                     tokio::fs::create_dir_all(&path)
                         .await
@@ -79,13 +87,15 @@ impl Workspace {
         Ok(workspace)
     }
 
-    /// Copies the output folders to the lake; returns the job's output with their paths as lake
-    /// keys.
+    /// Copies the output folders to the lake; returns the job's output with their paths, and
+    /// those of the inputs fetched, as lake keys.
     pub async fn finish(self, lake: &Lake, output: Value) -> Result<Value, Failure> {
         let mut output = output;
         for (dir, key) in &self.outputs {
             put_folder(lake, dir, key).await?;
-            let (local, remote) = (dir.display().to_string(), format!("{LAKE}{key}"));
+        }
+        for (path, key) in self.outputs.iter().chain(&self.inputs) {
+            let (local, remote) = (path.display().to_string(), format!("{LAKE}{key}"));
             rewrite(&mut output, &local, &remote);
         }
         Ok(output)
@@ -194,9 +204,13 @@ mod tests {
             "plain paths stay"
         );
         std::fs::write(request.model_dir.join("model.safetensors"), "w").unwrap();
-        let output = serde_json::json!({"model_dir": request.model_dir, "epochs": 3});
+        let output = serde_json::json!({"model_dir": request.model_dir, "epochs": 3,
+            "train": request.train, "test": request.test});
         let output = workspace.finish(&lake, output).await.unwrap();
         assert_eq!(output["model_dir"], "lake:work/b/model");
+        // An input named in the output names its lake key again (a blend lists its candidates).
+        assert_eq!(output["train"], "lake:work/a/train.jsonl");
+        assert_eq!(output["test"], "/local/test.jsonl");
         let copied = lake
             .get(&LakeKey::parse("work/b/model/model.safetensors").unwrap())
             .await
