@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use candle_core::Device;
+use models::blend::{combine, search};
 use models::classical::{Classical, Family};
-use models::deepar::evaluate::{backtest, hold_out, split_test, validation_windows};
+use models::deepar::evaluate::{backtest, hold_out, score, split_test, validation_windows};
 use models::deepar::series::read_json_lines;
 use models::deepar::{ForecastOptions, Hyperparameters, TrainOptions, forecast, train};
 use models::registry::{Entry, select};
@@ -62,8 +63,22 @@ struct Contest {
     /// The champion's test mean_wQuantileLoss by seed, and the family chosen each seed.
     champion: Vec<f64>,
     chosen: Vec<String>,
-    /// Each candidate's validation mean_wQuantileLoss by seed, (family, values).
+    /// Each candidate's validation mean_wQuantileLoss by seed, (family, values); the blend's is
+    /// NaN in a seed where no mix beat its members.
     validation: Vec<(String, Vec<f64>)>,
+    /// The blend of DeepAR and the best classical challenger by seed, as the nightly's blend
+    /// step makes it.
+    blend: Vec<BlendRun>,
+}
+
+/// One seed's blend: its members, DeepAR's weight chosen on validation, and its scores
+/// (test: none when no mix beat its members on validation, so no blend was made).
+#[derive(Debug, Clone, serde::Serialize)]
+struct BlendRun {
+    local: String,
+    deepar_weight: f64,
+    validation: f64,
+    test: Option<f64>,
 }
 
 fn mean(values: &[f64]) -> f64 {
@@ -105,6 +120,7 @@ fn sluice_runs(
             .collect(),
         validation: std::iter::once("deepar".to_owned())
             .chain(challengers.iter().map(|c| c.family.name().to_owned()))
+            .chain(std::iter::once("blend".to_owned()))
             .map(|f| (f, vec![]))
             .collect(),
         ..Contest::default()
@@ -121,20 +137,21 @@ fn sluice_runs(
         seed: 1000,
         ..ForecastOptions::default()
     };
+    // Their forecasts are kept for the blend (test, validation).
     let mut classical_scores = Vec::with_capacity(challengers.len());
+    let mut classical_forecasts = Vec::with_capacity(challengers.len());
     for challenger in &challengers {
         let started = Instant::now();
-        let test = backtest(challenger, &test_set, classical_options, "test.jsonl")?
-            .model
-            .mean_weighted_quantile_loss;
-        let validation = backtest(
+        let test_run = backtest(challenger, &test_set, classical_options, "test.jsonl")?;
+        let test = test_run.model.mean_weighted_quantile_loss;
+        let validation_run = backtest(
             challenger,
             &validation_lines,
             validate(classical_options),
             "validation",
-        )?
-        .model
-        .mean_weighted_quantile_loss;
+        )?;
+        let validation = validation_run.model.mean_weighted_quantile_loss;
+        classical_forecasts.push((test_run.forecasts, validation_run.forecasts));
         tracing::info!(
             family = challenger.family.name(),
             test,
@@ -179,17 +196,16 @@ fn sluice_runs(
             on_epoch: None,
         };
         let (held_out, _) = train(&hp, &validation_train, train_options)?;
+        let deepar_validation = backtest(
+            &held_out,
+            &validation_lines,
+            validate(options),
+            "validation",
+        )?;
         let mut entries = vec![Entry {
             family: "deepar".into(),
             model_dir: String::new(),
-            mean_wql: backtest(
-                &held_out,
-                &validation_lines,
-                validate(options),
-                "validation",
-            )?
-            .model
-            .mean_weighted_quantile_loss,
+            mean_wql: deepar_validation.model.mean_weighted_quantile_loss,
             naive_mean_wql: f64::NAN,
         }];
         // A chosen DeepAR is refitted on all the data before it serves: the model above.
@@ -208,8 +224,68 @@ fn sluice_runs(
                 naive_mean_wql: f64::NAN,
             });
         }
-        for ((_, row), entry) in contest.validation.iter_mut().zip(&entries) {
+        // The blend, as the nightly's blend step makes it: DeepAR and the best challenger on
+        // validation, DeepAR's weight chosen there; its test paths are the blend of the paths
+        // its members drew on the test windows (the classical ones seed 0's, as above).
+        let (local, _) = classical_scores
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.1.total_cmp(&b.1.1))
+            .context("no challenger")?;
+        let found = search(
+            &deepar_validation.forecasts,
+            &classical_forecasts[local].1,
+            &validation_lines,
+            horizon,
+            hp.time_freq,
+            &hp.test_quantiles,
+            "validation",
+        )?;
+        let blend_test = if found.mixes() {
+            let blended = combine(&[
+                (found.weight, result.forecasts.as_slice()),
+                (1.0 - found.weight, classical_forecasts[local].0.as_slice()),
+            ])?;
+            Some(
+                score(
+                    "blend",
+                    blended,
+                    &test_set,
+                    horizon,
+                    hp.time_freq.season(),
+                    &hp.test_quantiles,
+                    "test.jsonl",
+                )?
+                .model
+                .mean_weighted_quantile_loss,
+            )
+        } else {
+            None
+        };
+        let blend_validation = found.backtest.model.mean_weighted_quantile_loss;
+        contest.blend.push(BlendRun {
+            local: challengers[local].family.name().to_owned(),
+            deepar_weight: found.weight,
+            validation: blend_validation,
+            test: blend_test,
+        });
+        if let Some(test) = blend_test {
+            entries.push(Entry {
+                family: "blend".into(),
+                model_dir: String::new(),
+                mean_wql: blend_validation,
+                naive_mean_wql: f64::NAN,
+            });
+            tests.push(test);
+        }
+        for ((family, row), entry) in contest.validation.iter_mut().zip(&entries) {
+            debug_assert_eq!(family, &entry.family);
             row.push(entry.mean_wql);
+        }
+        if blend_test.is_none()
+            && let Some((_, row)) = contest.validation.last_mut()
+        {
+            row.push(f64::NAN);
         }
         let chosen = select(&entries).context("no candidate has a finite validation score")?;
         contest.champion.push(tests[chosen.winner]);
@@ -305,6 +381,37 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
                 "- (fitted per series)".to_string(),
             ]);
         }
+        rows.push([
+            "sluice blend (DeepAR + the best challenger)".to_string(),
+            contest
+                .blend
+                .iter()
+                .map(|b| match b.test {
+                    Some(test) => format!("{test:.3} ({} {:.1})", b.local, 1.0 - b.deepar_weight),
+                    None => format!(
+                        "none ({} alone)",
+                        if b.deepar_weight == 1.0 {
+                            "deepar"
+                        } else {
+                            &b.local
+                        }
+                    ),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            format!(
+                "{:.4}",
+                mean(
+                    &contest
+                        .blend
+                        .iter()
+                        .filter_map(|b| b.test)
+                        .collect::<Vec<_>>()
+                )
+            ),
+            "-".to_string(),
+            "-".to_string(),
+        ]);
         rows.push([
             "sluice champion (chosen on validation)".to_string(),
             contest
