@@ -55,8 +55,8 @@ fn classical(family: Family, horizon: usize) -> Classical {
 fn paths_are_sorted_step_by_step_and_averaged_with_the_weights() {
     // Member 0's paths cross (path 0 is low then high); sorted per step they are quantile
     // tracks, and the blend's path i is the weighted sum of the members' i-th smallest values.
-    let a = vec![forecast(vec![vec![1.0, 9.0], vec![5.0, 3.0]])];
-    let b = vec![forecast(vec![vec![20.0, 40.0], vec![10.0, 30.0]])];
+    let a = [forecast(vec![vec![1.0, 9.0], vec![5.0, 3.0]])];
+    let b = [forecast(vec![vec![20.0, 40.0], vec![10.0, 30.0]])];
     let blended = combine(&[(0.25, &a[..]), (0.75, &b[..])]).unwrap();
     assert_eq!(blended.len(), 1);
     assert_eq!(
@@ -70,7 +70,7 @@ fn paths_are_sorted_step_by_step_and_averaged_with_the_weights() {
     let alone = combine(&[(1.0, &a[..]), (0.0, &b[..])]).unwrap();
     assert_eq!(alone[0].samples, [vec![1.0, 3.0], vec![5.0, 9.0]]);
     // Members that drew different paths cannot be blended path by path.
-    let short = vec![forecast(vec![vec![1.0, 2.0]])];
+    let short = [forecast(vec![vec![1.0, 2.0]])];
     let err = combine(&[(0.5, &a[..]), (0.5, &short[..])])
         .unwrap_err()
         .to_string();
