@@ -9,9 +9,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use candle_core::Device;
-use models::blend::{combine, search};
 use models::classical::{Classical, Family};
-use models::deepar::evaluate::{backtest, hold_out, score, split_test, validation_windows};
+use models::deepar::evaluate::{backtest, hold_out, split_test, validation_windows};
 use models::deepar::series::read_json_lines;
 use models::deepar::{ForecastOptions, Hyperparameters, TrainOptions, forecast, train};
 use models::registry::{Entry, select};
@@ -20,6 +19,7 @@ use serde_json::{Value, json};
 use scheduler::output::{Report, table};
 
 use crate::BenchForecastArgs;
+use crate::forecast_blend::{BlendRun, Members, blend_run};
 use crate::forecast_peers::{CLASSICAL, Statsforecast, gluonts_runs};
 
 const ACCURACY_TARGET: f64 = 0.95;
@@ -69,16 +69,6 @@ struct Contest {
     /// The blend of DeepAR and the best classical challenger by seed, as the nightly's blend
     /// step makes it.
     blend: Vec<BlendRun>,
-}
-
-/// One seed's blend: its members, DeepAR's weight chosen on validation, and its scores
-/// (test: none when no mix beat its members on validation, so no blend was made).
-#[derive(Debug, Clone, serde::Serialize)]
-struct BlendRun {
-    local: String,
-    deepar_weight: f64,
-    validation: f64,
-    test: Option<f64>,
 }
 
 fn mean(values: &[f64]) -> f64 {
@@ -224,51 +214,22 @@ fn sluice_runs(
                 naive_mean_wql: f64::NAN,
             });
         }
-        // The blend, as the nightly's blend step makes it: DeepAR and the best challenger on
-        // validation, DeepAR's weight chosen there; its test paths are the blend of the paths
-        // its members drew on the test windows (the classical ones seed 0's, as above).
-        let (local, _) = classical_scores
-            .iter()
-            .enumerate()
-            .min_by(|a, b| a.1.1.total_cmp(&b.1.1))
-            .context("no challenger")?;
-        let found = search(
-            &deepar_validation.forecasts,
-            &classical_forecasts[local].1,
+        let blend = blend_run(
+            &Members {
+                deepar: (&result.forecasts, &deepar_validation.forecasts),
+                classical: &classical_forecasts,
+                classical_validation: &classical_scores.iter().map(|s| s.1).collect::<Vec<_>>(),
+                names: &challengers
+                    .iter()
+                    .map(|c| c.family.name())
+                    .collect::<Vec<_>>(),
+            },
             &validation_lines,
-            horizon,
-            hp.time_freq,
-            &hp.test_quantiles,
-            "validation",
+            &test_set,
+            &hp,
         )?;
-        let blend_test = if found.mixes() {
-            let blended = combine(&[
-                (found.weight, result.forecasts.as_slice()),
-                (1.0 - found.weight, classical_forecasts[local].0.as_slice()),
-            ])?;
-            Some(
-                score(
-                    "blend",
-                    blended,
-                    &test_set,
-                    horizon,
-                    hp.time_freq.season(),
-                    &hp.test_quantiles,
-                    "test.jsonl",
-                )?
-                .model
-                .mean_weighted_quantile_loss,
-            )
-        } else {
-            None
-        };
-        let blend_validation = found.backtest.model.mean_weighted_quantile_loss;
-        contest.blend.push(BlendRun {
-            local: challengers[local].family.name().to_owned(),
-            deepar_weight: found.weight,
-            validation: blend_validation,
-            test: blend_test,
-        });
+        let (blend_test, blend_validation) = (blend.test, blend.validation);
+        contest.blend.push(blend);
         if let Some(test) = blend_test {
             entries.push(Entry {
                 family: "blend".into(),

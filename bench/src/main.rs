@@ -5,6 +5,7 @@
 mod console;
 mod crawl;
 mod forecast;
+mod forecast_blend;
 mod forecast_peers;
 mod ingest;
 mod ingest_mqtt;

@@ -5,7 +5,9 @@ use serde_json::json;
 
 use super::*;
 use crate::classical::{Classical, Family};
+use crate::deepar::artifact::{self, Lineage};
 use crate::deepar::{Hyperparameters, Model};
+use crate::forecaster;
 
 fn start() -> chrono::NaiveDateTime {
     chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
