@@ -162,8 +162,16 @@ fn remove_stale(dir: &Path) -> Result<()> {
 }
 
 fn blend_blocking(request: &BlendRequest) -> Result<BlendOutput> {
+    // The request's candidates without an earlier run's blend at `model_dir` (a retry's), which
+    // this run replaces or removes.
+    let others: Vec<PathBuf> = request
+        .candidates
+        .iter()
+        .filter(|dir| **dir != request.model_dir)
+        .cloned()
+        .collect();
     let mut candidates = Vec::with_capacity(request.candidates.len());
-    for dir in &request.candidates {
+    for dir in &others {
         if let Some(candidate) = read_candidate(dir)? {
             candidates.push(candidate);
         }
@@ -171,7 +179,7 @@ fn blend_blocking(request: &BlendRequest) -> Result<BlendOutput> {
     let none = |reason: String| -> Result<BlendOutput> {
         remove_stale(&request.model_dir)?;
         Ok(BlendOutput {
-            candidates: request.candidates.clone(),
+            candidates: others.clone(),
             blend: None,
             reason,
         })
@@ -268,7 +276,7 @@ fn blend_blocking(request: &BlendRequest) -> Result<BlendOutput> {
         weight: (weight * 100.0).round() / 100.0,
         validation_mean_wql: c.mean_wql,
     };
-    let mut all = request.candidates.clone();
+    let mut all = others;
     all.push(request.model_dir.clone());
     Ok(BlendOutput {
         candidates: all,
@@ -432,6 +440,7 @@ mod tests {
         let mut again = candidates.clone();
         again.push(dir.join("blend"));
         let out = blend_blocking(&request(dir, again)).unwrap();
+        assert_eq!(out.candidates.len(), 4, "the blend is listed once");
         assert_eq!(out.blend.unwrap().members[1].family, "ets");
     }
 
@@ -448,8 +457,10 @@ mod tests {
             &Lineage::default(),
         )
         .unwrap();
-        let out = blend_blocking(&request(dir, vec![deepar.clone(), ets.clone()])).unwrap();
+        let retry = vec![deepar.clone(), ets.clone(), dir.join("blend")];
+        let out = blend_blocking(&request(dir, retry)).unwrap();
         assert!(out.blend.is_none());
+        // The removed blend is no longer a candidate.
         assert_eq!(out.candidates, [deepar.clone(), ets.clone()]);
         assert!(
             out.reason

@@ -52,6 +52,24 @@ fn train(dir: &Path, algorithm: &str, model_dir: &str) -> Value {
     report
 }
 
+/// `sluice forecast` of `request.json` with a model directory: the first prediction.
+fn predict(dir: &Path, model_dir: &str) -> Value {
+    let (ok, response, stderr) = cli(
+        dir,
+        &[
+            "forecast",
+            "--model-dir",
+            model_dir,
+            "--input",
+            "request.json",
+            "--seed",
+            "4",
+        ],
+    );
+    assert!(ok, "forecast with {model_dir}: {stderr}");
+    response["predictions"][0].clone()
+}
+
 #[test]
 fn challengers_train_forecast_and_win_on_validation_windows() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,20 +151,7 @@ fn challengers_train_forecast_and_win_on_validation_windows() {
     let request = json!({"instances": [instance],
         "configuration": {"num_samples": 40, "output_types": ["mean", "quantiles", "samples"], "quantiles": ["0.1", "0.9"]}});
     std::fs::write(path.join("request.json"), request.to_string()).unwrap();
-    let (ok, response, stderr) = cli(
-        path,
-        &[
-            "forecast",
-            "--model-dir",
-            "mstl",
-            "--input",
-            "request.json",
-            "--seed",
-            "4",
-        ],
-    );
-    assert!(ok, "{stderr}");
-    let prediction = &response["predictions"][0];
+    let prediction = &predict(path, "mstl");
     assert_eq!(prediction["mean"].as_array().unwrap().len(), 24);
     assert_eq!(prediction["samples"].as_array().unwrap().len(), 40);
     let (low, high) = (
@@ -366,20 +371,7 @@ fn blends_are_made_published_and_served(path: &Path) {
         "{shown}"
     );
     assert_eq!(shown["hyperparameters"]["member1.algorithm"], "mstl");
-    let (ok, response, stderr) = cli(
-        path,
-        &[
-            "forecast",
-            "--model-dir",
-            "mix",
-            "--input",
-            "request.json",
-            "--seed",
-            "4",
-        ],
-    );
-    assert!(ok, "{stderr}");
-    let prediction = &response["predictions"][0];
+    let prediction = &predict(path, "mix");
     assert_eq!(prediction["samples"].as_array().unwrap().len(), 40);
     let (low, high) = (
         prediction["quantiles"]["0.1"].as_array().unwrap(),
