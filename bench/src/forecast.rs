@@ -58,6 +58,8 @@ pub(crate) struct Runs {
 /// windows, seed by seed.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 struct Contest {
+    /// The rolling validation windows held out of each training series.
+    validation_windows: usize,
     /// (family, test mean_wQuantileLoss by seed).
     challengers: Vec<(String, Vec<f64>)>,
     /// The champion's test mean_wQuantileLoss by seed, and the family chosen each seed.
@@ -97,7 +99,9 @@ fn sluice_runs(
     let mut runs = Runs::default();
     let mut latency_ms = f64::NAN;
     let horizon = hp.prediction_length;
-    let windows = validation_windows(&train_set, horizon);
+    let windows = args
+        .validation_windows
+        .map_or_else(|| validation_windows(&train_set, horizon), |n| n as usize);
     let (validation_train, validation_lines) = hold_out(&train_set, horizon, windows);
     let challengers: Vec<Classical> = Family::ALL
         .iter()
@@ -113,6 +117,7 @@ fn sluice_runs(
             .chain(std::iter::once("blend".to_owned()))
             .map(|f| (f, vec![]))
             .collect(),
+        validation_windows: windows,
         ..Contest::default()
     };
     // The classical fits are deterministic (a series' fit depends on its history alone), so
@@ -348,7 +353,7 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
                 .blend
                 .iter()
                 .map(|b| match b.test {
-                    Some(test) => format!("{test:.3} ({} {:.1})", b.local, 1.0 - b.deepar_weight),
+                    Some(test) => format!("{test:.4} ({} {:.1})", b.local, 1.0 - b.deepar_weight),
                     None => format!(
                         "none ({} alone)",
                         if b.deepar_weight == 1.0 {
@@ -374,12 +379,16 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
             "-".to_string(),
         ]);
         rows.push([
-            "sluice champion (chosen on validation)".to_string(),
+            format!(
+                "sluice champion (chosen on {} validation window{})",
+                contest.validation_windows,
+                if contest.validation_windows == 1 { "" } else { "s" }
+            ),
             contest
                 .champion
                 .iter()
                 .zip(&contest.chosen)
-                .map(|(v, f)| format!("{v:.3} ({f})"))
+                .map(|(v, f)| format!("{v:.4} ({f})"))
                 .collect::<Vec<_>>()
                 .join(" "),
             format!("{:.4}", mean(&contest.champion)),
@@ -488,12 +497,12 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
                 contest
                     .champion
                     .iter()
-                    .map(|v| format!("{v:.4}"))
+                    .map(|v| format!("{v:.5}"))
                     .collect::<Vec<_>>()
                     .join(" "),
                 best_peers
                     .iter()
-                    .map(|v| format!("{v:.4}"))
+                    .map(|v| format!("{v:.5}"))
                     .collect::<Vec<_>>()
                     .join(" "),
                 verdict(every_seed)

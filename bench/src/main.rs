@@ -148,6 +148,10 @@ pub struct BenchForecastArgs {
     /// reported as not finished (0: no limit).
     #[arg(long, default_value_t = 1800)]
     pub statsforecast_time_limit: u64,
+    /// Rolling validation windows the contest holds out of each training series (default:
+    /// as the nightly holds out, `models::deepar::evaluate::validation_windows`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub validation_windows: Option<u64>,
 }
 
 #[derive(Debug, Args)]
