@@ -382,7 +382,11 @@ pub async fn run(args: &BenchForecastArgs) -> anyhow::Result<Report> {
             format!(
                 "sluice champion (chosen on {} validation window{})",
                 contest.validation_windows,
-                if contest.validation_windows == 1 { "" } else { "s" }
+                if contest.validation_windows == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             ),
             contest
                 .champion
