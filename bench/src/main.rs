@@ -7,6 +7,7 @@ mod crawl;
 mod forecast;
 mod forecast_blend;
 mod forecast_peers;
+mod forecast_sluice;
 mod ingest;
 mod ingest_mqtt;
 mod orchestrator;
