@@ -135,15 +135,17 @@ pub(crate) fn sluice_runs(
         );
         classical_scores.push((test, validation));
     }
+    // DeepAR is trained twice a seed, the same way: on all the data, and without the validation
+    // windows for the contest.
+    let train_options = |seed| TrainOptions {
+        seed,
+        device: Device::Cpu,
+        source: "train.jsonl",
+        on_epoch: None,
+    };
     for seed in 0..args.seeds {
         let (cpu, wall) = (process_cpu_seconds()?, Instant::now());
-        let options = TrainOptions {
-            seed,
-            device: Device::Cpu,
-            source: "train.jsonl",
-            on_epoch: None,
-        };
-        let (model, _) = train(&hp, &train_set, options)?;
+        let (model, _) = train(&hp, &train_set, train_options(seed))?;
         runs.train_cpu_s.push(process_cpu_seconds()? - cpu);
         runs.train_wall_s.push(wall.elapsed().as_secs_f64());
         let options = ForecastOptions {
@@ -163,13 +165,7 @@ pub(crate) fn sluice_runs(
         // The contest, as the nightly runs it: every candidate made without the validation
         // windows and scored on them; the lowest wins, and the test score of the winner made
         // from all the data is the champion's.
-        let train_options = TrainOptions {
-            seed,
-            device: Device::Cpu,
-            source: "train.jsonl",
-            on_epoch: None,
-        };
-        let (held_out, _) = train(&hp, &validation_train, train_options)?;
+        let (held_out, _) = train(&hp, &validation_train, train_options(seed))?;
         let deepar_validation = backtest(
             &held_out,
             &validation_lines,
